@@ -1,0 +1,190 @@
+//! The job file (TOML). Every CLI flag has a key here; flags override the
+//! file; secrets come from the environment or a file, never from argv.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A job file. Unknown keys are errors.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFile {
+    /// Source: a local path, `file://`, `s3://`, `hdfs://` or `viewfs://` URL.
+    pub source: Option<String>,
+    /// Target `db.table`.
+    pub table: Option<String>,
+    /// FE HTTP URL (`http://host:8030`).
+    pub fe: Option<String>,
+    /// FE MySQL address (`host:9030`).
+    pub mysql: Option<String>,
+    /// StarRocks user.
+    pub user: Option<String>,
+    /// File holding the password (first line). Otherwise `STARROCKS_PASSWORD`.
+    pub password_file: Option<PathBuf>,
+    /// State directory (journal, dictionaries).
+    pub state_dir: Option<PathBuf>,
+    /// Label prefix.
+    pub label_prefix: Option<String>,
+    /// Target chunk size: bytes, or `256MiB`, `1GiB`…
+    pub chunk_bytes: Option<ByteSize>,
+    /// Loads in flight.
+    pub parallel: Option<usize>,
+    /// Time zone tz-aware timestamps are converted to (default UTC).
+    pub timezone: Option<String>,
+    /// Rows per decoded batch.
+    pub batch_size: Option<usize>,
+    /// Retries per chunk.
+    pub max_retries: Option<u32>,
+    /// CA bundle (PEM) for HTTPS FEs/BEs.
+    pub ca_file: Option<PathBuf>,
+    /// The SQL transform.
+    #[serde(default)]
+    pub transform: TransformFile,
+    /// Types of Hive partition columns (`dt = "date"`); default string.
+    #[serde(default)]
+    pub partition_types: BTreeMap<String, String>,
+    /// S3 options (`endpoint`, `region`, `access_key_id`, …).
+    #[serde(default)]
+    pub s3: BTreeMap<String, String>,
+    /// Extra Stream Load headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// `[transform]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformFile {
+    /// Select list over `source`.
+    pub select: Option<String>,
+    /// Where clause.
+    #[serde(rename = "where")]
+    pub filter: Option<String>,
+}
+
+/// A byte size: an integer or a string with a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => parse_bytes(&s).map(ByteSize).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parses `123`, `64KiB`, `256MiB`, `1GiB`, `10MB`.
+pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("bad size `{s}`"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return Err(format!("bad size unit in `{s}` (use B, KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("size `{s}` is too large"))
+}
+
+impl JobFile {
+    /// Reads a job file.
+    pub fn load(path: &Path) -> Result<JobFile> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(format!("cannot read job file `{}`: {e}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|e| Error::config(format!("job file `{}`: {}", path.display(), e.message().replace('\n', " "))))
+    }
+
+    /// Fills every key of `self` that is unset from `other`.
+    pub fn or(self, other: JobFile) -> JobFile {
+        JobFile {
+            source: self.source.or(other.source),
+            table: self.table.or(other.table),
+            fe: self.fe.or(other.fe),
+            mysql: self.mysql.or(other.mysql),
+            user: self.user.or(other.user),
+            password_file: self.password_file.or(other.password_file),
+            state_dir: self.state_dir.or(other.state_dir),
+            label_prefix: self.label_prefix.or(other.label_prefix),
+            chunk_bytes: self.chunk_bytes.or(other.chunk_bytes),
+            parallel: self.parallel.or(other.parallel),
+            timezone: self.timezone.or(other.timezone),
+            batch_size: self.batch_size.or(other.batch_size),
+            max_retries: self.max_retries.or(other.max_retries),
+            ca_file: self.ca_file.or(other.ca_file),
+            transform: TransformFile {
+                select: self.transform.select.or(other.transform.select),
+                filter: self.transform.filter.or(other.transform.filter),
+            },
+            partition_types: if self.partition_types.is_empty() { other.partition_types } else { self.partition_types },
+            s3: if self.s3.is_empty() { other.s3 } else { self.s3 },
+            headers: if self.headers.is_empty() { other.headers } else { self.headers },
+        }
+    }
+}
+
+/// Reads the password: from `password_file` if set, else `STARROCKS_PASSWORD`
+/// (empty when unset).
+pub fn read_password(file: Option<&Path>) -> Result<crate::client::Secret> {
+    if let Some(p) = file {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| Error::config(format!("cannot read password file `{}`: {e}", p.display())))?;
+        return Ok(crate::client::Secret::new(text.lines().next().unwrap_or("").to_string()));
+    }
+    Ok(crate::client::Secret::new(std::env::var("STARROCKS_PASSWORD").unwrap_or_default()))
+}
+
+/// Parses a partition column type name into Arrow.
+pub fn partition_type(name: &str) -> Result<arrow::datatypes::DataType> {
+    use arrow::datatypes::DataType as D;
+    Ok(match name.trim().to_ascii_lowercase().as_str() {
+        "string" | "varchar" | "utf8" => D::Utf8,
+        "int" | "integer" | "int32" => D::Int32,
+        "bigint" | "int64" | "long" => D::Int64,
+        "smallint" => D::Int16,
+        "tinyint" => D::Int8,
+        "date" => D::Date32,
+        "boolean" | "bool" => D::Boolean,
+        other => return Err(Error::config(format!("unsupported partition column type `{other}`"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("10MB"), Ok(10_000_000));
+        assert_eq!(parse_bytes("123"), Ok(123));
+        assert!(parse_bytes("1XB").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e = toml::from_str::<JobFile>("source = \"x\"\nbogus = 1\n").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let f: JobFile = toml::from_str("chunk_bytes = \"64MiB\"\n[transform]\nwhere = \"x > 1\"\n").unwrap();
+        assert_eq!(f.chunk_bytes, Some(ByteSize(64 << 20)));
+        assert_eq!(f.transform.filter.as_deref(), Some("x > 1"));
+    }
+}

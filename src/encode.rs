@@ -1,0 +1,1647 @@
+//! Encoding Arrow batches into Stream Load bodies: StarRocks CSV (columns
+//! separated by `\x01`, rows by `\x02`, NULL as `\N`) and the JSON fallback.
+//!
+//! The row delimiter is `\x02` rather than `\n` so that text holding
+//! newlines (common in free-text columns) still goes as CSV; only values
+//! holding `\x01` or `\x02`, or equal to `\N`, need JSON.
+//!
+//! Every value is rendered in the text form the BE parses back to exactly the
+//! same value for the target column's type, or the batch fails with the row
+//! and column. Rows CSV cannot carry go to a second or third body (see
+//! [`Part`]).
+//!
+//! Columns are rendered one at a time into a cell buffer (tight, typed loops),
+//! then interleaved into rows.
+
+use arrow::array::*;
+use arrow::datatypes::{DataType, TimeUnit};
+use base64::Engine;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::meta::TargetTable;
+use crate::srtype::SrType;
+use crate::value;
+
+/// Column separator of the CSV dialect.
+pub const COLUMN_SEPARATOR: u8 = 0x01;
+/// Row delimiter of the CSV dialect.
+pub const ROW_DELIMITER: u8 = 0x02;
+
+/// Wire format of a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WireFormat {
+    /// StarRocks CSV.
+    Csv,
+    /// JSON array of objects (`strip_outer_array`).
+    Json,
+}
+
+impl WireFormat {
+    /// `csv` / `json`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WireFormat::Csv => "csv",
+            WireFormat::Json => "json",
+        }
+    }
+}
+
+/// The time zone tz-aware timestamps are converted to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Zone {
+    /// UTC (no conversion).
+    Utc,
+    /// A fixed offset in seconds east of UTC.
+    Fixed(i32),
+    /// A named IANA zone.
+    Named(chrono_tz::Tz),
+}
+
+impl Zone {
+    /// Parses `UTC`, `+08:00` or an IANA name.
+    pub fn parse(s: &str) -> Result<Zone> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("utc") || t == "Z" || t == "+00:00" {
+            return Ok(Zone::Utc);
+        }
+        if let Some(off) = parse_offset(t) {
+            return Ok(if off == 0 { Zone::Utc } else { Zone::Fixed(off) });
+        }
+        t.parse::<chrono_tz::Tz>()
+            .map(Zone::Named)
+            .map_err(|_| Error::config(format!("unknown time zone `{s}` (use UTC, +08:00 or an IANA name)")))
+    }
+    /// Seconds to add to a UTC instant (in µs) to get local wall time.
+    fn offset_secs(&self, utc_us: i64) -> i64 {
+        match self {
+            Zone::Utc => 0,
+            Zone::Fixed(o) => *o as i64,
+            Zone::Named(tz) => {
+                use chrono::{Offset, TimeZone};
+                let secs = utc_us.div_euclid(1_000_000);
+                match chrono::DateTime::from_timestamp(secs, 0) {
+                    Some(dt) => tz.offset_from_utc_datetime(&dt.naive_utc()).fix().local_minus_utc() as i64,
+                    None => 0,
+                }
+            }
+        }
+    }
+    /// The zone's name.
+    pub fn name(&self) -> String {
+        match self {
+            Zone::Utc => "UTC".into(),
+            Zone::Fixed(o) => {
+                let (sign, o) = if *o < 0 { ('-', -o) } else { ('+', *o) };
+                format!("{sign}{:02}:{:02}", o / 3600, o % 3600 / 60)
+            }
+            Zone::Named(tz) => tz.name().into(),
+        }
+    }
+}
+
+fn parse_offset(s: &str) -> Option<i32> {
+    let b = s.as_bytes();
+    if b.len() != 6 || !(b[0] == b'+' || b[0] == b'-') || b[3] != b':' {
+        return None;
+    }
+    let h: i32 = s[1..3].parse().ok()?;
+    let m: i32 = s[4..6].parse().ok()?;
+    if h > 18 || m > 59 {
+        return None;
+    }
+    let v = h * 3600 + m * 60;
+    Some(if b[0] == b'-' { -v } else { v })
+}
+
+/// How one source column reaches one target column.
+#[derive(Debug, Clone)]
+pub struct ColumnMapping {
+    /// Index in the transformed batch.
+    pub source: usize,
+    /// Source column name.
+    pub source_name: String,
+    /// Target column name (as the table spells it).
+    pub target: String,
+    /// Target type.
+    pub ty: SrType,
+    /// Whether the target accepts NULL.
+    pub nullable: bool,
+}
+
+/// Why a batch could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EncodeError {
+    /// The value cannot be delivered exactly.
+    Value {
+        /// Column index in the mapping.
+        column: usize,
+        /// Row in the batch.
+        row: usize,
+        /// Why.
+        msg: String,
+    },
+}
+
+/// Encodes batches for one target table.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    columns: Vec<ColumnMapping>,
+    zone: Zone,
+    csv_capable: bool,
+    json_keys: Vec<Vec<u8>>,
+}
+
+/// Result of mapping a source schema onto a table.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// Mapped columns.
+    pub columns: Vec<ColumnMapping>,
+    /// Target columns no source column fills (they get their default).
+    pub defaulted: Vec<String>,
+}
+
+/// Maps source columns to target columns by name (case-insensitive) and
+/// checks each pair of types. Errors name the column and both types.
+pub fn map_columns(schema: &arrow::datatypes::Schema, table: &TargetTable, zone: Zone) -> Result<Mapping> {
+    let mut columns = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        let Some(t) = table.column(f.name()) else {
+            return Err(Error::config(format!(
+                "source column `{}` ({}) has no column in `{}.{}`; drop or rename it in the transform",
+                f.name(),
+                f.data_type(),
+                table.db,
+                table.table
+            )));
+        };
+        if columns.iter().any(|c: &ColumnMapping| c.target == t.name) {
+            return Err(Error::config(format!("two source columns map to `{}`", t.name)));
+        }
+        if t.ty.needs_expression() {
+            return Err(Error::config(format!(
+                "column `{}` is {}; it is loaded through a dictionary or expression, not directly from source column `{}`",
+                t.name,
+                t.ty,
+                f.name()
+            )));
+        }
+        let empty = new_empty_array(f.data_type());
+        build(&empty, &t.ty, zone, false).map_err(|why| {
+            Error::config(format!(
+                "column `{}`: source type {} cannot be loaded into {} exactly: {why}",
+                f.name(),
+                f.data_type(),
+                t.ty
+            ))
+        })?;
+        columns.push(ColumnMapping {
+            source: i,
+            source_name: f.name().clone(),
+            target: t.name.clone(),
+            ty: t.ty.clone(),
+            nullable: t.nullable,
+        });
+    }
+    let mut defaulted = Vec::new();
+    for t in &table.columns {
+        if columns.iter().any(|c| c.target == t.name) {
+            continue;
+        }
+        if !t.nullable && t.default.is_none() && !t.ty.needs_expression() {
+            return Err(Error::config(format!(
+                "column `{}` of `{}.{}` is NOT NULL without a default, and no source column maps to it",
+                t.name, table.db, table.table
+            )));
+        }
+        defaulted.push(t.name.clone());
+    }
+    if columns.is_empty() {
+        return Err(Error::config("no source column maps to the target table"));
+    }
+    Ok(Mapping { columns, defaulted })
+}
+
+impl Encoder {
+    /// An encoder for the mapped columns.
+    pub fn new(columns: Vec<ColumnMapping>, zone: Zone) -> Encoder {
+        let csv_capable = columns.iter().all(|c| static_csv_capable(&c.ty));
+        let json_keys = columns
+            .iter()
+            .map(|c| match c.ty {
+                SrType::Varbinary(_) => json_string(&b64_key(&c.target)),
+                _ => json_string(&c.target),
+            })
+            .collect();
+        Encoder { columns, zone, csv_capable, json_keys }
+    }
+
+    /// The mapped columns.
+    pub fn columns(&self) -> &[ColumnMapping] {
+        &self.columns
+    }
+
+    /// The time zone.
+    pub fn zone(&self) -> Zone {
+        self.zone
+    }
+
+    /// Whether every column can go as CSV (otherwise every row goes as JSON).
+    pub fn csv_capable(&self) -> bool {
+        self.csv_capable
+    }
+
+    /// The `columns` header of a part: target names in body order. JSON maps
+    /// by key; VARBINARY in JSON and strings in the base64 CSV part go
+    /// through `from_base64`.
+    pub fn columns_header(&self, part: Part) -> String {
+        let names: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| {
+                let b64 = match part {
+                    Part::Csv => false,
+                    Part::Csv64 => c.ty.is_string(),
+                    Part::Json => matches!(c.ty, SrType::Varbinary(_)),
+                };
+                if b64 {
+                    format!("{k}, {t} = from_base64({k})", k = b64_key(&c.target), t = c.target)
+                } else {
+                    c.target.clone()
+                }
+            })
+            .collect();
+        names.join(", ")
+    }
+
+    /// Encodes a batch, routing each row to the first part that carries all
+    /// its values exactly: CSV; CSV with string columns in base64 (for a
+    /// string holding a separator byte or equal to `\N`); JSON (for nested
+    /// values CSV cannot carry, STRUCT columns…). CSV bodies get whole rows;
+    /// JSON rows are objects joined by `,` (no enclosing brackets).
+    pub fn encode(&self, batch: &RecordBatch, out: &mut Encoded) -> std::result::Result<(), EncodeError> {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let writers: Vec<Writer<'_>> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(ci, c)| {
+                build(batch.column(c.source), &c.ty, self.zone, false).map_err(|msg| EncodeError::Value {
+                    column: ci,
+                    row: 0,
+                    msg,
+                })
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        for (ci, (w, c)) in writers.iter().zip(&self.columns).enumerate() {
+            if !c.nullable
+                && let Some(n) = &w.nulls
+                && n.null_count() > 0
+                && let Some(r) = (0..rows).find(|&r| n.is_null(r))
+            {
+                return Err(EncodeError::Value {
+                    column: ci,
+                    row: r,
+                    msg: format!("NULL for NOT NULL column `{}`", c.target),
+                });
+            }
+        }
+        let mut route = vec![Part::Csv; rows];
+        if self.csv_capable {
+            // Pass 1: CSV, noting the rows it cannot carry.
+            let render =
+                |(ci, w): (usize, &Writer<'_>)| -> std::result::Result<(Cells, Vec<(usize, bool)>), EncodeError> {
+                    let mut cells = Cells::with_capacity(rows);
+                    let mut not_csv = Vec::new();
+                    for r in 0..rows {
+                        let start = cells.data.len();
+                        match w.write(r, Mode::Csv, &mut cells.data) {
+                            Ok(()) => {}
+                            Err(CellError::NotCsv { top_string, .. }) => {
+                                cells.data.truncate(start);
+                                not_csv.push((r, top_string));
+                            }
+                            Err(CellError::Bad(msg)) => return Err(EncodeError::Value { column: ci, row: r, msg }),
+                        }
+                        cells.ends.push(cells.data.len());
+                    }
+                    Ok((cells, not_csv))
+                };
+            let rendered: Vec<(Cells, Vec<(usize, bool)>)> = if rows >= 2048 && writers.len() > 1 {
+                writers.par_iter().enumerate().map(render).collect::<std::result::Result<_, _>>()?
+            } else {
+                writers.iter().enumerate().map(render).collect::<std::result::Result<_, _>>()?
+            };
+            for (_, not_csv) in &rendered {
+                for &(r, top_string) in not_csv {
+                    route[r] = if top_string && route[r] != Part::Json { Part::Csv64 } else { Part::Json };
+                }
+            }
+            if rendered.len() == 1 {
+                // A row of one empty field is an empty line, which the BE
+                // skips: send it as JSON.
+                for (r, p) in route.iter_mut().enumerate() {
+                    if rendered[0].0.get(r).is_empty() {
+                        *p = Part::Json;
+                    }
+                }
+            }
+            let total: usize = rendered.iter().map(|c| c.0.data.len()).sum();
+            let buf = &mut out.parts[Part::Csv as usize];
+            buf.data.reserve(total + rows * rendered.len());
+            for (r, p) in route.iter().enumerate() {
+                if *p != Part::Csv {
+                    continue;
+                }
+                for (i, (c, _)) in rendered.iter().enumerate() {
+                    if i > 0 {
+                        buf.data.push(COLUMN_SEPARATOR);
+                    }
+                    buf.data.extend_from_slice(c.get(r));
+                }
+                buf.data.push(ROW_DELIMITER);
+                buf.rows += 1;
+            }
+        } else {
+            route.fill(Part::Json);
+        }
+        // Pass 2: the base64 CSV part.
+        let csv64: Vec<usize> = (0..rows).filter(|&r| route[r] == Part::Csv64).collect();
+        if !csv64.is_empty() {
+            let buf = &mut out.parts[Part::Csv64 as usize];
+            for &r in &csv64 {
+                for (i, (w, c)) in writers.iter().zip(&self.columns).enumerate() {
+                    if i > 0 {
+                        buf.data.push(COLUMN_SEPARATOR);
+                    }
+                    let mode = if c.ty.is_string() { Mode::Csv64 } else { Mode::Csv };
+                    w.write(r, mode, &mut buf.data).map_err(|e| match e {
+                        CellError::Bad(msg) | CellError::NotCsv { why: msg, .. } => {
+                            EncodeError::Value { column: i, row: r, msg }
+                        }
+                    })?;
+                }
+                buf.data.push(ROW_DELIMITER);
+                buf.rows += 1;
+            }
+        }
+        // Pass 3: JSON.
+        let json: Vec<usize> = (0..rows).filter(|&r| route[r] == Part::Json).collect();
+        if !json.is_empty() {
+            let mut cells: Vec<Cells> = Vec::with_capacity(writers.len());
+            for (ci, w) in writers.iter().enumerate() {
+                let mut c = Cells::with_capacity(json.len());
+                for &r in &json {
+                    w.write(r, Mode::Json, &mut c.data).map_err(|e| match e {
+                        CellError::Bad(msg) | CellError::NotCsv { why: msg, .. } => EncodeError::Value {
+                            column: ci,
+                            row: r,
+                            msg: format!("{msg} (the row holds values neither CSV nor JSON can carry exactly)"),
+                        },
+                    })?;
+                    c.ends.push(c.data.len());
+                }
+                cells.push(c);
+            }
+            let buf = &mut out.parts[Part::Json as usize];
+            for j in 0..json.len() {
+                if buf.rows > 0 {
+                    buf.data.push(b',');
+                }
+                buf.data.push(b'{');
+                for (i, c) in cells.iter().enumerate() {
+                    if i > 0 {
+                        buf.data.push(b',');
+                    }
+                    buf.data.extend_from_slice(&self.json_keys[i]);
+                    buf.data.push(b':');
+                    buf.data.extend_from_slice(c.get(j));
+                }
+                buf.data.push(b'}');
+                buf.rows += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Stream Load of a chunk: the rows CSV carries, the rows that need their
+/// strings in base64, the rows that need JSON. Each goes under its own label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// Plain CSV.
+    Csv = 0,
+    /// CSV with string columns base64-encoded and decoded by `from_base64`.
+    Csv64 = 1,
+    /// JSON.
+    Json = 2,
+}
+
+impl Part {
+    /// All parts, in load order.
+    pub const ALL: [Part; 3] = [Part::Csv, Part::Csv64, Part::Json];
+
+    /// The wire format.
+    pub fn format(self) -> WireFormat {
+        match self {
+            Part::Csv | Part::Csv64 => WireFormat::Csv,
+            Part::Json => WireFormat::Json,
+        }
+    }
+
+    /// The label suffix (`""`, `_b`, `_j`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Part::Csv => "",
+            Part::Csv64 => "_b",
+            Part::Json => "_j",
+        }
+    }
+
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Csv => "csv",
+            Part::Csv64 => "csv-base64",
+            Part::Json => "json",
+        }
+    }
+}
+
+/// One part's bytes.
+#[derive(Debug, Default, Clone)]
+pub struct PartBuf {
+    /// Body bytes.
+    pub data: Vec<u8>,
+    /// Rows in `data`.
+    pub rows: usize,
+}
+
+/// The output of [`Encoder::encode`], by [`Part`].
+#[derive(Debug, Default, Clone)]
+pub struct Encoded {
+    /// Per part.
+    pub parts: [PartBuf; 3],
+}
+
+fn b64_key(name: &str) -> String {
+    format!("__starload_b64_{name}")
+}
+
+/// Whether a target type can ever go as CSV.
+fn static_csv_capable(ty: &SrType) -> bool {
+    fn nested_ok(t: &SrType, in_array: bool, in_map: bool) -> bool {
+        match t {
+            SrType::Struct(_) => false,
+            SrType::Json => !(in_array || in_map),
+            SrType::Array(e) => !in_map && nested_ok(e, true, in_map),
+            SrType::Map(k, v) => !in_array && nested_ok(k, in_array, true) && nested_ok(v, in_array, true),
+            _ => true,
+        }
+    }
+    nested_ok(ty, false, false)
+}
+
+struct Cells {
+    data: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Cells {
+    fn with_capacity(rows: usize) -> Cells {
+        Cells { data: Vec::with_capacity(rows * 8), ends: Vec::with_capacity(rows) }
+    }
+    fn get(&self, r: usize) -> &[u8] {
+        let start = if r == 0 { 0 } else { self.ends[r - 1] };
+        &self.data[start..self.ends[r]]
+    }
+}
+
+/// Where a value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A top-level CSV field.
+    Csv,
+    /// A top-level CSV field of a string column, base64 (`from_base64`).
+    Csv64,
+    /// An element inside ARRAY/MAP text in CSV (quoted form).
+    CsvElem,
+    /// A value in a JSON-format row, parsed per target type.
+    Json,
+    /// A value inside a JSON column's document.
+    Doc,
+}
+
+enum CellError {
+    /// CSV cannot carry the value. `top_string`: it is a top-level string,
+    /// which a base64 round trip (`from_base64`) can carry in CSV.
+    NotCsv {
+        top_string: bool,
+        why: String,
+    },
+    Bad(String),
+}
+
+type CellResult = std::result::Result<(), CellError>;
+
+fn bad<T>(msg: impl Into<String>) -> std::result::Result<T, CellError> {
+    Err(CellError::Bad(msg.into()))
+}
+
+/// Integer sources.
+enum Ints<'a> {
+    I8(&'a [i8]),
+    I16(&'a [i16]),
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+    U8(&'a [u8]),
+    U16(&'a [u16]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+}
+
+impl Ints<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> i128 {
+        match self {
+            Ints::I8(v) => v[i] as i128,
+            Ints::I16(v) => v[i] as i128,
+            Ints::I32(v) => v[i] as i128,
+            Ints::I64(v) => v[i] as i128,
+            Ints::U8(v) => v[i] as i128,
+            Ints::U16(v) => v[i] as i128,
+            Ints::U32(v) => v[i] as i128,
+            Ints::U64(v) => v[i] as i128,
+        }
+    }
+    fn from(a: &dyn Array) -> Option<Ints<'_>> {
+        use arrow::datatypes::*;
+        Some(match a.data_type() {
+            DataType::Int8 => Ints::I8(a.as_primitive::<Int8Type>().values()),
+            DataType::Int16 => Ints::I16(a.as_primitive::<Int16Type>().values()),
+            DataType::Int32 => Ints::I32(a.as_primitive::<Int32Type>().values()),
+            DataType::Int64 => Ints::I64(a.as_primitive::<Int64Type>().values()),
+            DataType::UInt8 => Ints::U8(a.as_primitive::<UInt8Type>().values()),
+            DataType::UInt16 => Ints::U16(a.as_primitive::<UInt16Type>().values()),
+            DataType::UInt32 => Ints::U32(a.as_primitive::<UInt32Type>().values()),
+            DataType::UInt64 => Ints::U64(a.as_primitive::<UInt64Type>().values()),
+            _ => return None,
+        })
+    }
+    /// The static range of the source type.
+    fn range(dt: &DataType) -> (i128, i128) {
+        match dt {
+            DataType::Int8 => (i8::MIN as i128, i8::MAX as i128),
+            DataType::Int16 => (i16::MIN as i128, i16::MAX as i128),
+            DataType::Int32 => (i32::MIN as i128, i32::MAX as i128),
+            DataType::Int64 => (i64::MIN as i128, i64::MAX as i128),
+            DataType::UInt8 => (0, u8::MAX as i128),
+            DataType::UInt16 => (0, u16::MAX as i128),
+            DataType::UInt32 => (0, u32::MAX as i128),
+            DataType::UInt64 => (0, u64::MAX as i128),
+            _ => (0, 0),
+        }
+    }
+}
+
+/// What an integer becomes.
+#[derive(Clone, Copy)]
+enum IntTo {
+    /// An integer column with this range (checked unless the source fits).
+    Int { lo: i128, hi: i128, check: bool },
+    /// BOOLEAN (only 0 and 1).
+    Bool,
+    /// DECIMAL: |v| < max.
+    Decimal { max: i128 },
+    /// FLOAT/DOUBLE: exact up to 2^bits.
+    Float { bits: u32 },
+    /// VARCHAR(n).
+    Str { max: usize },
+    /// A number inside a JSON document.
+    Doc,
+}
+
+/// String sources.
+enum Strs<'a> {
+    Utf8(&'a StringArray),
+    Large(&'a LargeStringArray),
+    View(&'a StringViewArray),
+}
+
+impl Strs<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> &str {
+        match self {
+            Strs::Utf8(a) => a.value(i),
+            Strs::Large(a) => a.value(i),
+            Strs::View(a) => a.value(i),
+        }
+    }
+}
+
+/// Binary sources.
+enum Bins<'a> {
+    Bin(&'a BinaryArray),
+    Large(&'a LargeBinaryArray),
+    View(&'a BinaryViewArray),
+    Fixed(&'a FixedSizeBinaryArray),
+}
+
+impl Bins<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> &[u8] {
+        match self {
+            Bins::Bin(a) => a.value(i),
+            Bins::Large(a) => a.value(i),
+            Bins::View(a) => a.value(i),
+            Bins::Fixed(a) => a.value(i),
+        }
+    }
+}
+
+/// What a string becomes.
+enum StrTo {
+    /// CHAR/VARCHAR(n).
+    Str { max: usize },
+    /// JSON column: the string holds JSON text.
+    JsonText,
+    /// A JSON string inside a JSON document.
+    Doc,
+    /// VARBINARY: the UTF-8 bytes.
+    Binary { max: Option<usize> },
+    /// Any other scalar: parsed with the BE's rules, sent canonically.
+    Parse(SrType),
+}
+
+/// What binary data becomes.
+enum BinTo {
+    /// VARBINARY(n), base64 on the wire.
+    Binary { max: Option<usize> },
+    /// CHAR/VARCHAR(n): must be valid UTF-8.
+    Str { max: usize },
+    /// A base64 string inside a JSON document.
+    Doc,
+}
+
+/// Offsets of list-like arrays.
+enum Offs<'a> {
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+    Fixed(usize),
+}
+
+impl Offs<'_> {
+    #[inline]
+    fn range(&self, i: usize) -> (usize, usize) {
+        match self {
+            Offs::I32(o) => (o[i] as usize, o[i + 1] as usize),
+            Offs::I64(o) => (o[i] as usize, o[i + 1] as usize),
+            Offs::Fixed(n) => (i * n, (i + 1) * n),
+        }
+    }
+}
+
+/// A writer over one array for one target type, with the array's nulls.
+struct Writer<'a> {
+    nulls: Option<arrow::buffer::NullBuffer>,
+    w: W<'a>,
+}
+
+enum W<'a> {
+    Null,
+    Bool { a: &'a BooleanArray, to_int: bool },
+    Int { v: Ints<'a>, to: IntTo },
+    Float { v: Floats<'a>, to: FloatTo },
+    Dec { v: Decs<'a>, scale: u8, to_scale: u8, max: i128, doc: bool },
+    Date32 { v: &'a [i32], datetime: bool },
+    Date64 { v: &'a [i64], datetime: bool },
+    Ts { v: &'a [i64], unit: TimeUnit, zone: Option<Zone> },
+    Str { a: Strs<'a>, to: StrTo },
+    Bin { a: Bins<'a>, to: BinTo },
+    Dict { keys: Ints<'a>, values: Box<Writer<'a>> },
+    List { offs: Offs<'a>, child: Box<Writer<'a>> },
+    Map { offs: Offs<'a>, keys: Box<Writer<'a>>, values: Box<Writer<'a>>, doc: bool },
+    Struct { fields: Vec<(Vec<u8>, Writer<'a>)> },
+}
+
+enum Floats<'a> {
+    F16(&'a [<arrow::datatypes::Float16Type as arrow::datatypes::ArrowPrimitiveType>::Native]),
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+}
+
+impl Floats<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> f64 {
+        match self {
+            Floats::F16(v) => v[i].to_f64(),
+            Floats::F32(v) => v[i] as f64,
+            Floats::F64(v) => v[i],
+        }
+    }
+}
+
+/// What a float becomes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FloatTo {
+    /// FLOAT: the value must be exactly an f32.
+    Float,
+    /// DOUBLE.
+    Double,
+    /// A JSON number in a document.
+    Doc,
+}
+
+enum Decs<'a> {
+    D128(&'a [i128]),
+    D256(&'a [arrow::datatypes::i256]),
+}
+
+impl Decs<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> Option<i128> {
+        match self {
+            Decs::D128(v) => Some(v[i]),
+            Decs::D256(v) => v[i].to_i128(),
+        }
+    }
+}
+
+fn ts_values(a: &ArrayRef, unit: TimeUnit) -> Option<&[i64]> {
+    use arrow::datatypes::*;
+    Some(match unit {
+        TimeUnit::Second => a.as_primitive_opt::<TimestampSecondType>()?.values(),
+        TimeUnit::Millisecond => a.as_primitive_opt::<TimestampMillisecondType>()?.values(),
+        TimeUnit::Microsecond => a.as_primitive_opt::<TimestampMicrosecondType>()?.values(),
+        TimeUnit::Nanosecond => a.as_primitive_opt::<TimestampNanosecondType>()?.values(),
+    })
+}
+
+fn strs(a: &ArrayRef) -> Option<Strs<'_>> {
+    Some(match a.data_type() {
+        DataType::Utf8 => Strs::Utf8(a.as_string::<i32>()),
+        DataType::LargeUtf8 => Strs::Large(a.as_string::<i64>()),
+        DataType::Utf8View => Strs::View(a.as_string_view()),
+        _ => return None,
+    })
+}
+
+fn bins(a: &ArrayRef) -> Option<Bins<'_>> {
+    Some(match a.data_type() {
+        DataType::Binary => Bins::Bin(a.as_binary::<i32>()),
+        DataType::LargeBinary => Bins::Large(a.as_binary::<i64>()),
+        DataType::BinaryView => Bins::View(a.as_binary_view()),
+        DataType::FixedSizeBinary(_) => Bins::Fixed(a.as_fixed_size_binary()),
+        _ => return None,
+    })
+}
+
+fn list_parts(a: &ArrayRef) -> Option<(Offs<'_>, &ArrayRef)> {
+    Some(match a.data_type() {
+        DataType::List(_) => {
+            let l = a.as_list::<i32>();
+            (Offs::I32(l.value_offsets()), l.values())
+        }
+        DataType::LargeList(_) => {
+            let l = a.as_list::<i64>();
+            (Offs::I64(l.value_offsets()), l.values())
+        }
+        DataType::FixedSizeList(_, n) => {
+            let l = a.as_fixed_size_list();
+            (Offs::Fixed(*n as usize), l.values())
+        }
+        _ => return None,
+    })
+}
+
+fn floats(a: &ArrayRef) -> Option<Floats<'_>> {
+    use arrow::datatypes::*;
+    Some(match a.data_type() {
+        DataType::Float16 => Floats::F16(a.as_primitive::<Float16Type>().values()),
+        DataType::Float32 => Floats::F32(a.as_primitive::<Float32Type>().values()),
+        DataType::Float64 => Floats::F64(a.as_primitive::<Float64Type>().values()),
+        _ => return None,
+    })
+}
+
+fn decs(a: &ArrayRef) -> Option<(Decs<'_>, u8)> {
+    use arrow::datatypes::*;
+    Some(match a.data_type() {
+        DataType::Decimal128(_, s) => (Decs::D128(a.as_primitive::<Decimal128Type>().values()), *s as u8),
+        DataType::Decimal256(_, s) => (Decs::D256(a.as_primitive::<Decimal256Type>().values()), *s as u8),
+        _ => return None,
+    })
+}
+
+/// Builds the writer for `array` into `ty`. Errors explain why a pair of
+/// types cannot be loaded exactly.
+fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::result::Result<Writer<'a>, String> {
+    use DataType as D;
+    if doc {
+        return build_doc(array, zone);
+    }
+    let dt = array.data_type();
+    let w = match (dt, ty) {
+        (D::Null, _) => W::Null,
+        (D::Boolean, SrType::Boolean) => W::Bool { a: array.as_boolean(), to_int: false },
+        (D::Boolean, t) if t.int_range().is_some() => W::Bool { a: array.as_boolean(), to_int: true },
+        (D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64, t) => {
+            let (slo, shi) = Ints::range(dt);
+            let to = match t {
+                _ if t.int_range().is_some() => {
+                    let (lo, hi) = t.int_range().unwrap_or_default();
+                    IntTo::Int { lo, hi, check: slo < lo || shi > hi }
+                }
+                SrType::Boolean => IntTo::Bool,
+                SrType::Decimal { precision, scale } => IntTo::Decimal { max: 10i128.pow((precision - scale) as u32) },
+                SrType::Float => IntTo::Float { bits: 24 },
+                SrType::Double => IntTo::Float { bits: 53 },
+                SrType::Char(n) | SrType::Varchar(n) => IntTo::Str { max: *n as usize },
+                _ => return Err(format!("an integer cannot be loaded into {t}")),
+            };
+            W::Int { v: Ints::from(array.as_ref()).ok_or("not an integer array")?, to }
+        }
+        (D::Float16 | D::Float32 | D::Float64, SrType::Float | SrType::Double) => W::Float {
+            v: floats(array).ok_or("bad float array")?,
+            to: if matches!(ty, SrType::Float) { FloatTo::Float } else { FloatTo::Double },
+        },
+        (D::Decimal128(..) | D::Decimal256(..), SrType::Decimal { precision, scale }) => {
+            let (v, s) = decs(array).ok_or("bad decimal array")?;
+            W::Dec { v, scale: s, to_scale: *scale, max: 10i128.pow(*precision as u32), doc: false }
+        }
+        (D::Decimal32(..) | D::Decimal64(..), _) => {
+            return Err("cast DECIMAL32/64 sources to DECIMAL(p,s) with p > 18 in the transform".into());
+        }
+        (D::Date32, SrType::Date | SrType::Datetime) => W::Date32 {
+            v: array.as_primitive::<arrow::datatypes::Date32Type>().values(),
+            datetime: matches!(ty, SrType::Datetime),
+        },
+        (D::Date64, SrType::Date | SrType::Datetime) => W::Date64 {
+            v: array.as_primitive::<arrow::datatypes::Date64Type>().values(),
+            datetime: matches!(ty, SrType::Datetime),
+        },
+        (D::Timestamp(unit, tz), SrType::Datetime) => {
+            let v = ts_values(array, *unit).ok_or("bad timestamp array")?;
+            W::Ts { v, unit: *unit, zone: tz.as_ref().map(|_| zone) }
+        }
+        (D::Utf8 | D::LargeUtf8 | D::Utf8View, t) => {
+            let a = strs(array).ok_or("bad string array")?;
+            let to = match t {
+                SrType::Char(n) | SrType::Varchar(n) => StrTo::Str { max: *n as usize },
+                SrType::Json => StrTo::JsonText,
+                SrType::Varbinary(n) => StrTo::Binary { max: n.map(|n| n as usize) },
+                SrType::Boolean
+                | SrType::TinyInt
+                | SrType::SmallInt
+                | SrType::Int
+                | SrType::BigInt
+                | SrType::LargeInt
+                | SrType::Decimal { .. }
+                | SrType::Date
+                | SrType::Datetime => StrTo::Parse(t.clone()),
+                _ => return Err(format!("a string cannot be loaded into {t}")),
+            };
+            W::Str { a, to }
+        }
+        (D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_), t) => {
+            let a = bins(array).ok_or("bad binary array")?;
+            let to = match t {
+                SrType::Varbinary(n) => BinTo::Binary { max: n.map(|n| n as usize) },
+                SrType::Char(n) | SrType::Varchar(n) => BinTo::Str { max: *n as usize },
+                _ => return Err(format!("binary data cannot be loaded into {t}")),
+            };
+            W::Bin { a, to }
+        }
+        (D::Dictionary(_, _), t) => {
+            let d = array.as_any_dictionary();
+            let keys = Ints::from(d.keys()).ok_or("unsupported dictionary key type")?;
+            let values = build(d.values(), t, zone, false)?;
+            W::Dict { keys, values: Box::new(values) }
+        }
+        (D::List(_) | D::LargeList(_) | D::FixedSizeList(_, _), SrType::Array(et)) => {
+            let (offs, child_arr) = list_parts(array).ok_or("bad list array")?;
+            let child = build(child_arr, et, zone, false).map_err(|e| format!("element: {e}"))?;
+            W::List { offs, child: Box::new(child) }
+        }
+        (D::Map(_, _), SrType::Map(kt, vt)) => {
+            let m = array.as_map();
+            let keys = build(m.keys(), kt, zone, false).map_err(|e| format!("map key: {e}"))?;
+            let values = build(m.values(), vt, zone, false).map_err(|e| format!("map value: {e}"))?;
+            W::Map { offs: Offs::I32(m.value_offsets()), keys: Box::new(keys), values: Box::new(values), doc: false }
+        }
+        (D::Struct(_) | D::Map(..) | D::List(_) | D::LargeList(_) | D::FixedSizeList(..), SrType::Json) => {
+            return build_doc(array, zone);
+        }
+        (D::Struct(fs), SrType::Struct(tfs)) => {
+            let s = array.as_struct();
+            let mut fields = Vec::new();
+            for (name, t) in tfs {
+                let Some(idx) = fs.iter().position(|f| f.name().eq_ignore_ascii_case(name)) else {
+                    return Err(format!("target struct field `{name}` has no source field"));
+                };
+                let child = build(s.column(idx), t, zone, false).map_err(|e| format!("field `{name}`: {e}"))?;
+                fields.push((json_string(name), child));
+            }
+            if let Some(extra) = fs.iter().find(|f| !tfs.iter().any(|(n, _)| n.eq_ignore_ascii_case(f.name()))) {
+                return Err(format!("source struct field `{}` has no field in the target", extra.name()));
+            }
+            W::Struct { fields }
+        }
+        (D::Time32(_) | D::Time64(_), _) => {
+            return Err("TIME values have no StarRocks column type; CAST them to VARCHAR in the transform".into());
+        }
+        (D::Duration(_) | D::Interval(_), _) => {
+            return Err("durations and intervals have no StarRocks column type; convert them in the transform".into());
+        }
+        (dt, t) => return Err(format!("{dt} cannot be loaded into {t}")),
+    };
+    Ok(Writer { nulls: array.logical_nulls(), w })
+}
+
+/// Builds a writer rendering by source type inside a JSON document.
+fn build_doc(array: &ArrayRef, zone: Zone) -> std::result::Result<Writer<'_>, String> {
+    use DataType as D;
+    let w = match array.data_type() {
+        D::Null => W::Null,
+        D::Boolean => W::Bool { a: array.as_boolean(), to_int: false },
+        D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64 => {
+            W::Int { v: Ints::from(array.as_ref()).ok_or("bad int")?, to: IntTo::Doc }
+        }
+        D::Float16 | D::Float32 | D::Float64 => W::Float { v: floats(array).ok_or("bad float")?, to: FloatTo::Doc },
+        D::Decimal128(..) | D::Decimal256(..) => {
+            let (v, s) = decs(array).ok_or("bad decimal")?;
+            W::Dec { v, scale: s, to_scale: s, max: i128::MAX, doc: true }
+        }
+        D::Date32 => W::Date32 { v: array.as_primitive::<arrow::datatypes::Date32Type>().values(), datetime: false },
+        D::Date64 => W::Date64 { v: array.as_primitive::<arrow::datatypes::Date64Type>().values(), datetime: true },
+        D::Timestamp(unit, tz) => {
+            let v = ts_values(array, *unit).ok_or("bad timestamp array")?;
+            W::Ts { v, unit: *unit, zone: tz.as_ref().map(|_| zone) }
+        }
+        D::Utf8 | D::LargeUtf8 | D::Utf8View => W::Str { a: strs(array).ok_or("bad string")?, to: StrTo::Doc },
+        D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_) => {
+            W::Bin { a: bins(array).ok_or("bad binary")?, to: BinTo::Doc }
+        }
+        D::Dictionary(_, _) => {
+            let d = array.as_any_dictionary();
+            let keys = Ints::from(d.keys()).ok_or("unsupported dictionary key type")?;
+            W::Dict { keys, values: Box::new(build_doc(d.values(), zone)?) }
+        }
+        D::List(_) | D::LargeList(_) | D::FixedSizeList(..) => {
+            let (offs, child_arr) = list_parts(array).ok_or("bad list")?;
+            W::List { offs, child: Box::new(build_doc(child_arr, zone)?) }
+        }
+        D::Map(..) => {
+            let m = array.as_map();
+            W::Map {
+                offs: Offs::I32(m.value_offsets()),
+                keys: Box::new(build_doc(m.keys(), zone)?),
+                values: Box::new(build_doc(m.values(), zone)?),
+                doc: true,
+            }
+        }
+        D::Struct(fs) => {
+            let s = array.as_struct();
+            let mut fields = Vec::new();
+            for (i, f) in fs.iter().enumerate() {
+                fields.push((json_string(f.name()), build_doc(s.column(i), zone)?));
+            }
+            W::Struct { fields }
+        }
+        dt => return Err(format!("{dt} cannot be written into a JSON value")),
+    };
+    Ok(Writer { nulls: array.logical_nulls(), w })
+}
+
+// ---------------------------------------------------------------------------
+// Writing values.
+
+const JSON_SAFE_INT: i128 = 1 << 53;
+
+impl Writer<'_> {
+    /// Writers whose CSV text is the value's own string.
+    fn is_plain_str(&self) -> bool {
+        match &self.w {
+            W::Str { to: StrTo::Str { .. }, .. }
+            | W::Bin { to: BinTo::Str { .. }, .. }
+            | W::Int { to: IntTo::Str { .. }, .. } => true,
+            W::Dict { values, .. } => values.is_plain_str(),
+            _ => false,
+        }
+    }
+
+    #[inline]
+    fn is_null(&self, i: usize) -> bool {
+        self.nulls.as_ref().is_some_and(|n| n.is_null(i))
+    }
+
+    fn write(&self, i: usize, mode: Mode, out: &mut Vec<u8>) -> CellResult {
+        let top = matches!(mode, Mode::Csv | Mode::Csv64);
+        if self.is_null(i) {
+            out.extend_from_slice(if top { b"\\N" } else { b"null" });
+            return Ok(());
+        }
+        // Only plain strings change in base64 mode.
+        let mode = if mode == Mode::Csv64 && !self.is_plain_str() { Mode::Csv } else { mode };
+        match &self.w {
+            W::Null => {
+                out.extend_from_slice(if top { b"\\N" } else { b"null" });
+            }
+            W::Bool { a, to_int } => {
+                let b = a.value(i);
+                match mode {
+                    Mode::Json | Mode::Doc if !to_int => out.extend_from_slice(if b { b"true" } else { b"false" }),
+                    _ => out.push(if b { b'1' } else { b'0' }),
+                }
+            }
+            W::Int { v, to } => write_int(v.get(i), *to, mode, out)?,
+            W::Float { v, to } => write_float(v.get(i), matches!(v, Floats::F64(_)), *to, mode, out)?,
+            W::Dec { v, scale, to_scale, max, doc } => {
+                let Some(x) = v.get(i) else {
+                    return bad("decimal value does not fit in 38 digits");
+                };
+                let x = rescale(x, *scale, *to_scale)?;
+                if x.unsigned_abs() >= *max as u128 {
+                    return bad(format!(
+                        "decimal value {} does not fit the column's precision",
+                        value::format_decimal(x, *to_scale)
+                    ));
+                }
+                let quote = mode == Mode::Json;
+                if *doc && x.unsigned_abs() >= 10u128.pow(15) {
+                    return bad("a decimal of more than 15 digits cannot be stored exactly in a JSON column");
+                }
+                if quote {
+                    out.push(b'"');
+                }
+                push_decimal(out, x, *to_scale);
+                if quote {
+                    out.push(b'"');
+                }
+            }
+            W::Date32 { v, datetime } => {
+                let d = v[i] as i64;
+                check_date(d)?;
+                write_quoted_text(out, mode, |o| {
+                    push_date(o, d);
+                    if *datetime {
+                        o.extend_from_slice(b" 00:00:00");
+                    }
+                });
+            }
+            W::Date64 { v, datetime } => {
+                let ms = v[i];
+                let us = ms.checked_mul(1000).ok_or(CellError::Bad("date out of range".into()))?;
+                if !*datetime && us.rem_euclid(86_400_000_000) != 0 {
+                    return bad("a Date64 value with a time of day cannot be loaded into DATE exactly");
+                }
+                check_datetime(us)?;
+                write_quoted_text(out, mode, |o| {
+                    if *datetime { push_datetime(o, us) } else { push_date(o, us.div_euclid(86_400_000_000)) }
+                });
+            }
+            W::Ts { v, unit, zone } => {
+                let raw = v[i];
+                let us = match unit {
+                    TimeUnit::Second => raw.checked_mul(1_000_000),
+                    TimeUnit::Millisecond => raw.checked_mul(1000),
+                    TimeUnit::Microsecond => Some(raw),
+                    TimeUnit::Nanosecond => {
+                        if raw % 1000 != 0 {
+                            return bad(
+                                "timestamp has nanoseconds below a microsecond; DATETIME keeps microseconds (truncate it in the transform if intended)",
+                            );
+                        }
+                        Some(raw / 1000)
+                    }
+                }
+                .ok_or(CellError::Bad("timestamp out of range".into()))?;
+                let local = match zone {
+                    None | Some(Zone::Utc) => us,
+                    Some(z) => us + z.offset_secs(us) * 1_000_000,
+                };
+                check_datetime(local)?;
+                write_quoted_text(out, mode, |o| push_datetime(o, local));
+            }
+            W::Str { a, to } => write_str(a.get(i), to, mode, out)?,
+            W::Bin { a, to } => {
+                let b = a.get(i);
+                match to {
+                    BinTo::Binary { max } => {
+                        if let Some(m) = max
+                            && b.len() > *m
+                        {
+                            return bad(format!("binary value of {} bytes is longer than VARBINARY({m})", b.len()));
+                        }
+                        write_base64(out, b, mode)?;
+                    }
+                    BinTo::Doc => write_base64(out, b, Mode::Doc)?,
+                    BinTo::Str { max } => {
+                        let s = std::str::from_utf8(b)
+                            .map_err(|e| CellError::Bad(format!("binary value is not valid UTF-8 ({e})")))?;
+                        write_str(s, &StrTo::Str { max: *max }, mode, out)?;
+                    }
+                }
+            }
+            W::Dict { keys, values } => {
+                let k = keys.get(i);
+                values.write(k as usize, mode, out)?;
+            }
+            W::List { offs, child } => {
+                let (s, e) = offs.range(i);
+                let elem_mode = if matches!(mode, Mode::Csv | Mode::CsvElem) { Mode::CsvElem } else { mode };
+                out.push(b'[');
+                for (n, j) in (s..e).enumerate() {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    child.write(j, elem_mode, out)?;
+                }
+                out.push(b']');
+            }
+            W::Map { offs, keys, values, doc } => {
+                let (s, e) = offs.range(i);
+                let csv = matches!(mode, Mode::Csv | Mode::CsvElem);
+                let elem_mode = if csv { Mode::CsvElem } else { mode };
+                let mut seen: Vec<Vec<u8>> = Vec::new();
+                out.push(b'{');
+                for (n, j) in (s..e).enumerate() {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    let start = out.len();
+                    if csv {
+                        keys.write(j, elem_mode, out)?;
+                    } else {
+                        write_json_key(keys, j, elem_mode, *doc, out)?;
+                    }
+                    let key = out[start..].to_vec();
+                    if seen.contains(&key) {
+                        return bad("map has a duplicate key; StarRocks would keep only the last entry");
+                    }
+                    seen.push(key);
+                    out.push(b':');
+                    values.write(j, elem_mode, out)?;
+                }
+                out.push(b'}');
+            }
+            W::Struct { fields } => {
+                // A struct is a JSON object, whether inside a JSON column or a
+                // STRUCT column in a JSON row.
+                let inner = if mode == Mode::Doc || mode == Mode::Csv { Mode::Doc } else { Mode::Json };
+                let start = out.len();
+                out.push(b'{');
+                for (n, (name, f)) in fields.iter().enumerate() {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(name);
+                    out.push(b':');
+                    f.write(i, inner, out)?;
+                }
+                out.push(b'}');
+                if mode == Mode::Csv && out[start..].iter().any(|&b| b == COLUMN_SEPARATOR || b == ROW_DELIMITER) {
+                    return Err(CellError::NotCsv { top_string: false, why: "JSON text holds a separator".into() });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes a map key as a JSON object key: a string, never holding `"`, `\`
+/// or control characters (the BE re-wraps keys without escaping).
+fn write_json_key(keys: &Writer<'_>, j: usize, mode: Mode, doc: bool, out: &mut Vec<u8>) -> CellResult {
+    let mut tmp = Vec::new();
+    keys.write(j, mode, &mut tmp)?;
+    if tmp.first() == Some(&b'"') {
+        if !doc && tmp[1..tmp.len() - 1].iter().any(|&b| b == b'\\' || b < 0x20) {
+            return bad("a map key holding `\"`, `\\` or control characters cannot be loaded exactly (JSON format)");
+        }
+        out.extend_from_slice(&tmp);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(&tmp);
+        out.push(b'"');
+    }
+    Ok(())
+}
+
+fn write_int(v: i128, to: IntTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {
+    match to {
+        IntTo::Int { lo, hi, check } => {
+            if check && (v < lo || v > hi) {
+                return bad(format!("{v} is out of the column's range [{lo}, {hi}]"));
+            }
+        }
+        IntTo::Bool => {
+            if v != 0 && v != 1 {
+                return bad(format!("{v} is not a boolean (0 or 1)"));
+            }
+            if matches!(mode, Mode::Json | Mode::Doc) {
+                out.extend_from_slice(if v == 1 { b"true" } else { b"false" });
+                return Ok(());
+            }
+        }
+        IntTo::Decimal { max } => {
+            if v.abs() >= max {
+                return bad(format!("{v} does not fit the column's DECIMAL precision"));
+            }
+        }
+        IntTo::Float { bits } => {
+            if v.unsigned_abs() > (1u128 << bits) {
+                return bad(format!(
+                    "{v} cannot be represented exactly as a {}-bit float",
+                    if bits == 24 { 32 } else { 64 }
+                ));
+            }
+        }
+        IntTo::Str { max } => {
+            let mut b = itoa::Buffer::new();
+            let s = b.format(v);
+            if s.len() > max {
+                return bad(format!("{v} is longer than the column's {max} bytes"));
+            }
+            if mode == Mode::Csv64 {
+                return write_base64(out, s.as_bytes(), Mode::Csv);
+            }
+            let q = matches!(mode, Mode::CsvElem | Mode::Json | Mode::Doc);
+            if q {
+                out.push(b'"');
+            }
+            out.extend_from_slice(s.as_bytes());
+            if q {
+                out.push(b'"');
+            }
+            return Ok(());
+        }
+        IntTo::Doc => {
+            if v.abs() > JSON_SAFE_INT && (v < i64::MIN as i128 || v > u64::MAX as i128) {
+                return bad(format!("{v} is too large for a JSON number"));
+            }
+        }
+    }
+    let mut b = itoa::Buffer::new();
+    out.extend_from_slice(b.format(v).as_bytes());
+    Ok(())
+}
+
+fn write_float(v: f64, is_f64: bool, to: FloatTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {
+    let single = match to {
+        FloatTo::Float => {
+            if is_f64 && !v.is_nan() && (v as f32) as f64 != v {
+                return bad(format!("{v} cannot be stored exactly in FLOAT"));
+            }
+            true
+        }
+        FloatTo::Double => false,
+        FloatTo::Doc => {
+            if !v.is_finite() {
+                return bad("NaN and infinity cannot be stored in a JSON column");
+            }
+            false
+        }
+    };
+    if v.is_nan() || v.is_infinite() {
+        let t: &[u8] = if v.is_nan() {
+            b"NaN"
+        } else if v > 0.0 {
+            b"inf"
+        } else {
+            b"-inf"
+        };
+        let q = mode == Mode::Json;
+        if q {
+            out.push(b'"');
+        }
+        out.extend_from_slice(t);
+        if q {
+            out.push(b'"');
+        }
+        return Ok(());
+    }
+    let mut b = ryu::Buffer::new();
+    let s = if single { b.format(v as f32) } else { b.format(v) };
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+fn write_str(s: &str, to: &StrTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {
+    match to {
+        StrTo::Str { max } => {
+            if s.len() > *max {
+                return bad(format!("string of {} bytes is longer than the column's {max} bytes", s.len()));
+            }
+            write_plain_str(s, mode, out)
+        }
+        StrTo::Doc => {
+            push_json_string(out, s);
+            Ok(())
+        }
+        StrTo::JsonText => {
+            if serde_json::from_str::<serde::de::IgnoredAny>(s).is_err() {
+                return bad("string is not valid JSON for a JSON column");
+            }
+            match mode {
+                Mode::Csv => {
+                    let t = s.trim_start();
+                    if !t.starts_with(['{', '[', '"']) {
+                        return Err(CellError::NotCsv {
+                            top_string: false,
+                            why: "a JSON scalar in CSV would be stored as a string".into(),
+                        });
+                    }
+                    check_csv_bytes(s.as_bytes(), false)?;
+                    out.extend_from_slice(s.as_bytes());
+                }
+                _ => out.extend_from_slice(s.trim().as_bytes()),
+            }
+            Ok(())
+        }
+        StrTo::Binary { max } => {
+            if let Some(m) = max
+                && s.len() > *m
+            {
+                return bad(format!("value of {} bytes is longer than VARBINARY({m})", s.len()));
+            }
+            write_base64(out, s.as_bytes(), mode)
+        }
+        StrTo::Parse(ty) => {
+            let v = value::parse_csv_field(ty, s)
+                .map_err(|e| CellError::Bad(format!("`{}` is not a valid {ty}: {e}", short(s))))?;
+            // Only canonical text passes through, so nothing is reinterpreted.
+            let canon = match &v {
+                value::Value::Bool(b) => (*b as u8).to_string(),
+                value::Value::Int(i) => i.to_string(),
+                value::Value::Decimal(x, sc) => value::format_decimal(*x, *sc),
+                value::Value::Date(d) => value::format_date(*d),
+                value::Value::Datetime(us) => value::format_datetime(*us),
+                _ => return bad(format!("`{}` cannot be loaded into {ty}", short(s))),
+            };
+            if !text_is_exact(ty, s, &canon) {
+                return bad(format!(
+                    "`{}` would be stored as `{canon}` in {ty}; convert it in the transform",
+                    short(s)
+                ));
+            }
+            match (mode, &v) {
+                (Mode::Json | Mode::CsvElem, value::Value::Date(_) | value::Value::Datetime(_)) => {
+                    out.push(b'"');
+                    out.extend_from_slice(canon.as_bytes());
+                    out.push(b'"');
+                }
+                (Mode::Json, value::Value::Decimal(..)) => {
+                    out.push(b'"');
+                    out.extend_from_slice(canon.as_bytes());
+                    out.push(b'"');
+                }
+                _ => out.extend_from_slice(canon.as_bytes()),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Whether source text means exactly the canonical value (no rounding,
+/// truncation, or ignored trailing junk).
+fn text_is_exact(ty: &SrType, src: &str, canon: &str) -> bool {
+    let t = src.trim();
+    match ty {
+        SrType::Date | SrType::Datetime => {
+            // Accept the canonical forms (and a `T` separator / trailing zeros
+            // of the fraction); reject anything the BE would silently drop.
+            let norm = t.replacen('T', " ", 1);
+            let norm =
+                if norm.contains('.') { norm.trim_end_matches('0').trim_end_matches('.').to_string() } else { norm };
+            let c = canon.to_string();
+            norm == c
+                || (matches!(ty, SrType::Datetime) && format!("{norm} 00:00:00") == c)
+                || (matches!(ty, SrType::Datetime) && c.ends_with(" 00:00:00") && norm == c[..10])
+        }
+        SrType::Decimal { scale, .. } => {
+            // The value must have no more fraction digits than the scale.
+            let frac = t.split_once('.').map(|(_, f)| f.trim_end_matches('0').len()).unwrap_or(0);
+            frac <= *scale as usize && !t.contains(['e', 'E'])
+        }
+        SrType::Boolean => matches!(t.to_ascii_lowercase().as_str(), "0" | "1" | "true" | "false"),
+        _ => {
+            // Integers: plain digits only.
+            let d = t.strip_prefix(['-', '+']).unwrap_or(t);
+            !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
+        }
+    }
+}
+
+fn write_plain_str(s: &str, mode: Mode, out: &mut Vec<u8>) -> CellResult {
+    match mode {
+        Mode::Csv => {
+            let b = s.as_bytes();
+            if b == b"\\N" {
+                return Err(CellError::NotCsv {
+                    top_string: true,
+                    why: "the string `\\N` would be read as NULL".into(),
+                });
+            }
+            check_csv_bytes(b, true)?;
+            out.extend_from_slice(b);
+        }
+        Mode::Csv64 => {
+            let _ = write_base64(out, s.as_bytes(), Mode::Csv);
+        }
+        Mode::CsvElem => {
+            check_csv_bytes(s.as_bytes(), false)?;
+            out.push(b'"');
+            for &c in s.as_bytes() {
+                if c == b'"' {
+                    out.push(b'"');
+                }
+                out.push(c);
+            }
+            out.push(b'"');
+        }
+        Mode::Json | Mode::Doc => push_json_string(out, s),
+    }
+    Ok(())
+}
+
+#[inline]
+fn check_csv_bytes(b: &[u8], top_string: bool) -> CellResult {
+    if let Some(&c) = b.iter().find(|&&c| c == COLUMN_SEPARATOR || c == ROW_DELIMITER) {
+        return Err(CellError::NotCsv {
+            top_string,
+            why: format!("the value holds byte 0x{c:02x}, which the CSV dialect cannot carry"),
+        });
+    }
+    Ok(())
+}
+
+fn write_base64(out: &mut Vec<u8>, b: &[u8], mode: Mode) -> CellResult {
+    let q = !matches!(mode, Mode::Csv | Mode::Csv64);
+    if q {
+        out.push(b'"');
+    }
+    let start = out.len();
+    out.resize(start + b.len().div_ceil(3) * 4, 0);
+    let n = base64::engine::general_purpose::STANDARD
+        .encode_slice(b, &mut out[start..])
+        .map_err(|e| CellError::Bad(e.to_string()))?;
+    out.truncate(start + n);
+    if q {
+        out.push(b'"');
+    }
+    Ok(())
+}
+
+fn write_quoted_text(out: &mut Vec<u8>, mode: Mode, f: impl FnOnce(&mut Vec<u8>)) {
+    let q = !matches!(mode, Mode::Csv | Mode::Csv64);
+    if q {
+        out.push(b'"');
+    }
+    f(out);
+    if q {
+        out.push(b'"');
+    }
+}
+
+fn rescale(x: i128, from: u8, to: u8) -> std::result::Result<i128, CellError> {
+    use std::cmp::Ordering::*;
+    match from.cmp(&to) {
+        Equal => Ok(x),
+        Less => x
+            .checked_mul(10i128.pow((to - from) as u32))
+            .ok_or_else(|| CellError::Bad("decimal value does not fit the column's precision".into())),
+        Greater => {
+            let f = 10i128.pow((from - to) as u32);
+            if x % f != 0 {
+                return bad(format!(
+                    "decimal value {} has more fraction digits than the column's scale {to}",
+                    value::format_decimal(x, from)
+                ));
+            }
+            Ok(x / f)
+        }
+    }
+}
+
+fn push_decimal(out: &mut Vec<u8>, x: i128, scale: u8) {
+    let mut b = itoa::Buffer::new();
+    let digits = b.format(x.unsigned_abs()).as_bytes();
+    let scale = scale as usize;
+    if x < 0 {
+        out.push(b'-');
+    }
+    if scale == 0 {
+        out.extend_from_slice(digits);
+    } else if digits.len() > scale {
+        out.extend_from_slice(&digits[..digits.len() - scale]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[digits.len() - scale..]);
+    } else {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', scale - digits.len()));
+        out.extend_from_slice(digits);
+    }
+}
+
+const MIN_DAY: i64 = -719528; // 0000-01-01
+const MAX_DAY: i64 = 2932896; // 9999-12-31
+
+fn check_date(d: i64) -> CellResult {
+    if !(MIN_DAY..=MAX_DAY).contains(&d) {
+        return bad(format!("date {} is outside StarRocks' range 0000-01-01..9999-12-31", day_text(d)));
+    }
+    let (y, m, dd) = value::civil_from_days(d);
+    if !value::valid_date(y, m, dd) {
+        return bad(format!("date {} does not exist in StarRocks' calendar", day_text(d)));
+    }
+    Ok(())
+}
+
+fn day_text(d: i64) -> String {
+    let (y, m, dd) = value::civil_from_days(d);
+    format!("{y:04}-{m:02}-{dd:02}")
+}
+
+fn check_datetime(us: i64) -> CellResult {
+    check_date(us.div_euclid(86_400_000_000))
+}
+
+#[inline]
+fn push_2(out: &mut Vec<u8>, v: u32) {
+    out.push(b'0' + (v / 10) as u8);
+    out.push(b'0' + (v % 10) as u8);
+}
+
+fn push_date(out: &mut Vec<u8>, d: i64) {
+    let (y, m, dd) = value::civil_from_days(d);
+    let y = y as u32;
+    push_2(out, y / 100);
+    push_2(out, y % 100);
+    out.push(b'-');
+    push_2(out, m);
+    out.push(b'-');
+    push_2(out, dd);
+}
+
+fn push_datetime(out: &mut Vec<u8>, us: i64) {
+    let days = us.div_euclid(86_400_000_000);
+    let t = us.rem_euclid(86_400_000_000);
+    push_date(out, days);
+    out.push(b' ');
+    let secs = (t / 1_000_000) as u32;
+    push_2(out, secs / 3600);
+    out.push(b':');
+    push_2(out, secs / 60 % 60);
+    out.push(b':');
+    push_2(out, secs % 60);
+    let f = (t % 1_000_000) as u32;
+    if f != 0 {
+        out.push(b'.');
+        push_2(out, f / 10000);
+        push_2(out, f / 100 % 100);
+        push_2(out, f % 100);
+    }
+}
+
+/// A JSON string literal.
+pub fn json_string(s: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(s.len() + 2);
+    push_json_string(&mut v, s);
+    v
+}
+
+fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let b = s.as_bytes();
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f | 0x7f => {
+                out.extend_from_slice(&b[start..i]);
+                let _ = std::io::Write::write_fmt(out, format_args!("\\u{:04x}", c));
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&b[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&b[start..]);
+    out.push(b'"');
+}
+
+fn short(s: &str) -> String {
+    let t: String = s.chars().take(40).collect();
+    if t.len() < s.len() { format!("{t}…") } else { t }
+}

@@ -1,0 +1,374 @@
+//! The job journal: an append-only, fsynced record of each chunk's verdict.
+//!
+//! One file per job fingerprint under the state directory. Every record is
+//! one JSON object on one line; a write torn by `kill -9` leaves a last line
+//! without its newline (or not parseable), which is dropped on open. The
+//! journal, not only StarRocks' label window, keeps a resumed job from
+//! loading a committed chunk twice: StarRocks forgets labels after three days
+//! or a thousand transactions.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The first record: what job this journal belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobHeader {
+    /// Job fingerprint.
+    pub fingerprint: String,
+    /// `db.table`.
+    pub target: String,
+    /// Source as given.
+    pub source: String,
+    /// Number of chunks in the plan.
+    pub chunks: usize,
+    /// Target schema digest when the journal was created.
+    pub schema: String,
+}
+
+/// A committed Stream Load: one part (the CSV rows or the JSON rows) of a
+/// chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    /// Chunk index.
+    pub index: usize,
+    /// Label used.
+    pub label: String,
+    /// Transaction id, when the server told it.
+    pub txn_id: Option<i64>,
+    /// Rows sent (None when only the label state proved the commit).
+    pub rows: Option<u64>,
+    /// Rows the server reported loaded.
+    pub loaded: Option<u64>,
+    /// Body bytes sent.
+    pub bytes: u64,
+    /// Wire format (`csv` or `json`).
+    pub format: String,
+}
+
+/// A finished chunk: every part that had rows is committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoneRecord {
+    /// Chunk index.
+    pub index: usize,
+    /// Rows of the chunk (after the transform).
+    pub rows: u64,
+    /// Body bytes.
+    pub bytes: u64,
+    /// Labels of its committed parts.
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Record {
+    Job(JobHeader),
+    Started { index: usize, label: String },
+    Committed(PartRecord),
+    Done(DoneRecord),
+}
+
+/// An open journal (exclusively locked).
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+    header: JobHeader,
+    state: JournalView,
+}
+
+/// What a journal says.
+#[derive(Debug, Clone)]
+pub struct JournalView {
+    /// The job.
+    pub header: JobHeader,
+    /// Finished chunks.
+    pub done: BTreeMap<usize, DoneRecord>,
+    /// Committed parts, by label.
+    pub committed: BTreeMap<String, PartRecord>,
+    /// Labels started without a verdict, with their chunk index.
+    pub started: BTreeMap<String, usize>,
+}
+
+/// The journal file of a job.
+pub fn path_for(state_dir: &Path, fingerprint: &str) -> PathBuf {
+    state_dir.join("jobs").join(format!("{fingerprint}.journal"))
+}
+
+fn parse(bytes: &[u8], path: &Path) -> Result<(Vec<Record>, usize)> {
+    let mut records = Vec::new();
+    let mut good = 0usize;
+    let mut pos = 0usize;
+    while pos < bytes.len() {
+        let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {
+            break; // torn tail: no newline
+        };
+        let line = &bytes[pos..pos + nl];
+        match serde_json::from_slice::<Record>(line) {
+            Ok(r) => records.push(r),
+            Err(e) => {
+                if pos + nl + 1 >= bytes.len() {
+                    break; // torn last line
+                }
+                return Err(Error::internal(format!("journal `{}` is corrupt at byte {pos}: {e}", path.display())));
+            }
+        }
+        pos += nl + 1;
+        good = pos;
+    }
+    Ok((records, good))
+}
+
+fn fold(records: Vec<Record>, path: &Path) -> Result<JournalView> {
+    let mut it = records.into_iter();
+    let header = match it.next() {
+        Some(Record::Job(h)) => h,
+        _ => return Err(Error::internal(format!("journal `{}` has no job header", path.display()))),
+    };
+    let mut v = JournalView { header, done: BTreeMap::new(), committed: BTreeMap::new(), started: BTreeMap::new() };
+    for r in it {
+        v.apply(r, path)?;
+    }
+    Ok(v)
+}
+
+impl JournalView {
+    fn apply(&mut self, r: Record, path: &Path) -> Result<()> {
+        match r {
+            Record::Job(_) => {
+                return Err(Error::internal(format!("journal `{}` has two job headers", path.display())));
+            }
+            Record::Started { index, label } => {
+                if !self.committed.contains_key(&label) {
+                    self.started.insert(label, index);
+                }
+            }
+            Record::Committed(c) => {
+                self.started.remove(&c.label);
+                self.committed.insert(c.label.clone(), c);
+            }
+            Record::Done(d) => {
+                self.done.insert(d.index, d);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a journal without locking it (for `status`).
+pub fn read(path: &Path) -> Result<JournalView> {
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::config(format!("cannot read journal `{}`: {e}", path.display())))?;
+    let (records, _) = parse(&bytes, path)?;
+    fold(records, path)
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path` for `header`'s job. Refuses a
+    /// journal written for another job, and one locked by another process.
+    pub fn open(path: &Path, header: JobHeader) -> Result<Journal> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::config(format!("cannot create state directory `{}`: {e}", dir.display())))?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Error::config(format!("cannot open journal `{}`: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::config(format!(
+                    "another starload process is running this job (journal `{}` is locked)",
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::config(format!("cannot lock journal `{}`: {e}", path.display())));
+            }
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let (records, good) = parse(&bytes, path)?;
+        if good < bytes.len() {
+            // Drop a torn tail before appending.
+            file.set_len(good as u64)?;
+            file.sync_all()?;
+        }
+        file.seek(SeekFrom::End(0))?;
+        let mut j = if records.is_empty() {
+            let mut j = Journal {
+                file,
+                path: path.to_path_buf(),
+                header: header.clone(),
+                state: JournalView {
+                    header: header.clone(),
+                    done: BTreeMap::new(),
+                    committed: BTreeMap::new(),
+                    started: BTreeMap::new(),
+                },
+            };
+            j.append(&Record::Job(header.clone()))?;
+            j
+        } else {
+            let view = fold(records, path)?;
+            Journal { file, path: path.to_path_buf(), header: view.header.clone(), state: view }
+        };
+        if j.header.fingerprint != header.fingerprint || j.header.target != header.target {
+            return Err(Error::config(format!(
+                "journal `{}` belongs to job {} ({}), not to this job {} ({}); use another state directory or remove it",
+                path.display(),
+                j.header.fingerprint,
+                j.header.target,
+                header.fingerprint,
+                header.target
+            )));
+        }
+        if j.header.schema != header.schema {
+            return Err(Error::config(format!(
+                "the schema of `{}` changed since this job started (journal `{}`); the chunks already loaded used the old schema — finish or discard the job deliberately",
+                header.target,
+                path.display()
+            )));
+        }
+        j.header.chunks = header.chunks;
+        Ok(j)
+    }
+
+    fn append(&mut self, r: &Record) -> Result<()> {
+        let mut line = serde_json::to_vec(r).map_err(|e| Error::internal(e.to_string()))?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|_| self.file.sync_data())
+            .map_err(|e| Error::infra(format!("cannot write journal `{}`: {e}", self.path.display())))
+    }
+
+    /// Records that a label is about to be sent for the first time.
+    pub fn started(&mut self, index: usize, label: &str) -> Result<()> {
+        if self.state.started.contains_key(label) || self.state.committed.contains_key(label) {
+            return Ok(());
+        }
+        let r = Record::Started { index, label: label.to_string() };
+        self.append(&r)?;
+        self.state.apply(r, &self.path.clone())
+    }
+
+    /// Records a committed part.
+    pub fn committed(&mut self, rec: PartRecord) -> Result<()> {
+        let r = Record::Committed(rec);
+        self.append(&r)?;
+        self.state.apply(r, &self.path.clone())
+    }
+
+    /// Records a finished chunk.
+    pub fn done(&mut self, rec: DoneRecord) -> Result<()> {
+        let r = Record::Done(rec);
+        self.append(&r)?;
+        self.state.apply(r, &self.path.clone())
+    }
+
+    /// A finished chunk, if any.
+    pub fn chunk_done(&self, index: usize) -> Option<&DoneRecord> {
+        self.state.done.get(&index)
+    }
+
+    /// A committed part, by label.
+    pub fn part(&self, label: &str) -> Option<&PartRecord> {
+        self.state.committed.get(label)
+    }
+
+    /// Whether a label was started without a recorded verdict.
+    pub fn in_flight(&self, label: &str) -> bool {
+        self.state.started.contains_key(label)
+    }
+
+    /// The journal's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(fp: &str) -> JobHeader {
+        JobHeader { fingerprint: fp.into(), target: "db.t".into(), source: "/x".into(), chunks: 3, schema: "s".into() }
+    }
+
+    fn rec(i: usize) -> PartRecord {
+        PartRecord {
+            index: i,
+            label: format!("l_{i}"),
+            txn_id: Some(1),
+            rows: Some(5),
+            loaded: Some(5),
+            bytes: 10,
+            format: "csv".into(),
+        }
+    }
+
+    #[test]
+    fn survives_torn_tail_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path_for(dir.path(), "abc");
+        {
+            let mut j = Journal::open(&p, header("abc")).unwrap();
+            j.started(0, "l_0").unwrap();
+            j.committed(rec(0)).unwrap();
+            j.done(DoneRecord { index: 0, rows: 5, bytes: 10, labels: vec!["l_0".into()] }).unwrap();
+            j.started(1, "l_1").unwrap();
+        }
+        // Simulate a write torn by kill -9.
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(br#"{"kind":"committed","index":1,"lab"#).unwrap();
+        drop(f);
+        let mut j = Journal::open(&p, header("abc")).unwrap();
+        assert!(j.chunk_done(0).is_some());
+        assert!(j.part("l_0").is_some());
+        assert!(j.part("l_1").is_none());
+        assert!(j.in_flight("l_1"));
+        j.committed(rec(1)).unwrap();
+        drop(j);
+        let v = read(&p).unwrap();
+        assert_eq!(v.committed.len(), 2);
+        assert_eq!(v.done.len(), 1);
+        assert!(v.started.is_empty());
+    }
+
+    #[test]
+    fn refuses_other_jobs_and_concurrent_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path_for(dir.path(), "abc");
+        let j = Journal::open(&p, header("abc")).unwrap();
+        let e = Journal::open(&p, header("abc")).unwrap_err();
+        assert!(e.to_string().contains("another starload process"), "{e}");
+        drop(j);
+        let e = Journal::open(&p, header("xyz")).unwrap_err();
+        assert!(e.to_string().contains("belongs to job abc"), "{e}");
+        let mut h = header("abc");
+        h.schema = "changed".into();
+        let e = Journal::open(&p, h).unwrap_err();
+        assert!(e.to_string().contains("schema"), "{e}");
+    }
+
+    #[test]
+    fn corrupt_middle_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path_for(dir.path(), "abc");
+        drop(Journal::open(&p, header("abc")).unwrap());
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"garbage\n{\"kind\":\"started\",\"index\":0,\"label\":\"x\"}\n").unwrap();
+        drop(f);
+        assert!(Journal::open(&p, header("abc")).is_err());
+    }
+}

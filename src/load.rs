@@ -1,0 +1,681 @@
+//! The load coordinator: one labelled Stream Load per chunk, many in flight,
+//! bodies encoded while they are sent, every outcome classified, ambiguous
+//! ones resolved through the label's state, verdicts journaled.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use reqwest::header::HeaderMap;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::client::{self, Attempt, Client, LabelState, Verdict};
+use crate::encode::{EncodeError, Encoded, Encoder, Part, WireFormat};
+use crate::error::{Error, ErrorKind, Result};
+use crate::journal::{DoneRecord, Journal, PartRecord};
+use crate::plan::Chunk;
+use crate::scan::Scanner;
+
+/// Tuning of the coordinator.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Loads in flight.
+    pub parallel: usize,
+    /// Retries of one chunk after a failed attempt (not counting throttling).
+    pub max_retries: u32,
+    /// Retries of one chunk while the server throttles.
+    pub max_throttle_retries: u32,
+    /// First backoff delay.
+    pub backoff_base: Duration,
+    /// Longest backoff delay.
+    pub backoff_max: Duration,
+    /// Expected server throughput per load, used for the `timeout` header.
+    pub expected_bytes_per_sec: u64,
+    /// Extra Stream Load headers (already validated).
+    pub extra_headers: Vec<(String, String)>,
+    /// Whether the transform filters rows (row numbers in errors are then
+    /// positions among the kept rows).
+    pub filtered: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            parallel: 4,
+            max_retries: 8,
+            max_throttle_retries: 60,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(60),
+            expected_bytes_per_sec: 4 << 20,
+            extra_headers: Vec::new(),
+            filtered: false,
+        }
+    }
+}
+
+/// Progress events for displays.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// A chunk was committed (or found committed).
+    Committed {
+        /// Chunk index.
+        index: usize,
+        /// Rows in it (as sent or journaled).
+        rows: u64,
+        /// Body bytes.
+        bytes: u64,
+        /// True when an earlier run committed it.
+        skipped: bool,
+    },
+    /// A retry or a throttle backoff.
+    Retry {
+        /// Chunk index.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What happened to a job.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LoadReport {
+    /// Chunks in the plan.
+    pub chunks: usize,
+    /// Chunks loaded by this run.
+    pub chunks_loaded: usize,
+    /// Chunks already committed before this run (journal or label).
+    pub chunks_skipped: usize,
+    /// Chunks with rows that went as JSON.
+    pub chunks_json: usize,
+    /// Chunks with rows that went as CSV with base64 strings.
+    pub chunks_base64: usize,
+    /// Rows sent by this run.
+    pub rows_sent: u64,
+    /// Rows StarRocks reported loaded for this run's chunks.
+    pub rows_loaded: u64,
+    /// Rows of chunks committed by earlier runs.
+    pub rows_skipped: u64,
+    /// Body bytes sent by this run (committed attempts).
+    pub bytes_sent: u64,
+    /// Retries (all causes).
+    pub retries: u64,
+    /// Throttling replies met.
+    pub throttled: u64,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// Everything a job run needs.
+pub struct Job {
+    /// The scanner over the plan.
+    pub scanner: Arc<Scanner>,
+    /// The encoder for the target.
+    pub encoder: Arc<Encoder>,
+    /// Stream Load client.
+    pub client: Client,
+    /// Target database.
+    pub db: String,
+    /// Target table.
+    pub table: String,
+    /// The journal.
+    pub journal: Arc<Mutex<Journal>>,
+    /// Options.
+    pub options: LoadOptions,
+    /// Progress callback.
+    pub progress: Arc<dyn Fn(Progress) + Send + Sync>,
+    /// Chunks to load (a shard of the plan, or all of it).
+    pub chunks: Vec<Chunk>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("db", &self.db).field("table", &self.table).finish()
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    report: Mutex<LoadReport>,
+}
+
+/// Runs the job: every chunk ends committed, or the run fails with the first
+/// error that retries could not fix (other chunks in flight are abandoned;
+/// re-running resumes).
+pub async fn run(job: Arc<Job>) -> Result<LoadReport> {
+    let start = Instant::now();
+    let counters = Arc::new(Counters::default());
+    counters.report.lock().unwrap().chunks = job.chunks.len();
+    use futures::TryStreamExt;
+    let result = futures::stream::iter(job.chunks.clone().into_iter().map(Ok::<_, Error>))
+        .try_for_each_concurrent(job.options.parallel.max(1), |chunk| {
+            let job = job.clone();
+            let counters = counters.clone();
+            async move { load_chunk(&job, &chunk, &counters).await }
+        })
+        .await;
+    let mut report = counters.report.lock().unwrap().clone();
+    report.seconds = start.elapsed().as_secs_f64();
+    result.map(|_| report)
+}
+
+fn backoff(opts: &LoadOptions, attempt: u32, throttled: bool) -> Duration {
+    let base = if throttled { opts.backoff_base * 4 } else { opts.backoff_base };
+    let exp = base.saturating_mul(1u32 << attempt.min(16));
+    let cap = exp.min(opts.backoff_max);
+    // Full jitter in [cap/2, cap].
+    let nanos = cap.as_nanos() as u64;
+    let jitter = if nanos > 1 { fastrand_u64() % (nanos / 2 + 1) } else { 0 };
+    Duration::from_nanos(nanos / 2 + jitter)
+}
+
+fn fastrand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish()
+}
+
+/// The `timeout` header for a chunk: generous, from its size.
+fn load_timeout(opts: &LoadOptions, chunk: &Chunk) -> u64 {
+    let secs = chunk.est_bytes / opts.expected_bytes_per_sec.max(1);
+    (600 + secs * 2).clamp(600, 259_200)
+}
+
+/// The label of a part of a chunk: the chunk's label plus the part's suffix.
+fn part_label(chunk: &Chunk, part: Part) -> String {
+    format!("{}{}", chunk.label, part.suffix())
+}
+
+fn headers(job: &Job, label: &str, part: Part, timeout: u64) -> Result<HeaderMap> {
+    let format = part.format();
+    let mut h = HeaderMap::new();
+    let mut put = |name: &'static str, v: &str| -> Result<()> {
+        let (n, v) = client::header(name, v)?;
+        h.insert(n, v);
+        Ok(())
+    };
+    put("label", label)?;
+    put("format", format.name())?;
+    put("columns", &job.encoder.columns_header(part))?;
+    put("strict_mode", "true")?;
+    put("max_filter_ratio", "0")?;
+    put("timeout", &timeout.to_string())?;
+    match format {
+        WireFormat::Csv => {
+            put("column_separator", "\\x01")?;
+            put("row_delimiter", "\\x02")?;
+        }
+        WireFormat::Json => {
+            put("strip_outer_array", "true")?;
+            put("ignore_json_size", "true")?;
+        }
+    }
+    for (k, v) in &job.options.extra_headers {
+        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| Error::config(format!("bad header name `{k}`")))?;
+        let (_, val) = client::header("extra", v)?;
+        h.insert(name, val);
+    }
+    Ok(h)
+}
+
+type BodyTx = mpsc::Sender<std::result::Result<Bytes, std::io::Error>>;
+
+/// What one upload of one part ended with.
+#[derive(Debug)]
+struct Upload {
+    part: Part,
+    attempt: Attempt,
+}
+
+/// What a pass over a chunk ended with.
+#[derive(Debug)]
+enum Produced {
+    /// Every row was encoded and handed to its part's body.
+    Done { rows: [u64; 3], bytes: [u64; 3] },
+    /// An upload ended before its body was complete (refused, failed): the
+    /// uploads' outcomes say why.
+    Interrupted,
+    /// A failure that is the data's fault (or a read error).
+    Failed(Error),
+}
+
+/// A part's upload, started when its first row is encoded.
+struct Sink {
+    tx: BodyTx,
+    handle: tokio::task::JoinHandle<Upload>,
+    started: bool,
+}
+
+fn start_upload(job: &Arc<Job>, chunk: &Chunk, part: Part, timeout: u64) -> Result<Sink> {
+    let label = part_label(chunk, part);
+    job.journal.lock().unwrap().started(chunk.index, &label)?;
+    let hdrs = headers(job, &label, part, timeout)?;
+    let (tx, mut rx) = mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(4);
+    let job = job.clone();
+    let handle = tokio::spawn(async move {
+        let attempt = match job.client.redirect(&job.db, &job.table, &hdrs).await {
+            Err(e) => Attempt::Refused(Verdict::Fatal(e.to_string())),
+            Ok(Err(a)) => a,
+            Ok(Ok(be)) => {
+                let body = reqwest::Body::wrap_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+                return Upload {
+                    part,
+                    attempt: job.client.upload(be, &hdrs, body, Duration::from_secs(timeout + 120)).await,
+                };
+            }
+        };
+        Upload { part, attempt }
+    });
+    Ok(Sink { tx, handle, started: true })
+}
+
+/// Scans and encodes a chunk once, streaming each part's rows to its own
+/// Stream Load (parts in `skip` are already committed: their rows are
+/// encoded and dropped). Returns the producer's verdict and the uploads.
+async fn run_pass(job: &Arc<Job>, chunk: &Chunk, skip: [bool; 3], timeout: u64) -> (Produced, Vec<Upload>) {
+    let mut sinks: [Option<Sink>; 3] = [None, None, None];
+    let produced = produce(job, chunk, skip, timeout, &mut sinks).await;
+    let mut uploads = Vec::new();
+    for (i, s) in sinks.into_iter().enumerate() {
+        let Some(s) = s else { continue };
+        if !matches!(produced, Produced::Done { .. }) {
+            // Abort the upload: its body ends in an error, so the server
+            // never sees a complete request and cannot commit it.
+            let _ = s.tx.try_send(Err(std::io::Error::other("body aborted by starload")));
+        } else if Part::ALL[i] == Part::Json {
+            let _ = s.tx.send(Ok(Bytes::from_static(b"]"))).await;
+        }
+        drop(s.tx);
+        debug_assert!(s.started);
+        match s.handle.await {
+            Ok(u) => uploads.push(u),
+            Err(e) => {
+                uploads.push(Upload { part: Part::ALL[i], attempt: Attempt::Lost(format!("upload task failed: {e}")) })
+            }
+        }
+    }
+    (produced, uploads)
+}
+
+async fn produce(
+    job: &Arc<Job>,
+    chunk: &Chunk,
+    skip: [bool; 3],
+    timeout: u64,
+    sinks: &mut [Option<Sink>; 3],
+) -> Produced {
+    let mut stream = match job.scanner.scan(&chunk.slices).await {
+        Ok(s) => s,
+        Err(e) => return Produced::Failed(e.context(format!("chunk {}", chunk.index))),
+    };
+    let mut rows = [0u64; 3];
+    let mut bytes = [0u64; 3];
+    let mut dispatched = 0u64;
+    type Enc = std::result::Result<Encoded, EncodeError>;
+    let mut pending: Option<(oneshot::Receiver<Enc>, u64)> = None;
+    loop {
+        let next = stream.next().await;
+        if let Some((rx, base)) = pending.take() {
+            let enc = match rx.await {
+                Ok(Ok(e)) => e,
+                Ok(Err(EncodeError::Value { column, row, msg })) => {
+                    let col = &job.encoder.columns()[column].source_name;
+                    return Produced::Failed(Error::data(format!(
+                        "{}: {msg}",
+                        locate(job, chunk, base + row as u64, col)
+                    )));
+                }
+                Err(_) => return Produced::Failed(Error::internal("encoder task vanished")),
+            };
+            for (i, buf) in enc.parts.into_iter().enumerate() {
+                let part = Part::ALL[i];
+                let (data, n) = (buf.data, buf.rows);
+                if n == 0 {
+                    continue;
+                }
+                let first = rows[i] == 0;
+                rows[i] += n as u64;
+                if skip[i] {
+                    continue;
+                }
+                if sinks[i].is_none() {
+                    match start_upload(job, chunk, part, timeout) {
+                        Ok(s) => sinks[i] = Some(s),
+                        Err(e) => return Produced::Failed(e),
+                    }
+                }
+                let tx = &sinks[i].as_ref().expect("sink started").tx;
+                let mut buf = Vec::with_capacity(data.len() + 1);
+                if part == Part::Json {
+                    buf.push(if first { b'[' } else { b',' });
+                }
+                buf.extend_from_slice(&data);
+                bytes[i] += buf.len() as u64;
+                if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                    return Produced::Interrupted;
+                }
+            }
+        }
+        let batch = match next {
+            None => break,
+            Some(Ok(b)) => b,
+            Some(Err(e)) => {
+                let e = Error::from(e);
+                let files: Vec<String> = chunk.slices.iter().map(|s| job.scanner.plan().file_name(s.file)).collect();
+                return Produced::Failed(Error::new(
+                    e.kind(),
+                    format!("reading chunk {} ({}): {}", chunk.index, summarize_files(&files), e.message()),
+                ));
+            }
+        };
+        let (etx, erx) = oneshot::channel();
+        let encoder = job.encoder.clone();
+        let base = dispatched;
+        dispatched += batch.num_rows() as u64;
+        rayon::spawn(move || {
+            let mut out = Encoded::default();
+            let r = encoder.encode(&batch, &mut out).map(|_| out);
+            let _ = etx.send(r);
+        });
+        pending = Some((erx, base));
+    }
+    if rows[Part::Json as usize] > 0 && !skip[Part::Json as usize] {
+        bytes[Part::Json as usize] += 1; // the closing `]`, sent by run_pass
+    }
+    Produced::Done { rows, bytes }
+}
+
+fn summarize_files(files: &[String]) -> String {
+    match files {
+        [one] => format!("`{one}`"),
+        [first, rest @ ..] => format!("`{first}` and {} more", rest.len()),
+        [] => "no files".into(),
+    }
+}
+
+/// Names the file and row of the `row`-th row of a chunk's output.
+fn locate(job: &Job, chunk: &Chunk, row: u64, column: &str) -> String {
+    let plan = job.scanner.plan();
+    if job.options.filtered {
+        return format!("chunk {} (row {} after the where clause), column `{column}`", chunk.index, row + 1);
+    }
+    let mut left = row;
+    for s in &chunk.slices {
+        if left < s.rows {
+            return format!("file `{}`, row {}, column `{column}`", plan.file_name(s.file), s.first_row + left + 1);
+        }
+        left -= s.rows;
+    }
+    format!("chunk {}, row {}, column `{column}`", chunk.index, row + 1)
+}
+
+/// Waits until a label leaves the running state.
+async fn settle(job: &Job, label: &str, deadline: Duration) -> Result<LabelState> {
+    let start = Instant::now();
+    let mut n = 0u64;
+    loop {
+        match job.client.label_state(&job.db, label).await {
+            Ok(LabelState::Running) => {}
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == ErrorKind::Config => return Err(e),
+            Err(e) => {
+                if start.elapsed() > deadline {
+                    return Err(e);
+                }
+            }
+        }
+        if start.elapsed() > deadline {
+            return Err(Error::infra(format!(
+                "label `{label}` is still in flight after {} s; re-run the job to resolve it",
+                deadline.as_secs()
+            )));
+        }
+        n += 1;
+        tokio::time::sleep(Duration::from_millis((100 * n).min(5000))).await;
+    }
+}
+
+/// Records a committed part in the journal.
+fn commit_part(
+    job: &Job,
+    chunk: &Chunk,
+    part: Part,
+    txn_id: Option<i64>,
+    rows: Option<u64>,
+    loaded: Option<u64>,
+    bytes: u64,
+) -> Result<()> {
+    job.journal.lock().unwrap().committed(PartRecord {
+        index: chunk.index,
+        label: part_label(chunk, part),
+        txn_id,
+        rows,
+        loaded,
+        bytes,
+        format: part.name().into(),
+    })
+}
+
+async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Result<()> {
+    if let Some(done) = job.journal.lock().unwrap().chunk_done(chunk.index).cloned() {
+        let mut r = counters.report.lock().unwrap();
+        r.chunks_skipped += 1;
+        r.rows_skipped += done.rows;
+        drop(r);
+        (job.progress)(Progress::Committed { index: chunk.index, rows: done.rows, bytes: done.bytes, skipped: true });
+        return Ok(());
+    }
+    let timeout = load_timeout(&job.options, chunk);
+    let settle_deadline = Duration::from_secs(timeout + 120);
+    // Parts an earlier run sent without recording a verdict.
+    for part in Part::ALL {
+        let label = part_label(chunk, part);
+        let in_flight = job.journal.lock().unwrap().in_flight(&label);
+        if in_flight && settle(job, &label, settle_deadline).await? == LabelState::Committed {
+            commit_part(job, chunk, part, None, None, None, 0)?;
+        }
+    }
+    let mut retries = 0u32;
+    let mut throttles = 0u32;
+    // Parts this run committed (as opposed to earlier runs).
+    let mut fresh = [false; 3];
+    loop {
+        let skip = {
+            let j = job.journal.lock().unwrap();
+            Part::ALL.map(|p| j.part(&part_label(chunk, p)).is_some())
+        };
+        let (produced, uploads) = run_pass(job, chunk, skip, timeout).await;
+        // Settle every upload first: committed ones go to the journal
+        // whatever else happened.
+        let mut failure: Option<Verdict> = None;
+        let mut data_error: Option<(Verdict, Option<client::LoadReply>)> = None;
+        let sent_rows = match &produced {
+            Produced::Done { rows, .. } => Some(*rows),
+            _ => None,
+        };
+        let sent_bytes = match &produced {
+            Produced::Done { bytes, .. } => *bytes,
+            _ => [0, 0, 0],
+        };
+        for u in uploads {
+            let label = part_label(chunk, u.part);
+            let rows = sent_rows.map(|r| r[u.part as usize]);
+            let (verdict, reply) = match &u.attempt {
+                Attempt::Reply(r) => (client::classify(r), Some(r.clone())),
+                Attempt::Lost(m) => (Verdict::Ambiguous(m.clone()), None),
+                Attempt::Refused(v) => (v.clone(), None),
+            };
+            match verdict {
+                Verdict::Committed { earlier: was_earlier } => {
+                    let r = reply.unwrap_or_default();
+                    let loaded = if was_earlier { None } else { r.loaded_rows };
+                    if let (Some(l), Some(sent)) = (loaded, rows)
+                        && (l != sent || r.filtered_rows.unwrap_or(0) != 0)
+                    {
+                        return Err(Error::verify(format!(
+                            "chunk {} (label `{label}`): sent {sent} rows, StarRocks loaded {l} (filtered {})",
+                            chunk.index,
+                            r.filtered_rows.unwrap_or(0)
+                        )));
+                    }
+                    if rows.is_none() && !was_earlier {
+                        // A reply of success for a body we aborted cannot be.
+                        return Err(Error::internal(format!(
+                            "label `{label}` committed although its body was aborted"
+                        )));
+                    }
+                    fresh[u.part as usize] |= !was_earlier;
+                    commit_part(job, chunk, u.part, r.txn_id, rows, loaded, sent_bytes[u.part as usize])?;
+                }
+                Verdict::Ambiguous(why) => {
+                    tracing::warn!(chunk = chunk.index, label = %label, "outcome unknown ({why}); checking the label's state");
+                    match settle(job, &label, settle_deadline).await? {
+                        LabelState::Committed => {
+                            // An aborted body cannot commit: when this pass's
+                            // body was incomplete, an earlier run committed it.
+                            fresh[u.part as usize] |= rows.is_some();
+                            commit_part(job, chunk, u.part, None, rows, None, sent_bytes[u.part as usize])?;
+                        }
+                        _ => failure = failure.or(Some(Verdict::Retry(why))),
+                    }
+                }
+                v @ (Verdict::DataError(_) | Verdict::Fatal(_)) => data_error = Some((v, reply)),
+                v @ (Verdict::Retry(_) | Verdict::Throttled(_)) => {
+                    // Throttling outranks a plain retry: back off longer.
+                    if !matches!(failure, Some(Verdict::Throttled(_))) {
+                        failure = Some(v);
+                    }
+                }
+            }
+        }
+        if let Produced::Failed(e) = produced {
+            // Let aborted uploads settle so their labels are free for a
+            // later run, then fail.
+            for part in Part::ALL {
+                let label = part_label(chunk, part);
+                if job.journal.lock().unwrap().in_flight(&label) {
+                    let _ = settle(job, &label, Duration::from_secs(30)).await;
+                }
+            }
+            return Err(e);
+        }
+        if let Some((v, reply)) = data_error {
+            return handle_failure(job, chunk, v, &mut retries, &mut throttles, counters, reply.as_ref()).await;
+        }
+        if let Produced::Done { rows, bytes } = produced {
+            let j = job.journal.lock().unwrap();
+            let complete = Part::ALL.iter().all(|&p| rows[p as usize] == 0 || j.part(&part_label(chunk, p)).is_some());
+            drop(j);
+            if complete {
+                let labels: Vec<String> =
+                    Part::ALL.iter().filter(|&&p| rows[p as usize] > 0).map(|&p| part_label(chunk, p)).collect();
+                let total_rows: u64 = rows.iter().sum();
+                let total_bytes: u64 = bytes.iter().sum();
+                job.journal.lock().unwrap().done(DoneRecord {
+                    index: chunk.index,
+                    rows: total_rows,
+                    bytes: total_bytes,
+                    labels,
+                })?;
+                let fresh_rows: u64 = Part::ALL.iter().filter(|&&p| fresh[p as usize]).map(|&p| rows[p as usize]).sum();
+                let fresh_bytes: u64 =
+                    Part::ALL.iter().filter(|&&p| fresh[p as usize]).map(|&p| bytes[p as usize]).sum();
+                let skipped = !fresh.iter().any(|&f| f);
+                let mut r = counters.report.lock().unwrap();
+                if skipped {
+                    r.chunks_skipped += 1;
+                    r.rows_skipped += total_rows;
+                } else {
+                    r.chunks_loaded += 1;
+                    r.rows_sent += fresh_rows;
+                    r.rows_loaded += fresh_rows;
+                    r.rows_skipped += total_rows - fresh_rows;
+                    r.bytes_sent += fresh_bytes;
+                    if fresh[Part::Json as usize] {
+                        r.chunks_json += 1;
+                    }
+                    if fresh[Part::Csv64 as usize] {
+                        r.chunks_base64 += 1;
+                    }
+                }
+                drop(r);
+                (job.progress)(Progress::Committed {
+                    index: chunk.index,
+                    rows: total_rows,
+                    bytes: total_bytes,
+                    skipped,
+                });
+                return Ok(());
+            }
+        }
+        let v = failure.unwrap_or_else(|| Verdict::Retry("an upload ended early".into()));
+        handle_failure(job, chunk, v, &mut retries, &mut throttles, counters, None).await?;
+    }
+}
+
+async fn retry_wait(
+    job: &Job,
+    chunk: &Chunk,
+    retries: &mut u32,
+    throttles: &mut u32,
+    throttled: bool,
+    why: &str,
+    counters: &Counters,
+) -> Result<()> {
+    let opts = &job.options;
+    let (n, max) = if throttled {
+        *throttles += 1;
+        (*throttles, opts.max_throttle_retries)
+    } else {
+        *retries += 1;
+        (*retries, opts.max_retries)
+    };
+    if n > max {
+        return Err(Error::infra(format!(
+            "chunk {} (label `{}`) failed after {} attempts: {why}",
+            chunk.index, chunk.label, n
+        )));
+    }
+    {
+        let mut r = counters.report.lock().unwrap();
+        r.retries += 1;
+        if throttled {
+            r.throttled += 1;
+        }
+    }
+    (job.progress)(Progress::Retry { index: chunk.index, reason: why.to_string() });
+    tracing::warn!(chunk = chunk.index, attempt = n, "retrying: {why}");
+    tokio::time::sleep(backoff(opts, n - 1, throttled)).await;
+    Ok(())
+}
+
+async fn handle_failure(
+    job: &Job,
+    chunk: &Chunk,
+    verdict: Verdict,
+    retries: &mut u32,
+    throttles: &mut u32,
+    counters: &Counters,
+    reply: Option<&client::LoadReply>,
+) -> Result<()> {
+    match verdict {
+        Verdict::Retry(m) | Verdict::Ambiguous(m) => {
+            retry_wait(job, chunk, retries, throttles, false, &m, counters).await
+        }
+        Verdict::Throttled(m) => retry_wait(job, chunk, retries, throttles, true, &m, counters).await,
+        Verdict::DataError(m) => {
+            let mut msg = format!("StarRocks rejected rows of chunk {} (label `{}`): {m}", chunk.index, chunk.label);
+            if let Some(url) = reply.and_then(|r| r.error_url.as_deref())
+                && let Some(log) = job.client.error_log(url, 2000).await
+            {
+                let first = log.lines().next().unwrap_or("").trim();
+                msg.push_str(&format!("; first rejected row: {first}"));
+            }
+            Err(Error::data(msg))
+        }
+        Verdict::Fatal(m) => Err(Error::config(format!("StarRocks refused chunk {}: {m}", chunk.index))),
+        Verdict::Committed { .. } => Ok(()),
+    }
+}

@@ -1,0 +1,459 @@
+//! The `starload` command line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use starload::config::{ByteSize, JobFile, TransformFile, parse_bytes};
+use starload::error::{Error, ErrorKind, Result};
+use starload::job::{self, Settings};
+use starload::load::Progress;
+
+#[derive(Parser, Debug)]
+#[command(name = "starload", version, about = "Load Hive/Parquet datasets into StarRocks, exactly once.")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+    /// Log as JSON lines on stderr.
+    #[arg(long, global = true)]
+    log_json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Load a dataset into a table.
+    Load(JobArgs),
+    /// Print the plan (files, partitions, column mapping, chunks, labels); send nothing.
+    Plan(JobArgs),
+    /// Run the StarRocks simulator.
+    Sim(SimArgs),
+    /// Show a job's chunks and verdicts from its journal.
+    Status(StatusArgs),
+    /// Run a SQL statement over the MySQL protocol and print the rows.
+    Sql(SqlArgs),
+    /// Write the demo dataset and its simulator tables file.
+    DemoData(DemoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct JobArgs {
+    /// Job file (TOML); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Source directory or URL (local path, file://, s3://, hdfs://).
+    #[arg(long)]
+    source: Option<String>,
+    /// Target table, db.table.
+    #[arg(long)]
+    table: Option<String>,
+    /// FE HTTP URL, e.g. http://127.0.0.1:8030.
+    #[arg(long)]
+    fe: Option<String>,
+    /// FE MySQL address, host:port.
+    #[arg(long)]
+    mysql: Option<String>,
+    /// StarRocks user (password: STARROCKS_PASSWORD or password_file in the job file).
+    #[arg(long)]
+    user: Option<String>,
+    /// State directory for journals.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Label prefix.
+    #[arg(long)]
+    label_prefix: Option<String>,
+    /// Target chunk size (e.g. 256MiB).
+    #[arg(long, value_parser = parse_size)]
+    chunk_bytes: Option<u64>,
+    /// Loads in flight.
+    #[arg(long)]
+    parallel: Option<usize>,
+    /// Time zone for timestamps with a zone (default UTC).
+    #[arg(long)]
+    timezone: Option<String>,
+    /// SQL select list over `source`.
+    #[arg(long)]
+    select: Option<String>,
+    /// SQL where clause over source and partition columns.
+    #[arg(long = "where")]
+    filter: Option<String>,
+    /// Print a JSON report instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    parse_bytes(s)
+}
+
+#[derive(Args, Debug)]
+struct SimArgs {
+    /// Tables file (TOML or JSON).
+    #[arg(long)]
+    tables: PathBuf,
+    /// FE HTTP port.
+    #[arg(long, default_value_t = 8030)]
+    fe_port: u16,
+    /// BE HTTP port (repeat for several BEs).
+    #[arg(long, default_values_t = vec![8040u16])]
+    be_port: Vec<u16>,
+    /// MySQL port.
+    #[arg(long, default_value_t = 9030)]
+    mysql_port: u16,
+    /// Only count rows and bytes.
+    #[arg(long)]
+    discard: bool,
+    /// User name (password from STARLOAD_SIM_PASSWORD, default empty).
+    #[arg(long, default_value = "root")]
+    user: String,
+    /// Faults file (TOML, `[[faults]]`).
+    #[arg(long)]
+    faults: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    /// State directory.
+    #[arg(long, default_value = ".starload")]
+    state_dir: PathBuf,
+    /// Job fingerprint (default: every job).
+    #[arg(long)]
+    job: Option<String>,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct SqlArgs {
+    /// MySQL address, host:port.
+    #[arg(long, default_value = "127.0.0.1:9030")]
+    mysql: String,
+    /// User (password: STARROCKS_PASSWORD).
+    #[arg(long, default_value = "root")]
+    user: String,
+    /// The statement.
+    statement: String,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Rows.
+    #[arg(long, default_value_t = 20_000)]
+    rows: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("starload: cannot start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli.cmd)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("starload: {e}");
+            ExitCode::from(exit_code(e.kind()))
+        }
+    }
+}
+
+/// Exit codes (stable): 0 success, 2 configuration, 3 data, 4 infrastructure
+/// (retryable; re-run to resume), 5 verification, 1 internal.
+fn exit_code(k: ErrorKind) -> u8 {
+    match k {
+        ErrorKind::Config => 2,
+        ErrorKind::Data => 3,
+        ErrorKind::Infra => 4,
+        ErrorKind::Verify => 5,
+        _ => 1,
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STARLOAD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,starload=info,datafusion=warn"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    if json {
+        b.json().init();
+    } else {
+        b.compact().init();
+    }
+}
+
+fn job_file(a: &JobArgs) -> Result<JobFile> {
+    let cli = JobFile {
+        source: a.source.clone(),
+        table: a.table.clone(),
+        fe: a.fe.clone(),
+        mysql: a.mysql.clone(),
+        user: a.user.clone(),
+        state_dir: a.state_dir.clone(),
+        label_prefix: a.label_prefix.clone(),
+        chunk_bytes: a.chunk_bytes.map(ByteSize),
+        parallel: a.parallel,
+        timezone: a.timezone.clone(),
+        transform: TransformFile { select: a.select.clone(), filter: a.filter.clone() },
+        ..JobFile::default()
+    };
+    let file = match &a.config {
+        Some(p) => JobFile::load(p)?,
+        None => JobFile::default(),
+    };
+    Ok(cli.or(file))
+}
+
+async fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Plan(a) => {
+            let settings = Settings::resolve(job_file(&a)?)?;
+            let p = job::prepare(settings).await?;
+            let view = job::plan_view(&p);
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&view).map_err(|e| Error::internal(e.to_string()))?);
+            } else {
+                print_plan(&view);
+            }
+            Ok(())
+        }
+        Cmd::Load(a) => {
+            let settings = Settings::resolve(job_file(&a)?)?;
+            let p = job::prepare(settings).await?;
+            let total_rows = p.plan.rows();
+            let chunks = p.plan.chunks.len();
+            let bar = if std::io::stderr().is_terminal() && !a.json {
+                let b = indicatif::ProgressBar::new(total_rows);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} [{elapsed_precise}] {bar:40} {human_pos}/{human_len} rows  {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                Some(b)
+            } else {
+                None
+            };
+            let bar2 = bar.clone();
+            let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |ev| {
+                if let (Some(b), Progress::Committed { rows, bytes: n, .. }) = (&bar2, &ev) {
+                    b.inc(*rows);
+                    let c = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    let t = bytes.fetch_add(*n, std::sync::atomic::Ordering::SeqCst) + n;
+                    b.set_message(format!("{c}/{chunks} chunks, {} sent", human_bytes(t)));
+                }
+            });
+            let report = job::run(p, progress).await;
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            let report = report?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::internal(e.to_string()))?);
+            } else {
+                println!(
+                    "loaded {} rows in {} chunks into {} ({} chunks already committed, {} retries) in {:.1} s: {:.0} rows/s, {:.1} MiB/s",
+                    report.load.rows_loaded,
+                    report.load.chunks_loaded,
+                    report.target,
+                    report.load.chunks_skipped,
+                    report.load.retries,
+                    report.load.seconds,
+                    report.rows_per_sec,
+                    report.mib_per_sec
+                );
+            }
+            Ok(())
+        }
+        Cmd::Sim(a) => {
+            let tables = starload::sim::tables::load_file(&a.tables)?;
+            let faults = match &a.faults {
+                None => Vec::new(),
+                Some(p) => load_faults(p)?,
+            };
+            let password = std::env::var("STARLOAD_SIM_PASSWORD").unwrap_or_default();
+            let cfg = starload::sim::SimConfig {
+                tables,
+                users: vec![(a.user.clone(), password)],
+                discard: a.discard,
+                fe_port: a.fe_port,
+                be_ports: a.be_port.clone(),
+                mysql_port: a.mysql_port,
+                faults,
+                ..Default::default()
+            };
+            let sim = starload::sim::Sim::start(cfg).await?;
+            eprintln!(
+                "starload simulator ready: FE http://{} BE {} MySQL {}{}",
+                sim.fe,
+                sim.bes.iter().map(|b| format!("http://{b}")).collect::<Vec<_>>().join(","),
+                sim.mysql,
+                if a.discard { " (discard mode)" } else { "" }
+            );
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate() => {}
+            }
+            drop(sim);
+            Ok(())
+        }
+        Cmd::Status(a) => status(a),
+        Cmd::Sql(a) => {
+            let password = starload::config::read_password(None)?;
+            let mut m = starload::meta::Meta::connect(&a.mysql, &a.user, &password).await?;
+            let rows = m.query(&a.statement).await?;
+            for r in rows {
+                println!(
+                    "{}",
+                    r.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())).collect::<Vec<_>>().join("\t")
+                );
+            }
+            m.close().await;
+            Ok(())
+        }
+        Cmd::DemoData(a) => starload::demo::write(&a.out, a.rows),
+    }
+}
+
+async fn terminate() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await
+}
+
+fn load_faults(p: &std::path::Path) -> Result<Vec<starload::sim::FaultRule>> {
+    #[derive(serde::Deserialize)]
+    struct F {
+        #[serde(default)]
+        faults: Vec<starload::sim::faults::FaultSpec>,
+    }
+    let text = std::fs::read_to_string(p).map_err(|e| Error::config(format!("cannot read `{}`: {e}", p.display())))?;
+    let f: F = toml::from_str(&text).map_err(|e| Error::config(format!("faults file `{}`: {e}", p.display())))?;
+    f.faults.into_iter().map(|s| s.into_rule().map_err(Error::config)).collect()
+}
+
+fn status(a: StatusArgs) -> Result<()> {
+    let dir = a.state_dir.join("jobs");
+    let mut paths: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "journal"))
+            .collect(),
+        Err(_) => return Err(Error::config(format!("no journals under `{}`", dir.display()))),
+    };
+    paths.sort();
+    if let Some(j) = &a.job {
+        paths.retain(|p| p.file_stem().is_some_and(|s| s.to_string_lossy().starts_with(j.as_str())));
+        if paths.is_empty() {
+            return Err(Error::config(format!("no journal for job `{j}` under `{}`", dir.display())));
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        let v = starload::journal::read(&p)?;
+        let rows: u64 = v.done.values().map(|c| c.rows).sum();
+        if a.json {
+            out.push(serde_json::json!({
+                "job": v.header.fingerprint,
+                "target": v.header.target,
+                "source": v.header.source,
+                "chunks": v.header.chunks,
+                "done": v.done.values().collect::<Vec<_>>(),
+                "committed": v.committed.values().collect::<Vec<_>>(),
+                "in_flight": v.started.iter().map(|(l, i)| serde_json::json!({"index": i, "label": l})).collect::<Vec<_>>(),
+            }));
+        } else {
+            println!(
+                "job {} -> {} from {}: {}/{} chunks done ({} rows), {} labels in flight",
+                v.header.fingerprint,
+                v.header.target,
+                v.header.source,
+                v.done.len(),
+                v.header.chunks,
+                rows,
+                v.started.len()
+            );
+            for (i, d) in &v.done {
+                println!("  chunk {i:>5}  done       rows={} bytes={}  {}", d.rows, d.bytes, d.labels.join(" "));
+            }
+            for (l, c) in &v.committed {
+                if !v.done.contains_key(&c.index) {
+                    println!("  chunk {:>5}  part committed  {l}  format={}", c.index, c.format);
+                }
+            }
+            for (l, i) in &v.started {
+                println!("  chunk {i:>5}  in flight  {l}  (resolved through get_load_state on the next run)");
+            }
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| Error::internal(e.to_string()))?);
+    }
+    Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    let f = n as f64;
+    if f >= (1u64 << 30) as f64 {
+        format!("{:.2} GiB", f / (1u64 << 30) as f64)
+    } else if f >= (1u64 << 20) as f64 {
+        format!("{:.1} MiB", f / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", f / 1024.0)
+    }
+}
+
+fn print_plan(v: &job::PlanView) {
+    println!("job        {}", v.job);
+    println!("source     {}", v.source);
+    println!("target     {} ({})", v.target, v.table_model);
+    println!("timezone   {} (timestamps with a zone are converted to it)", v.timezone);
+    println!("partitions {}", if v.partition_keys.is_empty() { "(none)".into() } else { v.partition_keys.join(", ") });
+    println!("rows       {} in {} files, {}", v.rows, v.files.len(), human_bytes(v.bytes));
+    println!("format     {} (JSON for chunks holding values CSV cannot carry)", v.format);
+    println!("\ncolumns:");
+    for c in &v.columns {
+        println!("  {:<24} {:<40} -> {:<24} {}", c.source, c.source_type, c.target, c.target_type);
+    }
+    for d in &v.defaulted {
+        println!("  {:<24} {:<40} -> {:<24} (default)", "-", "-", d);
+    }
+    println!("\nfiles:");
+    for f in &v.files {
+        let parts: Vec<String> = v
+            .partition_keys
+            .iter()
+            .zip(&f.partition)
+            .map(|(k, p)| format!("{k}={}", p.as_deref().unwrap_or("NULL")))
+            .collect();
+        println!(
+            "  {}  {} rows, {} row groups, {}  {}",
+            f.path,
+            f.rows,
+            f.row_groups,
+            human_bytes(f.bytes),
+            parts.join(" ")
+        );
+    }
+    println!("\nchunks:");
+    for c in &v.chunks {
+        println!("  {:>5}  {}  {} rows, ~{}", c.index, c.label, c.rows, human_bytes(c.est_bytes));
+        for s in &c.slices {
+            println!("         {s}");
+        }
+    }
+}

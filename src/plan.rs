@@ -1,0 +1,408 @@
+//! The deterministic chunk plan: files → row groups → chunks → labels.
+//!
+//! A chunk is an ordered list of (file, row-group range) slices, cut to a
+//! target size estimated from the row groups' uncompressed sizes. The job
+//! fingerprint hashes everything that decides what a chunk holds, so the same
+//! job always yields the same chunks and labels, and a changed input can never
+//! be mistaken for a loaded one.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::datasource::physical_plan::parquet::Int96Coercer;
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+use futures::stream::{self, StreamExt};
+use parquet::arrow::parquet_to_arrow_schema;
+use parquet::file::metadata::PageIndexPolicy;
+
+use crate::error::{Error, Result};
+use crate::source::{Listing, Location, SourceFile, fingerprint_input};
+
+/// How many Parquet footers are read at once while planning.
+const FOOTER_CONCURRENCY: usize = 32;
+
+/// A row group's size, as the footer gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowGroupInfo {
+    /// Rows in the row group.
+    pub rows: u64,
+    /// Uncompressed size in bytes (the estimate of its encoded size).
+    pub bytes: u64,
+}
+
+/// A Parquet input file and its footer summary.
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    /// The listed file.
+    pub file: SourceFile,
+    /// Row groups, in file order.
+    pub row_groups: Vec<RowGroupInfo>,
+}
+
+impl FileInfo {
+    /// Rows in the file.
+    pub fn rows(&self) -> u64 {
+        self.row_groups.iter().map(|r| r.rows).sum()
+    }
+}
+
+/// A contiguous range of row groups of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slice {
+    /// Index into [`Plan::files`].
+    pub file: usize,
+    /// Row groups of that file.
+    pub row_groups: Range<usize>,
+    /// Index of the slice's first row within its file.
+    pub first_row: u64,
+    /// Rows in the slice (before any `where`).
+    pub rows: u64,
+}
+
+/// One Stream Load's worth of input.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    /// Position in the plan.
+    pub index: usize,
+    /// The label this chunk is always loaded with.
+    pub label: String,
+    /// What it reads.
+    pub slices: Vec<Slice>,
+    /// Source rows (before any `where`).
+    pub rows: u64,
+    /// Estimated encoded size in bytes.
+    pub est_bytes: u64,
+}
+
+/// Everything that decides the chunks and their content; hashed into the job
+/// fingerprint.
+#[derive(Debug, Clone)]
+pub struct FingerprintInputs {
+    /// `db.table`.
+    pub target: String,
+    /// The transform (select list and where clause) and any other setting
+    /// that changes the rows sent.
+    pub transform: String,
+    /// Chunk target size.
+    pub chunk_bytes: u64,
+    /// Further settings that alter the bytes sent (time zone, dictionary
+    /// versions, load mode…), as `key=value` strings.
+    pub extra: Vec<String>,
+}
+
+/// The plan of a job.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Where the data is.
+    pub location: Location,
+    /// Hive partition keys.
+    pub partition_keys: Vec<String>,
+    /// Input files, sorted by path.
+    pub files: Vec<FileInfo>,
+    /// The schema of the Parquet files (partition columns not included).
+    pub file_schema: SchemaRef,
+    /// The chunks, in load order.
+    pub chunks: Vec<Chunk>,
+    /// The job fingerprint (hex).
+    pub fingerprint: String,
+}
+
+impl Plan {
+    /// Total source rows.
+    pub fn rows(&self) -> u64 {
+        self.files.iter().map(FileInfo::rows).sum()
+    }
+    /// Total input bytes (file sizes).
+    pub fn input_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.file.size).sum()
+    }
+    /// The user-facing name of a file.
+    pub fn file_name(&self, idx: usize) -> String {
+        self.location.display_path(&self.files[idx].file.path)
+    }
+}
+
+/// Reads the footer of every file and returns the files with their row
+/// groups and the common Arrow schema. A file that is not Parquet, is
+/// truncated, or whose schema differs from the others is an error naming it.
+pub async fn read_footers(loc: &Location, listing: &Listing) -> Result<(Vec<FileInfo>, SchemaRef)> {
+    let results: Vec<Result<(FileInfo, SchemaRef)>> = stream::iter(listing.files.iter().cloned().map(|f| {
+        let store = loc.store.clone();
+        async move {
+            let name = loc.display_path(&f.path);
+            let meta = object_store::ObjectMeta {
+                location: f.path.clone(),
+                last_modified: f.last_modified,
+                size: f.size,
+                e_tag: f.etag.clone(),
+                version: None,
+            };
+            let md = DFParquetMetadata::new(store.as_ref(), &meta)
+                .with_page_index_policy(Some(PageIndexPolicy::Skip))
+                .fetch_metadata()
+                .await
+                .map_err(|e| Error::data(format!("`{name}` is not a readable Parquet file: {}", Error::from(e))))?;
+            let fm = md.file_metadata();
+            let schema = parquet_to_arrow_schema(fm.schema_descr(), fm.key_value_metadata())
+                .map_err(|e| Error::data(format!("`{name}`: unsupported Parquet schema: {e}")))?;
+            // INT96 timestamps (Hive/Spark) are instants in UTC; read them as
+            // microseconds so that every date from year 1 to 9999 fits
+            // (nanoseconds would wrap).
+            let schema = Int96Coercer::new(fm.schema_descr(), &schema, &arrow::datatypes::TimeUnit::Microsecond)
+                .with_timezone(Some("UTC".into()))
+                .coerce()
+                .unwrap_or(schema);
+            let schema = strip_metadata(&schema);
+            let row_groups = md
+                .row_groups()
+                .iter()
+                .map(|rg| RowGroupInfo { rows: rg.num_rows().max(0) as u64, bytes: rg.total_byte_size().max(0) as u64 })
+                .collect();
+            Ok((FileInfo { file: f, row_groups }, schema))
+        }
+    }))
+    .buffered(FOOTER_CONCURRENCY)
+    .collect()
+    .await;
+
+    let mut files = Vec::with_capacity(results.len());
+    let mut common: Option<(SchemaRef, String)> = None;
+    for r in results {
+        let (info, schema) = r?;
+        let name = loc.display_path(&info.file.path);
+        match &common {
+            None => common = Some((schema, name)),
+            Some((c, first)) => check_same_schema(c, first, &schema, &name)?,
+        }
+        files.push(info);
+    }
+    let schema =
+        common.map(|c| c.0).ok_or_else(|| Error::config(format!("source `{}` holds no data files", loc.display)))?;
+    for k in &listing.partition_keys {
+        if schema.fields().iter().any(|f| f.name().eq_ignore_ascii_case(k)) {
+            return Err(Error::config(format!(
+                "partition column `{k}` is also stored inside the Parquet files; rename one of them"
+            )));
+        }
+    }
+    Ok((files, schema))
+}
+
+fn strip_metadata(s: &Schema) -> SchemaRef {
+    fn field(f: &Field) -> Field {
+        let dt = match f.data_type() {
+            DataType::List(c) => DataType::List(Arc::new(field(c))),
+            DataType::LargeList(c) => DataType::LargeList(Arc::new(field(c))),
+            DataType::FixedSizeList(c, n) => DataType::FixedSizeList(Arc::new(field(c)), *n),
+            DataType::Map(c, sorted) => DataType::Map(Arc::new(field(c)), *sorted),
+            DataType::Struct(fs) => DataType::Struct(fs.iter().map(|f| Arc::new(field(f))).collect()),
+            other => other.clone(),
+        };
+        Field::new(f.name(), dt, f.is_nullable())
+    }
+    Arc::new(Schema::new(s.fields().iter().map(|f| field(f)).collect::<Vec<_>>()))
+}
+
+fn check_same_schema(a: &Schema, a_name: &str, b: &Schema, b_name: &str) -> Result<()> {
+    for fa in a.fields() {
+        match b.field_with_name(fa.name()) {
+            Err(_) => {
+                return Err(Error::config(format!(
+                    "`{b_name}` has no column `{}` (present in `{a_name}`); all files of a source must share one schema",
+                    fa.name()
+                )));
+            }
+            Ok(fb) if !same_type(fa.data_type(), fb.data_type()) => {
+                return Err(Error::config(format!(
+                    "column `{}` is {} in `{b_name}` but {} in `{a_name}`; all files of a source must share one schema",
+                    fa.name(),
+                    fb.data_type(),
+                    fa.data_type()
+                )));
+            }
+            Ok(_) => {}
+        }
+    }
+    for fb in b.fields() {
+        if a.field_with_name(fb.name()).is_err() {
+            return Err(Error::config(format!(
+                "`{b_name}` has a column `{}` that `{a_name}` lacks; all files of a source must share one schema",
+                fb.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Types equal up to field names of nested containers and nullability.
+fn same_type(a: &DataType, b: &DataType) -> bool {
+    use DataType::*;
+    match (a, b) {
+        (List(x), List(y)) | (LargeList(x), LargeList(y)) => same_type(x.data_type(), y.data_type()),
+        (Map(x, _), Map(y, _)) => same_type(x.data_type(), y.data_type()),
+        (Struct(x), Struct(y)) => {
+            x.len() == y.len()
+                && x.iter().zip(y.iter()).all(|(f, g)| f.name() == g.name() && same_type(f.data_type(), g.data_type()))
+        }
+        _ => a == b,
+    }
+}
+
+/// Cuts files into chunks of about `chunk_bytes` (estimated encoded size).
+/// Deterministic: depends only on the files' order and row groups.
+pub fn cut_chunks(files: &[FileInfo], chunk_bytes: u64) -> Vec<(Vec<Slice>, u64, u64)> {
+    let mut chunks = Vec::new();
+    let mut cur: Vec<Slice> = Vec::new();
+    let (mut cur_bytes, mut cur_rows) = (0u64, 0u64);
+    for (fi, f) in files.iter().enumerate() {
+        let mut first_row = 0u64;
+        for (gi, rg) in f.row_groups.iter().enumerate() {
+            if rg.rows == 0 {
+                continue;
+            }
+            if !cur.is_empty() && cur_bytes + rg.bytes > chunk_bytes {
+                chunks.push((std::mem::take(&mut cur), cur_rows, cur_bytes));
+                cur_bytes = 0;
+                cur_rows = 0;
+            }
+            match cur.last_mut() {
+                Some(s) if s.file == fi && s.row_groups.end == gi => {
+                    s.row_groups.end = gi + 1;
+                    s.rows += rg.rows;
+                }
+                _ => cur.push(Slice { file: fi, row_groups: gi..gi + 1, first_row, rows: rg.rows }),
+            }
+            cur_bytes += rg.bytes;
+            cur_rows += rg.rows;
+            first_row += rg.rows;
+        }
+    }
+    if !cur.is_empty() {
+        chunks.push((cur, cur_rows, cur_bytes));
+    }
+    chunks
+}
+
+/// Hashes the job's inputs into its fingerprint (32 hex digits).
+pub fn fingerprint(inputs: &FingerprintInputs, files: &[FileInfo], partition_keys: &[String]) -> String {
+    let mut h = blake3::Hasher::new();
+    let mut put = |s: &str| {
+        h.update(&(s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    put("starload-job-v1");
+    put(&inputs.target);
+    put(&inputs.transform);
+    put(&inputs.chunk_bytes.to_string());
+    for e in &inputs.extra {
+        put(e);
+    }
+    put(&partition_keys.join("/"));
+    for f in files {
+        put(&fingerprint_input(&f.file));
+    }
+    h.finalize().to_hex()[..32].to_string()
+}
+
+/// The label of chunk `index`: `<prefix>_<fingerprint>_<index>`.
+pub fn label(prefix: &str, fingerprint: &str, index: usize) -> String {
+    format!("{prefix}_{fingerprint}_{index}")
+}
+
+/// Checks a label prefix: `[A-Za-z0-9_-]`, short enough that labels stay
+/// within StarRocks' 128 characters.
+pub fn check_label_prefix(prefix: &str) -> Result<()> {
+    if prefix.is_empty()
+        || prefix.len() > 64
+        || !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(Error::config(format!("label prefix `{prefix}` must be 1 to 64 characters of [A-Za-z0-9_-]")));
+    }
+    Ok(())
+}
+
+/// Builds the plan from listed files.
+pub async fn build(
+    location: Location,
+    listing: Listing,
+    inputs: &FingerprintInputs,
+    label_prefix: &str,
+) -> Result<Plan> {
+    check_label_prefix(label_prefix)?;
+    if inputs.chunk_bytes == 0 {
+        return Err(Error::config("chunk size must be positive"));
+    }
+    let (files, file_schema) = read_footers(&location, &listing).await?;
+    let fingerprint = fingerprint(inputs, &files, &listing.partition_keys);
+    let chunks = cut_chunks(&files, inputs.chunk_bytes)
+        .into_iter()
+        .enumerate()
+        .map(|(index, (slices, rows, est_bytes))| Chunk {
+            index,
+            label: label(label_prefix, &fingerprint, index),
+            slices,
+            rows,
+            est_bytes,
+        })
+        .collect();
+    Ok(Plan { location, partition_keys: listing.partition_keys, files, file_schema, chunks, fingerprint })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::path::Path;
+
+    fn file(name: &str, groups: &[(u64, u64)]) -> FileInfo {
+        FileInfo {
+            file: SourceFile {
+                path: Path::from(name),
+                size: 1,
+                etag: None,
+                last_modified: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+                partition_values: vec![],
+            },
+            row_groups: groups.iter().map(|&(rows, bytes)| RowGroupInfo { rows, bytes }).collect(),
+        }
+    }
+
+    #[test]
+    fn chunks_pack_small_files_and_split_large_ones() {
+        let files = vec![
+            file("a", &[(10, 30)]),
+            file("b", &[(10, 30)]),
+            file("c", &[(100, 80), (100, 80), (5, 10)]),
+            file("d", &[(0, 0)]),
+        ];
+        let chunks = cut_chunks(&files, 100);
+        let shape: Vec<Vec<(usize, Range<usize>, u64)>> = chunks
+            .iter()
+            .map(|(s, _, _)| s.iter().map(|s| (s.file, s.row_groups.clone(), s.first_row)).collect())
+            .collect();
+        assert_eq!(shape, vec![vec![(0, 0..1, 0), (1, 0..1, 0)], vec![(2, 0..1, 0)], vec![(2, 1..3, 100)]]);
+        let rows: Vec<u64> = chunks.iter().map(|c| c.1).collect();
+        assert_eq!(rows, vec![20, 100, 105]);
+        // Same input, same plan.
+        let again = cut_chunks(&files, 100);
+        assert_eq!(format!("{chunks:?}"), format!("{again:?}"));
+    }
+
+    #[test]
+    fn fingerprint_changes_with_inputs() {
+        let inputs =
+            FingerprintInputs { target: "db.t".into(), transform: String::new(), chunk_bytes: 100, extra: vec![] };
+        let files = vec![file("a", &[(1, 1)])];
+        let a = fingerprint(&inputs, &files, &[]);
+        assert_eq!(a, fingerprint(&inputs, &files, &[]));
+        let mut changed = files.clone();
+        changed[0].file.size = 2;
+        assert_ne!(a, fingerprint(&inputs, &changed, &[]));
+        let other = FingerprintInputs { target: "db.u".into(), ..inputs.clone() };
+        assert_ne!(a, fingerprint(&other, &files, &[]));
+        let l = label("starload", &a, 7);
+        assert!(l.len() <= 128 && l.ends_with("_7"));
+        assert!(check_label_prefix("bad prefix").is_err());
+        assert!(check_label_prefix("nightly-2024_01").is_ok());
+    }
+}

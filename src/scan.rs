@@ -1,0 +1,232 @@
+//! Scanning: DataFusion reads a chunk's row groups (with projection and
+//! predicate pushdown), adds the Hive partition columns and applies the
+//! user's SQL transform.
+//!
+//! Each chunk is read by one single-partition DataFusion plan, so its rows
+//! always come out in the same order and a retry produces the same bytes.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::common::config::TableParquetOptions;
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::error::{Error, Result};
+use crate::plan::{Plan, Slice};
+
+/// The user's SQL transform over the source (`source` in SQL).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transform {
+    /// A select list (`id, upper(name) AS name, *`); all columns if empty.
+    pub select: Option<String>,
+    /// A predicate over source and partition columns.
+    pub filter: Option<String>,
+}
+
+impl Transform {
+    /// The SQL query this transform runs over the table `source`.
+    pub fn sql(&self) -> String {
+        let select = self.select.as_deref().map(str::trim).filter(|s| !s.is_empty()).unwrap_or("*");
+        match self.filter.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(w) => format!("SELECT {select} FROM source WHERE {w}"),
+            None => format!("SELECT {select} FROM source"),
+        }
+    }
+    /// A stable text form for the job fingerprint.
+    pub fn fingerprint_text(&self) -> String {
+        format!("select={:?};where={:?}", self.select, self.filter)
+    }
+}
+
+/// Scans a plan's chunks.
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    plan: Arc<Plan>,
+    partition_fields: Vec<FieldRef>,
+    transform: Transform,
+    batch_size: usize,
+    output_schema: SchemaRef,
+}
+
+impl Scanner {
+    /// Prepares scans of `plan`; partition columns get the types in
+    /// `partition_types` (default: strings). Plans the transform once to learn
+    /// the output schema; a transform that does not plan is an error.
+    pub async fn new(
+        plan: Arc<Plan>,
+        partition_types: &[(String, DataType)],
+        transform: Transform,
+        batch_size: usize,
+    ) -> Result<Scanner> {
+        let partition_fields = plan
+            .partition_keys
+            .iter()
+            .map(|k| {
+                let dt = partition_types
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                    .map(|(_, t)| t.clone())
+                    .unwrap_or(DataType::Utf8);
+                Arc::new(Field::new(k, dt, true))
+            })
+            .collect();
+        let mut s = Scanner { plan, partition_fields, transform, batch_size, output_schema: Arc::new(Schema::empty()) };
+        let ctx = s.context(Vec::new())?;
+        let df = ctx.sql(&s.transform.sql()).await.map_err(|e| {
+            Error::config(format!("the transform `{}` does not plan: {}", s.transform.sql(), Error::from(e)))
+        })?;
+        s.output_schema = Arc::new(df.schema().as_arrow().clone());
+        Ok(s)
+    }
+
+    /// The schema of the transformed rows.
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output_schema
+    }
+
+    /// The source schema: file columns then partition columns.
+    pub fn source_schema(&self) -> SchemaRef {
+        let mut fields: Vec<FieldRef> = self.plan.file_schema.fields().iter().cloned().collect();
+        fields.extend(self.partition_fields.iter().cloned());
+        Arc::new(Schema::new(fields))
+    }
+
+    fn context(&self, files: Vec<PartitionedFile>) -> Result<SessionContext> {
+        let config = SessionConfig::new()
+            .with_target_partitions(1)
+            .with_batch_size(self.batch_size)
+            .with_information_schema(false);
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_object_store(self.plan.location.store_url.as_ref(), self.plan.location.store.clone());
+        let table = SliceTable {
+            file_schema: self.plan.file_schema.clone(),
+            partition_fields: self.partition_fields.clone(),
+            store_url: self.plan.location.store_url.clone(),
+            files,
+        };
+        ctx.register_table("source", Arc::new(table))?;
+        Ok(ctx)
+    }
+
+    fn partitioned_file(&self, slice: &Slice) -> Result<PartitionedFile> {
+        let info = &self.plan.files[slice.file];
+        let mut access = ParquetAccessPlan::new_none(info.row_groups.len());
+        for g in slice.row_groups.clone() {
+            access.scan(g);
+        }
+        let values = info
+            .file
+            .partition_values
+            .iter()
+            .zip(&self.partition_fields)
+            .map(|(v, f)| match v {
+                None => ScalarValue::try_from(f.data_type()).map_err(Error::from),
+                Some(s) => ScalarValue::try_from_string(s.clone(), f.data_type()).map_err(|e| {
+                    Error::config(format!(
+                        "partition value `{}={s}` of `{}` is not a valid {}: {}",
+                        f.name(),
+                        self.plan.file_name(slice.file),
+                        f.data_type(),
+                        Error::from(e)
+                    ))
+                }),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let meta = object_store::ObjectMeta {
+            location: info.file.path.clone(),
+            last_modified: info.file.last_modified,
+            size: info.file.size,
+            e_tag: info.file.etag.clone(),
+            version: None,
+        };
+        Ok(PartitionedFile::new_from_meta(meta)
+            .with_partition_values(values)
+            .with_arrow_schema(self.plan.file_schema.clone())
+            .with_extension(access))
+    }
+
+    /// Streams the transformed rows of the given slices, in order.
+    pub async fn scan(&self, slices: &[Slice]) -> Result<SendableRecordBatchStream> {
+        let files = slices.iter().map(|s| self.partitioned_file(s)).collect::<Result<Vec<_>>>()?;
+        let ctx = self.context(files)?;
+        let df = ctx.sql(&self.transform.sql()).await?;
+        Ok(df.execute_stream().await?)
+    }
+
+    /// The plan being scanned.
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+}
+
+/// A table over an explicit list of files and row groups.
+#[derive(Debug)]
+struct SliceTable {
+    file_schema: SchemaRef,
+    partition_fields: Vec<FieldRef>,
+    store_url: datafusion::execution::object_store::ObjectStoreUrl,
+    files: Vec<PartitionedFile>,
+}
+
+#[async_trait]
+impl TableProvider for SliceTable {
+    fn schema(&self) -> SchemaRef {
+        let mut fields: Vec<FieldRef> = self.file_schema.fields().iter().cloned().collect();
+        fields.extend(self.partition_fields.iter().cloned());
+        Arc::new(Schema::new(fields))
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let table_schema = TableSchema::builder(self.file_schema.clone())
+            .with_table_partition_cols(self.partition_fields.clone())
+            .build();
+        let mut options = TableParquetOptions::default();
+        options.global.coerce_int96 = Some("us".to_string());
+        options.global.coerce_int96_tz = Some("UTC".to_string());
+        options.global.pushdown_filters = false;
+        let mut source = ParquetSource::new(table_schema).with_table_parquet_options(options);
+        // Filters prune row groups by their statistics; rows are still
+        // filtered exactly above the scan.
+        if let Some(expr) = filters.iter().cloned().reduce(|a, b| a.and(b)) {
+            let df_schema = datafusion::common::DFSchema::try_from(self.schema().as_ref().clone())?;
+            let physical = state.create_physical_expr(expr, &df_schema)?;
+            source = source.with_predicate(physical);
+        }
+        let mut builder = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+            .with_file_group(FileGroup::new(self.files.clone()))
+            .with_limit(limit);
+        if let Some(p) = projection {
+            builder = builder.with_projection_indices(Some(p.clone()))?;
+        }
+        Ok(DataSourceExec::from_data_source(builder.build()))
+    }
+}

@@ -1,0 +1,664 @@
+//! FE and BE HTTP endpoints of the simulator.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use super::faults::{self, Fault};
+use super::store::{self, BodyFormat, LoadSpec, Txn, TxnState};
+use super::{AuthError, LoadEvent, State};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Fe,
+    Be,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+/// Accepts connections until the task is aborted.
+pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, role: Role) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move {
+                    match role {
+                        Role::Fe => Ok::<_, std::io::Error>(fe(state, req).await),
+                        Role::Be => be(state, req).await,
+                    }
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+fn reply(status: StatusCode, body: impl Into<Bytes>, content_type: &str) -> Resp {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", content_type)
+        .body(Full::new(body.into()))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn json_reply(v: serde_json::Value) -> Resp {
+    reply(StatusCode::OK, serde_json::to_string_pretty(&v).unwrap_or_default(), "application/json")
+}
+
+fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn query_param(req: &Request<Incoming>, key: &str) -> Option<String> {
+    req.uri()
+        .query()
+        .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned()))
+}
+
+fn path_parts(req: &Request<Incoming>) -> Vec<String> {
+    req.uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn unauthorized() -> Resp {
+    let mut r = reply(
+        StatusCode::UNAUTHORIZED,
+        serde_json::to_string(
+            &json!({"status": "FAILED", "code": "401", "msg": "Unauthorized", "message": "Unauthorized"}),
+        )
+        .unwrap_or_default(),
+        "application/json",
+    );
+    r.headers_mut().insert("WWW-Authenticate", hyper::header::HeaderValue::from_static("Basic realm=\"\""));
+    r
+}
+
+fn fe_fail(msg: &str) -> Resp {
+    let mut r = json_reply(json!({"Status": "FAILED", "Message": msg}));
+    r.headers_mut().insert("Connection", hyper::header::HeaderValue::from_static("close"));
+    r
+}
+
+async fn fe(state: Arc<State>, req: Request<Incoming>) -> Resp {
+    state.fe_requests.fetch_add(1, Ordering::SeqCst);
+    let parts = path_parts(&req);
+    let p: Vec<&str> = parts.iter().map(|s| s.as_str()).collect();
+    match (req.method(), p.as_slice()) {
+        (&Method::PUT, ["api", db, table, "_stream_load"]) => {
+            if let Err(e) = state.check_auth(header(&req, "authorization")) {
+                let _ = e;
+                return unauthorized();
+            }
+            if req.version() == hyper::Version::HTTP_11
+                && !header(&req, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+            {
+                return fe_fail("class com.starrocks.common.DdlException: There is no 100-continue header");
+            }
+            if state.with_db(db, |_| ()).is_none() {
+                return fe_fail(&format!("class com.starrocks.common.DdlException: unknown database [{db}]"));
+            }
+            let _ = table;
+            let bes = state.bes.lock().unwrap().clone();
+            if bes.is_empty() {
+                return fe_fail("No backend alive.");
+            }
+            let be = bes[state.rr.fetch_add(1, Ordering::SeqCst) % bes.len()];
+            let mut loc = format!("http://{be}{}", req.uri().path());
+            if let Some(q) = req.uri().query() {
+                loc.push('?');
+                loc.push_str(q);
+            }
+            Response::builder()
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header("Location", loc)
+                .header("Connection", "close")
+                .header("Content-Length", "0")
+                .body(Full::new(Bytes::new()))
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        }
+        (_, ["api", _, _, "_stream_load"]) => reply(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "text/plain"),
+        (&Method::GET, ["api", db, "get_load_state"]) => {
+            if state.check_auth(header(&req, "authorization")).is_err() {
+                return unauthorized();
+            }
+            let Some(label) = query_param(&req, "label").filter(|l| !l.is_empty()) else {
+                return json_reply(
+                    json!({"status": "FAILED", "code": "1", "msg": "No label selected", "message": "No label selected"}),
+                );
+            };
+            match state.with_db(db, |d| d.labels.get(&label).map(|t| (t.state, t.reason.clone()))) {
+                None => json_reply(
+                    json!({"status": "FAILED", "code": "1", "msg": format!("unknown database [{db}]"), "message": format!("unknown database [{db}]")}),
+                ),
+                Some(s) => {
+                    let (st, reason) = s.map(|(s, r)| (s.name(), r)).unwrap_or(("UNKNOWN", String::new()));
+                    json_reply(
+                        json!({"state": st, "reason": reason, "status": "OK", "code": "0", "msg": "Success", "message": "OK"}),
+                    )
+                }
+            }
+        }
+        _ => reply(StatusCode::NOT_FOUND, "Not Found", "text/plain"),
+    }
+}
+
+async fn be(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::io::Error> {
+    let parts = path_parts(&req);
+    let p: Vec<&str> = parts.iter().map(|s| s.as_str()).collect();
+    match (req.method().clone(), p.as_slice()) {
+        (Method::PUT, ["api", db, table, "_stream_load"]) => {
+            let (db, table) = (db.to_string(), table.to_string());
+            be_load(state, req, db, table).await
+        }
+        (Method::GET, ["api", "_load_error_log"]) => {
+            let file = query_param(&req, "file").unwrap_or_default();
+            let log = state.error_logs.lock().unwrap().get(&file).cloned();
+            Ok(match log {
+                Some(t) => reply(StatusCode::OK, t, "text/plain"),
+                None => reply(StatusCode::NOT_FOUND, "Not Found", "text/plain"),
+            })
+        }
+        _ => Ok(reply(StatusCode::NOT_FOUND, "Not Found", "text/plain")),
+    }
+}
+
+/// The §3.1 reply.
+#[derive(Debug, Default)]
+struct LoadResult {
+    txn_id: i64,
+    label: String,
+    status: String,
+    existing: Option<&'static str>,
+    message: String,
+    total: u64,
+    loaded: u64,
+    filtered: u64,
+    unselected: u64,
+    bytes: u64,
+    error_url: Option<String>,
+}
+
+impl LoadResult {
+    fn fail(label: &str, txn_id: i64, msg: impl Into<String>) -> LoadResult {
+        LoadResult { txn_id, label: label.into(), status: "Fail".into(), message: msg.into(), ..Default::default() }
+    }
+    fn to_resp(&self) -> Resp {
+        let mut v = json!({
+            "TxnId": self.txn_id,
+            "Label": self.label,
+            "Status": self.status,
+            "Message": self.message,
+            "NumberTotalRows": self.total,
+            "NumberLoadedRows": self.loaded,
+            "NumberFilteredRows": self.filtered,
+            "NumberUnselectedRows": self.unselected,
+            "LoadBytes": self.bytes,
+            "LoadTimeMs": 1,
+            "BeginTxnTimeMs": 0,
+            "StreamLoadPlanTimeMs": 0,
+            "ReadDataTimeMs": 0,
+            "WriteDataTimeMs": 0,
+            "CommitAndPublishTimeMs": 0
+        });
+        if let Some(e) = self.existing {
+            v["ExistingJobStatus"] = json!(e);
+        }
+        if let Some(u) = &self.error_url {
+            v["ErrorURL"] = json!(u);
+        }
+        json_reply(v)
+    }
+}
+
+fn parse_spec(req: &Request<Incoming>) -> Result<LoadSpec, String> {
+    let label = match header(req, "label") {
+        Some(l) => {
+            if l.len() > 128 {
+                return Err(format!("Label format error. label {l} is too long"));
+            }
+            if l.is_empty() || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                return Err(format!("Label format error. regex: ^[-\\w]{{1,128}}$, label: {l}"));
+            }
+            l.to_string()
+        }
+        None => format!(
+            "sim_{:x}",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+        ),
+    };
+    let fmt = header(req, "format").unwrap_or("csv").to_ascii_lowercase();
+    let format = match fmt.as_str() {
+        "csv" => BodyFormat::Csv {
+            sep: store::parse_delimiter(header(req, "column_separator").unwrap_or("\t"))?,
+            delim: store::parse_delimiter(header(req, "row_delimiter").unwrap_or("\n"))?,
+        },
+        "json" => BodyFormat::Json {
+            strip_outer_array: header(req, "strip_outer_array").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        },
+        "gzip" | "bzip2" | "lz4" | "deflate" | "zstd" => {
+            return Err(format!("compressed format {fmt} is not supported by the simulator"));
+        }
+        other => return Err(format!("unknown data format, format={other}")),
+    };
+    if header(req, "jsonpaths").is_some() || header(req, "json_root").is_some() || header(req, "where").is_some() {
+        return Err("jsonpaths, json_root and where are not supported by the simulator".into());
+    }
+    let columns = match header(req, "columns") {
+        None => None,
+        Some(c) => Some(store::parse_columns(c)?),
+    };
+    let strict = match header(req, "strict_mode") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(_) => return Err("Invalid strict mode format. Must be bool type".into()),
+    };
+    let max_filter_ratio = match header(req, "max_filter_ratio") {
+        None => 0.0,
+        Some(v) => {
+            v.trim().parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)).ok_or("Invalid max_filter_ratio")?
+        }
+    };
+    let timeout = match header(req, "timeout") {
+        None => 600,
+        Some(v) => {
+            let t: u64 = v.trim().parse().map_err(|_| "Invalid timeout format".to_string())?;
+            if !(1..=259_200).contains(&t) {
+                return Err(format!("timeout {t} is out of range [1, 259200]"));
+            }
+            t
+        }
+    };
+    let list = |h: &str| header(req, h).map(|v| v.split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>());
+    let partitions = list("partitions");
+    let temporary_partitions = list("temporary_partitions");
+    if partitions.is_some() && temporary_partitions.is_some() {
+        return Err("Can not specify both partitions and temporary partitions".into());
+    }
+    let partial_update = match header(req, "partial_update") {
+        None => false,
+        Some(v) => v.eq_ignore_ascii_case("true"),
+    };
+    let compression = header(req, "compression").or(header(req, "content-encoding"));
+    if let Some(c) = compression {
+        return Err(format!("Unsupported compression type: {c} (not supported by the simulator)"));
+    }
+    Ok(LoadSpec {
+        label,
+        format,
+        columns,
+        strict,
+        max_filter_ratio,
+        timeout,
+        partitions,
+        temporary_partitions,
+        partial_update,
+        merge_condition: header(req, "merge_condition").map(str::to_string),
+        ignore_json_size: header(req, "ignore_json_size").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+    })
+}
+
+fn set_state(state: &State, db: &str, label: &str, st: TxnState, reason: &str) {
+    state.with_db(db, |d| {
+        if let Some(t) = d.labels.get_mut(label) {
+            t.state = st;
+            t.reason = reason.to_string();
+        }
+        if st.is_final() {
+            d.finished.push_back(label.to_string());
+            while d.finished.len() > state.policy.keep_max {
+                if let Some(old) = d.finished.pop_front()
+                    && d.labels.get(&old).is_some_and(|t| t.state.is_final())
+                {
+                    d.labels.remove(&old);
+                }
+            }
+        }
+    });
+}
+
+async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: String) -> Result<Resp, std::io::Error> {
+    let n = state.be_requests.fetch_add(1, Ordering::SeqCst) + 1;
+    let label_hdr = header(&req, "label").unwrap_or("").to_string();
+    if header(&req, "authorization").is_none() {
+        return Ok(LoadResult::fail(&label_hdr, -1, "no valid Basic authorization").to_resp());
+    }
+    let spec = match parse_spec(&req) {
+        Ok(s) => s,
+        Err(m) => return Ok(LoadResult::fail(&label_hdr, -1, m).to_resp()),
+    };
+    let label = spec.label.clone();
+    let fired = faults::take(&mut state.faults.lock().unwrap(), n, &label);
+    let has = |f: &Fault| fired.iter().any(|x| std::mem::discriminant(x) == std::mem::discriminant(f));
+    let delay = fired.iter().find_map(|f| if let Fault::Delay(ms) = f { Some(*ms) } else { None });
+    let fail_msg = fired.iter().find_map(|f| if let Fault::Fail(m) = f { Some(m.clone()) } else { None });
+    let http_status = fired.iter().find_map(|f| if let Fault::Http(s) = f { Some(*s) } else { None });
+    if let Err(e) = state.check_auth(header(&req, "authorization")) {
+        let user = match e {
+            AuthError::Denied(u) => u,
+            AuthError::Missing => String::new(),
+        };
+        return Ok(LoadResult::fail(
+            &label,
+            -1,
+            format!("Access denied for user '{user}'@'127.0.0.1' (using password: YES)"),
+        )
+        .to_resp());
+    }
+    // Begin the transaction (FE: label check).
+    let begin = state.with_db(&db, |d| {
+        if !d.tables.contains_key(&table) {
+            return Err(format!("unknown table [{table}]"));
+        }
+        if let Some(t) = d.labels.get(&label)
+            && t.state != TxnState::Aborted
+        {
+            let existing = match t.state {
+                TxnState::Prepare | TxnState::Prepared => "RUNNING",
+                _ => "FINISHED",
+            };
+            return Ok(Err(existing));
+        }
+        Ok(Ok(()))
+    });
+    match begin {
+        None => return Ok(LoadResult::fail(&label, -1, format!("unknown database [{db}]")).to_resp()),
+        Some(Err(m)) => return Ok(LoadResult::fail(&label, -1, m).to_resp()),
+        Some(Ok(Err(existing))) => {
+            let mut r = LoadResult::fail(&label, -1, format!("Label [{label}] has already been used."));
+            r.status = "Label Already Exists".into();
+            r.existing = Some(existing);
+            return Ok(r.to_resp());
+        }
+        Some(Ok(Ok(()))) => {}
+    }
+    if has(&Fault::LabelRunning) {
+        let mut r = LoadResult::fail(&label, -1, format!("Label [{label}] has already been used."));
+        r.status = "Label Already Exists".into();
+        r.existing = Some("RUNNING");
+        return Ok(r.to_resp());
+    }
+    let txn_id = state.new_txn_id();
+    state.with_db(&db, |d| {
+        d.labels.insert(
+            label.clone(),
+            Txn { id: txn_id, table: table.clone(), state: TxnState::Prepare, reason: String::new() },
+        );
+    });
+    if has(&Fault::ResetBeforeBody) {
+        set_state(&state, &db, &label, TxnState::Aborted, "connection reset");
+        return Err(std::io::Error::other("injected reset before body"));
+    }
+    let format_name = header(&req, "format").unwrap_or("csv").to_string();
+    // Read the body.
+    let max = state.max_body;
+    let discard_csv = state.discard && matches!(spec.format, BodyFormat::Csv { ref delim, .. } if delim.len() == 1);
+    let mut body = req.into_body();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut received = 0u64;
+    let mut csv_rows = 0u64;
+    let mut last = None::<u8>;
+    let delim0 = match &spec.format {
+        BodyFormat::Csv { delim, .. } => delim.first().copied().unwrap_or(b'\n'),
+        _ => b'\n',
+    };
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Err(e)) => {
+                set_state(&state, &db, &label, TxnState::Aborted, "body read error");
+                return Err(std::io::Error::other(format!("body read error: {e}")));
+            }
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    received += data.len() as u64;
+                    if received > max {
+                        set_state(&state, &db, &label, TxnState::Aborted, "body too large");
+                        return Ok(LoadResult::fail(
+                            &label,
+                            txn_id,
+                            format!("body size {received} exceed limit: {max}, streaming_load_max_mb"),
+                        )
+                        .to_resp());
+                    }
+                    if discard_csv {
+                        for &b in data.iter() {
+                            if b == delim0 && last.is_some_and(|l| l != delim0) {
+                                csv_rows += 1;
+                            }
+                            last = Some(b);
+                        }
+                    } else {
+                        buf.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+    if discard_csv && last.is_some_and(|l| l != delim0) {
+        csv_rows += 1;
+    }
+    if let Some(s) = http_status {
+        set_state(&state, &db, &label, TxnState::Aborted, "injected HTTP error");
+        return Ok(reply(
+            StatusCode::from_u16(s).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            "<html><body>injected error</body></html>",
+            "text/html",
+        ));
+    }
+    if let Some(m) = fail_msg {
+        set_state(&state, &db, &label, TxnState::Aborted, &m);
+        if let Some(ms) = delay {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        return Ok(LoadResult::fail(&label, txn_id, m).to_resp());
+    }
+    // Parse and apply.
+    let result = if state.discard {
+        let rows = if discard_csv { Ok(csv_rows) } else { store::count_rows(&spec, &buf) };
+        match rows {
+            Ok(rows) => state
+                .with_db(&db, |d| {
+                    let t = d.tables.get_mut(&table).expect("checked");
+                    t.discarded_rows += rows;
+                    t.discarded_bytes += received;
+                    t.loads += 1;
+                })
+                .map(|_| (rows, 0u64, None))
+                .ok_or_else(|| LoadFailure::from("database vanished".to_string())),
+            Err(e) => Err(LoadFailure::from(e)),
+        }
+    } else {
+        process(&state, &db, &table, &spec, &buf)
+    };
+    let mut r = LoadResult { txn_id, label: label.clone(), bytes: received, ..Default::default() };
+    match result {
+        Ok((loaded, filtered, error_url)) => {
+            r.total = loaded + filtered;
+            r.loaded = loaded;
+            r.filtered = filtered;
+            r.error_url = error_url;
+            r.status = if has(&Fault::PublishTimeout) { "Publish Timeout".into() } else { "Success".into() };
+            r.message = if has(&Fault::PublishTimeout) {
+                "transaction commit successfully, BUT data will be visible later".into()
+            } else {
+                "OK".into()
+            };
+            set_state(&state, &db, &label, TxnState::Visible, "");
+        }
+        Err(LoadFailure { msg, total, filtered, error_url }) => {
+            r.status = "Fail".into();
+            r.message = msg.clone();
+            r.total = total;
+            r.filtered = filtered;
+            r.loaded = total - filtered;
+            r.error_url = error_url;
+            set_state(&state, &db, &label, TxnState::Aborted, &msg);
+        }
+    }
+    state.log.lock().unwrap().push(LoadEvent {
+        label: label.clone(),
+        status: r.status.clone(),
+        bytes: received,
+        rows: r.loaded,
+        format: format_name,
+    });
+    if let Some(ms) = delay {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if has(&Fault::ResetAfterCommit) {
+        return Err(std::io::Error::other("injected reset after commit"));
+    }
+    if has(&Fault::Garbage) {
+        return Ok(reply(StatusCode::OK, "{\"Status\": \"Succ", "application/json"));
+    }
+    Ok(r.to_resp())
+}
+
+struct LoadFailure {
+    msg: String,
+    total: u64,
+    filtered: u64,
+    error_url: Option<String>,
+}
+
+impl From<String> for LoadFailure {
+    fn from(msg: String) -> Self {
+        LoadFailure { msg, total: 0, filtered: 0, error_url: None }
+    }
+}
+
+/// Parses the body and applies it atomically: (loaded, filtered, error URL).
+fn process(
+    state: &State,
+    db: &str,
+    table: &str,
+    spec: &LoadSpec,
+    body: &[u8],
+) -> Result<(u64, u64, Option<String>), LoadFailure> {
+    let def = state
+        .with_db(db, |d| d.tables.get(table).map(|t| t.def.clone()))
+        .flatten()
+        .ok_or_else(|| LoadFailure::from(format!("unknown table [{table}]")))?;
+    let mut parsed = store::parse_body(&def, spec, body).map_err(LoadFailure::from)?;
+    // Partition checks.
+    let mut targets: Vec<usize> = Vec::new();
+    let mut temp = false;
+    if let Some(names) = &spec.partitions {
+        for n in names {
+            let i = def
+                .partitions
+                .iter()
+                .position(|p| p.name.eq_ignore_ascii_case(n))
+                .ok_or_else(|| LoadFailure::from(format!("Unknown partition '{n}' in table '{table}'")))?;
+            targets.push(i);
+        }
+    }
+    if let Some(names) = &spec.temporary_partitions {
+        temp = true;
+        let temps = state
+            .with_db(db, |d| {
+                d.tables.get(table).map(|t| t.temp.iter().map(|(p, _)| p.name.clone()).collect::<Vec<_>>())
+            })
+            .flatten()
+            .unwrap_or_default();
+        for n in names {
+            let i = temps
+                .iter()
+                .position(|p| p.eq_ignore_ascii_case(n))
+                .ok_or_else(|| LoadFailure::from(format!("Unknown temporary partition '{n}' in table '{table}'")))?;
+            targets.push(i);
+        }
+    }
+    let mut kept = Vec::with_capacity(parsed.rows.len());
+    let mut bad = Vec::new();
+    for (row, op, ri) in std::mem::take(&mut parsed.rows) {
+        let ok = if temp {
+            let temp_defs = state
+                .with_db(db, |d| d.tables.get(table).map(|t| t.temp.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()))
+                .flatten()
+                .unwrap_or_default();
+            let probe = super::tables::TableDef { partitions: temp_defs, ..def.clone() };
+            probe.partition_of(&row).filter(|p| targets.contains(p))
+        } else {
+            def.partition_of(&row).filter(|p| targets.is_empty() || targets.contains(p))
+        };
+        match ok {
+            Some(_) => kept.push((row, op, ri)),
+            None => bad.push(ri),
+        }
+    }
+    for _ in &bad {
+        parsed.filtered += 1;
+        if parsed.errors.len() < 50 {
+            parsed.errors.push("Error: The row is out of partition ranges. Please add a new partition.".into());
+        }
+    }
+    let error_url = if parsed.errors.is_empty() {
+        None
+    } else {
+        let name = format!("error_log_{:016x}_{:016x}", state.new_txn_id(), parsed.total);
+        state.error_logs.lock().unwrap().insert(name.clone(), parsed.errors.join("\n"));
+        let be = state.bes.lock().unwrap().first().copied();
+        be.map(|b| format!("http://{b}/api/_load_error_log?file={name}"))
+    };
+    let denom = (parsed.total - parsed.unselected) as f64;
+    if parsed.filtered > 0 && parsed.filtered as f64 > spec.max_filter_ratio * denom {
+        return Err(LoadFailure {
+            msg: "too many filtered rows".into(),
+            total: parsed.total,
+            filtered: parsed.filtered,
+            error_url,
+        });
+    }
+    let loaded = kept.len() as u64;
+    let given = parsed.given.clone();
+    state.with_db(db, |d| {
+        if let Some(t) = d.tables.get_mut(table) {
+            if temp {
+                // Map each row to its temporary partition index.
+                let temp_defs: Vec<_> = t.temp.iter().map(|(p, _)| p.clone()).collect();
+                let probe = super::tables::TableDef { partitions: temp_defs, ..t.def.clone() };
+                for (row, op, ri) in kept {
+                    if let Some(pi) = probe.partition_of(&row) {
+                        let mut one = super::store::Table::new(probe.clone());
+                        std::mem::swap(&mut one.parts[pi], &mut t.temp[pi].1);
+                        store::apply(&mut one, vec![(row, op, ri)], &[pi], false, spec, &given);
+                        std::mem::swap(&mut one.parts[pi], &mut t.temp[pi].1);
+                    }
+                }
+            } else {
+                store::apply(t, kept, &targets, false, spec, &given);
+            }
+            t.loads += 1;
+        }
+    });
+    Ok((loaded, parsed.filtered, error_url))
+}
+
+#[allow(dead_code)]
+fn never(_: Infallible) {}

@@ -1,0 +1,370 @@
+//! Sources: one URL scheme → one object store, and Hive-layout listing.
+//!
+//! A source is a directory (or a single file) on an object store. Files under
+//! `k=v/` directories get the partition values `k = v`; names starting with
+//! `_` or `.` and zero-byte files are skipped, as Hive and Spark do.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+
+use crate::error::{Error, Result};
+
+/// How many directory listings run at once.
+const LIST_CONCURRENCY: usize = 32;
+
+/// Options for opening object stores (credentials, endpoints).
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// S3 options: `endpoint`, `region`, `access_key_id`, `secret_access_key`,
+    /// `session_token`, `allow_http`, `virtual_hosted_style_request`.
+    pub s3: BTreeMap<String, String>,
+}
+
+/// An opened source location.
+#[derive(Clone)]
+pub struct Location {
+    /// The store holding the data.
+    pub store: Arc<dyn ObjectStore>,
+    /// The URL DataFusion knows the store by (`file://`, `s3://bucket`).
+    pub store_url: ObjectStoreUrl,
+    /// The path of the source directory (or file) inside the store.
+    pub root: Path,
+    /// The source as the user wrote it, for messages.
+    pub display: String,
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Location").field("store_url", &self.store_url).field("root", &self.root).finish()
+    }
+}
+
+impl Location {
+    /// The user-facing name of a path in this store (`/data/x.parquet`,
+    /// `s3://bucket/x.parquet`).
+    pub fn display_path(&self, p: &Path) -> String {
+        let base = self.store_url.as_str().trim_end_matches('/');
+        if base == "file:" || base == "file://" { format!("/{p}") } else { format!("{base}/{p}") }
+    }
+}
+
+/// Opens the store for a source URL or local path.
+pub fn open(source: &str, opts: &StoreOptions) -> Result<Location> {
+    if let Some(rest) = source.strip_prefix("s3://").or_else(|| source.strip_prefix("s3a://")) {
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::config(format!("source `{source}` has no bucket")));
+        }
+        let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        for (k, v) in &opts.s3 {
+            let key: object_store::aws::AmazonS3ConfigKey =
+                k.parse().map_err(|_| Error::config(format!("unknown S3 option `{k}`")))?;
+            b = b.with_config(key, v);
+        }
+        let store = b.build().map_err(|e| Error::config(format!("cannot configure S3 for `{source}`: {e}")))?;
+        return Ok(Location {
+            store: Arc::new(store),
+            store_url: ObjectStoreUrl::parse(format!("s3://{bucket}")).map_err(Error::from)?,
+            root: Path::from(key.trim_end_matches('/')),
+            display: source.to_string(),
+        });
+    }
+    if source.starts_with("hdfs://") || source.starts_with("viewfs://") {
+        return Err(Error::config(format!("HDFS sources are not supported yet: `{source}`")));
+    }
+    if let Some((scheme, _)) = source.split_once("://")
+        && scheme != "file"
+    {
+        return Err(Error::config(format!("unsupported source scheme `{scheme}://` in `{source}`")));
+    }
+    let local = source.strip_prefix("file://").unwrap_or(source);
+    let abs = std::path::absolute(local).map_err(|e| Error::config(format!("bad source path `{source}`: {e}")))?;
+    let root = Path::from_absolute_path(&abs)
+        .map_err(|e| Error::config(format!("bad source path `{}`: {e}", abs.display())))?;
+    Ok(Location {
+        store: Arc::new(LocalFileSystem::new()),
+        store_url: ObjectStoreUrl::local_filesystem(),
+        root,
+        display: abs.display().to_string(),
+    })
+}
+
+/// One input file.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Path inside the store.
+    pub path: Path,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag, when the store provides one.
+    pub etag: Option<String>,
+    /// Last modification time.
+    pub last_modified: DateTime<Utc>,
+    /// Hive partition values, in the order of [`Listing::partition_keys`];
+    /// `None` is `__HIVE_DEFAULT_PARTITION__` (NULL).
+    pub partition_values: Vec<Option<String>>,
+}
+
+/// The files of a source.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    /// Hive partition column names, outermost first.
+    pub partition_keys: Vec<String>,
+    /// Files, sorted by path.
+    pub files: Vec<SourceFile>,
+}
+
+/// Partition values along a path: `(key, value)`, outermost first.
+pub type PartitionValues = Vec<(String, Option<String>)>;
+
+/// Decides, from the partition values known so far (a prefix of the keys),
+/// whether a partition directory can hold matching rows.
+pub type PartitionFilter<'a> = &'a (dyn Fn(&[(String, Option<String>)]) -> bool + Sync);
+
+/// Lists a source: walks the directory tree level by level, skipping hidden
+/// entries, pruning partition directories with `filter` before listing them.
+pub async fn list(loc: &Location, filter: Option<PartitionFilter<'_>>) -> Result<Listing> {
+    // A source naming a single object.
+    if !loc.root.as_ref().is_empty()
+        && let Ok(meta) = object_store::ObjectStoreExt::head(loc.store.as_ref(), &loc.root).await
+    {
+        return Ok(Listing {
+            partition_keys: vec![],
+            files: vec![SourceFile {
+                path: meta.location,
+                size: meta.size,
+                etag: meta.e_tag,
+                last_modified: meta.last_modified,
+                partition_values: vec![],
+            }],
+        });
+    }
+
+    let mut files: Vec<(PartitionValues, object_store::ObjectMeta)> = Vec::new();
+    let mut level: Vec<(Path, PartitionValues)> = vec![(loc.root.clone(), vec![])];
+    let mut first = true;
+    while !level.is_empty() {
+        let results: Vec<_> = stream::iter(level.into_iter().map(|(dir, parts)| {
+            let store = loc.store.clone();
+            async move {
+                let prefix = if dir.as_ref().is_empty() { None } else { Some(dir.clone()) };
+                let r = store.list_with_delimiter(prefix.as_ref()).await;
+                (dir, parts, r)
+            }
+        }))
+        .buffer_unordered(LIST_CONCURRENCY)
+        .collect()
+        .await;
+        let mut next = Vec::new();
+        for (dir, parts, r) in results {
+            let listed = r.map_err(|e| {
+                Error::infra(format!("cannot list `{}`: {}", loc.display_path(&dir), describe_store_error(&e)))
+            })?;
+            if first && listed.objects.is_empty() && listed.common_prefixes.is_empty() {
+                return Err(Error::config(format!("source `{}` does not exist or is empty", loc.display)));
+            }
+            for obj in listed.objects {
+                let name = obj.location.filename().unwrap_or_default();
+                if is_hidden(name) || obj.size == 0 {
+                    continue;
+                }
+                files.push((parts.clone(), obj));
+            }
+            for sub in listed.common_prefixes {
+                let name = sub.filename().unwrap_or_default().to_string();
+                if is_hidden(&name) {
+                    continue;
+                }
+                let mut parts = parts.clone();
+                if let Some((k, v)) = name.split_once('=') {
+                    let v = unescape_hive(v);
+                    let v = if v == "__HIVE_DEFAULT_PARTITION__" { None } else { Some(v) };
+                    parts.push((unescape_hive(k), v));
+                    if let Some(f) = filter
+                        && !f(&parts)
+                    {
+                        continue;
+                    }
+                }
+                next.push((sub, parts));
+            }
+        }
+        first = false;
+        level = next;
+    }
+
+    // Every file must sit under the same partition keys, in the same order.
+    files.sort_by(|a, b| a.1.location.cmp(&b.1.location));
+    let keys: Vec<String> = files.first().map(|(p, _)| p.iter().map(|(k, _)| k.clone()).collect()).unwrap_or_default();
+    let mut out = Vec::with_capacity(files.len());
+    for (parts, meta) in files {
+        let these: Vec<&String> = parts.iter().map(|(k, _)| k).collect();
+        if these.len() != keys.len() || these.iter().zip(&keys).any(|(a, b)| *a != b) {
+            return Err(Error::config(format!(
+                "inconsistent partition layout: `{}` is under partition keys [{}], other files under [{}]",
+                loc.display_path(&meta.location),
+                these.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                keys.join(", ")
+            )));
+        }
+        out.push(SourceFile {
+            path: meta.location,
+            size: meta.size,
+            etag: meta.e_tag,
+            last_modified: meta.last_modified,
+            partition_values: parts.into_iter().map(|(_, v)| v).collect(),
+        });
+    }
+    Ok(Listing { partition_keys: keys, files: out })
+}
+
+/// Files and directories Hive/Spark treat as hidden.
+pub fn is_hidden(name: &str) -> bool {
+    name.starts_with('_') || name.starts_with('.')
+}
+
+/// Decodes Hive's `%XX` escapes in partition directory names.
+pub fn unescape_hive(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// A one-line description of an object store error.
+pub fn describe_store_error(e: &object_store::Error) -> String {
+    match e {
+        object_store::Error::NotFound { path, .. } => format!("not found: {path}"),
+        object_store::Error::PermissionDenied { path, .. } => format!("permission denied: {path}"),
+        object_store::Error::Unauthenticated { path, .. } => format!("unauthenticated (check credentials): {path}"),
+        other => other.to_string(),
+    }
+}
+
+/// Reads every file's content fingerprint input: (path, size, etag or mtime).
+pub fn fingerprint_input(f: &SourceFile) -> String {
+    match &f.etag {
+        Some(e) => format!("{}|{}|{}", f.path, f.size, e),
+        None => format!("{}|{}|{}", f.path, f.size, f.last_modified.timestamp_micros()),
+    }
+}
+
+/// Lists, returning an error if nothing is left to load.
+pub async fn list_nonempty(loc: &Location, filter: Option<PartitionFilter<'_>>) -> Result<Listing> {
+    let l = list(loc, filter).await?;
+    if l.files.is_empty() {
+        return Err(Error::config(format!("source `{}` holds no data files", loc.display)));
+    }
+    Ok(l)
+}
+
+/// Re-checks that files have not changed since they were listed.
+pub async fn check_unchanged(loc: &Location, files: &[SourceFile]) -> Result<()> {
+    stream::iter(files.iter().map(|f| {
+        let store = loc.store.clone();
+        async move {
+            let meta = object_store::ObjectStoreExt::head(store.as_ref(), &f.path).await.map_err(|e| {
+                Error::data(format!(
+                    "`{}` changed since planning: {}",
+                    loc.display_path(&f.path),
+                    describe_store_error(&e)
+                ))
+            })?;
+            let same = meta.size == f.size
+                && match (&f.etag, &meta.e_tag) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => meta.last_modified == f.last_modified,
+                };
+            if same {
+                Ok(())
+            } else {
+                Err(Error::data(format!(
+                    "`{}` changed since the job was planned (size or modification time differs); re-plan the job",
+                    loc.display_path(&f.path)
+                )))
+            }
+        }
+    }))
+    .buffer_unordered(LIST_CONCURRENCY)
+    .try_collect::<Vec<()>>()
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hive_unescape() {
+        assert_eq!(unescape_hive("ap%20south"), "ap south");
+        assert_eq!(unescape_hive("a%3Ab%2Fc"), "a:b/c");
+        assert_eq!(unescape_hive("100%"), "100%");
+        assert_eq!(unescape_hive("x%2"), "x%2");
+        assert_eq!(unescape_hive("%zz"), "%zz");
+    }
+
+    #[tokio::test]
+    async fn lists_hive_layout_and_skips_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for p in ["dt=2024-01-01/region=eu", "dt=2024-01-02/region=ap%20south", "_tmp", ".hidden_dir"] {
+            std::fs::create_dir_all(d.join(p)).unwrap();
+        }
+        std::fs::write(d.join("dt=2024-01-01/region=eu/a.parquet"), b"x").unwrap();
+        std::fs::write(d.join("dt=2024-01-01/region=eu/_SUCCESS"), b"").unwrap();
+        std::fs::write(d.join("dt=2024-01-01/region=eu/.a.crc"), b"x").unwrap();
+        std::fs::write(d.join("dt=2024-01-01/region=eu/empty.parquet"), b"").unwrap();
+        std::fs::write(d.join("dt=2024-01-02/region=ap%20south/b.parquet"), b"yy").unwrap();
+        std::fs::write(d.join("_tmp/junk.parquet"), b"z").unwrap();
+        std::fs::write(d.join(".hidden_dir/junk.parquet"), b"z").unwrap();
+        std::fs::write(d.join("_SUCCESS"), b"").unwrap();
+        let loc = open(d.to_str().unwrap(), &StoreOptions::default()).unwrap();
+        let l = list(&loc, None).await.unwrap();
+        assert_eq!(l.partition_keys, vec!["dt", "region"]);
+        let got: Vec<_> =
+            l.files.iter().map(|f| (f.path.filename().unwrap().to_string(), f.partition_values.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a.parquet".to_string(), vec![Some("2024-01-01".to_string()), Some("eu".to_string())]),
+                ("b.parquet".to_string(), vec![Some("2024-01-02".to_string()), Some("ap south".to_string())]),
+            ]
+        );
+        // Pruning: a filter on dt never descends into other dates.
+        let f = |parts: &[(String, Option<String>)]| parts[0].1.as_deref() == Some("2024-01-02");
+        let l = list(&loc, Some(&f)).await.unwrap();
+        assert_eq!(l.files.len(), 1);
+        assert!(l.files[0].path.as_ref().ends_with("b.parquet"));
+    }
+
+    #[tokio::test]
+    async fn missing_source_is_a_clear_error() {
+        let loc = open("/nonexistent/starload/source", &StoreOptions::default()).unwrap();
+        let e = list(&loc, None).await.unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/starload/source"), "{e}");
+    }
+}
