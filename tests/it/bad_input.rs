@@ -1,0 +1,189 @@
+//! Bad input: clear one-line errors naming the file (and row and column),
+//! found before anything is sent wherever possible.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::*;
+use arrow::datatypes::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use starload::ErrorKind;
+
+use crate::support::*;
+
+fn write_parquet(path: &Path, batch: &RecordBatch) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = ArrowWriter::try_new(f, batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
+fn small_batch(n: i64) -> RecordBatch {
+    RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("v", DataType::Int64, true)])),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(Int64Array::from_iter_values((0..n).map(|i| i * 10))),
+        ],
+    )
+    .unwrap()
+}
+
+fn table(v_type: &str) -> starload::sim::tables::TableSpec {
+    dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", v_type)])
+}
+
+async fn fails(sim: &starload::sim::Sim, src: &Path, state: &Path) -> starload::Error {
+    let f = job_file(sim, src, "db.t", state);
+    match load(f).await {
+        Ok(r) => panic!("expected a failure, got {r:?}"),
+        Err(e) => e,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_source_is_named() {
+    let sim = sim(vec![table("BIGINT")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = fails(&sim, Path::new("/nonexistent/warehouse/t"), state.path()).await;
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("/nonexistent/warehouse/t"), "{e}");
+    assert_eq!(sim.be_requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_and_truncated_files_are_named_before_sending() {
+    let sim = sim(vec![table("BIGINT")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_parquet(&dir.path().join("good.parquet"), &small_batch(100));
+    std::fs::write(dir.path().join("corrupt.parquet"), b"this is not parquet at all, not even close").unwrap();
+    let e = fails(&sim, dir.path(), state.path()).await;
+    assert!(e.to_string().contains("corrupt.parquet"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Data);
+    std::fs::remove_file(dir.path().join("corrupt.parquet")).unwrap();
+    let good = std::fs::read(dir.path().join("good.parquet")).unwrap();
+    std::fs::write(dir.path().join("truncated.parquet"), &good[..good.len() / 2]).unwrap();
+    let e = fails(&sim, dir.path(), state.path()).await;
+    assert!(e.to_string().contains("truncated.parquet"), "{e}");
+    assert_eq!(sim.be_requests(), 0, "nothing may be sent");
+    assert!(!e.to_string().contains('\n'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_mismatches_name_column_and_types() {
+    let dir = tempfile::tempdir().unwrap();
+    write_parquet(&dir.path().join("a.parquet"), &small_batch(10));
+    let state = tempfile::tempdir().unwrap();
+    // A source column the table lacks.
+    let sim1 = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT")])]).await;
+    let e = fails(&sim1, dir.path(), state.path()).await;
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("`v`") && e.to_string().contains("Int64"), "{e}");
+    // A NOT NULL target column nothing fills.
+    let sim2 =
+        sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", "BIGINT"), col_nn("w", "INT")])])
+            .await;
+    let e = fails(&sim2, dir.path(), state.path()).await;
+    assert!(e.to_string().contains("`w`") && e.to_string().contains("NOT NULL"), "{e}");
+    // Types that cannot carry each other.
+    let sim3 = sim(vec![table("DATE")]).await;
+    let e = fails(&sim3, dir.path(), state.path()).await;
+    assert!(e.to_string().contains("`v`") && e.to_string().contains("Int64") && e.to_string().contains("DATE"), "{e}");
+    for s in [&sim1, &sim2, &sim3] {
+        assert_eq!(s.be_requests(), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_value_names_file_row_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v: Vec<i64> = (0..20).collect();
+    v[13] = 1 << 40;
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("v", DataType::Int64, true)])),
+        vec![Arc::new(Int64Array::from_iter_values(0..20)), Arc::new(Int64Array::from(v))],
+    )
+    .unwrap();
+    write_parquet(&dir.path().join("p=1/data.parquet"), &batch);
+    let sim =
+        sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", "INT"), col("p", "INT")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = fails(&sim, dir.path(), state.path()).await;
+    assert_eq!(e.kind(), ErrorKind::Data);
+    let m = e.to_string();
+    assert!(
+        m.contains("data.parquet") && m.contains("row 14") && m.contains("`v`") && m.contains("1099511627776"),
+        "{m}"
+    );
+    assert!(sim.rows("db", "t").is_empty(), "nothing of the failed chunk may be stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8_names_the_file() {
+    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+    use parquet::file::writer::SerializedFileWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad_utf8.parquet");
+    let schema = Arc::new(
+        parquet::schema::parser::parse_message_type("message m { required int64 id; required binary v (UTF8); }")
+            .unwrap(),
+    );
+    let mut w = SerializedFileWriter::new(std::fs::File::create(&path).unwrap(), schema, Default::default()).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let mut c = rg.next_column().unwrap().unwrap();
+    c.typed::<Int64Type>().write_batch(&[1, 2], None, None).unwrap();
+    c.close().unwrap();
+    let mut c = rg.next_column().unwrap().unwrap();
+    c.typed::<ByteArrayType>()
+        .write_batch(&[ByteArray::from("ok"), ByteArray::from(vec![0xff, 0xfe, 0x41])], None, None)
+        .unwrap();
+    c.close().unwrap();
+    rg.close().unwrap();
+    w.close().unwrap();
+    let sim = sim(vec![table("VARCHAR(10)")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = fails(&sim, dir.path(), state.path()).await;
+    assert!(e.to_string().contains("bad_utf8.parquet"), "{e}");
+    assert!(e.to_string().to_lowercase().contains("utf"), "{e}");
+    assert!(sim.rows("db", "t").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_a_clear_error_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    write_parquet(&dir.path().join("a.parquet"), &small_batch(10));
+    let sim = sim(vec![table("BIGINT")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let f = job_file(&sim, dir.path(), "db.t", state.path());
+    let mut s = settings(f);
+    s.password = starload::client::Secret::new("wrong-password-123");
+    let e = starload::job::prepare(s).await.unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("rejected the credentials") && m.contains(USER), "{m}");
+    assert!(!m.contains("wrong-password-123") && !m.contains(PASSWORD), "{m}");
+    assert_eq!(e.kind(), ErrorKind::Config);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nanoseconds_that_datetime_cannot_hold_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("v", DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, None), true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..3)),
+            Arc::new(TimestampNanosecondArray::from(vec![1_000, 2_000_000, 1_700_000_000_123_456_789])),
+        ],
+    )
+    .unwrap();
+    write_parquet(&dir.path().join("ts.parquet"), &batch);
+    let sim = sim(vec![table("DATETIME")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = fails(&sim, dir.path(), state.path()).await;
+    let m = e.to_string();
+    assert!(m.contains("ts.parquet") && m.contains("row 3") && m.contains("nanoseconds"), "{m}");
+}

@@ -1,0 +1,100 @@
+//! Re-runs and faults never load a row twice or drop one.
+
+use starload::sim::{Fault, FaultRule};
+
+use crate::support::*;
+
+fn table() -> starload::sim::tables::TableSpec {
+    corpus_table(&corpus().join("pyarrow"), "corpus", "t")
+}
+
+async fn setup() -> (starload::sim::Sim, tempfile::TempDir, starload::config::JobFile) {
+    let sim = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, &corpus().join("pyarrow"), "corpus.t", state.path());
+    f.chunk_bytes = Some(starload::config::ByteSize(96 << 10));
+    f.parallel = Some(3);
+    (sim, state, f)
+}
+
+fn check_exact(sim: &starload::sim::Sim) {
+    let got = stored(sim, "corpus", "t");
+    assert_same(&expected(&corpus().join("pyarrow")), &got, &|k, v| {
+        if k == "c_struct" { struct_as_json(v) } else { v.clone() }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_of_a_finished_load_sends_nothing() {
+    let (sim, _state, f) = setup().await;
+    let first = load(f.clone()).await.unwrap();
+    assert!(first.load.chunks_loaded > 1);
+    let requests = sim.be_requests();
+    let second = load(f).await.unwrap();
+    assert_eq!(second.load.chunks_loaded, 0);
+    assert_eq!(second.load.chunks_skipped, first.load.chunks);
+    assert_eq!(second.load.rows_sent, 0);
+    assert_eq!(sim.be_requests(), requests, "a finished job must send nothing");
+    check_exact(&sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_without_the_journal_is_protected_by_labels() {
+    let (sim, state, f) = setup().await;
+    let first = load(f.clone()).await.unwrap();
+    std::fs::remove_dir_all(state.path().join("jobs")).unwrap();
+    let second = load(f).await.unwrap();
+    assert_eq!(second.load.chunks_loaded, 0, "every label was already FINISHED");
+    assert_eq!(second.load.chunks_skipped, first.load.chunks);
+    check_exact(&sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_killed_after_commit_is_not_loaded_twice() {
+    let (sim, _state, f) = setup().await;
+    for n in [1, 3, 4] {
+        sim.add_fault(FaultRule::on_request(n, Fault::ResetAfterCommit));
+    }
+    let r = load(f).await.unwrap();
+    assert!(r.load.chunks_loaded > 3);
+    check_exact(&sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_with_the_same_label() {
+    let (sim, _state, f) = setup().await;
+    sim.add_fault(FaultRule::on_request(1, Fault::ResetBeforeBody));
+    sim.add_fault(FaultRule::on_request(2, Fault::Fail("[E1008]Reached timeout".into())));
+    sim.add_fault(FaultRule::on_request(3, Fault::Http(503)));
+    sim.add_fault(FaultRule::on_request(4, Fault::Garbage));
+    sim.add_fault(FaultRule::on_request(5, Fault::PublishTimeout));
+    sim.add_fault(FaultRule::on_request(6, Fault::LabelRunning));
+    sim.add_fault(FaultRule::on_request(
+        7,
+        Fault::Fail("current running txns on db 10010 is 100, larger than limit 100".into()),
+    ));
+    let r = load(f).await.unwrap();
+    assert!(r.load.retries >= 3, "retries: {}", r.load.retries);
+    check_exact(&sim);
+    // Every label committed exactly once.
+    let log = sim.load_log();
+    let mut ok: Vec<&str> = log
+        .iter()
+        .filter(|e| e.status == "Success" || e.status == "Publish Timeout")
+        .map(|e| e.label.as_str())
+        .collect();
+    let n = ok.len();
+    ok.sort();
+    ok.dedup();
+    assert_eq!(ok.len(), n, "a label committed twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgotten_labels_are_still_protected_by_the_journal() {
+    let (sim, _state, f) = setup().await;
+    load(f.clone()).await.unwrap();
+    sim.forget_labels("corpus");
+    let r = load(f).await.unwrap();
+    assert_eq!(r.load.chunks_loaded, 0);
+    check_exact(&sim);
+}
