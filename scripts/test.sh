@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs the Python test tools
+# into a virtualenv, generates the Parquet corpus (pyarrow, pyarrow INT96,
+# DuckDB), checks formatting and lints, runs every test, and stops whatever
+# it started. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/starload-target}"
+CACHE="${STARLOAD_CACHE:-$HOME/.cache/starload}"
+mkdir -p "$CACHE"
+
+step() { printf '\n== %s (%ss)\n' "$1" "$SECONDS"; }
+
+step "python test tools"
+VENV="$CACHE/venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+REQ_HASH=$(sha256sum scripts/requirements-test.txt | cut -c1-16)
+if [ ! -f "$VENV/.req-$REQ_HASH" ]; then
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+  touch "$VENV/.req-$REQ_HASH"
+fi
+export STARLOAD_PYTHON="$VENV/bin/python"
+
+step "parquet corpus"
+GEN_HASH=$(cat scripts/gen_corpus.py scripts/requirements-test.txt | sha256sum | cut -c1-16)
+export STARLOAD_CORPUS="$CACHE/corpus-$GEN_HASH"
+if [ ! -f "$STARLOAD_CORPUS/.done" ]; then
+  rm -rf "$STARLOAD_CORPUS"
+  "$STARLOAD_PYTHON" scripts/gen_corpus.py --out "$STARLOAD_CORPUS" --seed 42 --rows 3000
+  "$STARLOAD_PYTHON" scripts/gen_corpus.py --verify "$STARLOAD_CORPUS"
+  touch "$STARLOAD_CORPUS/.done"
+fi
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "tests"
+cargo test --all-targets -- --test-threads "${STARLOAD_TEST_THREADS:-2}"
+
+step "done"
+cd "$ROOT"
