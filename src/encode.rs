@@ -17,6 +17,8 @@ use arrow::array::*;
 use arrow::datatypes::{DataType, TimeUnit};
 use base64::Engine;
 use rayon::prelude::*;
+#[cfg(test)]
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::meta::TargetTable;
@@ -720,6 +722,7 @@ enum W<'a> {
     Date32 { v: &'a [i32], datetime: bool },
     Date64 { v: &'a [i64], datetime: bool },
     Ts { v: &'a [i64], unit: TimeUnit, zone: Option<Zone> },
+    Time { v: Vec<i64>, unit: TimeUnit, max: usize },
     Str { a: Strs<'a>, to: StrTo },
     Bin { a: Bins<'a>, to: BinTo },
     Dict { keys: Ints<'a>, values: Box<Writer<'a>> },
@@ -951,8 +954,35 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
             }
             W::Struct { fields }
         }
+        (D::Time32(unit) | D::Time64(unit), SrType::Char(_) | SrType::Varchar(_)) => {
+            let v: Vec<i64> = match dt {
+                D::Time32(_) => match unit {
+                    TimeUnit::Second => array
+                        .as_primitive::<arrow::datatypes::Time32SecondType>()
+                        .values()
+                        .iter()
+                        .map(|&x| x as i64)
+                        .collect(),
+                    _ => array
+                        .as_primitive::<arrow::datatypes::Time32MillisecondType>()
+                        .values()
+                        .iter()
+                        .map(|&x| x as i64)
+                        .collect(),
+                },
+                _ => match unit {
+                    TimeUnit::Microsecond => {
+                        array.as_primitive::<arrow::datatypes::Time64MicrosecondType>().values().to_vec()
+                    }
+                    _ => array.as_primitive::<arrow::datatypes::Time64NanosecondType>().values().to_vec(),
+                },
+            };
+            W::Time { v, unit: *unit, max: ty_len(ty) }
+        }
         (D::Time32(_) | D::Time64(_), _) => {
-            return Err("TIME values have no StarRocks column type; CAST them to VARCHAR in the transform".into());
+            return Err(
+                "TIME values have no StarRocks column type; load them into VARCHAR (HH:MM:SS[.fraction])".into()
+            );
         }
         (D::Duration(_) | D::Interval(_), _) => {
             return Err("durations and intervals have no StarRocks column type; convert them in the transform".into());
@@ -981,6 +1011,9 @@ fn build_doc(array: &ArrayRef, zone: Zone) -> std::result::Result<Writer<'_>, St
         D::Timestamp(unit, tz) => {
             let v = ts_values(array, *unit).ok_or("bad timestamp array")?;
             W::Ts { v, unit: *unit, zone: tz.as_ref().map(|_| zone) }
+        }
+        D::Time32(_) | D::Time64(_) => {
+            return Err("TIME values inside a JSON column are not supported; CAST them to strings".into());
         }
         D::Utf8 | D::LargeUtf8 | D::Utf8View => W::Str { a: strs(array).ok_or("bad string")?, to: StrTo::Doc },
         D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_) => {
@@ -1126,6 +1159,10 @@ impl Writer<'_> {
                 };
                 check_datetime(local)?;
                 write_quoted_text(out, mode, |o| push_datetime(o, local));
+            }
+            W::Time { v, unit, max } => {
+                let text = time_text(v[i], *unit).ok_or(CellError::Bad(format!("{} is not a time of day", v[i])))?;
+                write_str(&text, &StrTo::Str { max: *max }, mode, out)?;
             }
             W::Str { a, to } => write_str(a.get(i), to, mode, out)?,
             W::Bin { a, to } => {
@@ -1607,6 +1644,32 @@ fn push_datetime(out: &mut Vec<u8>, us: i64) {
     }
 }
 
+fn ty_len(t: &SrType) -> usize {
+    match t {
+        SrType::Char(n) | SrType::Varchar(n) => *n as usize,
+        _ => 0,
+    }
+}
+
+/// `HH:MM:SS` plus the unit's fraction digits when the fraction is not zero.
+fn time_text(v: i64, unit: TimeUnit) -> Option<String> {
+    let (per_sec, digits) = match unit {
+        TimeUnit::Second => (1, 0),
+        TimeUnit::Millisecond => (1_000, 3),
+        TimeUnit::Microsecond => (1_000_000, 6),
+        TimeUnit::Nanosecond => (1_000_000_000, 9),
+    };
+    if v < 0 || v >= 86_400 * per_sec {
+        return None;
+    }
+    let (secs, frac) = (v / per_sec, v % per_sec);
+    let mut s = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    if frac != 0 {
+        s.push_str(&format!(".{frac:0digits$}"));
+    }
+    Some(s)
+}
+
 /// A JSON string literal.
 pub fn json_string(s: &str) -> Vec<u8> {
     let mut v = Vec::with_capacity(s.len() + 2);
@@ -1644,4 +1707,74 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
 fn short(s: &str) -> String {
     let t: String = s.chars().take(40).collect();
     if t.len() < s.len() { format!("{t}…") } else { t }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_forms() {
+        assert_eq!(time_text(3_723_004, TimeUnit::Millisecond).as_deref(), Some("01:02:03.004"));
+        assert_eq!(time_text(86_399, TimeUnit::Second).as_deref(), Some("23:59:59"));
+        assert_eq!(time_text(86_400, TimeUnit::Second), None);
+        assert_eq!(json_string("a\"b\\c\n\u{1}"), br#""a\"b\\c\n\u0001""#.to_vec());
+        let mut out = Vec::new();
+        push_decimal(&mut out, -5, 3);
+        assert_eq!(out, b"-0.005");
+        let mut out = Vec::new();
+        push_datetime(&mut out, -1);
+        assert_eq!(out, b"1969-12-31 23:59:59.999999");
+        assert!(rescale(1230, 3, 2).is_ok());
+        assert!(rescale(1234, 3, 2).is_err());
+        assert_eq!(Zone::parse("+08:00").unwrap(), Zone::Fixed(8 * 3600));
+        assert_eq!(Zone::parse("utc").unwrap(), Zone::Utc);
+        assert!(Zone::parse("Mars/Olympus").is_err());
+        assert_eq!(Zone::parse("Asia/Shanghai").unwrap().offset_secs(0), 8 * 3600);
+    }
+
+    #[test]
+    fn rows_go_to_the_part_that_carries_them() {
+        use arrow::datatypes::{Field, Schema};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("l", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true),
+        ]));
+        let mut lb = ListBuilder::new(StringBuilder::new());
+        for v in [vec!["a"], vec!["b"], vec!["c\u{1}"]] {
+            for x in v {
+                lb.values().append_value(x);
+            }
+            lb.append(true);
+        }
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(StringArray::from(vec![Some("x"), Some("\\N"), Some("y")])), Arc::new(lb.finish())],
+        )
+        .unwrap();
+        let cols = vec![
+            ColumnMapping {
+                source: 0,
+                source_name: "s".into(),
+                target: "s".into(),
+                ty: SrType::Varchar(10),
+                nullable: true,
+            },
+            ColumnMapping {
+                source: 1,
+                source_name: "l".into(),
+                target: "l".into(),
+                ty: SrType::Array(Box::new(SrType::Varchar(10))),
+                nullable: true,
+            },
+        ];
+        let enc = Encoder::new(cols, Zone::Utc);
+        let mut out = Encoded::default();
+        enc.encode(&batch, &mut out).unwrap();
+        assert_eq!(out.parts[Part::Csv as usize].data, b"x\x01[\"a\"]\x02");
+        // `\N` as a string: base64 (XE4= is "\N").
+        assert_eq!(out.parts[Part::Csv64 as usize].data, b"XE4=\x01[\"b\"]\x02");
+        assert_eq!(out.parts[Part::Json as usize].data, br#"{"s":"y","l":["c\u0001"]}"#.to_vec());
+        assert_eq!(enc.columns_header(Part::Csv64), "__starload_b64_s, s = from_base64(__starload_b64_s), l");
+    }
 }

@@ -259,6 +259,11 @@ async fn run(cmd: Cmd) -> Result<()> {
             let report = report?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::internal(e.to_string()))?);
+            } else if report.load.chunks_loaded == 0 {
+                println!(
+                    "nothing to load: all {} chunks of job {} were already committed ({} rows in {})",
+                    report.load.chunks, report.job, report.load.rows_skipped, report.target
+                );
             } else {
                 println!(
                     "loaded {} rows in {} chunks into {} ({} chunks already committed, {} retries) in {:.1} s: {:.0} rows/s, {:.1} MiB/s",
@@ -310,7 +315,10 @@ async fn run(cmd: Cmd) -> Result<()> {
         Cmd::Sql(a) => {
             let password = starload::config::read_password(None)?;
             let mut m = starload::meta::Meta::connect(&a.mysql, &a.user, &password).await?;
-            let rows = m.query(&a.statement).await?;
+            let (names, rows) = m.query_with_columns(&a.statement).await?;
+            if !names.is_empty() {
+                println!("{}", names.join("\t"));
+            }
             for r in rows {
                 println!(
                     "{}",

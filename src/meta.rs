@@ -132,25 +132,36 @@ impl Meta {
 
     /// Runs a query and returns its rows as strings (NULL as `None`).
     pub async fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        Ok(self.query_with_columns(sql).await?.1)
+    }
+
+    /// Runs a query and returns its column names and rows.
+    pub async fn query_with_columns(&mut self, sql: &str) -> Result<(Vec<String>, Vec<Vec<Option<String>>>)> {
         let rows: Vec<mysql_async::Row> =
             self.conn.query(sql).await.map_err(|e| Error::infra(format!("query `{sql}` failed: {e}")))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                r.unwrap()
-                    .into_iter()
-                    .map(|v| match v {
-                        mysql_async::Value::NULL => None,
-                        mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-                        mysql_async::Value::Int(i) => Some(i.to_string()),
-                        mysql_async::Value::UInt(u) => Some(u.to_string()),
-                        mysql_async::Value::Float(f) => Some(f.to_string()),
-                        mysql_async::Value::Double(f) => Some(f.to_string()),
-                        other => Some(other.as_sql(true)),
-                    })
-                    .collect()
-            })
-            .collect())
+        let names = rows
+            .first()
+            .map(|r| r.columns_ref().iter().map(|c| c.name_str().into_owned()).collect())
+            .unwrap_or_default();
+        Ok((
+            names,
+            rows.into_iter()
+                .map(|r| {
+                    r.unwrap()
+                        .into_iter()
+                        .map(|v| match v {
+                            mysql_async::Value::NULL => None,
+                            mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                            mysql_async::Value::Int(i) => Some(i.to_string()),
+                            mysql_async::Value::UInt(u) => Some(u.to_string()),
+                            mysql_async::Value::Float(f) => Some(f.to_string()),
+                            mysql_async::Value::Double(f) => Some(f.to_string()),
+                            other => Some(other.as_sql(true)),
+                        })
+                        .collect()
+                })
+                .collect(),
+        ))
     }
 
     /// Runs a statement that returns no rows.

@@ -325,7 +325,9 @@ async fn select(state: &Arc<State>, q: &str) -> Result<Answer, QErr> {
     let batches = df.collect().await.map_err(err)?;
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let mut rows = Vec::new();
-    let opts = arrow::util::display::FormatOptions::default().with_null("\u{0}NULL");
+    let opts = arrow::util::display::FormatOptions::default()
+        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"))
+        .with_date_format(Some("%Y-%m-%d"));
     for b in batches {
         let fmts: Vec<_> = b
             .columns()

@@ -1,6 +1,9 @@
 //! Integration tests: one binary, modules by capability.
 
+mod arrow_types;
 mod bad_input;
+mod cli;
 mod exactly_once;
 mod fidelity;
 mod support;
+mod transform;

@@ -1,0 +1,190 @@
+//! The `starload` binary: plan sends nothing, load reports JSON, exit codes,
+//! and the password never appears in any output.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::*;
+
+fn starload(args: &[&str], password: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_starload"))
+        .args(args)
+        .env("STARROCKS_PASSWORD", password)
+        .env("STARLOAD_LOG", "info")
+        .output()
+        .expect("run starload")
+}
+
+fn job_args<'a>(
+    sim: &'a starload::sim::Sim,
+    fe: &'a str,
+    mysql: &'a str,
+    src: &'a str,
+    state: &'a str,
+) -> Vec<&'a str> {
+    let _ = sim;
+    vec![
+        "--source",
+        src,
+        "--table",
+        "corpus.t",
+        "--fe",
+        fe,
+        "--mysql",
+        mysql,
+        "--user",
+        USER,
+        "--state-dir",
+        state,
+        "--chunk-bytes",
+        "128KiB",
+    ]
+}
+
+fn all_output(o: &Output, state: &Path) -> String {
+    let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&o.stderr));
+    for e in walk(state) {
+        s.push_str(&String::from_utf8_lossy(&std::fs::read(e).unwrap_or_default()));
+    }
+    s
+}
+
+fn walk(p: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_then_load_then_rerun_through_the_binary() {
+    let src = corpus().join("pyarrow");
+    let sim = sim(vec![corpus_table(&src, "corpus", "t")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let (fe, mysql) = (sim.fe_url(), sim.mysql_addr());
+    let (src_s, state_s) = (src.display().to_string(), state.path().display().to_string());
+    let args = job_args(&sim, &fe, &mysql, &src_s, &state_s);
+
+    let plan = tokio::task::spawn_blocking({
+        let mut a = vec!["plan", "--json"];
+        a.extend(args.iter().copied());
+        let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+        move || starload(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>(), PASSWORD)
+    })
+    .await
+    .unwrap();
+    assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let chunks = v["chunks"].as_array().unwrap();
+    assert!(chunks.len() > 2);
+    assert!(chunks[0]["label"].as_str().unwrap().starts_with("starload_"));
+    assert_eq!(v["partition_keys"], serde_json::json!(["dt", "region"]));
+    assert_eq!(v["files"].as_array().unwrap().len(), 23, "hidden, temporary and empty files are skipped");
+    assert!(v["columns"].as_array().unwrap().iter().any(|c| c["target"] == "c_u64" && c["target_type"] == "LARGEINT"));
+    assert_eq!(sim.be_requests(), 0, "plan sends nothing");
+    assert!(sim.rows("corpus", "t").is_empty());
+
+    let run = |extra: &'static str| {
+        let mut a: Vec<String> = vec!["load".into(), extra.into()];
+        a.extend(args.iter().map(|s| s.to_string()));
+        tokio::task::spawn_blocking(move || starload(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>(), PASSWORD))
+    };
+    let load = run("--json").await.unwrap();
+    assert!(load.status.success(), "{}", String::from_utf8_lossy(&load.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&load.stdout).unwrap();
+    assert_eq!(r["status"], "ok");
+    assert_eq!(r["rows_loaded"], 3000);
+    assert_eq!(r["chunks"].as_u64().unwrap() as usize, chunks.len());
+    assert_eq!(sim.rows("corpus", "t").len(), 3000);
+    let again = run("--json").await.unwrap();
+    let r2: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(r2["chunks_loaded"], 0);
+    assert_eq!(r2["rows_sent"], 0);
+    assert_eq!(sim.rows("corpus", "t").len(), 3000);
+    let out = all_output(&load, state.path()) + &all_output(&plan, state.path());
+    assert!(!out.contains(PASSWORD), "the password leaked into an output");
+
+    // status shows the journal.
+    let st = tokio::task::spawn_blocking({
+        let s = state_s.clone();
+        move || starload(&["status", "--state-dir", &s], PASSWORD)
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&st.stdout);
+    assert!(text.contains(&format!("{0}/{0} chunks done (3000 rows)", chunks.len())), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_and_secrets_on_failure() {
+    let src = corpus().join("pyarrow");
+    let sim = sim(vec![corpus_table(&src, "corpus", "t")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let (fe, mysql) = (sim.fe_url(), sim.mysql_addr());
+    let (src_s, state_s) = (src.display().to_string(), state.path().display().to_string());
+    let args: Vec<String> = job_args(&sim, &fe, &mysql, &src_s, &state_s).iter().map(|s| s.to_string()).collect();
+    let run = |cmd: Vec<String>, pw: &'static str| {
+        tokio::task::spawn_blocking(move || starload(&cmd.iter().map(|s| s.as_str()).collect::<Vec<_>>(), pw))
+    };
+    // Wrong password: configuration error, one line, no password anywhere.
+    let mut a = vec!["load".to_string()];
+    a.extend(args.clone());
+    let o = run(a.clone(), "not-the-password-42").await.unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().unwrap_or("");
+    assert!(last.starts_with("starload: ") && last.contains("rejected the credentials"), "{err}");
+    assert!(!all_output(&o, state.path()).contains("not-the-password-42"));
+    // A password on the command line is not accepted.
+    let mut b = a.clone();
+    b.extend(["--password".to_string(), "x".to_string()]);
+    let o = run(b, PASSWORD).await.unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    // A missing source: configuration error.
+    let mut c = vec!["load".to_string(), "--source".into(), "/no/such/dir".into()];
+    c.extend(args[2..].iter().cloned());
+    let o = run(c, PASSWORD).await.unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/no/such/dir"));
+    // Rows StarRocks rejects: a data error (exit 3). A NOT NULL column the
+    // data has NULLs for is caught by the encoder before sending.
+    let mut t = corpus_table(&src, "corpus", "t2");
+    for c in t.columns.iter_mut() {
+        if c.name == "c_i32" {
+            c.nullable = false;
+        }
+    }
+    let sim2 = sim_with(vec![t], |_| {}).await;
+    let (fe2, mysql2) = (sim2.fe_url(), sim2.mysql_addr());
+    let d = vec![
+        "load",
+        "--source",
+        &src_s,
+        "--table",
+        "corpus.t2",
+        "--fe",
+        &fe2,
+        "--mysql",
+        &mysql2,
+        "--user",
+        USER,
+        "--state-dir",
+        &state_s,
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let o = run(d, PASSWORD).await.unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("c_i32"));
+    assert!(!all_output(&o, state.path()).contains(PASSWORD));
+}
