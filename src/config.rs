@@ -32,6 +32,8 @@ pub struct JobFile {
     pub chunk_bytes: Option<ByteSize>,
     /// Loads in flight.
     pub parallel: Option<usize>,
+    /// Loads in flight per BE (default: `parallel`).
+    pub per_be_parallel: Option<usize>,
     /// Time zone tz-aware timestamps are converted to (default UTC).
     pub timezone: Option<String>,
     /// Rows per decoded batch.
@@ -125,6 +127,7 @@ impl JobFile {
             label_prefix: self.label_prefix.or(other.label_prefix),
             chunk_bytes: self.chunk_bytes.or(other.chunk_bytes),
             parallel: self.parallel.or(other.parallel),
+            per_be_parallel: self.per_be_parallel.or(other.per_be_parallel),
             timezone: self.timezone.or(other.timezone),
             batch_size: self.batch_size.or(other.batch_size),
             max_retries: self.max_retries.or(other.max_retries),

@@ -64,6 +64,8 @@ pub struct Settings {
     pub ca_file: Option<PathBuf>,
     /// Extra headers.
     pub headers: Vec<(String, String)>,
+    /// Loads in flight per BE (default: `parallel`).
+    pub per_be_parallel: Option<usize>,
 }
 
 impl Settings {
@@ -127,6 +129,7 @@ impl Settings {
             store: StoreOptions { s3: f.s3 },
             ca_file: f.ca_file,
             headers: f.headers.into_iter().collect(),
+            per_be_parallel: f.per_be_parallel,
         })
     }
 }
@@ -235,6 +238,7 @@ pub async fn run(p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> 
         max_retries: s.max_retries,
         extra_headers: s.headers.clone(),
         filtered: s.transform.filter.as_deref().is_some_and(|w| !w.trim().is_empty()),
+        per_be: s.per_be_parallel.unwrap_or(s.parallel),
         ..LoadOptions::default()
     };
     let job = Arc::new(Job {
@@ -247,6 +251,8 @@ pub async fn run(p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> 
         options,
         progress,
         chunks: p.plan.chunks.clone(),
+        limiter: crate::limit::Limiter::new(s.parallel),
+        be_limiters: Mutex::new(Default::default()),
     });
     let load = load::run(job).await?;
     let secs = load.seconds.max(1e-9);

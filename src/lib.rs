@@ -14,6 +14,7 @@ pub mod client;
 pub mod encode;
 pub mod error;
 pub mod journal;
+pub mod limit;
 pub mod meta;
 pub mod plan;
 pub mod scan;

@@ -14,6 +14,7 @@ use crate::client::{self, Attempt, Client, LabelState, Verdict};
 use crate::encode::{EncodeError, Encoded, Encoder, Part, WireFormat};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::{DoneRecord, Journal, PartRecord};
+use crate::limit::Limiter;
 use crate::plan::Chunk;
 use crate::scan::Scanner;
 
@@ -37,6 +38,18 @@ pub struct LoadOptions {
     /// Whether the transform filters rows (row numbers in errors are then
     /// positions among the kept rows).
     pub filtered: bool,
+    /// Loads in flight per BE.
+    pub per_be: usize,
+    /// HTTP timeout of an upload, when set (else the load timeout + 2 min).
+    pub http_timeout: Option<Duration>,
+}
+
+impl LoadOptions {
+    /// The HTTP timeout of an upload whose `timeout` header is `secs`: always
+    /// longer than the server's, so a reply is never cut short.
+    pub fn upload_timeout(&self, secs: u64) -> Duration {
+        self.http_timeout.unwrap_or(Duration::from_secs(secs + 120))
+    }
 }
 
 impl Default for LoadOptions {
@@ -50,6 +63,8 @@ impl Default for LoadOptions {
             expected_bytes_per_sec: 4 << 20,
             extra_headers: Vec::new(),
             filtered: false,
+            per_be: 4,
+            http_timeout: None,
         }
     }
 }
@@ -126,6 +141,18 @@ pub struct Job {
     pub progress: Arc<dyn Fn(Progress) + Send + Sync>,
     /// Chunks to load (a shard of the plan, or all of it).
     pub chunks: Vec<Chunk>,
+    /// Loads in flight, adapting to throttling.
+    pub limiter: Arc<Limiter>,
+    /// Loads in flight per BE.
+    pub be_limiters: Mutex<std::collections::HashMap<String, Arc<Limiter>>>,
+}
+
+impl Job {
+    /// The limiter of the BE at `be`.
+    fn be_limiter(&self, be: &url::Url) -> Arc<Limiter> {
+        let key = format!("{}:{}", be.host_str().unwrap_or(""), be.port_or_known_default().unwrap_or(0));
+        self.be_limiters.lock().unwrap().entry(key).or_insert_with(|| Limiter::new(self.options.per_be)).clone()
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -245,54 +272,85 @@ enum Produced {
 struct Sink {
     tx: BodyTx,
     handle: tokio::task::JoinHandle<Upload>,
-    started: bool,
 }
 
-fn start_upload(job: &Arc<Job>, chunk: &Chunk, part: Part, timeout: u64) -> Result<Sink> {
+fn start_upload(job: &Arc<Job>, chunk: &Chunk, part: Part, timeout: u64, be: &url::Url) -> Result<Sink> {
     let label = part_label(chunk, part);
     job.journal.lock().unwrap().started(chunk.index, &label)?;
     let hdrs = headers(job, &label, part, timeout)?;
     let (tx, mut rx) = mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(4);
     let job = job.clone();
+    let be = be.clone();
     let handle = tokio::spawn(async move {
-        let attempt = match job.client.redirect(&job.db, &job.table, &hdrs).await {
-            Err(e) => Attempt::Refused(Verdict::Fatal(e.to_string())),
-            Ok(Err(a)) => a,
-            Ok(Ok(be)) => {
-                let body = reqwest::Body::wrap_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
-                return Upload {
-                    part,
-                    attempt: job.client.upload(be, &hdrs, body, Duration::from_secs(timeout + 120)).await,
-                };
-            }
-        };
-        Upload { part, attempt }
+        let body = reqwest::Body::wrap_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        Upload { part, attempt: job.client.upload(be, &hdrs, body, job.options.upload_timeout(timeout)).await }
     });
-    Ok(Sink { tx, handle, started: true })
+    Ok(Sink { tx, handle })
 }
 
 /// Scans and encodes a chunk once, streaming each part's rows to its own
 /// Stream Load (parts in `skip` are already committed: their rows are
-/// encoded and dropped). Returns the producer's verdict and the uploads.
+/// encoded and dropped). All parts of a pass go to the BE the FE picks for
+/// the pass, within the total and per-BE limits. Returns the producer's
+/// verdict and the uploads.
 async fn run_pass(job: &Arc<Job>, chunk: &Chunk, skip: [bool; 3], timeout: u64) -> (Produced, Vec<Upload>) {
+    let _total = job.limiter.acquire().await;
+    // The FE's redirect has no side effects: ask once per pass.
+    let hdrs = match headers(job, &part_label(chunk, Part::Csv), Part::Csv, timeout) {
+        Ok(h) => h,
+        Err(e) => return (Produced::Failed(e), vec![]),
+    };
+    let be = match job.client.redirect(&job.db, &job.table, &hdrs).await {
+        Err(e) => return (Produced::Failed(e), vec![]),
+        Ok(Err(attempt)) => return (Produced::Interrupted, vec![Upload { part: Part::Csv, attempt }]),
+        Ok(Ok(be)) => be,
+    };
+    let be_limiter = job.be_limiter(&be);
+    let _per_be = be_limiter.acquire().await;
     let mut sinks: [Option<Sink>; 3] = [None, None, None];
-    let produced = produce(job, chunk, skip, timeout, &mut sinks).await;
+    let produced = produce(job, chunk, skip, timeout, &be, &mut sinks).await;
     let mut uploads = Vec::new();
     for (i, s) in sinks.into_iter().enumerate() {
         let Some(s) = s else { continue };
-        if !matches!(produced, Produced::Done { .. }) {
-            // Abort the upload: its body ends in an error, so the server
-            // never sees a complete request and cannot commit it.
-            let _ = s.tx.try_send(Err(std::io::Error::other("body aborted by starload")));
-        } else if Part::ALL[i] == Part::Json {
-            let _ = s.tx.send(Ok(Bytes::from_static(b"]"))).await;
-        }
-        drop(s.tx);
-        debug_assert!(s.started);
-        match s.handle.await {
+        let result = if matches!(produced, Produced::Done { .. }) {
+            if Part::ALL[i] == Part::Json {
+                let _ = s.tx.send(Ok(Bytes::from_static(b"]"))).await;
+            }
+            drop(s.tx);
+            s.handle.await
+        } else {
+            // Abort the upload before its body ends: the server never sees a
+            // complete request and cannot commit it.
+            s.handle.abort();
+            let r = s.handle.await;
+            drop(s.tx);
+            r
+        };
+        match result {
             Ok(u) => uploads.push(u),
-            Err(e) => {
-                uploads.push(Upload { part: Part::ALL[i], attempt: Attempt::Lost(format!("upload task failed: {e}")) })
+            Err(e) => uploads.push(Upload {
+                part: Part::ALL[i],
+                attempt: Attempt::Lost(if e.is_cancelled() {
+                    "upload aborted".into()
+                } else {
+                    format!("upload task failed: {e}")
+                }),
+            }),
+        }
+    }
+    // Feed the limits.
+    for u in &uploads {
+        if let Attempt::Reply(r) = &u.attempt {
+            match client::classify(r) {
+                Verdict::Throttled(_) => {
+                    job.limiter.throttled();
+                    be_limiter.throttled();
+                }
+                Verdict::Committed { .. } => {
+                    job.limiter.success();
+                    be_limiter.success();
+                }
+                _ => {}
             }
         }
     }
@@ -304,6 +362,7 @@ async fn produce(
     chunk: &Chunk,
     skip: [bool; 3],
     timeout: u64,
+    be: &url::Url,
     sinks: &mut [Option<Sink>; 3],
 ) -> Produced {
     let mut stream = match job.scanner.scan(&chunk.slices).await {
@@ -341,7 +400,7 @@ async fn produce(
                     continue;
                 }
                 if sinks[i].is_none() {
-                    match start_upload(job, chunk, part, timeout) {
+                    match start_upload(job, chunk, part, timeout, be) {
                         Ok(s) => sinks[i] = Some(s),
                         Err(e) => return Produced::Failed(e),
                     }

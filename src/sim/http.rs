@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use super::faults::{self, Fault};
-use super::store::{self, BodyFormat, LoadSpec, Txn, TxnState};
+use super::store::{self, BodyFormat, Dest, LoadSpec, Txn, TxnState};
 use super::{AuthError, LoadEvent, State};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,7 @@ type Resp = Response<Full<Bytes>>;
 
 /// Accepts connections until the task is aborted.
 pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, role: Role) {
+    let me = listener.local_addr().unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -39,7 +40,7 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, role: Role) 
                 async move {
                     match role {
                         Role::Fe => Ok::<_, std::io::Error>(fe(state, req).await),
-                        Role::Be => be(state, req).await,
+                        Role::Be => be(state, req, me).await,
                     }
                 }
             });
@@ -84,7 +85,7 @@ fn path_parts(req: &Request<Incoming>) -> Vec<String> {
         .collect()
 }
 
-fn unauthorized() -> Resp {
+pub(crate) fn unauthorized() -> Resp {
     let mut r = reply(
         StatusCode::UNAUTHORIZED,
         serde_json::to_string(
@@ -141,6 +142,10 @@ async fn fe(state: Arc<State>, req: Request<Incoming>) -> Resp {
                 .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
         }
         (_, ["api", _, _, "_stream_load"]) => reply(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "text/plain"),
+        (&Method::POST | &Method::PUT, ["api", "transaction", op]) => {
+            let op = op.to_string();
+            super::txn::fe(state.clone(), req, &op).await
+        }
         (&Method::GET, ["api", db, "get_load_state"]) => {
             if state.check_auth(header(&req, "authorization")).is_err() {
                 return unauthorized();
@@ -166,10 +171,14 @@ async fn fe(state: Arc<State>, req: Request<Incoming>) -> Resp {
     }
 }
 
-async fn be(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::io::Error> {
+async fn be(state: Arc<State>, req: Request<Incoming>, me: std::net::SocketAddr) -> Result<Resp, std::io::Error> {
     let parts = path_parts(&req);
     let p: Vec<&str> = parts.iter().map(|s| s.as_str()).collect();
     match (req.method().clone(), p.as_slice()) {
+        (Method::POST | Method::PUT, ["api", "transaction", op]) => {
+            let op = op.to_string();
+            super::txn::be(state, req, &op, me).await
+        }
         (Method::PUT, ["api", db, table, "_stream_load"]) => {
             let (db, table) = (db.to_string(), table.to_string());
             be_load(state, req, db, table).await
@@ -232,6 +241,19 @@ impl LoadResult {
         }
         json_reply(v)
     }
+}
+
+pub(crate) fn parse_spec_pub(req: &Request<Incoming>) -> Result<LoadSpec, String> {
+    parse_spec(req)
+}
+
+/// Sets a non-final state.
+pub(crate) fn set_state_keep(state: &State, db: &str, label: &str, st: TxnState) {
+    state.with_db(db, |d| {
+        if let Some(t) = d.labels.get_mut(label) {
+            t.state = st;
+        }
+    });
 }
 
 fn parse_spec(req: &Request<Incoming>) -> Result<LoadSpec, String> {
@@ -322,7 +344,7 @@ fn parse_spec(req: &Request<Incoming>) -> Result<LoadSpec, String> {
     })
 }
 
-fn set_state(state: &State, db: &str, label: &str, st: TxnState, reason: &str) {
+pub(crate) fn set_state(state: &State, db: &str, label: &str, st: TxnState, reason: &str) {
     state.with_db(db, |d| {
         if let Some(t) = d.labels.get_mut(label) {
             t.state = st;
@@ -539,11 +561,11 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
     Ok(r.to_resp())
 }
 
-struct LoadFailure {
-    msg: String,
-    total: u64,
-    filtered: u64,
-    error_url: Option<String>,
+pub(crate) struct LoadFailure {
+    pub(crate) msg: String,
+    pub(crate) total: u64,
+    pub(crate) filtered: u64,
+    pub(crate) error_url: Option<String>,
 }
 
 impl From<String> for LoadFailure {
@@ -552,22 +574,51 @@ impl From<String> for LoadFailure {
     }
 }
 
-/// Parses the body and applies it atomically: (loaded, filtered, error URL).
-fn process(
+/// Parsed rows of one or more load bodies, routed to partitions, not yet
+/// applied.
+#[derive(Debug, Default)]
+pub(crate) struct Staged {
+    pub(crate) rows: Vec<(Vec<crate::value::Value>, u8, Dest)>,
+    pub(crate) total: u64,
+    pub(crate) filtered: u64,
+    pub(crate) unselected: u64,
+    pub(crate) errors: Vec<String>,
+    pub(crate) given: Vec<bool>,
+}
+
+impl Staged {
+    pub(crate) fn absorb(&mut self, other: Staged) {
+        self.rows.extend(other.rows);
+        self.total += other.total;
+        self.filtered += other.filtered;
+        self.unselected += other.unselected;
+        for e in other.errors {
+            if self.errors.len() < 50 {
+                self.errors.push(e);
+            }
+        }
+        if self.given.is_empty() {
+            self.given = other.given;
+        }
+    }
+}
+
+/// Parses a body and routes each row to its (temporary) partition.
+pub(crate) fn parse_load(
     state: &State,
     db: &str,
     table: &str,
     spec: &LoadSpec,
     body: &[u8],
-) -> Result<(u64, u64, Option<String>), LoadFailure> {
-    let def = state
-        .with_db(db, |d| d.tables.get(table).map(|t| t.def.clone()))
+) -> Result<Staged, LoadFailure> {
+    let (def, temps) = state
+        .with_db(db, |d| {
+            d.tables.get(table).map(|t| (t.def.clone(), t.temp.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()))
+        })
         .flatten()
         .ok_or_else(|| LoadFailure::from(format!("unknown table [{table}]")))?;
     let mut parsed = store::parse_body(&def, spec, body).map_err(LoadFailure::from)?;
-    // Partition checks.
     let mut targets: Vec<usize> = Vec::new();
-    let mut temp = false;
     if let Some(names) = &spec.partitions {
         for n in names {
             let i = def
@@ -578,86 +629,92 @@ fn process(
             targets.push(i);
         }
     }
+    let temp = spec.temporary_partitions.is_some();
     if let Some(names) = &spec.temporary_partitions {
-        temp = true;
-        let temps = state
-            .with_db(db, |d| {
-                d.tables.get(table).map(|t| t.temp.iter().map(|(p, _)| p.name.clone()).collect::<Vec<_>>())
-            })
-            .flatten()
-            .unwrap_or_default();
         for n in names {
             let i = temps
                 .iter()
-                .position(|p| p.eq_ignore_ascii_case(n))
+                .position(|p| p.name.eq_ignore_ascii_case(n))
                 .ok_or_else(|| LoadFailure::from(format!("Unknown temporary partition '{n}' in table '{table}'")))?;
             targets.push(i);
         }
     }
-    let mut kept = Vec::with_capacity(parsed.rows.len());
-    let mut bad = Vec::new();
-    for (row, op, ri) in std::mem::take(&mut parsed.rows) {
-        let ok = if temp {
-            let temp_defs = state
-                .with_db(db, |d| d.tables.get(table).map(|t| t.temp.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()))
-                .flatten()
-                .unwrap_or_default();
-            let probe = super::tables::TableDef { partitions: temp_defs, ..def.clone() };
-            probe.partition_of(&row).filter(|p| targets.contains(p))
+    let temp_def = super::tables::TableDef { partitions: temps, ..def.clone() };
+    let mut out = Staged {
+        total: parsed.total,
+        filtered: parsed.filtered,
+        unselected: parsed.unselected,
+        errors: std::mem::take(&mut parsed.errors),
+        given: parsed.given.clone(),
+        ..Default::default()
+    };
+    for (row, op, _) in std::mem::take(&mut parsed.rows) {
+        let dest = if temp {
+            temp_def.partition_of(&row).filter(|p| targets.contains(p)).map(Dest::Temp)
         } else {
-            def.partition_of(&row).filter(|p| targets.is_empty() || targets.contains(p))
+            def.partition_of(&row).filter(|p| targets.is_empty() || targets.contains(p)).map(Dest::Main)
         };
-        match ok {
-            Some(_) => kept.push((row, op, ri)),
-            None => bad.push(ri),
+        match dest {
+            Some(d) => out.rows.push((row, op, d)),
+            None => {
+                out.filtered += 1;
+                if out.errors.len() < 50 {
+                    out.errors.push("Error: The row is out of partition ranges. Please add a new partition.".into());
+                }
+            }
         }
     }
-    for _ in &bad {
-        parsed.filtered += 1;
-        if parsed.errors.len() < 50 {
-            parsed.errors.push("Error: The row is out of partition ranges. Please add a new partition.".into());
-        }
-    }
-    let error_url = if parsed.errors.is_empty() {
+    Ok(out)
+}
+
+/// Checks the filter ratio and, when it passes, applies the rows atomically:
+/// (loaded, filtered, error URL).
+pub(crate) fn finish_load(
+    state: &State,
+    db: &str,
+    table: &str,
+    spec: &LoadSpec,
+    staged: Staged,
+    apply: bool,
+) -> Result<(u64, u64, Option<String>), LoadFailure> {
+    let error_url = if staged.errors.is_empty() {
         None
     } else {
-        let name = format!("error_log_{:016x}_{:016x}", state.new_txn_id(), parsed.total);
-        state.error_logs.lock().unwrap().insert(name.clone(), parsed.errors.join("\n"));
+        let name = format!("error_log_{:016x}_{:016x}", state.new_txn_id(), staged.total);
+        state.error_logs.lock().unwrap().insert(name.clone(), staged.errors.join("\n"));
         let be = state.bes.lock().unwrap().first().copied();
         be.map(|b| format!("http://{b}/api/_load_error_log?file={name}"))
     };
-    let denom = (parsed.total - parsed.unselected) as f64;
-    if parsed.filtered > 0 && parsed.filtered as f64 > spec.max_filter_ratio * denom {
+    let denom = (staged.total - staged.unselected) as f64;
+    if staged.filtered > 0 && staged.filtered as f64 > spec.max_filter_ratio * denom {
         return Err(LoadFailure {
             msg: "too many filtered rows".into(),
-            total: parsed.total,
-            filtered: parsed.filtered,
+            total: staged.total,
+            filtered: staged.filtered,
             error_url,
         });
     }
-    let loaded = kept.len() as u64;
-    let given = parsed.given.clone();
-    state.with_db(db, |d| {
-        if let Some(t) = d.tables.get_mut(table) {
-            if temp {
-                // Map each row to its temporary partition index.
-                let temp_defs: Vec<_> = t.temp.iter().map(|(p, _)| p.clone()).collect();
-                let probe = super::tables::TableDef { partitions: temp_defs, ..t.def.clone() };
-                for (row, op, ri) in kept {
-                    if let Some(pi) = probe.partition_of(&row) {
-                        let mut one = super::store::Table::new(probe.clone());
-                        std::mem::swap(&mut one.parts[pi], &mut t.temp[pi].1);
-                        store::apply(&mut one, vec![(row, op, ri)], &[pi], false, spec, &given);
-                        std::mem::swap(&mut one.parts[pi], &mut t.temp[pi].1);
-                    }
-                }
-            } else {
-                store::apply(t, kept, &targets, false, spec, &given);
+    let loaded = staged.rows.len() as u64;
+    if apply {
+        state.with_db(db, |d| {
+            if let Some(t) = d.tables.get_mut(table) {
+                store::apply(t, staged.rows, spec, &staged.given);
+                t.loads += 1;
             }
-            t.loads += 1;
-        }
-    });
-    Ok((loaded, parsed.filtered, error_url))
+        });
+    }
+    Ok((loaded, staged.filtered, error_url))
+}
+
+fn process(
+    state: &State,
+    db: &str,
+    table: &str,
+    spec: &LoadSpec,
+    body: &[u8],
+) -> Result<(u64, u64, Option<String>), LoadFailure> {
+    let staged = parse_load(state, db, table, spec, body)?;
+    finish_load(state, db, table, spec, staged, true)
 }
 
 #[allow(dead_code)]

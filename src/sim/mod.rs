@@ -6,11 +6,13 @@
 //! Run it as `starload sim --tables tables.toml` or in-process with
 //! [`Sim::start`]; dropping the [`Sim`] stops it.
 
+mod ddl;
 pub mod faults;
 mod http;
 mod mysql;
 pub mod store;
 pub mod tables;
+mod txn;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -80,6 +82,8 @@ pub struct State {
     pub(crate) rr: AtomicUsize,
     pub(crate) error_logs: Mutex<HashMap<String, String>>,
     pub(crate) log: Mutex<Vec<LoadEvent>>,
+    pub(crate) txns: Mutex<HashMap<(String, String), txn::TxnCtx>>,
+    pub(crate) txn_be: Mutex<HashMap<(String, String), SocketAddr>>,
 }
 
 /// One load request the BE saw (for tests).
@@ -177,6 +181,8 @@ impl Sim {
             rr: AtomicUsize::new(0),
             error_logs: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
+            txns: Mutex::new(HashMap::new()),
+            txn_be: Mutex::new(HashMap::new()),
         });
         let bind = |port: u16| async move {
             TcpListener::bind(("127.0.0.1", port))

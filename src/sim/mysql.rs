@@ -170,6 +170,14 @@ fn split_name(s: &str) -> (Option<String>, String) {
 
 async fn run(state: &Arc<State>, query: &str) -> Result<Option<Answer>, QErr> {
     let q = query.trim().trim_end_matches(';').trim();
+    match super::ddl::run(state, q) {
+        Ok(super::ddl::Outcome::NotMine) => {}
+        Ok(super::ddl::Outcome::Ok) => return Ok(None),
+        Ok(super::ddl::Outcome::Count(n)) => {
+            return Ok(Some((vec!["count(*)".into()], vec![vec![Some(n.to_string())]])));
+        }
+        Err(m) => return Err((ErrorKind::ER_UNKNOWN_ERROR, m)),
+    }
     let w = words(q);
     let upper: Vec<String> = w.iter().map(|s| s.to_ascii_uppercase()).collect();
     let first = upper.first().map(|s| s.as_str()).unwrap_or("");

@@ -246,7 +246,7 @@ fn unquote_ident(s: &str) -> String {
 /// The result of parsing a body.
 #[derive(Debug, Default)]
 pub struct Parsed {
-    /// Rows to apply: full table rows plus `__op` (1 = delete).
+    /// Rows to apply: full table rows, `__op` (1 = delete), row number.
     pub rows: Vec<(Vec<Value>, u8, usize)>,
     /// Rows read.
     pub total: u64,
@@ -700,65 +700,80 @@ pub fn key_of(def: &TableDef, row: &[Value]) -> String {
     serde_json::Value::Array(k).to_string()
 }
 
-/// Applies rows to partitions by the table's key model.
-pub fn apply(
-    table: &mut Table,
-    rows: Vec<(Vec<Value>, u8, usize)>,
-    targets: &[usize],
-    temp: bool,
-    spec: &LoadSpec,
-    given: &[bool],
-) {
+/// Where a row goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dest {
+    /// A partition of the table.
+    Main(usize),
+    /// A temporary partition.
+    Temp(usize),
+}
+
+/// Applies rows by the table's key model, in order.
+pub fn apply(table: &mut Table, rows: Vec<(Vec<Value>, u8, Dest)>, spec: &LoadSpec, given: &[bool]) {
     let def = table.def.clone();
     let merge_col = spec.merge_condition.as_ref().and_then(|c| def.col(c));
-    for (row, op, _) in rows {
-        let pi = def.partition_of(&row).unwrap_or(0);
-        let pos = targets.iter().position(|&t| t == pi).unwrap_or(0);
-        let part = if temp { &mut table.temp[targets[pos]].1 } else { &mut table.parts[pi] };
-        match def.keys {
-            KeysType::Duplicate => part.rows.push(row),
-            KeysType::Primary | KeysType::Unique => {
-                let key = key_of(&def, &row);
-                if op == 1 {
-                    part.keyed.remove(&key);
-                    continue;
-                }
-                match part.keyed.get_mut(&key) {
-                    Some(old) => {
-                        if let Some(mc) = merge_col
-                            && let (Some(o), Some(n)) = (old.get(mc), row.get(mc))
-                            && super::tables::cmp_values(n, o) == Some(std::cmp::Ordering::Less)
-                        {
-                            continue;
-                        }
-                        if spec.partial_update {
-                            for (i, g) in given.iter().enumerate() {
-                                if *g {
-                                    old[i] = row[i].clone();
-                                }
+    for (row, op, dest) in rows {
+        let part = match dest {
+            Dest::Main(i) => &mut table.parts[i],
+            Dest::Temp(i) => &mut table.temp[i].1,
+        };
+        apply_one(&def, part, row, op, merge_col, spec.partial_update, given);
+    }
+}
+
+fn apply_one(
+    def: &TableDef,
+    part: &mut Part,
+    row: Vec<Value>,
+    op: u8,
+    merge_col: Option<usize>,
+    partial: bool,
+    given: &[bool],
+) {
+    match def.keys {
+        KeysType::Duplicate => part.rows.push(row),
+        KeysType::Primary | KeysType::Unique => {
+            let key = key_of(def, &row);
+            if op == 1 {
+                part.keyed.remove(&key);
+                return;
+            }
+            match part.keyed.get_mut(&key) {
+                Some(old) => {
+                    if let Some(mc) = merge_col
+                        && let (Some(o), Some(n)) = (old.get(mc), row.get(mc))
+                        && super::tables::cmp_values(n, o) == Some(std::cmp::Ordering::Less)
+                    {
+                        return;
+                    }
+                    if partial {
+                        for (i, g) in given.iter().enumerate() {
+                            if *g {
+                                old[i] = row[i].clone();
                             }
-                        } else {
-                            *old = row;
                         }
+                    } else {
+                        *old = row;
                     }
-                    None => {
-                        part.keyed.insert(key, row);
-                    }
+                }
+                None => {
+                    part.keyed.insert(key, row);
                 }
             }
-            KeysType::Aggregate => {
-                let key = key_of(&def, &row);
-                match part.keyed.get_mut(&key) {
-                    None => {
-                        part.keyed.insert(key, row);
-                    }
-                    Some(old) => {
-                        for (i, c) in def.columns.iter().enumerate() {
-                            if c.is_key {
-                                continue;
-                            }
-                            old[i] = aggregate(c.agg.as_deref().unwrap_or("REPLACE"), &old[i], &row[i]);
+        }
+        KeysType::Aggregate => {
+            let key = key_of(def, &row);
+            match part.keyed.get_mut(&key) {
+                None => {
+                    part.keyed.insert(key, row);
+                }
+                Some(old) => {
+                    for (i, c) in def.columns.iter().enumerate() {
+                        if c.is_key {
+                            continue;
                         }
+                        old[i] = aggregate(c.agg.as_deref().unwrap_or("REPLACE"), &old[i], &row[i]);
                     }
                 }
             }
