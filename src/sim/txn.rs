@@ -91,14 +91,14 @@ fn expire(state: &State) {
     }
 }
 
-fn label_and_db(req: &Request<Incoming>) -> Result<(String, String), Resp> {
+fn label_and_db(req: &Request<Incoming>) -> Result<(String, String), &'static str> {
     let db = header(req, "db").unwrap_or("").trim().to_string();
     let label = header(req, "label").unwrap_or("").trim().to_string();
     if db.is_empty() {
-        return Err(status("FAILED", "No database selected."));
+        return Err("No database selected.");
     }
     if label.is_empty() {
-        return Err(status("FAILED", "Empty label."));
+        return Err("Empty label.");
     }
     Ok((label, db))
 }
@@ -112,7 +112,7 @@ pub(crate) async fn fe(state: Arc<State>, req: Request<Incoming>, op: &str) -> R
     expire(&state);
     let (label, db) = match label_and_db(&req) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(m) => return status("FAILED", m),
     };
     if state.with_db(&db, |_| ()).is_none() {
         return status("FAILED", format!("unknown database [{db}]"));
@@ -244,7 +244,7 @@ pub(crate) async fn be(
     expire(&state);
     let (label, db) = match label_and_db(&req) {
         Ok(x) => x,
-        Err(r) => return Ok(r),
+        Err(m) => return Ok(status("FAILED", m)),
     };
     if header(&req, "authorization").is_none() {
         return Ok(status("INTERNAL_ERROR", "no valid Basic authorization"));
