@@ -285,6 +285,7 @@ impl Client {
             .header(reqwest::header::AUTHORIZATION, self.auth.clone())
             .header(reqwest::header::EXPECT, "100-continue")
             .header(reqwest::header::CONTENT_LENGTH, "0")
+            .timeout(Duration::from_secs(60))
             .send()
             .await;
         let resp = match resp {
@@ -410,6 +411,83 @@ impl Client {
             return Err(Error::infra(format!("get_load_state for `{label}` failed: {msg}")));
         }
         Err(Error::infra("get_load_state redirected too often"))
+    }
+
+    /// A transaction-interface call (`/api/transaction/{op}`): asks the FE,
+    /// follows its 307 to the BE (re-sending credentials), and returns the
+    /// reply. `body` is only sent to the BE, for `load`.
+    pub async fn txn(&self, op: &str, headers: &HeaderMap, body: Option<reqwest::Body>, timeout: Duration) -> Attempt {
+        let url = match self.fe_url(&format!("/api/transaction/{op}")) {
+            Ok(u) => u,
+            Err(e) => return Attempt::Refused(Verdict::Fatal(e.to_string())),
+        };
+        let method = if op == "load" { reqwest::Method::PUT } else { reqwest::Method::POST };
+        let resp = self
+            .http
+            .request(method.clone(), url.clone())
+            .headers(headers.clone())
+            .header(reqwest::header::AUTHORIZATION, self.auth.clone())
+            .header(reqwest::header::EXPECT, "100-continue")
+            .header(reqwest::header::CONTENT_LENGTH, "0")
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => return Attempt::Lost(format!("FE {} did not answer: {}", self.settings.fe, err_chain(&e))),
+        };
+        let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Attempt::Refused(Verdict::Fatal(format!(
+                "FE {} rejected the credentials of user `{}` (HTTP 401)",
+                self.settings.fe, self.settings.user
+            )));
+        }
+        let target = if status == reqwest::StatusCode::TEMPORARY_REDIRECT {
+            match resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| url.join(l).ok())
+            {
+                Some(u) => u,
+                None => return Attempt::Lost("FE sent a redirect without a usable Location".into()),
+            }
+        } else {
+            // The FE answered itself (commit/rollback of a prepared or
+            // finished transaction, or an error).
+            let body = resp.bytes().await.unwrap_or_default();
+            return match LoadReply::parse(&body) {
+                Some(r) => Attempt::Reply(r),
+                None => Attempt::Lost(format!("FE sent an unreadable reply (HTTP {status}): {}", snippet(&body))),
+            };
+        };
+        let mut req = self
+            .http
+            .request(method, target.clone())
+            .headers(headers.clone())
+            .header(reqwest::header::AUTHORIZATION, self.auth.clone())
+            .timeout(timeout);
+        req = match body {
+            Some(b) => req.body(b),
+            None => req.header(reqwest::header::CONTENT_LENGTH, "0"),
+        };
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Attempt::Lost(format!("{op} on {} failed: {}", host_of(&target), err_chain(&e))),
+        };
+        let status = resp.status();
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Attempt::Lost(format!("{op} reply from {} was cut: {}", host_of(&target), err_chain(&e))),
+        };
+        if !status.is_success() {
+            return Attempt::Lost(format!("{op} on {} answered HTTP {status}: {}", host_of(&target), snippet(&body)));
+        }
+        match LoadReply::parse(&body) {
+            Some(r) => Attempt::Reply(r),
+            None => Attempt::Lost(format!("{op} on {} sent an unreadable reply: {}", host_of(&target), snippet(&body))),
+        }
     }
 
     /// Fetches the first lines of a load's error log.

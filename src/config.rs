@@ -42,6 +42,20 @@ pub struct JobFile {
     pub max_retries: Option<u32>,
     /// CA bundle (PEM) for HTTPS FEs/BEs.
     pub ca_file: Option<PathBuf>,
+    /// Load mode: `append` (default), `atomic` or `overwrite`.
+    pub mode: Option<String>,
+    /// Primary Key tables: rows matching this SQL predicate are deleted.
+    pub delete_when: Option<String>,
+    /// Primary Key tables: update only the loaded columns.
+    pub partial_update: Option<bool>,
+    /// Primary Key tables: apply an update only if this column's new value is
+    /// not smaller.
+    pub merge_condition: Option<String>,
+    /// Largest job `--mode atomic` accepts (one transaction), e.g. `10GiB`.
+    pub max_txn_bytes: Option<ByteSize>,
+    /// Start this job although an earlier job with the same source, table and
+    /// transform but other inputs exists (its rows may be loaded twice).
+    pub new_job: Option<bool>,
     /// The SQL transform.
     #[serde(default)]
     pub transform: TransformFile,
@@ -132,6 +146,12 @@ impl JobFile {
             batch_size: self.batch_size.or(other.batch_size),
             max_retries: self.max_retries.or(other.max_retries),
             ca_file: self.ca_file.or(other.ca_file),
+            mode: self.mode.or(other.mode),
+            delete_when: self.delete_when.or(other.delete_when),
+            partial_update: self.partial_update.or(other.partial_update),
+            merge_condition: self.merge_condition.or(other.merge_condition),
+            max_txn_bytes: self.max_txn_bytes.or(other.max_txn_bytes),
+            new_job: self.new_job.or(other.new_job),
             transform: TransformFile {
                 select: self.transform.select.or(other.transform.select),
                 filter: self.transform.filter.or(other.transform.filter),

@@ -164,12 +164,49 @@ pub struct Mapping {
     pub defaulted: Vec<String>,
 }
 
+/// How source columns may map.
+#[derive(Debug, Clone, Default)]
+pub struct MapOptions {
+    /// Source columns to leave out (those only the delete predicate uses).
+    pub ignore: Vec<String>,
+    /// A partial update: target columns may be left out, NOT NULL or not.
+    pub partial_update: bool,
+}
+
 /// Maps source columns to target columns by name (case-insensitive) and
-/// checks each pair of types. Errors name the column and both types.
-pub fn map_columns(schema: &arrow::datatypes::Schema, table: &TargetTable, zone: Zone) -> Result<Mapping> {
+/// checks each pair of types. Errors name the column and both types. A
+/// source column `__op` (from `delete_when`) becomes the Primary Key delete
+/// flag.
+pub fn map_columns(
+    schema: &arrow::datatypes::Schema,
+    table: &TargetTable,
+    zone: Zone,
+    opts: &MapOptions,
+) -> Result<Mapping> {
     let mut columns = Vec::new();
     for (i, f) in schema.fields().iter().enumerate() {
+        if f.name() == crate::scan::OP_COLUMN {
+            if table.keys != crate::meta::KeysType::Primary {
+                return Err(Error::config(format!(
+                    "delete_when needs a Primary Key table; `{}.{}` is {}",
+                    table.db,
+                    table.table,
+                    table.keys.name()
+                )));
+            }
+            columns.push(ColumnMapping {
+                source: i,
+                source_name: f.name().clone(),
+                target: crate::scan::OP_COLUMN.into(),
+                ty: SrType::TinyInt,
+                nullable: false,
+            });
+            continue;
+        }
         let Some(t) = table.column(f.name()) else {
+            if opts.ignore.iter().any(|c| c.eq_ignore_ascii_case(f.name())) {
+                continue;
+            }
             return Err(Error::config(format!(
                 "source column `{}` ({}) has no column in `{}.{}`; drop or rename it in the transform",
                 f.name(),
@@ -211,7 +248,10 @@ pub fn map_columns(schema: &arrow::datatypes::Schema, table: &TargetTable, zone:
         if columns.iter().any(|c| c.target == t.name) {
             continue;
         }
-        if !t.nullable && t.default.is_none() && !t.ty.needs_expression() {
+        if t.is_key && opts.partial_update {
+            return Err(Error::config(format!("a partial update must load key column `{}`", t.name)));
+        }
+        if !t.nullable && t.default.is_none() && !t.ty.needs_expression() && !opts.partial_update {
             return Err(Error::config(format!(
                 "column `{}` of `{}.{}` is NOT NULL without a default, and no source column maps to it",
                 t.name, table.db, table.table
@@ -219,7 +259,7 @@ pub fn map_columns(schema: &arrow::datatypes::Schema, table: &TargetTable, zone:
         }
         defaulted.push(t.name.clone());
     }
-    if columns.is_empty() {
+    if columns.iter().all(|c| c.target == crate::scan::OP_COLUMN) {
         return Err(Error::config("no source column maps to the target table"));
     }
     Ok(Mapping { columns, defaulted })
@@ -277,12 +317,32 @@ impl Encoder {
         names.join(", ")
     }
 
+    /// Encodes a batch with every row in at least part `floor` (atomic loads
+    /// need one body kind for the whole transaction).
+    pub fn encode_with_floor(
+        &self,
+        batch: &RecordBatch,
+        floor: Part,
+        out: &mut Encoded,
+    ) -> std::result::Result<(), EncodeError> {
+        self.encode_inner(batch, floor, out)
+    }
+
     /// Encodes a batch, routing each row to the first part that carries all
     /// its values exactly: CSV; CSV with string columns in base64 (for a
     /// string holding a separator byte or equal to `\N`); JSON (for nested
     /// values CSV cannot carry, STRUCT columns…). CSV bodies get whole rows;
     /// JSON rows are objects joined by `,` (no enclosing brackets).
     pub fn encode(&self, batch: &RecordBatch, out: &mut Encoded) -> std::result::Result<(), EncodeError> {
+        self.encode_inner(batch, Part::Csv, out)
+    }
+
+    fn encode_inner(
+        &self,
+        batch: &RecordBatch,
+        floor: Part,
+        out: &mut Encoded,
+    ) -> std::result::Result<(), EncodeError> {
         let rows = batch.num_rows();
         if rows == 0 {
             return Ok(());
@@ -312,8 +372,8 @@ impl Encoder {
                 });
             }
         }
-        let mut route = vec![Part::Csv; rows];
-        if self.csv_capable {
+        let mut route = vec![floor; rows];
+        if self.csv_capable && floor != Part::Json {
             // Pass 1: CSV, noting the rows it cannot carry.
             let render =
                 |(ci, w): (usize, &Writer<'_>)| -> std::result::Result<(Cells, Vec<(usize, bool)>), EncodeError> {
@@ -340,7 +400,7 @@ impl Encoder {
             };
             for (_, not_csv) in &rendered {
                 for &(r, top_string) in not_csv {
-                    route[r] = if top_string && route[r] != Part::Json { Part::Csv64 } else { Part::Json };
+                    route[r] = route[r].max(if top_string { Part::Csv64 } else { Part::Json });
                 }
             }
             if rendered.len() == 1 {
@@ -431,9 +491,44 @@ impl Encoder {
     }
 }
 
+impl Encoder {
+    /// The canonical text of every value of one mapped column (NULL as
+    /// `None`), as the JSON format would send it, strings unquoted.
+    pub fn column_texts(
+        &self,
+        batch: &RecordBatch,
+        column: usize,
+    ) -> std::result::Result<Vec<Option<String>>, EncodeError> {
+        let c = &self.columns[column];
+        let w = build(batch.column(c.source), &c.ty, self.zone, false).map_err(|msg| EncodeError::Value {
+            column,
+            row: 0,
+            msg,
+        })?;
+        let mut out = Vec::with_capacity(batch.num_rows());
+        let mut buf = Vec::new();
+        for r in 0..batch.num_rows() {
+            if w.is_null(r) {
+                out.push(None);
+                continue;
+            }
+            buf.clear();
+            w.write(r, Mode::Json, &mut buf).map_err(|e| match e {
+                CellError::Bad(msg) | CellError::NotCsv { why: msg, .. } => EncodeError::Value { column, row: r, msg },
+            })?;
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            out.push(Some(match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::String(s)) => s,
+                _ => text,
+            }));
+        }
+        Ok(out)
+    }
+}
+
 /// A Stream Load of a chunk: the rows CSV carries, the rows that need their
 /// strings in base64, the rows that need JSON. Each goes under its own label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Part {
     /// Plain CSV.
     Csv = 0,
@@ -471,6 +566,11 @@ impl Part {
             Part::Csv64 => "csv-base64",
             Part::Json => "json",
         }
+    }
+
+    /// The part of a name.
+    pub fn from_name(s: &str) -> Option<Part> {
+        Part::ALL.into_iter().find(|p| p.name() == s)
     }
 }
 

@@ -66,6 +66,50 @@ pub struct Settings {
     pub headers: Vec<(String, String)>,
     /// Loads in flight per BE (default: `parallel`).
     pub per_be_parallel: Option<usize>,
+    /// Load mode.
+    pub mode: Mode,
+    /// Partial update (Primary Key tables).
+    pub partial_update: bool,
+    /// Merge condition column (Primary Key tables).
+    pub merge_condition: Option<String>,
+    /// Largest atomic job.
+    pub max_txn_bytes: u64,
+    /// Start a new job even if an earlier one with other inputs exists.
+    pub new_job: bool,
+}
+
+/// How a job changes the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// One Stream Load per chunk part; rows appear as chunks commit.
+    Append,
+    /// All rows in one transaction (begin, loads, prepare, commit).
+    Atomic,
+    /// The partitions the job touches are replaced at once (temporary
+    /// partitions, then `REPLACE PARTITION`; a shadow table and `SWAP` for
+    /// unpartitioned tables).
+    Overwrite,
+}
+
+impl Mode {
+    /// Parses `append`, `atomic`, `overwrite`.
+    pub fn parse(s: &str) -> Result<Mode> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "append" => Mode::Append,
+            "atomic" => Mode::Atomic,
+            "overwrite" => Mode::Overwrite,
+            other => return Err(Error::config(format!("unknown mode `{other}` (append, atomic or overwrite)"))),
+        })
+    }
+    /// The name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Append => "append",
+            Mode::Atomic => "atomic",
+            Mode::Overwrite => "overwrite",
+        }
+    }
 }
 
 impl Settings {
@@ -124,12 +168,17 @@ impl Settings {
             zone,
             batch_size: f.batch_size.unwrap_or(8192).max(1),
             max_retries: f.max_retries.unwrap_or(8),
-            transform: Transform { select: f.transform.select, filter: f.transform.filter },
+            transform: Transform { select: f.transform.select, filter: f.transform.filter, delete_when: f.delete_when },
             partition_types,
             store: StoreOptions { s3: f.s3 },
             ca_file: f.ca_file,
             headers: f.headers.into_iter().collect(),
             per_be_parallel: f.per_be_parallel,
+            mode: Mode::parse(f.mode.as_deref().unwrap_or("append"))?,
+            partial_update: f.partial_update.unwrap_or(false),
+            merge_condition: f.merge_condition,
+            max_txn_bytes: f.max_txn_bytes.map(|b| b.0).unwrap_or(10 << 30),
+            new_job: f.new_job.unwrap_or(false),
         })
     }
 }
@@ -159,6 +208,7 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
     let mut meta = Meta::connect(&settings.mysql, &settings.user, &settings.password).await?;
     let target = meta.table(&settings.db, &settings.table).await?;
     meta.close().await;
+    check_keyed_options(&settings, &target)?;
     let inputs = FingerprintInputs {
         target: format!("{}.{}", settings.db, settings.table),
         transform: settings.transform.fingerprint_text(),
@@ -169,15 +219,61 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
                 "partition_types={}",
                 settings.partition_types.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(",")
             ),
+            format!("mode={}", settings.mode.name()),
+            format!("partial_update={}", settings.partial_update),
+            format!("merge_condition={:?}", settings.merge_condition),
         ],
     };
     let plan = Arc::new(plan::build(loc, listing, &inputs, &settings.label_prefix).await?);
     let scanner = Arc::new(
         Scanner::new(plan.clone(), &settings.partition_types, settings.transform.clone(), settings.batch_size).await?,
     );
-    let mapping = encode::map_columns(scanner.output_schema(), &target, settings.zone)?;
+    // Columns only the delete predicate reads are not loaded.
+    let ignore: Vec<String> =
+        settings.transform.delete_columns().into_iter().filter(|c| target.column(c).is_none()).collect();
+    let mapping = encode::map_columns(
+        scanner.output_schema(),
+        &target,
+        settings.zone,
+        &encode::MapOptions { ignore, partial_update: settings.partial_update },
+    )?;
     let encoder = Arc::new(Encoder::new(mapping.columns.clone(), settings.zone));
     Ok(Prepared { settings, plan, scanner, mapping, target, encoder })
+}
+
+fn check_keyed_options(s: &Settings, t: &TargetTable) -> Result<()> {
+    let pk = t.keys == crate::meta::KeysType::Primary;
+    let name = format!("{}.{}", t.db, t.table);
+    if !pk {
+        if s.transform.delete_when.is_some() {
+            return Err(Error::config(format!("delete_when needs a Primary Key table; `{name}` is {}", t.keys.name())));
+        }
+        if s.partial_update {
+            return Err(Error::config(format!(
+                "partial_update needs a Primary Key table; `{name}` is {}",
+                t.keys.name()
+            )));
+        }
+        if s.merge_condition.is_some() {
+            return Err(Error::config(format!(
+                "merge_condition needs a Primary Key table; `{name}` is {}",
+                t.keys.name()
+            )));
+        }
+    }
+    if let Some(mc) = &s.merge_condition {
+        match t.column(mc) {
+            None => return Err(Error::config(format!("merge_condition column `{mc}` is not a column of `{name}`"))),
+            Some(c) if c.is_key => return Err(Error::config(format!("merge_condition column `{mc}` is a key column"))),
+            _ => {}
+        }
+    }
+    if s.mode == Mode::Overwrite && s.transform.delete_when.is_some() {
+        return Err(Error::config(
+            "delete_when cannot be combined with --mode overwrite (the replaced partitions start empty)",
+        ));
+    }
+    Ok(())
 }
 
 /// A digest of the target schema, stored in the journal.
@@ -193,6 +289,8 @@ pub struct Report {
     pub status: String,
     /// Job fingerprint.
     pub job: String,
+    /// Load mode.
+    pub mode: String,
     /// Source.
     pub source: String,
     /// Target.
@@ -212,9 +310,100 @@ pub struct Report {
     pub journal: String,
 }
 
+/// What stays the same across runs of "one job" whose inputs may change:
+/// target, source, transform, mode and label prefix.
+fn identity(p: &Prepared) -> String {
+    let s = &p.settings;
+    let text = format!(
+        "{}.{}|{}|{}|{}|{}",
+        s.db,
+        s.table,
+        p.plan.location.display,
+        s.transform.fingerprint_text(),
+        s.mode.name(),
+        s.label_prefix
+    );
+    blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
+}
+
+/// Refuses to start when an earlier job with the same identity but other
+/// inputs is unfinished, or finished in a mode that appends: re-running would
+/// load its rows twice.
+fn check_earlier_jobs(p: &Prepared, dir: &std::path::Path) -> Result<()> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Ok(()) };
+    for e in rd.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "journal")
+            || path.file_stem().is_some_and(|s| s == p.plan.fingerprint.as_str())
+        {
+            continue;
+        }
+        let Ok(v) = journal::read(&path) else { continue };
+        let finished = match p.settings.mode {
+            Mode::Append => v.done.len() >= v.header.chunks,
+            Mode::Atomic => v.modes.iter().any(|m| matches!(m, journal::ModeRecord::AtomicCommitted { .. })),
+            Mode::Overwrite => v.modes.iter().any(|m| matches!(m, journal::ModeRecord::OverwriteSwapped { .. })),
+        };
+        if finished && p.settings.mode == Mode::Overwrite {
+            continue;
+        }
+        let state = if finished {
+            "finished".to_string()
+        } else {
+            format!("unfinished, {}/{} chunks committed", v.done.len(), v.header.chunks)
+        };
+        return Err(Error::config(format!(
+            "job {} loaded this source into `{}` with other inputs ({state}; journal `{}`); its files or settings changed since, \
+             so running this job would load its rows again. Use --mode overwrite to replace them, a where clause to load only new \
+             partitions, or --new-job to load anyway",
+            v.header.fingerprint,
+            v.header.target,
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Everything the load modes share.
+pub(crate) struct RunCtx {
+    pub(crate) prepared: Prepared,
+    pub(crate) client: Client,
+    pub(crate) journal: Arc<Mutex<Journal>>,
+    pub(crate) options: LoadOptions,
+    pub(crate) progress: Arc<dyn Fn(Progress) + Send + Sync>,
+}
+
+impl RunCtx {
+    /// A chunk-loading job into `table` with extra headers.
+    pub(crate) fn job(&self, table: &str, chunks: Vec<crate::plan::Chunk>, extra: &[(String, String)]) -> Arc<Job> {
+        let s = &self.prepared.settings;
+        let mut options = self.options.clone();
+        options.extra_headers.extend(extra.iter().cloned());
+        Arc::new(Job {
+            scanner: self.prepared.scanner.clone(),
+            encoder: self.prepared.encoder.clone(),
+            client: self.client.clone(),
+            db: s.db.clone(),
+            table: table.to_string(),
+            journal: self.journal.clone(),
+            options,
+            progress: self.progress.clone(),
+            chunks,
+            limiter: crate::limit::Limiter::new(s.parallel),
+            be_limiters: Mutex::new(Default::default()),
+        })
+    }
+
+    /// A MySQL connection to the FE.
+    pub(crate) async fn meta(&self) -> Result<Meta> {
+        let s = &self.prepared.settings;
+        Meta::connect(&s.mysql, &s.user, &s.password).await
+    }
+}
+
 /// Runs a prepared job.
 pub async fn run(p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> Result<Report> {
-    let s = &p.settings;
+    let s = p.settings.clone();
     let header = JobHeader {
         fingerprint: p.plan.fingerprint.clone(),
         target: format!("{}.{}", s.db, s.table),
@@ -222,7 +411,11 @@ pub async fn run(p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> 
         chunks: p.plan.chunks.len(),
         schema: schema_digest(&p.target),
     };
-    let jpath = journal::path_for(&s.state_dir, &p.plan.fingerprint);
+    let dir = s.state_dir.join("jobs").join(identity(&p));
+    if !s.new_job {
+        check_earlier_jobs(&p, &dir)?;
+    }
+    let jpath = dir.join(format!("{}.journal", p.plan.fingerprint));
     let journal = Journal::open(&jpath, header)?;
     // Inputs must not have changed since listing.
     source::check_unchanged(&p.plan.location, &p.plan.files.iter().map(|f| f.file.clone()).collect::<Vec<_>>()).await?;
@@ -233,36 +426,43 @@ pub async fn run(p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> 
         ca_file: s.ca_file.clone(),
         connect_timeout: Duration::from_secs(30),
     })?;
+    let mut extra = s.headers.clone();
+    if s.partial_update {
+        extra.push(("partial_update".into(), "true".into()));
+    }
+    if let Some(mc) = &s.merge_condition {
+        extra.push(("merge_condition".into(), mc.clone()));
+    }
     let options = LoadOptions {
         parallel: s.parallel,
         max_retries: s.max_retries,
-        extra_headers: s.headers.clone(),
+        extra_headers: extra,
         filtered: s.transform.filter.as_deref().is_some_and(|w| !w.trim().is_empty()),
         per_be: s.per_be_parallel.unwrap_or(s.parallel),
         ..LoadOptions::default()
     };
-    let job = Arc::new(Job {
-        scanner: p.scanner.clone(),
-        encoder: p.encoder.clone(),
-        client,
-        db: s.db.clone(),
-        table: s.table.clone(),
-        journal: Arc::new(Mutex::new(journal)),
-        options,
-        progress,
-        chunks: p.plan.chunks.clone(),
-        limiter: crate::limit::Limiter::new(s.parallel),
-        be_limiters: Mutex::new(Default::default()),
-    });
-    let load = load::run(job).await?;
+    let fingerprint = p.plan.fingerprint.clone();
+    let source_display = p.plan.location.display.clone();
+    let files = p.plan.files.len();
+    let source_rows = p.plan.rows();
+    let ctx = RunCtx { prepared: p, client, journal: Arc::new(Mutex::new(journal)), options, progress };
+    let load = match s.mode {
+        Mode::Append => {
+            let job = ctx.job(&s.table, ctx.prepared.plan.chunks.clone(), &[]);
+            load::run(job).await?
+        }
+        Mode::Overwrite => crate::modes::overwrite(&ctx).await?,
+        Mode::Atomic => crate::modes::atomic(&ctx).await?,
+    };
     let secs = load.seconds.max(1e-9);
     Ok(Report {
         status: "ok".into(),
-        job: p.plan.fingerprint.clone(),
-        source: p.plan.location.display.clone(),
+        job: fingerprint,
+        mode: s.mode.name().into(),
+        source: source_display,
         target: format!("{}.{}", s.db, s.table),
-        files: p.plan.files.len(),
-        source_rows: p.plan.rows(),
+        files,
+        source_rows,
         rows_per_sec: load.rows_sent as f64 / secs,
         mib_per_sec: load.bytes_sent as f64 / secs / (1 << 20) as f64,
         load,

@@ -56,12 +56,55 @@ pub struct PartRecord {
 pub struct DoneRecord {
     /// Chunk index.
     pub index: usize,
+    /// The chunk's label (its parts' labels add a suffix).
+    #[serde(default)]
+    pub label: String,
     /// Rows of the chunk (after the transform).
     pub rows: u64,
     /// Body bytes.
     pub bytes: u64,
     /// Labels of its committed parts.
     pub labels: Vec<String>,
+}
+
+/// A step of an atomic or overwrite job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum ModeRecord {
+    /// Overwrite attempt `epoch` loads into these temporary partitions
+    /// (`(temporary, live)` names) or this shadow table.
+    OverwriteStarted {
+        /// Attempt number.
+        epoch: u32,
+        /// Temporary partitions and the partitions they replace.
+        temps: Vec<(String, String)>,
+        /// Shadow table (unpartitioned targets).
+        shadow: Option<String>,
+    },
+    /// The swap of attempt `epoch` happened: the job is done.
+    OverwriteSwapped {
+        /// Attempt number.
+        epoch: u32,
+    },
+    /// Attempt `epoch` failed and was cleaned up.
+    OverwriteAborted {
+        /// Attempt number.
+        epoch: u32,
+        /// Why.
+        reason: String,
+    },
+    /// The atomic transaction needs at least this body kind.
+    AtomicFormat {
+        /// `csv`, `csv-base64` or `json`.
+        part: String,
+    },
+    /// The atomic transaction committed.
+    AtomicCommitted {
+        /// Label.
+        label: String,
+        /// Rows.
+        rows: u64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -71,6 +114,7 @@ enum Record {
     Started { index: usize, label: String },
     Committed(PartRecord),
     Done(DoneRecord),
+    Mode(ModeRecord),
 }
 
 /// An open journal (exclusively locked).
@@ -93,6 +137,8 @@ pub struct JournalView {
     pub committed: BTreeMap<String, PartRecord>,
     /// Labels started without a verdict, with their chunk index.
     pub started: BTreeMap<String, usize>,
+    /// Steps of atomic and overwrite jobs, in order.
+    pub modes: Vec<ModeRecord>,
 }
 
 /// The journal file of a job.
@@ -130,7 +176,13 @@ fn fold(records: Vec<Record>, path: &Path) -> Result<JournalView> {
         Some(Record::Job(h)) => h,
         _ => return Err(Error::internal(format!("journal `{}` has no job header", path.display()))),
     };
-    let mut v = JournalView { header, done: BTreeMap::new(), committed: BTreeMap::new(), started: BTreeMap::new() };
+    let mut v = JournalView {
+        header,
+        done: BTreeMap::new(),
+        committed: BTreeMap::new(),
+        started: BTreeMap::new(),
+        modes: Vec::new(),
+    };
     for r in it {
         v.apply(r, path)?;
     }
@@ -153,8 +205,10 @@ impl JournalView {
                 self.committed.insert(c.label.clone(), c);
             }
             Record::Done(d) => {
+                // The latest attempt's record wins.
                 self.done.insert(d.index, d);
             }
+            Record::Mode(m) => self.modes.push(m),
         }
         Ok(())
     }
@@ -214,6 +268,7 @@ impl Journal {
                     done: BTreeMap::new(),
                     committed: BTreeMap::new(),
                     started: BTreeMap::new(),
+                    modes: Vec::new(),
                 },
             };
             j.append(&Record::Job(header.clone()))?;
@@ -276,9 +331,27 @@ impl Journal {
         self.state.apply(r, &self.path.clone())
     }
 
+    /// Records a step of an atomic or overwrite job.
+    pub fn mode(&mut self, m: ModeRecord) -> Result<()> {
+        let r = Record::Mode(m);
+        self.append(&r)?;
+        self.state.apply(r, &self.path.clone())
+    }
+
+    /// The steps recorded so far.
+    pub fn modes(&self) -> &[ModeRecord] {
+        &self.state.modes
+    }
+
     /// A finished chunk, if any.
     pub fn chunk_done(&self, index: usize) -> Option<&DoneRecord> {
         self.state.done.get(&index)
+    }
+
+    /// The chunk with this index and label, if finished (an overwrite
+    /// attempt relabels chunks; another attempt's records do not count).
+    pub fn chunk_done_as(&self, index: usize, label: &str) -> Option<&DoneRecord> {
+        self.state.done.get(&index).filter(|d| d.label == label)
     }
 
     /// A committed part, by label.
@@ -325,7 +398,8 @@ mod tests {
             let mut j = Journal::open(&p, header("abc")).unwrap();
             j.started(0, "l_0").unwrap();
             j.committed(rec(0)).unwrap();
-            j.done(DoneRecord { index: 0, rows: 5, bytes: 10, labels: vec!["l_0".into()] }).unwrap();
+            j.done(DoneRecord { index: 0, label: "l_0".into(), rows: 5, bytes: 10, labels: vec!["l_0".into()] })
+                .unwrap();
             j.started(1, "l_1").unwrap();
         }
         // Simulate a write torn by kill -9.

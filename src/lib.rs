@@ -16,6 +16,7 @@ pub mod error;
 pub mod journal;
 pub mod limit;
 pub mod meta;
+mod modes;
 pub mod plan;
 pub mod scan;
 pub mod source;

@@ -101,6 +101,8 @@ pub struct LoadReport {
     pub chunks_loaded: usize,
     /// Chunks already committed before this run (journal or label).
     pub chunks_skipped: usize,
+    /// Chunks the where clause left without rows (nothing to send).
+    pub chunks_empty: usize,
     /// Chunks with rows that went as JSON.
     pub chunks_json: usize,
     /// Chunks with rows that went as CSV with base64 strings.
@@ -518,7 +520,7 @@ fn commit_part(
 }
 
 async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Result<()> {
-    if let Some(done) = job.journal.lock().unwrap().chunk_done(chunk.index).cloned() {
+    if let Some(done) = job.journal.lock().unwrap().chunk_done_as(chunk.index, &chunk.label).cloned() {
         let mut r = counters.report.lock().unwrap();
         r.chunks_skipped += 1;
         r.rows_skipped += done.rows;
@@ -634,6 +636,7 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
                 let total_bytes: u64 = bytes.iter().sum();
                 job.journal.lock().unwrap().done(DoneRecord {
                     index: chunk.index,
+                    label: chunk.label.clone(),
                     rows: total_rows,
                     bytes: total_bytes,
                     labels,
@@ -641,9 +644,11 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
                 let fresh_rows: u64 = Part::ALL.iter().filter(|&&p| fresh[p as usize]).map(|&p| rows[p as usize]).sum();
                 let fresh_bytes: u64 =
                     Part::ALL.iter().filter(|&&p| fresh[p as usize]).map(|&p| bytes[p as usize]).sum();
-                let skipped = !fresh.iter().any(|&f| f);
+                let skipped = !fresh.iter().any(|&f| f) && total_rows > 0;
                 let mut r = counters.report.lock().unwrap();
-                if skipped {
+                if total_rows == 0 {
+                    r.chunks_empty += 1;
+                } else if skipped {
                     r.chunks_skipped += 1;
                     r.rows_skipped += total_rows;
                 } else {

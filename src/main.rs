@@ -78,6 +78,21 @@ struct JobArgs {
     /// SQL where clause over source and partition columns.
     #[arg(long = "where")]
     filter: Option<String>,
+    /// append (default), atomic (one transaction) or overwrite (replace the partitions the job touches).
+    #[arg(long)]
+    mode: Option<String>,
+    /// Primary Key tables: source rows matching this SQL predicate delete their key.
+    #[arg(long)]
+    delete_when: Option<String>,
+    /// Primary Key tables: update only the loaded columns.
+    #[arg(long)]
+    partial_update: bool,
+    /// Primary Key tables: apply a row only if this column's new value is not smaller.
+    #[arg(long)]
+    merge_condition: Option<String>,
+    /// Start although an earlier job with the same source, table and transform had other inputs.
+    #[arg(long)]
+    new_job: bool,
     /// Print a JSON report instead of text.
     #[arg(long)]
     json: bool,
@@ -181,7 +196,11 @@ fn exit_code(k: ErrorKind) -> u8 {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STARLOAD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,starload=info,datafusion=warn"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
     if json {
         b.json().init();
     } else {
@@ -202,6 +221,11 @@ fn job_file(a: &JobArgs) -> Result<JobFile> {
         parallel: a.parallel,
         timezone: a.timezone.clone(),
         transform: TransformFile { select: a.select.clone(), filter: a.filter.clone() },
+        mode: a.mode.clone(),
+        delete_when: a.delete_when.clone(),
+        partial_update: a.partial_update.then_some(true),
+        merge_condition: a.merge_condition.clone(),
+        new_job: a.new_job.then_some(true),
         ..JobFile::default()
     };
     let file = match &a.config {
@@ -356,13 +380,20 @@ fn load_faults(p: &std::path::Path) -> Result<Vec<starload::sim::FaultRule>> {
 
 fn status(a: StatusArgs) -> Result<()> {
     let dir = a.state_dir.join("jobs");
-    let mut paths: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "journal"))
-            .collect(),
-        Err(_) => return Err(Error::config(format!("no journals under `{}`", dir.display()))),
+    let mut paths: Vec<PathBuf> = Vec::new();
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Err(Error::config(format!("no journals under `{}`", dir.display())));
     };
+    // jobs/<identity>/<fingerprint>.journal
+    for e in rd.flatten() {
+        let p = e.path();
+        let inner: Vec<PathBuf> = if p.is_dir() {
+            std::fs::read_dir(&p).into_iter().flatten().flatten().map(|f| f.path()).collect()
+        } else {
+            vec![p]
+        };
+        paths.extend(inner.into_iter().filter(|p| p.extension().is_some_and(|e| e == "journal")));
+    }
     paths.sort();
     if let Some(j) = &a.job {
         paths.retain(|p| p.file_stem().is_some_and(|s| s.to_string_lossy().starts_with(j.as_str())));

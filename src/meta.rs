@@ -70,6 +70,8 @@ pub struct TargetTable {
     pub keys: KeysType,
     /// Columns in table order.
     pub columns: Vec<TargetColumn>,
+    /// Partition columns (empty when unpartitioned).
+    pub partition_key: Vec<String>,
 }
 
 impl TargetTable {
@@ -137,12 +139,12 @@ impl Meta {
 
     /// Runs a query and returns its column names and rows.
     pub async fn query_with_columns(&mut self, sql: &str) -> Result<(Vec<String>, Vec<Vec<Option<String>>>)> {
+        let mut result =
+            self.conn.query_iter(sql).await.map_err(|e| Error::infra(format!("query `{sql}` failed: {e}")))?;
+        let names: Vec<String> =
+            result.columns().map(|cs| cs.iter().map(|c| c.name_str().into_owned()).collect()).unwrap_or_default();
         let rows: Vec<mysql_async::Row> =
-            self.conn.query(sql).await.map_err(|e| Error::infra(format!("query `{sql}` failed: {e}")))?;
-        let names = rows
-            .first()
-            .map(|r| r.columns_ref().iter().map(|c| c.name_str().into_owned()).collect())
-            .unwrap_or_default();
+            result.collect().await.map_err(|e| Error::infra(format!("query `{sql}` failed: {e}")))?;
         Ok((
             names,
             rows.into_iter()
@@ -218,7 +220,7 @@ impl Meta {
         }
         let model = self
             .query(&format!(
-                "SELECT TABLE_MODEL FROM information_schema.tables_config WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = '{table}'"
+                "SELECT TABLE_MODEL, PARTITION_KEY FROM information_schema.tables_config WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = '{table}'"
             ))
             .await?;
         let keys = model
@@ -226,7 +228,31 @@ impl Meta {
             .and_then(|r| r.first().cloned().flatten())
             .and_then(|m| KeysType::parse(&m))
             .ok_or_else(|| Error::config(format!("cannot read the key model of `{db}.{table}`")))?;
-        Ok(TargetTable { db: db.to_string(), table: table.to_string(), keys, columns })
+        let partition_key: Vec<String> = model
+            .first()
+            .and_then(|r| r.get(1).cloned().flatten())
+            .map(|p| p.split(',').map(|c| c.trim().trim_matches('`').to_string()).filter(|c| !c.is_empty()).collect())
+            .unwrap_or_default();
+        Ok(TargetTable { db: db.to_string(), table: table.to_string(), keys, columns, partition_key })
+    }
+
+    /// The partitions of a table (or its temporary partitions): name and
+    /// the `Range` text of `SHOW PARTITIONS`.
+    pub async fn partitions(&mut self, db: &str, table: &str, temporary: bool) -> Result<Vec<(String, String)>> {
+        check_ident("database", db)?;
+        check_ident("table", table)?;
+        let sql = format!("SHOW {}PARTITIONS FROM `{db}`.`{table}`", if temporary { "TEMPORARY " } else { "" });
+        let (names, rows) = self.query_with_columns(&sql).await?;
+        let col = |n: &str| names.iter().position(|c| c.eq_ignore_ascii_case(n));
+        let (Some(pn), Some(rg)) = (col("PartitionName"), col("Range")) else {
+            return Err(Error::internal(format!("`{sql}` returned no PartitionName/Range columns")));
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (r.get(pn).cloned().flatten().unwrap_or_default(), r.get(rg).cloned().flatten().unwrap_or_default())
+            })
+            .collect())
     }
 
     /// `SELECT COUNT(*)` of a table.

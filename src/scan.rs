@@ -33,20 +33,55 @@ pub struct Transform {
     pub select: Option<String>,
     /// A predicate over source and partition columns.
     pub filter: Option<String>,
+    /// Primary Key tables: rows matching this predicate are deletes (`__op`).
+    pub delete_when: Option<String>,
 }
+
+/// The name of the computed delete flag.
+pub const OP_COLUMN: &str = "__op";
 
 impl Transform {
     /// The SQL query this transform runs over the table `source`.
     pub fn sql(&self) -> String {
         let select = self.select.as_deref().map(str::trim).filter(|s| !s.is_empty()).unwrap_or("*");
+        let op = match self.delete_when.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(p) => format!(", CAST(CASE WHEN ({p}) THEN 1 ELSE 0 END AS TINYINT) AS {OP_COLUMN}"),
+            None => String::new(),
+        };
         match self.filter.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            Some(w) => format!("SELECT {select} FROM source WHERE {w}"),
-            None => format!("SELECT {select} FROM source"),
+            Some(w) => format!("SELECT {select}{op} FROM source WHERE {w}"),
+            None => format!("SELECT {select}{op} FROM source"),
         }
     }
     /// A stable text form for the job fingerprint.
     pub fn fingerprint_text(&self) -> String {
-        format!("select={:?};where={:?}", self.select, self.filter)
+        format!("select={:?};where={:?};delete_when={:?}", self.select, self.filter, self.delete_when)
+    }
+    /// Identifiers the delete predicate mentions (lower-cased).
+    pub fn delete_columns(&self) -> Vec<String> {
+        let Some(p) = &self.delete_when else { return vec![] };
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        let mut quoted = false;
+        for c in p.chars() {
+            if c == '\'' {
+                quoted = !quoted;
+                cur.clear();
+                continue;
+            }
+            if !quoted && (c.is_alphanumeric() || c == '_') {
+                cur.push(c);
+            } else {
+                if !cur.is_empty() && !cur.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                    out.push(cur.to_ascii_lowercase());
+                }
+                cur.clear();
+            }
+        }
+        if !cur.is_empty() && !quoted {
+            out.push(cur.to_ascii_lowercase());
+        }
+        out
     }
 }
 
@@ -163,6 +198,24 @@ impl Scanner {
         let ctx = self.context(files)?;
         let df = ctx.sql(&self.transform.sql()).await?;
         Ok(df.execute_stream().await?)
+    }
+
+    /// Runs `outer` over the transformed rows of every file: `{t}` in it
+    /// stands for the transform as a subquery.
+    pub async fn query_all(&self, outer: &str) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+        let slices: Vec<Slice> = (0..self.plan.files.len())
+            .filter(|&i| !self.plan.files[i].row_groups.is_empty())
+            .map(|i| Slice {
+                file: i,
+                row_groups: 0..self.plan.files[i].row_groups.len(),
+                first_row: 0,
+                rows: self.plan.files[i].rows(),
+            })
+            .collect();
+        let files = slices.iter().map(|s| self.partitioned_file(s)).collect::<Result<Vec<_>>>()?;
+        let ctx = self.context(files)?;
+        let sql = outer.replace("{t}", &format!("({}) AS t", self.transform.sql()));
+        Ok(ctx.sql(&sql).await?.collect().await?)
     }
 
     /// The plan being scanned.

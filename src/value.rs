@@ -115,6 +115,21 @@ impl Value {
     }
 }
 
+/// Orders two scalar values of the same type (None across types).
+pub fn cmp_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    use Value::*;
+    match (a, b) {
+        (Int(x), Int(y)) => Some(x.cmp(y)),
+        (Date(x), Date(y)) => Some(x.cmp(y)),
+        (Datetime(x), Datetime(y)) => Some(x.cmp(y)),
+        (Str(x), Str(y)) => Some(x.cmp(y)),
+        (Decimal(x, _), Decimal(y, _)) => Some(x.cmp(y)),
+        (Bool(x), Bool(y)) => Some(x.cmp(y)),
+        (Null, Null) => Some(std::cmp::Ordering::Equal),
+        _ => None,
+    }
+}
+
 fn format_float(f: f64, single: bool) -> String {
     if f.is_nan() {
         "nan".into()

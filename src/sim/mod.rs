@@ -262,6 +262,11 @@ impl Sim {
         self.state.faults.lock().unwrap().push(rule);
     }
 
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.state.faults.lock().unwrap().clear();
+    }
+
     /// Forgets every finished label (as StarRocks does after its window).
     pub fn forget_labels(&self, db: &str) {
         self.state.with_db(db, |d| {

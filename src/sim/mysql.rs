@@ -250,17 +250,18 @@ fn show(state: &Arc<State>, w: &[String], upper: &[String]) -> Result<Option<Ans
             let rows = state
                 .with_db(&db, |d| {
                     d.tables.get(&t).map(|t| {
+                        let ty = t.def.partition_col.map(|c| &t.def.columns[c].ty);
                         let list: Vec<(String, u64, String)> = if temp {
                             t.temp
                                 .iter()
-                                .map(|(p, part)| (p.name.clone(), part.len() as u64, bound_text(&p.bound)))
+                                .map(|(p, part)| (p.name.clone(), part.len() as u64, bound_text(&p.bound, ty)))
                                 .collect()
                         } else {
                             t.def
                                 .partitions
                                 .iter()
                                 .zip(&t.parts)
-                                .map(|(p, part)| (p.name.clone(), part.len() as u64, bound_text(&p.bound)))
+                                .map(|(p, part)| (p.name.clone(), part.len() as u64, bound_text(&p.bound, ty)))
                                 .collect()
                         };
                         list.into_iter()
@@ -295,12 +296,22 @@ fn show(state: &Arc<State>, w: &[String], upper: &[String]) -> Result<Option<Ans
     }
 }
 
-fn bound_text(b: &super::tables::PartitionBound) -> String {
+/// The `Range` text of SHOW PARTITIONS, as StarRocks prints it:
+/// `[types: [DATE]; keys: [2024-01-01]; ..types: [DATE]; keys: [2024-02-01]; )`.
+fn bound_text(b: &super::tables::PartitionBound, ty: Option<&crate::srtype::SrType>) -> String {
     use super::tables::PartitionBound::*;
+    let tname = ty.map(|t| t.to_string().split(['(', '<']).next().unwrap_or("").to_string()).unwrap_or_default();
     match b {
         All => String::new(),
-        List(v) => format!("({})", v.iter().filter_map(|x| x.display()).collect::<Vec<_>>().join(", ")),
-        Range(lo, hi) => format!("[{}, {})", lo.display().unwrap_or_default(), hi.display().unwrap_or_default()),
+        List(v) => format!(
+            "(({}))",
+            v.iter().filter_map(|x| x.display()).map(|x| format!("'{x}'")).collect::<Vec<_>>().join("), (")
+        ),
+        Range(lo, hi) => format!(
+            "[types: [{tname}]; keys: [{}]; ..types: [{tname}]; keys: [{}]; )",
+            lo.display().unwrap_or_default(),
+            hi.display().unwrap_or_default()
+        ),
     }
 }
 

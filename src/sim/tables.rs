@@ -181,20 +181,7 @@ impl TableDef {
     }
 }
 
-/// Orders two scalar values of the same type.
-pub fn cmp_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
-    use Value::*;
-    match (a, b) {
-        (Int(x), Int(y)) => Some(x.cmp(y)),
-        (Date(x), Date(y)) => Some(x.cmp(y)),
-        (Datetime(x), Datetime(y)) => Some(x.cmp(y)),
-        (Str(x), Str(y)) => Some(x.cmp(y)),
-        (Decimal(x, _), Decimal(y, _)) => Some(x.cmp(y)),
-        (Bool(x), Bool(y)) => Some(x.cmp(y)),
-        (Null, Null) => Some(std::cmp::Ordering::Equal),
-        _ => None,
-    }
-}
+pub use crate::value::cmp_values;
 
 /// Parses a tables file (`.toml` or `.json` by extension, else TOML).
 pub fn load_file(path: &std::path::Path) -> Result<Vec<TableDef>> {

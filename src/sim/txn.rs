@@ -312,6 +312,24 @@ pub(crate) async fn be(
             Ok(json_reply(json!({"Status": "OK", "Message": "", "Label": label, "TxnId": txn_id, "BeginTxnTimeMs": 0})))
         }
         "load" => {
+            let n = state.be_requests.fetch_add(1, Ordering::SeqCst) + 1;
+            let fired = super::faults::take(&mut state.faults.lock().unwrap(), n, &label);
+            for f in &fired {
+                match f {
+                    super::faults::Fault::ResetBeforeBody => {
+                        state.txns.lock().unwrap().remove(&key);
+                        super::http::set_state(&state, &db, &label, TxnState::Aborted, "connection reset");
+                        return Err(std::io::Error::other("injected reset before body"));
+                    }
+                    super::faults::Fault::Fail(m) => {
+                        state.txns.lock().unwrap().remove(&key);
+                        super::http::set_state(&state, &db, &label, TxnState::Aborted, m);
+                        return Ok(status("INTERNAL_ERROR", m.clone()));
+                    }
+                    super::faults::Fault::Delay(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
+                    _ => {}
+                }
+            }
             let hdrs = data_headers(&req);
             let spec = {
                 let mut txns = state.txns.lock().unwrap();

@@ -5,5 +5,6 @@ mod bad_input;
 mod cli;
 mod exactly_once;
 mod fidelity;
+mod modes;
 mod support;
 mod transform;

@@ -1,0 +1,685 @@
+//! The load modes beyond append: `overwrite` (temporary partitions and
+//! `REPLACE PARTITION`, or a shadow table and `SWAP`) and `atomic` (the
+//! transaction interface: begin, loads, prepare, commit).
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use reqwest::header::HeaderMap;
+
+use crate::client::{self, Attempt, LabelState, Verdict};
+use crate::encode::{Encoded, Part};
+use crate::error::{Error, ErrorKind, Result};
+use crate::job::RunCtx;
+use crate::journal::ModeRecord;
+use crate::load::{self, LoadReport};
+use crate::meta::{KeysType, Meta};
+use crate::plan::Chunk;
+use crate::srtype::SrType;
+use crate::value::{self, Value};
+
+// ---------------------------------------------------------------------------
+// Partition census: which partitions the job touches, and how many rows (or
+// distinct keys) each must hold afterwards.
+
+/// A range partition of the target table.
+#[derive(Debug, Clone)]
+struct RangePartition {
+    name: String,
+    lo: Value,
+    hi: Value,
+    lo_text: String,
+    hi_text: String,
+}
+
+/// Parses `[types: [DATE]; keys: [2024-01-01]; ..types: [DATE]; keys: [2024-02-01]; )`.
+fn parse_range(text: &str, ty: &SrType) -> Option<(Value, Value, String, String)> {
+    let mut keys = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("keys: [") {
+        let after = &rest[i + 7..];
+        let end = after.find(']')?;
+        keys.push(after[..end].trim().to_string());
+        rest = &after[end..];
+    }
+    if keys.len() != 2 {
+        return None;
+    }
+    let lo = value::parse_csv_field(ty, &keys[0]).ok()?;
+    let hi = value::parse_csv_field(ty, &keys[1]).ok()?;
+    Some((lo, hi, keys[0].clone(), keys[1].clone()))
+}
+
+/// Rows (or distinct keys) per partition value, computed by rendering the
+/// partition column (and key columns) exactly as the loader sends them.
+async fn census(ctx: &RunCtx, pcol: &str, keyed: bool) -> Result<BTreeMap<String, u64>> {
+    let p = &ctx.prepared;
+    let enc = &p.encoder;
+    let pi = enc.columns().iter().position(|c| c.target.eq_ignore_ascii_case(pcol)).ok_or_else(|| {
+        Error::config(format!("overwrite needs the partition column `{pcol}` among the loaded columns"))
+    })?;
+    let key_idx: Vec<usize> = if keyed {
+        p.target
+            .columns
+            .iter()
+            .filter(|c| c.is_key)
+            .map(|c| {
+                enc.columns()
+                    .iter()
+                    .position(|m| m.target == c.name)
+                    .ok_or_else(|| Error::config(format!("key column `{}` is not loaded", c.name)))
+            })
+            .collect::<Result<_>>()?
+    } else {
+        vec![]
+    };
+    let mut wanted: Vec<usize> = vec![pi];
+    wanted.extend(key_idx.iter().copied());
+    let select: Vec<String> =
+        wanted.iter().map(|&i| format!("\"{}\"", enc.columns()[i].source_name.replace('"', "\"\""))).collect();
+    let batches = p.scanner.query_all(&format!("SELECT {} FROM {{t}}", select.join(", "))).await?;
+    // A narrow encoder over the selected columns.
+    let cols: Vec<crate::encode::ColumnMapping> = wanted
+        .iter()
+        .enumerate()
+        .map(|(j, &i)| crate::encode::ColumnMapping { source: j, ..enc.columns()[i].clone() })
+        .collect();
+    let narrow = crate::encode::Encoder::new(cols, enc.zone());
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut seen: HashSet<(String, Vec<Option<String>>)> = HashSet::new();
+    for b in batches {
+        let texts: Vec<Vec<Option<String>>> = (0..wanted.len())
+            .map(|j| narrow.column_texts(&b, j))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::data(format!("partition census: {e:?}")))?;
+        for r in 0..b.num_rows() {
+            let pv = texts[0][r].clone().ok_or_else(|| {
+                Error::data(format!("partition column `{pcol}` is NULL in a source row; it cannot go to any partition"))
+            })?;
+            if keyed {
+                let key: Vec<Option<String>> = texts[1..].iter().map(|t| t[r].clone()).collect();
+                if seen.insert((pv.clone(), key)) {
+                    *counts.entry(pv).or_default() += 1;
+                }
+            } else {
+                *counts.entry(pv).or_default() += 1;
+            }
+        }
+    }
+    Ok(counts)
+}
+
+// ---------------------------------------------------------------------------
+// Overwrite.
+
+fn quote(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Loads into temporary partitions (or a shadow table), verifies the counts,
+/// and swaps them in. Any failure drops what was created; the live data
+/// never changes before the swap.
+pub(crate) async fn overwrite(ctx: &RunCtx) -> Result<LoadReport> {
+    let p = &ctx.prepared;
+    let s = &p.settings;
+    let (db, table) = (s.db.clone(), s.table.clone());
+    // Already swapped?
+    let modes = ctx.journal.lock().unwrap().modes().to_vec();
+    if modes.iter().any(|m| matches!(m, ModeRecord::OverwriteSwapped { .. })) {
+        return Ok(LoadReport {
+            chunks: p.plan.chunks.len(),
+            chunks_skipped: p.plan.chunks.len(),
+            ..Default::default()
+        });
+    }
+    // The attempt to continue, or a new one.
+    let mut epoch = 0u32;
+    // (temporary partitions, shadow table) of the attempt to continue.
+    type Resume = (Vec<(String, String)>, Option<String>);
+    let mut resume: Option<Resume> = None;
+    for m in &modes {
+        match m {
+            ModeRecord::OverwriteStarted { epoch: e, temps, shadow } => {
+                epoch = *e;
+                resume = Some((temps.clone(), shadow.clone()));
+            }
+            ModeRecord::OverwriteAborted { epoch: e, .. } if *e == epoch => {
+                resume = None;
+                epoch += 1;
+            }
+            _ => {}
+        }
+    }
+    let keyed = p.target.keys != KeysType::Duplicate;
+    let mut meta = ctx.meta().await?;
+    let start = Instant::now();
+    let fp8 = &p.plan.fingerprint[..8];
+    let partitioned = !p.target.partition_key.is_empty();
+    let result: Result<LoadReport> = async {
+        if partitioned {
+            if p.target.partition_key.len() != 1 {
+                return Err(Error::config("overwrite supports tables partitioned by one column"));
+            }
+            let pcol = p.target.partition_key[0].clone();
+            let pty = p
+                .target
+                .column(&pcol)
+                .map(|c| c.ty.clone())
+                .ok_or_else(|| Error::internal(format!("partition column `{pcol}` is not a column")))?;
+            let mut ranges = Vec::new();
+            for (name, range) in meta.partitions(&db, &table, false).await? {
+                let (lo, hi, lo_text, hi_text) = parse_range(&range, &pty).ok_or_else(|| {
+                    Error::config(format!(
+                        "overwrite supports range partitions; partition `{name}` of `{db}.{table}` has bounds `{range}`"
+                    ))
+                })?;
+                ranges.push(RangePartition { name, lo, hi, lo_text, hi_text });
+            }
+            // Which partitions the job touches, and their expected counts.
+            let counts = census(ctx, &pcol, keyed).await?;
+            let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+            for (v, n) in &counts {
+                let val = value::parse_csv_field(&pty, v)
+                    .map_err(|e| Error::data(format!("partition value `{v}` is not a valid {pty}: {e}")))?;
+                let part = ranges
+                    .iter()
+                    .find(|r| {
+                        value::cmp_values(&r.lo, &val).is_some_and(|o| o.is_le())
+                            && value::cmp_values(&val, &r.hi).is_some_and(|o| o.is_lt())
+                    })
+                    .ok_or_else(|| {
+                        Error::config(format!(
+                            "`{db}.{table}` has no partition for {pcol} = {v}; add the partition before loading"
+                        ))
+                    })?;
+                *expected.entry(part.name.clone()).or_default() += n;
+            }
+            let temps: Vec<(String, String)> = match &resume {
+                Some((t, _)) => t.clone(),
+                None => expected.keys().map(|n| (format!("stl_{fp8}_{epoch}_{n}"), n.clone())).collect(),
+            };
+            let existing: HashSet<String> =
+                meta.partitions(&db, &table, true).await?.into_iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+            let chunks = relabel(&p.plan.chunks, &format!("o{epoch}"));
+            if resume.is_none() {
+                ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteStarted { epoch, temps: temps.clone(), shadow: None })?;
+            } else {
+                let loaded_any = {
+                    let j = ctx.journal.lock().unwrap();
+                    chunks.iter().any(|c| j.chunk_done_as(c.index, &c.label).is_some() || j.part(&c.label).is_some())
+                };
+                if loaded_any && temps.iter().any(|(t, _)| !existing.contains(&t.to_ascii_lowercase())) {
+                    // Rows already loaded went away with their temporary
+                    // partitions: this attempt cannot continue.
+                    return Err(Error::infra(
+                        "temporary partitions of the interrupted overwrite disappeared; re-run to start a new attempt",
+                    ));
+                }
+            }
+            for (tp, live) in &temps {
+                if existing.contains(&tp.to_ascii_lowercase()) {
+                    continue;
+                }
+                let r = ranges.iter().find(|r| &r.name == live).ok_or_else(|| Error::internal("partition vanished"))?;
+                meta.exec(&format!(
+                    "ALTER TABLE `{db}`.`{table}` ADD TEMPORARY PARTITION `{tp}` VALUES [(\"{}\"), (\"{}\"))",
+                    quote(&r.lo_text),
+                    quote(&r.hi_text)
+                ))
+                .await?;
+            }
+            let names: Vec<String> = temps.iter().map(|(t, _)| t.clone()).collect();
+            let job = ctx.job(&table, chunks, &[("temporary_partitions".into(), names.join(","))]);
+            let mut report = load::run(job).await?;
+            // Verify before the swap.
+            for (tp, live) in &temps {
+                let got = count(&mut meta, &format!("SELECT COUNT(*) FROM `{db}`.`{table}` TEMPORARY PARTITION (`{tp}`)")).await?;
+                let want = expected.get(live).copied().unwrap_or(0);
+                if got != want {
+                    return Err(Error::verify(format!(
+                        "temporary partition `{tp}` for `{live}` holds {got} rows, the source has {want}{}; nothing was replaced",
+                        if keyed { " distinct keys" } else { "" }
+                    )));
+                }
+            }
+            let olds: Vec<String> = temps.iter().map(|(_, l)| format!("`{l}`")).collect();
+            let news: Vec<String> = temps.iter().map(|(t, _)| format!("`{t}`")).collect();
+            let swap = format!(
+                "ALTER TABLE `{db}`.`{table}` REPLACE PARTITION ({}) WITH TEMPORARY PARTITION ({})",
+                olds.join(", "),
+                news.join(", ")
+            );
+            if let Err(e) = meta.exec(&swap).await {
+                // Did it happen anyway? The temporary partitions are gone then.
+                let mut m2 = ctx.meta().await?;
+                let left: HashSet<String> =
+                    m2.partitions(&db, &table, true).await?.into_iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+                if temps.iter().any(|(t, _)| left.contains(&t.to_ascii_lowercase())) {
+                    return Err(e);
+                }
+            }
+            ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteSwapped { epoch })?;
+            report.seconds = start.elapsed().as_secs_f64();
+            Ok(report)
+        } else {
+            let shadow = match &resume {
+                Some((_, Some(sh))) => sh.clone(),
+                _ => format!("{table}__stl_{fp8}_{epoch}"),
+            };
+            if resume.is_none() {
+                ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteStarted { epoch, temps: vec![], shadow: Some(shadow.clone()) })?;
+            }
+            meta.exec(&format!("CREATE TABLE IF NOT EXISTS `{db}`.`{shadow}` LIKE `{db}`.`{table}`")).await?;
+            let expected: u64 = census_unpartitioned(ctx, keyed).await?;
+            let chunks = relabel(&p.plan.chunks, &format!("o{epoch}"));
+            let job = ctx.job(&shadow, chunks, &[]);
+            let mut report = load::run(job).await?;
+            let got = count(&mut meta, &format!("SELECT COUNT(*) FROM `{db}`.`{shadow}`")).await?;
+            if got != expected {
+                return Err(Error::verify(format!(
+                    "shadow table `{shadow}` holds {got} rows, the source has {expected}; nothing was replaced"
+                )));
+            }
+            meta.exec(&format!("ALTER TABLE `{db}`.`{table}` SWAP WITH `{shadow}`")).await?;
+            ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteSwapped { epoch })?;
+            // The shadow now holds the old rows.
+            let _ = meta.exec(&format!("DROP TABLE IF EXISTS `{db}`.`{shadow}`")).await;
+            report.seconds = start.elapsed().as_secs_f64();
+            Ok(report)
+        }
+    }
+    .await;
+    if let Err(e) = &result {
+        // Crashes leave the attempt to resume; errors clean it up so the live
+        // data stays as it was and the next run starts afresh.
+        if e.kind() != ErrorKind::Infra || e.message().contains("disappeared") {
+            cleanup(ctx, &mut meta, epoch, &e.to_string()).await;
+        }
+    }
+    meta.close().await;
+    result
+}
+
+async fn census_unpartitioned(ctx: &RunCtx, keyed: bool) -> Result<u64> {
+    let p = &ctx.prepared;
+    if !keyed {
+        let b = p.scanner.query_all("SELECT COUNT(*) FROM {t}").await?;
+        return Ok(first_u64(&b));
+    }
+    // Distinct keys (rendered as the loader sends them), grouped by the
+    // first key column, summed.
+    let first_key = p
+        .target
+        .columns
+        .iter()
+        .find(|c| c.is_key)
+        .map(|c| c.name.clone())
+        .ok_or_else(|| Error::internal("a keyed table without keys"))?;
+    Ok(census(ctx, &first_key, true).await?.values().sum())
+}
+
+fn first_u64(b: &[datafusion::arrow::record_batch::RecordBatch]) -> u64 {
+    use datafusion::arrow::array::AsArray;
+    b.first()
+        .and_then(|b| b.column(0).as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>().map(|a| a.value(0)))
+        .unwrap_or(0) as u64
+}
+
+async fn count(meta: &mut Meta, sql: &str) -> Result<u64> {
+    let rows = meta.query(sql).await?;
+    rows.first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::infra(format!("`{sql}` returned no count")))
+}
+
+/// Drops what a failed overwrite attempt created.
+async fn cleanup(ctx: &RunCtx, meta: &mut Meta, epoch: u32, reason: &str) {
+    let s = &ctx.prepared.settings;
+    let modes = ctx.journal.lock().unwrap().modes().to_vec();
+    for m in modes {
+        if let ModeRecord::OverwriteStarted { epoch: e, temps, shadow } = m
+            && e == epoch
+        {
+            for (tp, _) in temps {
+                let _ = meta
+                    .exec(&format!("ALTER TABLE `{}`.`{}` DROP TEMPORARY PARTITION IF EXISTS `{tp}`", s.db, s.table))
+                    .await;
+            }
+            if let Some(sh) = shadow {
+                let _ = meta.exec(&format!("DROP TABLE IF EXISTS `{}`.`{sh}`", s.db)).await;
+            }
+        }
+    }
+    let _ = ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteAborted { epoch, reason: reason.to_string() });
+}
+
+/// Chunks with labels of an attempt (`<label prefix>_<fp>_<tag>_<n>`).
+fn relabel(chunks: &[Chunk], tag: &str) -> Vec<Chunk> {
+    chunks
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            let (head, idx) = c.label.rsplit_once('_').unwrap_or((&c.label, ""));
+            c.label = format!("{head}_{tag}_{idx}");
+            c
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Atomic.
+
+/// Loads every chunk into one transaction and commits it, or nothing.
+pub(crate) async fn atomic(ctx: &RunCtx) -> Result<LoadReport> {
+    let p = &ctx.prepared;
+    let s = &p.settings;
+    let est: u64 = p.plan.chunks.iter().map(|c| c.est_bytes).sum();
+    if est > s.max_txn_bytes {
+        return Err(Error::config(format!(
+            "the job is about {} MiB, more than one transaction takes (max_txn_bytes = {} MiB); use --mode append or overwrite, \
+             or raise max_txn_bytes up to the BE's streaming_load_max_mb",
+            est >> 20,
+            s.max_txn_bytes >> 20
+        )));
+    }
+    let label = format!("{}_{}_txn", s.label_prefix, p.plan.fingerprint);
+    if ctx.journal.lock().unwrap().modes().iter().any(|m| matches!(m, ModeRecord::AtomicCommitted { .. })) {
+        return Ok(LoadReport {
+            chunks: p.plan.chunks.len(),
+            chunks_skipped: p.plan.chunks.len(),
+            ..Default::default()
+        });
+    }
+    let mut floor = ctx
+        .journal
+        .lock()
+        .unwrap()
+        .modes()
+        .iter()
+        .rev()
+        .find_map(|m| if let ModeRecord::AtomicFormat { part } = m { Part::from_name(part) } else { None })
+        .unwrap_or(if p.encoder.csv_capable() { Part::Csv } else { Part::Json });
+    let start = Instant::now();
+    let timeout = (600 + est / (2 << 20)).clamp(600, 259_200);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        // Settle what an earlier run left: committed means done; a live
+        // transaction is rolled back (its loads cannot be trusted).
+        match ctx.client.label_state(&s.db, &label).await? {
+            LabelState::Committed => {
+                ctx.journal.lock().unwrap().mode(ModeRecord::AtomicCommitted { label: label.clone(), rows: 0 })?;
+                return Ok(LoadReport {
+                    chunks: p.plan.chunks.len(),
+                    chunks_skipped: p.plan.chunks.len(),
+                    seconds: start.elapsed().as_secs_f64(),
+                    ..Default::default()
+                });
+            }
+            LabelState::Running => {
+                rollback(ctx, &label).await?;
+            }
+            LabelState::Aborted | LabelState::Unknown => {}
+        }
+        match run_txn(ctx, &label, floor, timeout).await {
+            Ok(TxnOutcome::Committed { rows, bytes }) => {
+                ctx.journal.lock().unwrap().mode(ModeRecord::AtomicCommitted { label: label.clone(), rows })?;
+                return Ok(LoadReport {
+                    chunks: p.plan.chunks.len(),
+                    chunks_loaded: p.plan.chunks.len(),
+                    rows_sent: rows,
+                    rows_loaded: rows,
+                    bytes_sent: bytes,
+                    retries: (attempts - 1) as u64,
+                    chunks_json: if floor == Part::Json { p.plan.chunks.len() } else { 0 },
+                    chunks_base64: if floor == Part::Csv64 { p.plan.chunks.len() } else { 0 },
+                    seconds: start.elapsed().as_secs_f64(),
+                    ..Default::default()
+                });
+            }
+            Ok(TxnOutcome::NeedsFloor(part)) => {
+                // Rows that need another body kind: every load of a
+                // transaction must carry the same headers, so start over.
+                rollback(ctx, &label).await?;
+                floor = part;
+                ctx.journal.lock().unwrap().mode(ModeRecord::AtomicFormat { part: part.name().into() })?;
+                attempts -= 1;
+                continue;
+            }
+            Err(e) => {
+                let _ = rollback(ctx, &label).await;
+                if e.kind() != ErrorKind::Infra || attempts > s.max_retries {
+                    return Err(e);
+                }
+                tracing::warn!("atomic load attempt {attempts} failed, starting the transaction over: {e}");
+                tokio::time::sleep(Duration::from_millis(500 * attempts as u64)).await;
+            }
+        }
+    }
+}
+
+enum TxnOutcome {
+    Committed { rows: u64, bytes: u64 },
+    NeedsFloor(Part),
+}
+
+async fn rollback(ctx: &RunCtx, label: &str) -> Result<()> {
+    let h = txn_headers(ctx, label, None, 600)?;
+    let _ = ctx.client.txn("rollback", &h, None, Duration::from_secs(60)).await;
+    // Wait until the label is free (or turned out committed).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match ctx.client.label_state(&ctx.prepared.settings.db, label).await? {
+            LabelState::Running if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            LabelState::Running => {
+                return Err(Error::infra(format!("transaction `{label}` does not end; re-run later")));
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
+fn txn_headers(ctx: &RunCtx, label: &str, part: Option<Part>, timeout: u64) -> Result<HeaderMap> {
+    let s = &ctx.prepared.settings;
+    let mut h = HeaderMap::new();
+    let mut put = |name: &'static str, v: &str| -> Result<()> {
+        let (n, v) = client::header(name, v)?;
+        h.insert(n, v);
+        Ok(())
+    };
+    put("label", label)?;
+    put("db", &s.db)?;
+    put("table", &s.table)?;
+    put("timeout", &timeout.to_string())?;
+    if let Some(part) = part {
+        put("format", part.format().name())?;
+        put("columns", &ctx.prepared.encoder.columns_header(part))?;
+        put("strict_mode", "true")?;
+        put("max_filter_ratio", "0")?;
+        match part.format() {
+            crate::encode::WireFormat::Csv => {
+                put("column_separator", "\\x01")?;
+                put("row_delimiter", "\\x02")?;
+            }
+            crate::encode::WireFormat::Json => {
+                put("strip_outer_array", "true")?;
+                put("ignore_json_size", "true")?;
+            }
+        }
+        for (k, v) in &ctx.options.extra_headers {
+            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| Error::config(format!("bad header name `{k}`")))?;
+            let (_, val) = client::header("extra", v)?;
+            h.insert(name, val);
+        }
+    }
+    Ok(h)
+}
+
+fn txn_verdict(op: &str, a: Attempt) -> Result<client::LoadReply> {
+    match a {
+        Attempt::Reply(r) if r.status.eq_ignore_ascii_case("ok") => Ok(r),
+        Attempt::Reply(r) => match client::classify(&r) {
+            Verdict::DataError(m) => Err(Error::data(format!("StarRocks rejected rows at {op}: {m}"))),
+            Verdict::Fatal(m) => Err(Error::config(format!("StarRocks refused {op}: {m}"))),
+            _ => Err(Error::infra(format!("{op} failed: {} {}", r.status, r.message))),
+        },
+        Attempt::Lost(m) => Err(Error::infra(format!("{op}: {m}"))),
+        Attempt::Refused(v) => match v {
+            Verdict::Fatal(m) => Err(Error::config(m)),
+            other => Err(Error::infra(format!("{op}: {other:?}"))),
+        },
+    }
+}
+
+async fn run_txn(ctx: &RunCtx, label: &str, floor: Part, timeout: u64) -> Result<TxnOutcome> {
+    let p = &ctx.prepared;
+    let h = txn_headers(ctx, label, None, timeout)?;
+    let begin = ctx.client.txn("begin", &h, None, Duration::from_secs(120)).await;
+    if let Attempt::Reply(r) = &begin
+        && r.status.eq_ignore_ascii_case("label_already_exists")
+    {
+        return Err(Error::infra(format!("transaction label `{label}` is still in use")));
+    }
+    txn_verdict("begin", begin)?;
+    let h = txn_headers(ctx, label, Some(floor), timeout)?;
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    for chunk in &p.plan.chunks {
+        // Encode the chunk into one load body; rows that need a stronger body
+        // kind restart the transaction.
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(4);
+        let mut rx = Some(rx);
+        let mut upload: Option<tokio::task::JoinHandle<Attempt>> = None;
+        let mut start_upload = || {
+            if upload.is_none()
+                && let Some(mut rx) = rx.take()
+            {
+                let body = reqwest::Body::wrap_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+                let hh = h.clone();
+                let client = ctx.client.clone();
+                upload = Some(tokio::spawn(async move {
+                    client.txn("load", &hh, Some(body), Duration::from_secs(timeout + 120)).await
+                }));
+            }
+        };
+        let produced = produce_floor(ctx, chunk, floor, &tx, &mut start_upload).await;
+        match produced {
+            Ok((n, b)) => {
+                drop(tx);
+                rows += n;
+                bytes += b;
+                if let Some(u) = upload.take() {
+                    let a = u.await.map_err(|e| Error::internal(e.to_string()))?;
+                    if let Attempt::Reply(r) = &a
+                        && r.status.eq_ignore_ascii_case("txn_in_processing")
+                    {
+                        return Err(Error::infra("transaction busy (TXN_IN_PROCESSING)"));
+                    }
+                    txn_verdict("load", a)?;
+                }
+                (ctx.progress)(load::Progress::Committed { index: chunk.index, rows: n, bytes: b, skipped: false });
+            }
+            Err(e) => {
+                if let Some(u) = upload.take() {
+                    u.abort();
+                    let _ = u.await;
+                }
+                return match e {
+                    FloorErr::Needs(part) => Ok(TxnOutcome::NeedsFloor(part)),
+                    FloorErr::Failed(e) => Err(e),
+                };
+            }
+        }
+    }
+    if rows == 0 {
+        return Err(Error::config("the job has no rows to load (after the where clause)"));
+    }
+    let pre = txn_verdict(
+        "prepare",
+        ctx.client
+            .txn("prepare", &txn_headers(ctx, label, None, timeout)?, None, Duration::from_secs(timeout + 120))
+            .await,
+    )?;
+    if let Some(l) = pre.loaded_rows
+        && (l != rows || pre.filtered_rows.unwrap_or(0) != 0)
+    {
+        return Err(Error::verify(format!(
+            "transaction `{label}`: sent {rows} rows, StarRocks prepared {l} (filtered {}); rolled back",
+            pre.filtered_rows.unwrap_or(0)
+        )));
+    }
+    let commit = ctx
+        .client
+        .txn("commit", &txn_headers(ctx, label, None, timeout)?, None, Duration::from_secs(timeout + 120))
+        .await;
+    match commit {
+        Attempt::Reply(r) if r.status.eq_ignore_ascii_case("ok") => Ok(TxnOutcome::Committed { rows, bytes }),
+        other => {
+            // Unknown: the label's state decides.
+            match ctx.client.label_state(&p.settings.db, label).await? {
+                LabelState::Committed => Ok(TxnOutcome::Committed { rows, bytes }),
+                _ => txn_verdict("commit", other).map(|_| TxnOutcome::Committed { rows, bytes }),
+            }
+        }
+    }
+}
+
+enum FloorErr {
+    Needs(Part),
+    Failed(Error),
+}
+
+/// Encodes a chunk with every row in part `floor` into `tx` (one JSON
+/// array for the whole chunk), starting the upload at the first byte.
+async fn produce_floor(
+    ctx: &RunCtx,
+    chunk: &Chunk,
+    floor: Part,
+    tx: &tokio::sync::mpsc::Sender<std::result::Result<Bytes, std::io::Error>>,
+    start_upload: &mut dyn FnMut(),
+) -> std::result::Result<(u64, u64), FloorErr> {
+    let p = &ctx.prepared;
+    let mut stream = p.scanner.scan(&chunk.slices).await.map_err(FloorErr::Failed)?;
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    while let Some(b) = stream.next().await {
+        let batch = b.map_err(|e| FloorErr::Failed(Error::from(e).context(format!("chunk {}", chunk.index))))?;
+        let enc = p.encoder.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut out = Encoded::default();
+            enc.encode_with_floor(&batch, floor, &mut out).map(|_| out)
+        })
+        .await
+        .map_err(|e| FloorErr::Failed(Error::internal(e.to_string())))?
+        .map_err(|e| FloorErr::Failed(Error::data(format!("chunk {}: {e:?}", chunk.index))))?;
+        for (i, part) in out.parts.into_iter().enumerate() {
+            if part.rows == 0 {
+                continue;
+            }
+            let kind = Part::ALL[i];
+            if kind != floor {
+                return Err(FloorErr::Needs(kind.max(floor)));
+            }
+            let mut buf = Vec::with_capacity(part.data.len() + 1);
+            if kind == Part::Json {
+                buf.push(if rows == 0 { b'[' } else { b',' });
+            }
+            buf.extend_from_slice(&part.data);
+            rows += part.rows as u64;
+            bytes += buf.len() as u64;
+            start_upload();
+            tx.send(Ok(Bytes::from(buf)))
+                .await
+                .map_err(|_| FloorErr::Failed(Error::infra("the transaction load ended early")))?;
+        }
+    }
+    if floor == Part::Json && rows > 0 {
+        bytes += 1;
+        tx.send(Ok(Bytes::from_static(b"]")))
+            .await
+            .map_err(|_| FloorErr::Failed(Error::infra("the transaction load ended early")))?;
+    }
+    Ok((rows, bytes))
+}

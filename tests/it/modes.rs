@@ -1,0 +1,352 @@
+//! Load modes (overwrite, atomic), Primary Key options, and the journal's
+//! refusals (changed inputs, changed schema).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::*;
+use arrow::datatypes::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use serde_json::{Value as Json, json};
+use starload::sim::tables::{PartitionSpec, TableSpec};
+use starload::sim::{Fault, FaultRule, Trigger};
+
+use crate::support::*;
+
+type Rows = BTreeMap<String, serde_json::Map<String, Json>>;
+
+const SELECT: &str = "id, c_i32, c_str, dt";
+
+fn table(name: &str, partitioned: bool, keys: &str) -> TableSpec {
+    let mut t = dup_table(
+        "db",
+        name,
+        "id",
+        vec![col_nn("id", "BIGINT"), col("c_i32", "INT"), col("c_str", "VARCHAR(300)"), col_nn("dt", "DATE")],
+    );
+    t.keys = keys.into();
+    if partitioned {
+        t.partition_by = Some("dt".into());
+        t.partitions = ["2024-02-28", "2024-02-29", "2024-03-01", "2024-03-02"]
+            .windows(2)
+            .chain(std::iter::once(&["2024-03-02", "2024-03-03"][..]))
+            .map(|w| PartitionSpec {
+                name: format!("p{}", w[0].replace('-', "")),
+                values: vec![],
+                range: Some((w[0].into(), w[1].into())),
+            })
+            .collect();
+    }
+    t
+}
+
+/// The oracle projected on the test table's columns, optionally filtered.
+fn oracle(keep: impl Fn(&serde_json::Map<String, Json>) -> bool) -> Rows {
+    expected(&corpus().join("pyarrow"))
+        .into_iter()
+        .filter(|(_, o)| keep(o))
+        .map(|(id, o)| {
+            let m: serde_json::Map<String, Json> =
+                ["id", "c_i32", "c_str", "dt"].iter().map(|k| (k.to_string(), o[*k].clone())).collect();
+            (id, m)
+        })
+        .collect()
+}
+
+/// Writes `old.parquet` with rows (id, dt) that exist before an overwrite.
+fn old_rows(dir: &std::path::Path, rows: &[(i64, &str)]) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("c_i32", DataType::Int32, true),
+        Field::new("c_str", DataType::Utf8, true),
+        Field::new("dt", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+            Arc::new(Int32Array::from(vec![Some(-1); rows.len()])),
+            Arc::new(StringArray::from(vec![Some("old"); rows.len()])),
+            Arc::new(StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+        ],
+    )
+    .unwrap();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(dir.join("old.parquet")).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+fn old_expected(rows: &[(i64, &str)]) -> Rows {
+    rows.iter()
+        .map(|(id, dt)| {
+            let mut m = serde_json::Map::new();
+            m.insert("id".into(), json!(id.to_string()));
+            m.insert("c_i32".into(), json!("-1"));
+            m.insert("c_str".into(), json!("old"));
+            m.insert("dt".into(), json!(dt));
+            (id.to_string(), m)
+        })
+        .collect()
+}
+
+async fn seed(sim: &starload::sim::Sim, name: &str, rows: &[(i64, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    old_rows(dir.path(), rows);
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(sim, dir.path(), &format!("db.{name}"), state.path())).await.unwrap();
+}
+
+fn overwrite_job(
+    sim: &starload::sim::Sim,
+    name: &str,
+    state: &std::path::Path,
+    filter: &str,
+) -> starload::config::JobFile {
+    let mut f = job_file(sim, &corpus().join("pyarrow"), &format!("db.{name}"), state);
+    f.mode = Some("overwrite".into());
+    f.transform.select = Some(SELECT.into());
+    f.transform.filter = Some(filter.into());
+    f.chunk_bytes = Some(starload::config::ByteSize(64 << 10));
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwrite_replaces_exactly_the_partitions_the_job_touches() {
+    let sim = sim(vec![table("t", true, "DUP_KEYS")]).await;
+    let old = [(9_000_001, "2024-02-28"), (9_000_002, "2024-03-02"), (9_000_003, "2024-02-29")];
+    seed(&sim, "t", &old).await;
+    let state = tempfile::tempdir().unwrap();
+    let f = overwrite_job(&sim, "t", state.path(), "dt IN ('2024-02-28', '2024-02-29')");
+    let r = load(f.clone()).await.unwrap();
+    let mut want = oracle(|o| o["dt"] == "2024-02-28" || o["dt"] == "2024-02-29");
+    assert_eq!(r.load.rows_loaded as usize, want.len());
+    // The untouched partition keeps its row; the touched ones lost theirs.
+    want.extend(old_expected(&old[1..2]));
+    assert_same(&want, &stored(&sim, "db", "t"), &|_, v| v.clone());
+    let temps: Vec<String> = {
+        let mut m = starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD))
+            .await
+            .unwrap();
+        m.partitions("db", "t", true).await.unwrap().into_iter().map(|p| p.0).collect()
+    };
+    assert!(temps.is_empty(), "temporary partitions left behind: {temps:?}");
+    // The same job again does nothing.
+    let requests = sim.be_requests();
+    let again = load(f).await.unwrap();
+    assert_eq!(again.load.chunks_loaded, 0);
+    assert_eq!(sim.be_requests(), requests);
+    assert_same(&want, &stored(&sim, "db", "t"), &|_, v| v.clone());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_overwrite_leaves_the_live_data_and_no_temporary_partitions() {
+    let sim = sim(vec![table("t", true, "DUP_KEYS")]).await;
+    let old = [(9_000_001, "2024-02-28"), (9_000_002, "2024-02-29")];
+    seed(&sim, "t", &old).await;
+    // Every load of this job fails with a non-retryable error.
+    sim.add_fault(FaultRule {
+        trigger: Trigger::Label("_o0_".into()),
+        fault: Fault::Fail("Access denied for user 'loader'".into()),
+        times: 1000,
+    });
+    let state = tempfile::tempdir().unwrap();
+    let f = overwrite_job(&sim, "t", state.path(), "dt IN ('2024-02-28', '2024-02-29')");
+    let e = load(f.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("Access denied"), "{e}");
+    assert_same(&old_expected(&old), &stored(&sim, "db", "t"), &|_, v| v.clone());
+    let mut m =
+        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    assert!(m.partitions("db", "t", true).await.unwrap().is_empty(), "temporary partitions must be dropped");
+    // A new attempt (new labels) succeeds once the fault is gone.
+    sim.clear_faults();
+    load(f).await.unwrap();
+    let want = oracle(|o| o["dt"] == "2024-02-28" || o["dt"] == "2024-02-29");
+    assert_same(&want, &stored(&sim, "db", "t"), &|_, v| v.clone());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwrite_of_a_missing_partition_fails_before_loading() {
+    let mut t = table("t", true, "DUP_KEYS");
+    t.partitions.retain(|p| p.name != "p20240301");
+    let sim = sim(vec![t]).await;
+    let state = tempfile::tempdir().unwrap();
+    let f = overwrite_job(&sim, "t", state.path(), "c_i32 IS NOT NULL");
+    let e = load(f).await.unwrap_err();
+    assert!(e.to_string().contains("no partition for dt = 2024-03-01"), "{e}");
+    assert_eq!(sim.be_requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwrite_of_an_unpartitioned_table_swaps_a_shadow() {
+    let sim = sim(vec![table("u", false, "DUP_KEYS")]).await;
+    seed(&sim, "u", &[(9_000_001, "2024-02-28")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let f = overwrite_job(&sim, "u", state.path(), "region = 'eu'");
+    load(f).await.unwrap();
+    let want = oracle(|o| o["region"] == "eu");
+    assert_same(&want, &stored(&sim, "db", "u"), &|_, v| v.clone());
+    let mut m =
+        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    let tables = m.query("SHOW TABLES FROM db").await.unwrap();
+    assert_eq!(tables.len(), 1, "the shadow table must be dropped: {tables:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atomic_loads_everything_in_one_transaction_or_nothing() {
+    let sim = sim(vec![table("a", false, "DUP_KEYS")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, &corpus().join("pyarrow"), "db.a", state.path());
+    f.mode = Some("atomic".into());
+    f.transform.select = Some(SELECT.into());
+    f.chunk_bytes = Some(starload::config::ByteSize(64 << 10));
+    // The first attempt's third load breaks the transaction.
+    sim.add_fault(FaultRule::on_request(3, Fault::ResetBeforeBody));
+    let r = load(f.clone()).await.unwrap();
+    let want = oracle(|_| true);
+    assert_eq!(r.load.rows_loaded as usize, want.len());
+    assert_same(&want, &stored(&sim, "db", "a"), &|_, v| v.clone());
+    assert_eq!(sim.loads("db", "a"), 1, "one transaction committed");
+    // Again: nothing.
+    let again = load(f.clone()).await.unwrap();
+    assert_eq!(again.load.chunks_loaded, 0);
+    assert_same(&want, &stored(&sim, "db", "a"), &|_, v| v.clone());
+    // Too large for one transaction: refused before sending.
+    let sim2 = crate::support::sim(vec![table("a", false, "DUP_KEYS")]).await;
+    let state2 = tempfile::tempdir().unwrap();
+    let mut g = job_file(&sim2, &corpus().join("pyarrow"), "db.a", state2.path());
+    g.mode = Some("atomic".into());
+    g.transform.select = Some(SELECT.into());
+    g.max_txn_bytes = Some(starload::config::ByteSize(1000));
+    let e = load(g).await.unwrap_err();
+    assert!(e.to_string().contains("max_txn_bytes"), "{e}");
+    assert_eq!(sim2.be_requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primary_key_upsert_delete_partial_update_and_merge_condition() {
+    let sim = sim(vec![table("pk", false, "PRI_KEYS")]).await;
+    let src = corpus().join("pyarrow");
+    let base = |state: &std::path::Path| {
+        let mut f = job_file(&sim, &src, "db.pk", state);
+        f.transform.select = Some(SELECT.into());
+        f
+    };
+    let s1 = tempfile::tempdir().unwrap();
+    load(base(s1.path())).await.unwrap();
+    let all = oracle(|_| true);
+    assert_same(&all, &stored(&sim, "db", "pk"), &|_, v| v.clone());
+    // Upsert: a second job with other values replaces rows by key.
+    let s2 = tempfile::tempdir().unwrap();
+    let mut f = base(s2.path());
+    f.transform.select = Some("id, c_i32 + 1 AS c_i32, c_str, dt".into());
+    f.transform.filter = Some("c_i32 IS NOT NULL AND c_i32 < 2000000000".into());
+    load(f).await.unwrap();
+    // Delete rows whose c_i32 is negative; c_u8 is read only by the predicate.
+    let s3 = tempfile::tempdir().unwrap();
+    let mut f = base(s3.path());
+    f.transform.select = Some("id, c_i32, c_str, dt, c_u8".into());
+    f.delete_when = Some("c_i32 < 0 OR c_u8 = 7".into());
+    load(f).await.unwrap();
+    let orig = expected(&src);
+    let want: Rows = all
+        .iter()
+        .filter(|(_, o)| {
+            let i = o["c_i32"].as_str().map(|s| s.parse::<i64>().unwrap());
+            let u8v = orig[o["id"].as_str().unwrap()]["c_u8"].as_str().map(|s| s.parse::<i64>().unwrap());
+            !(i.is_some_and(|i| i < 0) || u8v == Some(7))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(want.len() < all.len());
+    assert_same(&want, &stored(&sim, "db", "pk"), &|_, v| v.clone());
+    // Partial update: only c_str changes.
+    let s4 = tempfile::tempdir().unwrap();
+    let mut f = base(s4.path());
+    f.transform.select = Some("id, concat('p:', c_str) AS c_str".into());
+    f.partial_update = Some(true);
+    load(f).await.unwrap();
+    let got = stored(&sim, "db", "pk");
+    for (id, o) in &want {
+        let s = o["c_str"].as_str().unwrap_or("");
+        assert_eq!(got[id]["c_str"], json!(format!("p:{s}")), "id {id}");
+        assert_eq!(got[id]["c_i32"], o["c_i32"], "partial update must keep c_i32 of id {id}");
+    }
+    // merge_condition: rows whose c_i32 would decrease are not applied.
+    let s5 = tempfile::tempdir().unwrap();
+    let mut f = base(s5.path());
+    f.transform.select = Some("id, c_i32 - 5 AS c_i32, c_str, dt".into());
+    f.transform.filter = Some("c_i32 > -2000000000".into());
+    f.merge_condition = Some("c_i32".into());
+    load(f).await.unwrap();
+    let after = stored(&sim, "db", "pk");
+    let mut kept = 0;
+    for (id, o) in &got {
+        // Rows the partial update re-created (deleted keys) have a NULL
+        // c_i32, which any value beats.
+        if !o["c_i32"].is_null() {
+            assert_eq!(after[id]["c_i32"], o["c_i32"], "merge_condition must keep the larger c_i32 of id {id}");
+            kept += 1;
+        }
+    }
+    assert!(kept > 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_options_on_a_duplicate_table_are_refused() {
+    let sim = sim(vec![table("d", false, "DUP_KEYS")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, &corpus().join("pyarrow"), "db.d", state.path());
+    f.transform.select = Some(SELECT.into());
+    f.delete_when = Some("c_i32 < 0".into());
+    let e = load(f).await.unwrap_err();
+    assert!(e.to_string().contains("Primary Key"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_inputs_and_changed_schemas_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&corpus().join("pyarrow"), dir.path());
+    let sim1 = sim(vec![table("t", false, "DUP_KEYS")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim1, dir.path(), "db.t", state.path());
+    f.transform.select = Some(SELECT.into());
+    load(f.clone()).await.unwrap();
+    let rows = sim1.rows("db", "t").len();
+    // A source file changes: the same command would load its rows again.
+    let victim = std::fs::read_dir(dir.path().join("dt=2024-02-29/region=eu"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "parquet") && std::fs::metadata(p).unwrap().len() > 0)
+        .unwrap();
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes).unwrap();
+    filetime_bump(&victim);
+    let e = load(f.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("would load its rows again"), "{e}");
+    assert_eq!(sim1.rows("db", "t").len(), rows);
+    // The schema changes under a journal: refused.
+    let state2 = tempfile::tempdir().unwrap();
+    let src = corpus().join("pyarrow");
+    let sim_a = sim(vec![table("t", false, "DUP_KEYS")]).await;
+    let mut g = job_file(&sim_a, &src, "db.t", state2.path());
+    g.transform.select = Some(SELECT.into());
+    load(g).await.unwrap();
+    let sim_b = sim(vec![{
+        let mut t = table("t", false, "DUP_KEYS");
+        t.columns.push(col("extra", "INT"));
+        t
+    }])
+    .await;
+    let mut h = job_file(&sim_b, &src, "db.t", state2.path());
+    h.transform.select = Some(SELECT.into());
+    let e = load(h).await.unwrap_err();
+    assert!(e.to_string().contains("schema"), "{e}");
+    assert_eq!(sim_b.be_requests(), 0);
+}
+
+fn filetime_bump(p: &std::path::Path) {
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    let t = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    f.set_modified(t).unwrap();
+}
