@@ -490,6 +490,24 @@ impl Client {
         }
     }
 
+    /// [`Client::label_state`], retrying transient failures (an FE that does
+    /// not answer for a while) for up to `patience`.
+    pub async fn label_state_patiently(&self, db: &str, label: &str, patience: Duration) -> Result<LabelState> {
+        let start = std::time::Instant::now();
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match self.label_state(db, label).await {
+                Ok(s) => return Ok(s),
+                Err(e) if e.kind() == crate::error::ErrorKind::Infra && start.elapsed() < patience => {
+                    tracing::warn!("get_load_state for `{label}` failed, retrying: {e}");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Fetches the first lines of a load's error log.
     pub async fn error_log(&self, url: &str, max_bytes: usize) -> Option<String> {
         let resp = self.http.get(url).timeout(Duration::from_secs(30)).send().await.ok()?;

@@ -40,8 +40,13 @@ pub struct JobFile {
     pub batch_size: Option<usize>,
     /// Retries per chunk.
     pub max_retries: Option<u32>,
+    /// First retry delay in milliseconds (doubles per retry, jittered).
+    pub retry_base_ms: Option<u64>,
     /// CA bundle (PEM) for HTTPS FEs/BEs.
     pub ca_file: Option<PathBuf>,
+    /// HTTP timeout of one Stream Load in seconds (default: its `timeout`
+    /// header plus 120 s, always longer than the server's own).
+    pub http_timeout_secs: Option<u64>,
     /// Load mode: `append` (default), `atomic` or `overwrite`.
     pub mode: Option<String>,
     /// Primary Key tables: rows matching this SQL predicate are deleted.
@@ -145,7 +150,9 @@ impl JobFile {
             timezone: self.timezone.or(other.timezone),
             batch_size: self.batch_size.or(other.batch_size),
             max_retries: self.max_retries.or(other.max_retries),
+            retry_base_ms: self.retry_base_ms.or(other.retry_base_ms),
             ca_file: self.ca_file.or(other.ca_file),
+            http_timeout_secs: self.http_timeout_secs.or(other.http_timeout_secs),
             mode: self.mode.or(other.mode),
             delete_when: self.delete_when.or(other.delete_when),
             partial_update: self.partial_update.or(other.partial_update),

@@ -76,6 +76,10 @@ pub struct Settings {
     pub max_txn_bytes: u64,
     /// Start a new job even if an earlier one with other inputs exists.
     pub new_job: bool,
+    /// HTTP timeout of one Stream Load.
+    pub http_timeout: Option<Duration>,
+    /// First retry delay.
+    pub retry_base: Duration,
 }
 
 /// How a job changes the table.
@@ -179,6 +183,8 @@ impl Settings {
             merge_condition: f.merge_condition,
             max_txn_bytes: f.max_txn_bytes.map(|b| b.0).unwrap_or(10 << 30),
             new_job: f.new_job.unwrap_or(false),
+            http_timeout: f.http_timeout_secs.map(Duration::from_secs),
+            retry_base: Duration::from_millis(f.retry_base_ms.unwrap_or(500)),
         })
     }
 }
@@ -439,6 +445,8 @@ pub async fn run(p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> 
         extra_headers: extra,
         filtered: s.transform.filter.as_deref().is_some_and(|w| !w.trim().is_empty()),
         per_be: s.per_be_parallel.unwrap_or(s.parallel),
+        http_timeout: s.http_timeout,
+        backoff_base: s.retry_base,
         ..LoadOptions::default()
     };
     let fingerprint = p.plan.fingerprint.clone();

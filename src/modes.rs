@@ -409,7 +409,7 @@ pub(crate) async fn atomic(ctx: &RunCtx) -> Result<LoadReport> {
         attempts += 1;
         // Settle what an earlier run left: committed means done; a live
         // transaction is rolled back (its loads cannot be trusted).
-        match ctx.client.label_state(&s.db, &label).await? {
+        match ctx.client.label_state_patiently(&s.db, &label, Duration::from_secs(180)).await? {
             LabelState::Committed => {
                 ctx.journal.lock().unwrap().mode(ModeRecord::AtomicCommitted { label: label.clone(), rows: 0 })?;
                 return Ok(LoadReport {
@@ -472,7 +472,7 @@ async fn rollback(ctx: &RunCtx, label: &str) -> Result<()> {
     // Wait until the label is free (or turned out committed).
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        match ctx.client.label_state(&ctx.prepared.settings.db, label).await? {
+        match ctx.client.label_state_patiently(&ctx.prepared.settings.db, label, Duration::from_secs(180)).await? {
             LabelState::Running if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
             LabelState::Running => {
                 return Err(Error::infra(format!("transaction `{label}` does not end; re-run later")));
@@ -619,7 +619,7 @@ async fn run_txn(ctx: &RunCtx, label: &str, floor: Part, timeout: u64) -> Result
         Attempt::Reply(r) if r.status.eq_ignore_ascii_case("ok") => Ok(TxnOutcome::Committed { rows, bytes }),
         other => {
             // Unknown: the label's state decides.
-            match ctx.client.label_state(&p.settings.db, label).await? {
+            match ctx.client.label_state_patiently(&p.settings.db, label, Duration::from_secs(180)).await? {
                 LabelState::Committed => Ok(TxnOutcome::Committed { rows, bytes }),
                 _ => txn_verdict("commit", other).map(|_| TxnOutcome::Committed { rows, bytes }),
             }

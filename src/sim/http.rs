@@ -39,7 +39,14 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, role: Role) 
                 let state = state.clone();
                 async move {
                     match role {
-                        Role::Fe => Ok::<_, std::io::Error>(fe(state, req).await),
+                        Role::Fe => {
+                            let down =
+                                state.fe_down_until.lock().unwrap().is_some_and(|t| std::time::Instant::now() < t);
+                            if down {
+                                return Err(std::io::Error::other("FE outage"));
+                            }
+                            Ok::<_, std::io::Error>(fe(state, req).await)
+                        }
                         Role::Be => be(state, req, me).await,
                     }
                 }
@@ -375,6 +382,7 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
     };
     let label = spec.label.clone();
     let fired = faults::take(&mut state.faults.lock().unwrap(), n, &label);
+    state.faults_fired.fetch_add(fired.len() as u64, Ordering::SeqCst);
     let has = |f: &Fault| fired.iter().any(|x| std::mem::discriminant(x) == std::mem::discriminant(f));
     let delay = fired.iter().find_map(|f| if let Fault::Delay(ms) = f { Some(*ms) } else { None });
     let fail_msg = fired.iter().find_map(|f| if let Fault::Fail(m) = f { Some(m.clone()) } else { None });

@@ -84,6 +84,8 @@ pub struct State {
     pub(crate) log: Mutex<Vec<LoadEvent>>,
     pub(crate) txns: Mutex<HashMap<(String, String), txn::TxnCtx>>,
     pub(crate) txn_be: Mutex<HashMap<(String, String), SocketAddr>>,
+    pub(crate) fe_down_until: Mutex<Option<std::time::Instant>>,
+    pub(crate) faults_fired: AtomicU64,
 }
 
 /// One load request the BE saw (for tests).
@@ -183,6 +185,8 @@ impl Sim {
             log: Mutex::new(Vec::new()),
             txns: Mutex::new(HashMap::new()),
             txn_be: Mutex::new(HashMap::new()),
+            fe_down_until: Mutex::new(None),
+            faults_fired: AtomicU64::new(0),
         });
         let bind = |port: u16| async move {
             TcpListener::bind(("127.0.0.1", port))
@@ -260,6 +264,16 @@ impl Sim {
     /// Adds a fault rule.
     pub fn add_fault(&self, rule: FaultRule) {
         self.state.faults.lock().unwrap().push(rule);
+    }
+
+    /// The FE drops every connection for `d` (an FE that does not answer).
+    pub fn fe_outage(&self, d: std::time::Duration) {
+        *self.state.fe_down_until.lock().unwrap() = Some(std::time::Instant::now() + d);
+    }
+
+    /// Faults fired so far.
+    pub fn faults_fired(&self) -> u64 {
+        self.state.faults_fired.load(Ordering::SeqCst)
     }
 
     /// Removes every fault rule.

@@ -314,6 +314,7 @@ pub(crate) async fn be(
         "load" => {
             let n = state.be_requests.fetch_add(1, Ordering::SeqCst) + 1;
             let fired = super::faults::take(&mut state.faults.lock().unwrap(), n, &label);
+            state.faults_fired.fetch_add(fired.len() as u64, Ordering::SeqCst);
             for f in &fired {
                 match f {
                     super::faults::Fault::ResetBeforeBody => {

@@ -2,6 +2,7 @@
 
 mod arrow_types;
 mod bad_input;
+mod chaos;
 mod cli;
 mod exactly_once;
 mod fidelity;
