@@ -34,6 +34,15 @@ if [ ! -f "$STARLOAD_CORPUS/.done" ]; then
   touch "$STARLOAD_CORPUS/.done"
 fi
 
+step "test servers (S3, HDFS, Hive Metastore)"
+export STARLOAD_SERVERS_DIR="${STARLOAD_SERVERS_DIR:-$CACHE/servers}"
+# The servers are started here and stopped when the script exits.
+scripts/servers/up.sh
+trap 'scripts/servers/down.sh >/dev/null 2>&1 || true' EXIT
+# shellcheck disable=SC1091
+. "$STARLOAD_SERVERS_DIR/servers.env"
+export STARLOAD_REQUIRE_SERVERS=1
+
 step "format"
 cargo fmt --all -- --check
 
