@@ -13,6 +13,7 @@
 pub mod client;
 pub mod encode;
 pub mod error;
+pub mod hms;
 pub mod journal;
 pub mod limit;
 pub mod meta;

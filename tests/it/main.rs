@@ -6,6 +6,7 @@ mod chaos;
 mod cli;
 mod exactly_once;
 mod fidelity;
+mod hms;
 mod modes;
 mod support;
 mod transform;
