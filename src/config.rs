@@ -14,6 +14,13 @@ use crate::error::{Error, Result};
 pub struct JobFile {
     /// Source: a local path, `file://`, `s3://`, `hdfs://` or `viewfs://` URL.
     pub source: Option<String>,
+    /// Or a Hive table (`db.table`), read through the metastore.
+    pub hive_table: Option<String>,
+    /// The Hive Metastore (`thrift://host:9083`, or a comma list).
+    pub metastore: Option<String>,
+    /// Longest wait for one listing, footer read or metastore call, seconds
+    /// (default 60).
+    pub source_timeout_secs: Option<u64>,
     /// Target `db.table`.
     pub table: Option<String>,
     /// FE HTTP URL (`http://host:8030`).
@@ -67,9 +74,12 @@ pub struct JobFile {
     /// Types of Hive partition columns (`dt = "date"`); default string.
     #[serde(default)]
     pub partition_types: BTreeMap<String, String>,
-    /// S3 options (`endpoint`, `region`, `access_key_id`, …).
+    /// S3 options (`endpoint`, `region`, `access_key_id`, `profile`, …).
     #[serde(default)]
     pub s3: BTreeMap<String, String>,
+    /// Hadoop options for HDFS (on top of `HADOOP_CONF_DIR`).
+    #[serde(default)]
+    pub hdfs: BTreeMap<String, String>,
     /// Extra Stream Load headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -137,6 +147,9 @@ impl JobFile {
     pub fn or(self, other: JobFile) -> JobFile {
         JobFile {
             source: self.source.or(other.source),
+            hive_table: self.hive_table.or(other.hive_table),
+            metastore: self.metastore.or(other.metastore),
+            source_timeout_secs: self.source_timeout_secs.or(other.source_timeout_secs),
             table: self.table.or(other.table),
             fe: self.fe.or(other.fe),
             mysql: self.mysql.or(other.mysql),
@@ -165,6 +178,7 @@ impl JobFile {
             },
             partition_types: if self.partition_types.is_empty() { other.partition_types } else { self.partition_types },
             s3: if self.s3.is_empty() { other.s3 } else { self.s3 },
+            hdfs: if self.hdfs.is_empty() { other.hdfs } else { self.hdfs },
             headers: if self.headers.is_empty() { other.headers } else { self.headers },
         }
     }

@@ -26,8 +26,12 @@ pub const DEFAULT_PARALLEL: usize = 4;
 /// Resolved settings of a job.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Source location.
-    pub source: String,
+    /// Source location (a path or URL), unless `hive_table`.
+    pub source: Option<String>,
+    /// A Hive table (`db.table`) to read through the metastore.
+    pub hive_table: Option<String>,
+    /// The metastore URI (`thrift://host:9083`).
+    pub metastore: Option<String>,
     /// Target database.
     pub db: String,
     /// Target table.
@@ -122,7 +126,11 @@ impl Settings {
         let need = |v: Option<String>, key: &str| {
             v.ok_or_else(|| Error::config(format!("`{key}` is required (flag --{key} or key `{key}` in the job file)")))
         };
-        let source = need(f.source, "source")?;
+        match (&f.source, &f.hive_table) {
+            (None, None) => return Err(Error::config("`source` or `hive_table` is required")),
+            (Some(_), Some(_)) => return Err(Error::config("give either `source` or `hive_table`, not both")),
+            _ => {}
+        }
         let (db, table) = meta::split_table(&need(f.table, "table")?)?;
         let fe_text = f.fe.unwrap_or_else(|| "http://127.0.0.1:8030".into());
         let fe = url::Url::parse(&fe_text).map_err(|e| Error::config(format!("bad FE URL `{fe_text}`: {e}")))?;
@@ -158,7 +166,9 @@ impl Settings {
             return Err(Error::config("parallel must be between 1 and 256"));
         }
         Ok(Settings {
-            source,
+            source: f.source,
+            hive_table: f.hive_table,
+            metastore: f.metastore,
             db,
             table,
             fe,
@@ -174,7 +184,7 @@ impl Settings {
             max_retries: f.max_retries.unwrap_or(8),
             transform: Transform { select: f.transform.select, filter: f.transform.filter, delete_when: f.delete_when },
             partition_types,
-            store: StoreOptions { s3: f.s3 },
+            store: StoreOptions { s3: f.s3, hdfs: f.hdfs, timeout: f.source_timeout_secs.map(Duration::from_secs) },
             ca_file: f.ca_file,
             headers: f.headers.into_iter().collect(),
             per_be_parallel: f.per_be_parallel,
@@ -207,9 +217,85 @@ pub struct Prepared {
 }
 
 /// Lists, plans and checks a job. Sends nothing.
-pub async fn prepare(settings: Settings) -> Result<Prepared> {
-    let loc = source::open(&settings.source, &settings.store)?;
-    let listing = source::list_nonempty(&loc, None).await?;
+/// The Arrow type of a Hive partition column.
+fn hive_partition_type(t: &str) -> arrow::datatypes::DataType {
+    use arrow::datatypes::DataType as D;
+    let t = t.trim().to_ascii_lowercase();
+    match t.split(['(', '<']).next().unwrap_or("") {
+        "tinyint" => D::Int8,
+        "smallint" => D::Int16,
+        "int" | "integer" => D::Int32,
+        "bigint" => D::Int64,
+        "boolean" => D::Boolean,
+        "date" => D::Date32,
+        _ => D::Utf8,
+    }
+}
+
+/// Lists the source: a path or URL (Hive layout, pruned by the where
+/// clause), or a Hive table through its metastore (partitions filtered in the
+/// metastore, then pruned). Fills partition types from the metastore.
+async fn list_source(settings: &mut Settings) -> Result<(source::Location, source::Listing)> {
+    let timeout = settings.store.op_timeout();
+    let filter = settings.transform.filter.clone();
+    if let Some(ht) = settings.hive_table.clone() {
+        let (hdb, htable) = ht
+            .split_once('.')
+            .ok_or_else(|| Error::config(format!("hive_table `{ht}` must be written as db.table")))?;
+        let uri = settings
+            .metastore
+            .clone()
+            .ok_or_else(|| Error::config("`metastore` (thrift://host:9083) is required with hive_table"))?;
+        let mut ms = crate::hms::Metastore::connect(&uri, timeout).await?;
+        let t = ms.table(hdb, htable).await?;
+        if !crate::hms::is_parquet(&t) {
+            return Err(Error::config(format!(
+                "Hive table `{ht}` is not stored as Parquet (input format `{}`, serde `{}`)",
+                t.input_format, t.serde_lib
+            )));
+        }
+        let loc = source::open(&t.location, &settings.store)?;
+        let keys: Vec<String> = t.partition_keys.iter().map(|c| c.name.clone()).collect();
+        for c in &t.partition_keys {
+            if !settings.partition_types.iter().any(|(k, _)| k.eq_ignore_ascii_case(&c.name)) {
+                settings.partition_types.push((c.name.clone(), hive_partition_type(&c.hive_type)));
+            }
+        }
+        let pruner = crate::prune::Pruner::new(filter.as_deref(), &settings.partition_types)?;
+        let parts = if keys.is_empty() {
+            vec![(loc.root.clone(), vec![])]
+        } else {
+            let pushed = filter.as_deref().and_then(|w| crate::hms::partition_filter(w, &t.partition_keys));
+            let mut out = Vec::new();
+            for p in ms.partitions(hdb, htable, pushed.as_deref()).await? {
+                let values: Vec<Option<String>> = p
+                    .values
+                    .iter()
+                    .map(|v| if v == "__HIVE_DEFAULT_PARTITION__" { None } else { Some(v.clone()) })
+                    .collect();
+                let named: Vec<(String, Option<String>)> = keys.iter().cloned().zip(values.iter().cloned()).collect();
+                if pruner.as_ref().is_none_or(|pr| pr.matches(&named)) {
+                    out.push((source::path_in(&loc, &p.location, &settings.store)?, values));
+                }
+            }
+            out
+        };
+        let listing = source::list_partitions(&loc, keys, parts, timeout).await?;
+        if listing.files.is_empty() {
+            return Err(Error::config(format!("Hive table `{ht}` holds no data files (after partition pruning)")));
+        }
+        return Ok((loc, listing));
+    }
+    let src = settings.source.clone().ok_or_else(|| Error::config("`source` or `hive_table` is required"))?;
+    let loc = source::open(&src, &settings.store)?;
+    let pruner = crate::prune::Pruner::new(filter.as_deref(), &settings.partition_types)?;
+    let f = |parts: &[(String, Option<String>)]| pruner.as_ref().is_none_or(|p| p.matches(parts));
+    let listing = source::list_nonempty(&loc, Some(&f), timeout).await?;
+    Ok((loc, listing))
+}
+
+pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
+    let (loc, listing) = list_source(&mut settings).await?;
     // The target schema first: a mismatch is reported before anything else.
     let mut meta = Meta::connect(&settings.mysql, &settings.user, &settings.password).await?;
     let target = meta.table(&settings.db, &settings.table).await?;
@@ -230,7 +316,7 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
             format!("merge_condition={:?}", settings.merge_condition),
         ],
     };
-    let plan = Arc::new(plan::build(loc, listing, &inputs, &settings.label_prefix).await?);
+    let plan = Arc::new(plan::build(loc, listing, &inputs, &settings.label_prefix, settings.store.op_timeout()).await?);
     let scanner = Arc::new(
         Scanner::new(plan.clone(), &settings.partition_types, settings.transform.clone(), settings.batch_size).await?,
     );

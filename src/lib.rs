@@ -19,6 +19,7 @@ pub mod limit;
 pub mod meta;
 mod modes;
 pub mod plan;
+pub mod prune;
 pub mod scan;
 pub mod source;
 pub mod srtype;

@@ -367,6 +367,12 @@ async fn produce(
     be: &url::Url,
     sinks: &mut [Option<Sink>; 3],
 ) -> Produced {
+    // A file that changed since planning must not be half-loaded.
+    let plan = job.scanner.plan();
+    let files: Vec<crate::source::SourceFile> = chunk.slices.iter().map(|s| plan.files[s.file].file.clone()).collect();
+    if let Err(e) = crate::source::check_unchanged(&plan.location, &files).await {
+        return Produced::Failed(e);
+    }
     let mut stream = match job.scanner.scan(&chunk.slices).await {
         Ok(s) => s,
         Err(e) => return Produced::Failed(e.context(format!("chunk {}", chunk.index))),

@@ -42,9 +42,15 @@ struct JobArgs {
     /// Job file (TOML); flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Source directory or URL (local path, file://, s3://, hdfs://).
+    /// Source directory or URL (local path, file://, s3://, hdfs://, viewfs://).
     #[arg(long)]
     source: Option<String>,
+    /// Or a Hive table, db.table, read through --metastore.
+    #[arg(long)]
+    hive_table: Option<String>,
+    /// Hive Metastore URI, thrift://host:9083.
+    #[arg(long)]
+    metastore: Option<String>,
     /// Target table, db.table.
     #[arg(long)]
     table: Option<String>,
@@ -211,6 +217,8 @@ fn init_logging(json: bool) {
 fn job_file(a: &JobArgs) -> Result<JobFile> {
     let cli = JobFile {
         source: a.source.clone(),
+        hive_table: a.hive_table.clone(),
+        metastore: a.metastore.clone(),
         table: a.table.clone(),
         fe: a.fe.clone(),
         mysql: a.mysql.clone(),

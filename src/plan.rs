@@ -126,7 +126,11 @@ impl Plan {
 /// Reads the footer of every file and returns the files with their row
 /// groups and the common Arrow schema. A file that is not Parquet, is
 /// truncated, or whose schema differs from the others is an error naming it.
-pub async fn read_footers(loc: &Location, listing: &Listing) -> Result<(Vec<FileInfo>, SchemaRef)> {
+pub async fn read_footers(
+    loc: &Location,
+    listing: &Listing,
+    timeout: std::time::Duration,
+) -> Result<(Vec<FileInfo>, SchemaRef)> {
     let results: Vec<Result<(FileInfo, SchemaRef)>> = stream::iter(listing.files.iter().cloned().map(|f| {
         let store = loc.store.clone();
         async move {
@@ -138,11 +142,24 @@ pub async fn read_footers(loc: &Location, listing: &Listing) -> Result<(Vec<File
                 e_tag: f.etag.clone(),
                 version: None,
             };
-            let md = DFParquetMetadata::new(store.as_ref(), &meta)
-                .with_page_index_policy(Some(PageIndexPolicy::Skip))
-                .fetch_metadata()
+            let fetch =
+                DFParquetMetadata::new(store.as_ref(), &meta).with_page_index_policy(Some(PageIndexPolicy::Skip));
+            let md = tokio::time::timeout(timeout, fetch.fetch_metadata())
                 .await
-                .map_err(|e| Error::data(format!("`{name}` is not a readable Parquet file: {}", Error::from(e))))?;
+                .map_err(|_| {
+                    Error::infra(format!(
+                        "reading the footer of `{name}` did not answer within {} s",
+                        timeout.as_secs()
+                    ))
+                })?
+                .map_err(|e| {
+                    let e = Error::from(e);
+                    if e.kind() == crate::error::ErrorKind::Infra {
+                        e.context(format!("reading `{name}`"))
+                    } else {
+                        Error::data(format!("`{name}` is not a readable Parquet file: {e}"))
+                    }
+                })?;
             let fm = md.file_metadata();
             let schema = parquet_to_arrow_schema(fm.schema_descr(), fm.key_value_metadata())
                 .map_err(|e| Error::data(format!("`{name}`: unsupported Parquet schema: {e}")))?;
@@ -328,12 +345,13 @@ pub async fn build(
     listing: Listing,
     inputs: &FingerprintInputs,
     label_prefix: &str,
+    timeout: std::time::Duration,
 ) -> Result<Plan> {
     check_label_prefix(label_prefix)?;
     if inputs.chunk_bytes == 0 {
         return Err(Error::config("chunk size must be positive"));
     }
-    let (files, file_schema) = read_footers(&location, &listing).await?;
+    let (files, file_schema) = read_footers(&location, &listing, timeout).await?;
     let fingerprint = fingerprint(inputs, &files, &listing.partition_keys);
     let chunks = cut_chunks(&files, inputs.chunk_bytes)
         .into_iter()

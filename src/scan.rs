@@ -118,6 +118,13 @@ impl Scanner {
             })
             .collect();
         let mut s = Scanner { plan, partition_fields, transform, batch_size, output_schema: Arc::new(Schema::empty()) };
+        // Every partition value must parse as its column's type: found here,
+        // before anything is sent, naming the file.
+        for (i, f) in s.plan.files.iter().enumerate() {
+            if !f.row_groups.is_empty() {
+                s.partitioned_file(&Slice { file: i, row_groups: 0..0, first_row: 0, rows: 0 })?;
+            }
+        }
         let ctx = s.context(Vec::new())?;
         let df = ctx.sql(&s.transform.sql()).await.map_err(|e| {
             Error::config(format!("the transform `{}` does not plan: {}", s.transform.sql(), Error::from(e)))

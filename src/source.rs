@@ -22,9 +22,35 @@ const LIST_CONCURRENCY: usize = 32;
 /// Options for opening object stores (credentials, endpoints).
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
-    /// S3 options: `endpoint`, `region`, `access_key_id`, `secret_access_key`,
-    /// `session_token`, `allow_http`, `virtual_hosted_style_request`.
+    /// S3 options (object_store's `AmazonS3ConfigKey` names: `endpoint`,
+    /// `region`, `access_key_id`, `secret_access_key`, `session_token`,
+    /// `allow_http`, `virtual_hosted_style_request`, …) and `profile`.
     pub s3: BTreeMap<String, String>,
+    /// Hadoop configuration for HDFS (`dfs.ha.namenodes.ns`, …), on top of
+    /// `HADOOP_CONF_DIR`.
+    pub hdfs: BTreeMap<String, String>,
+    /// Longest wait for one listing or footer read (a NameNode or endpoint
+    /// that does not answer); default 60 s.
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl StoreOptions {
+    /// The per-operation timeout.
+    pub fn op_timeout(&self) -> std::time::Duration {
+        self.timeout.unwrap_or(std::time::Duration::from_secs(60))
+    }
+}
+
+/// Runs a store operation with a deadline.
+pub async fn with_timeout<T>(
+    what: impl FnOnce() -> String,
+    d: std::time::Duration,
+    f: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(d, f).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::infra(format!("{} did not answer within {} s", what(), d.as_secs()))),
+    }
 }
 
 /// An opened source location.
@@ -55,7 +81,52 @@ impl Location {
     }
 }
 
-/// Opens the store for a source URL or local path.
+/// Reads a profile's credentials from `~/.aws/credentials` and
+/// `~/.aws/config` (or the files `AWS_SHARED_CREDENTIALS_FILE` and
+/// `AWS_CONFIG_FILE` name): (access key, secret, session token, region).
+fn aws_profile(profile: &str) -> Option<BTreeMap<String, String>> {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from)?;
+    let creds = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| home.join(".aws/credentials"));
+    let config =
+        std::env::var_os("AWS_CONFIG_FILE").map(std::path::PathBuf::from).unwrap_or_else(|| home.join(".aws/config"));
+    let section = |path: &std::path::Path, names: &[String]| -> BTreeMap<String, String> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut out = BTreeMap::new();
+        let mut inside = false;
+        for line in text.lines() {
+            let l = line.trim();
+            if l.starts_with('[') && l.ends_with(']') {
+                let name = l[1..l.len() - 1].trim();
+                inside = names.iter().any(|n| n == name);
+            } else if inside && let Some((k, v)) = l.split_once('=') {
+                out.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        out
+    };
+    let mut out = BTreeMap::new();
+    let c = section(&creds, &[profile.to_string()]);
+    let f = section(&config, &[format!("profile {profile}"), profile.to_string()]);
+    for (from, to) in [
+        ("aws_access_key_id", "access_key_id"),
+        ("aws_secret_access_key", "secret_access_key"),
+        ("aws_session_token", "session_token"),
+        ("region", "region"),
+    ] {
+        if let Some(v) = c.get(from).or_else(|| f.get(from)) {
+            out.insert(to.to_string(), v.clone());
+        }
+    }
+    if out.is_empty() { None } else { Some(out) }
+}
+
+/// Opens the store for a source URL or local path: `s3://` / `s3a://`
+/// (object_store's AWS builder: environment, profile, instance role, or the
+/// job's options), `hdfs://` / `viewfs://` (hdfs-native, `HADOOP_CONF_DIR`,
+/// simple auth as `HADOOP_USER_NAME`, Kerberos from the ticket cache),
+/// `file://` and bare paths.
 pub fn open(source: &str, opts: &StoreOptions) -> Result<Location> {
     if let Some(rest) = source.strip_prefix("s3://").or_else(|| source.strip_prefix("s3a://")) {
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
@@ -63,7 +134,24 @@ pub fn open(source: &str, opts: &StoreOptions) -> Result<Location> {
             return Err(Error::config(format!("source `{source}` has no bucket")));
         }
         let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        // A named profile fills what the environment does not set.
+        let profile = opts.s3.get("profile").cloned().or_else(|| std::env::var("AWS_PROFILE").ok());
+        let has_env_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+        if let Some(p) = profile
+            && !has_env_keys
+        {
+            let found =
+                aws_profile(&p).ok_or_else(|| Error::config(format!("AWS profile `{p}` not found in ~/.aws")))?;
+            for (k, v) in found {
+                let key: object_store::aws::AmazonS3ConfigKey =
+                    k.parse().map_err(|_| Error::internal(format!("bad S3 key {k}")))?;
+                b = b.with_config(key, v);
+            }
+        }
         for (k, v) in &opts.s3 {
+            if k == "profile" {
+                continue;
+            }
             let key: object_store::aws::AmazonS3ConfigKey =
                 k.parse().map_err(|_| Error::config(format!("unknown S3 option `{k}`")))?;
             b = b.with_config(key, v);
@@ -76,15 +164,32 @@ pub fn open(source: &str, opts: &StoreOptions) -> Result<Location> {
             display: source.to_string(),
         });
     }
-    if source.starts_with("hdfs://") || source.starts_with("viewfs://") {
-        return Err(Error::config(format!("HDFS sources are not supported yet: `{source}`")));
+    if let Some(scheme) = ["hdfs://", "viewfs://"].into_iter().find(|s| source.starts_with(s)) {
+        let rest = &source[scheme.len()..];
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if authority.is_empty() {
+            return Err(Error::config(format!("source `{source}` has no NameNode or nameservice")));
+        }
+        let base = format!("{scheme}{authority}");
+        let store = hdfs_native_object_store::HdfsObjectStoreBuilder::new()
+            .with_url(base.clone())
+            .with_config(opts.hdfs.clone())
+            .build()
+            .map_err(|e| Error::config(format!("cannot configure HDFS for `{source}`: {e}")))?;
+        return Ok(Location {
+            store: Arc::new(store),
+            store_url: ObjectStoreUrl::parse(&base).map_err(Error::from)?,
+            root: Path::from(path.trim_end_matches('/')),
+            display: source.to_string(),
+        });
     }
     if let Some((scheme, _)) = source.split_once("://")
         && scheme != "file"
     {
         return Err(Error::config(format!("unsupported source scheme `{scheme}://` in `{source}`")));
     }
-    let local = source.strip_prefix("file://").unwrap_or(source);
+    // `file:///x`, and Hive's `file:/x`.
+    let local = source.strip_prefix("file://").or_else(|| source.strip_prefix("file:")).unwrap_or(source);
     let abs = std::path::absolute(local).map_err(|e| Error::config(format!("bad source path `{source}`: {e}")))?;
     let root = Path::from_absolute_path(&abs)
         .map_err(|e| Error::config(format!("bad source path `{}`: {e}", abs.display())))?;
@@ -94,6 +199,18 @@ pub fn open(source: &str, opts: &StoreOptions) -> Result<Location> {
         root,
         display: abs.display().to_string(),
     })
+}
+
+/// The path of `url` inside the store `loc` opened, if it lives there.
+pub fn path_in(loc: &Location, url: &str, opts: &StoreOptions) -> Result<Path> {
+    let other = open(url, opts)?;
+    if other.store_url != loc.store_url {
+        return Err(Error::config(format!(
+            "`{url}` is on another store than `{}`; all partitions of a table must share one store",
+            loc.display
+        )));
+    }
+    Ok(other.root)
 }
 
 /// One input file.
@@ -130,10 +247,15 @@ pub type PartitionFilter<'a> = &'a (dyn Fn(&[(String, Option<String>)]) -> bool 
 
 /// Lists a source: walks the directory tree level by level, skipping hidden
 /// entries, pruning partition directories with `filter` before listing them.
-pub async fn list(loc: &Location, filter: Option<PartitionFilter<'_>>) -> Result<Listing> {
+pub async fn list(
+    loc: &Location,
+    filter: Option<PartitionFilter<'_>>,
+    timeout: std::time::Duration,
+) -> Result<Listing> {
     // A source naming a single object.
+    let head = async { Ok(object_store::ObjectStoreExt::head(loc.store.as_ref(), &loc.root).await) };
     if !loc.root.as_ref().is_empty()
-        && let Ok(meta) = object_store::ObjectStoreExt::head(loc.store.as_ref(), &loc.root).await
+        && let Ok(meta) = with_timeout(|| format!("`{}`", loc.display), timeout, head).await?
     {
         return Ok(Listing {
             partition_keys: vec![],
@@ -155,7 +277,7 @@ pub async fn list(loc: &Location, filter: Option<PartitionFilter<'_>>) -> Result
             let store = loc.store.clone();
             async move {
                 let prefix = if dir.as_ref().is_empty() { None } else { Some(dir.clone()) };
-                let r = store.list_with_delimiter(prefix.as_ref()).await;
+                let r = tokio::time::timeout(timeout, store.list_with_delimiter(prefix.as_ref())).await;
                 (dir, parts, r)
             }
         }))
@@ -164,9 +286,17 @@ pub async fn list(loc: &Location, filter: Option<PartitionFilter<'_>>) -> Result
         .await;
         let mut next = Vec::new();
         for (dir, parts, r) in results {
-            let listed = r.map_err(|e| {
-                Error::infra(format!("cannot list `{}`: {}", loc.display_path(&dir), describe_store_error(&e)))
-            })?;
+            let listed = r
+                .map_err(|_| {
+                    Error::infra(format!(
+                        "listing `{}` did not answer within {} s",
+                        loc.display_path(&dir),
+                        timeout.as_secs()
+                    ))
+                })?
+                .map_err(|e| {
+                    Error::infra(format!("cannot list `{}`: {}", loc.display_path(&dir), describe_store_error(&e)))
+                })?;
             if first && listed.objects.is_empty() && listed.common_prefixes.is_empty() {
                 return Err(Error::config(format!("source `{}` does not exist or is empty", loc.display)));
             }
@@ -272,9 +402,69 @@ pub fn fingerprint_input(f: &SourceFile) -> String {
     }
 }
 
+/// Lists the files under explicit partition locations (from a metastore):
+/// every non-hidden, non-empty file below each location, with the given
+/// partition values.
+pub async fn list_partitions(
+    loc: &Location,
+    keys: Vec<String>,
+    partitions: Vec<(Path, Vec<Option<String>>)>,
+    timeout: std::time::Duration,
+) -> Result<Listing> {
+    let results: Vec<Result<Vec<SourceFile>>> = stream::iter(partitions.into_iter().map(|(dir, values)| {
+        let store = loc.store.clone();
+        async move {
+            let listed: Vec<object_store::ObjectMeta> =
+                tokio::time::timeout(timeout, store.list(Some(&dir)).try_collect::<Vec<_>>())
+                    .await
+                    .map_err(|_| {
+                        Error::infra(format!(
+                            "listing `{}` did not answer within {} s",
+                            loc.display_path(&dir),
+                            timeout.as_secs()
+                        ))
+                    })?
+                    .or_else(|e| match e {
+                        // A partition the metastore knows whose directory is gone holds no rows.
+                        object_store::Error::NotFound { .. } => Ok(Vec::new()),
+                        e => Err(e),
+                    })
+                    .map_err(|e| {
+                        Error::infra(format!("cannot list `{}`: {}", loc.display_path(&dir), describe_store_error(&e)))
+                    })?;
+            let prefix_len = dir.parts().count();
+            Ok(listed
+                .into_iter()
+                .filter(|m| m.size > 0 && !m.location.parts().skip(prefix_len).any(|p| is_hidden(p.as_ref())))
+                .map(|m| SourceFile {
+                    path: m.location,
+                    size: m.size,
+                    etag: m.e_tag,
+                    last_modified: m.last_modified,
+                    partition_values: values.clone(),
+                })
+                .collect())
+        }
+    }))
+    .buffer_unordered(LIST_CONCURRENCY)
+    .collect()
+    .await;
+    let mut files = Vec::new();
+    for r in results {
+        files.extend(r?);
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.dedup_by(|a, b| a.path == b.path);
+    Ok(Listing { partition_keys: keys, files })
+}
+
 /// Lists, returning an error if nothing is left to load.
-pub async fn list_nonempty(loc: &Location, filter: Option<PartitionFilter<'_>>) -> Result<Listing> {
-    let l = list(loc, filter).await?;
+pub async fn list_nonempty(
+    loc: &Location,
+    filter: Option<PartitionFilter<'_>>,
+    timeout: std::time::Duration,
+) -> Result<Listing> {
+    let l = list(loc, filter, timeout).await?;
     if l.files.is_empty() {
         return Err(Error::config(format!("source `{}` holds no data files", loc.display)));
     }
@@ -286,12 +476,13 @@ pub async fn check_unchanged(loc: &Location, files: &[SourceFile]) -> Result<()>
     stream::iter(files.iter().map(|f| {
         let store = loc.store.clone();
         async move {
-            let meta = object_store::ObjectStoreExt::head(store.as_ref(), &f.path).await.map_err(|e| {
-                Error::data(format!(
-                    "`{}` changed since planning: {}",
-                    loc.display_path(&f.path),
-                    describe_store_error(&e)
-                ))
+            let meta = object_store::ObjectStoreExt::head(store.as_ref(), &f.path).await.map_err(|e| match e {
+                object_store::Error::NotFound { .. } => {
+                    Error::data(format!("`{}` disappeared since the job was planned", loc.display_path(&f.path)))
+                }
+                e => {
+                    Error::infra(format!("cannot check `{}`: {}", loc.display_path(&f.path), describe_store_error(&e)))
+                }
             })?;
             let same = meta.size == f.size
                 && match (&f.etag, &meta.e_tag) {
@@ -343,7 +534,7 @@ mod tests {
         std::fs::write(d.join(".hidden_dir/junk.parquet"), b"z").unwrap();
         std::fs::write(d.join("_SUCCESS"), b"").unwrap();
         let loc = open(d.to_str().unwrap(), &StoreOptions::default()).unwrap();
-        let l = list(&loc, None).await.unwrap();
+        let l = list(&loc, None, std::time::Duration::from_secs(10)).await.unwrap();
         assert_eq!(l.partition_keys, vec!["dt", "region"]);
         let got: Vec<_> =
             l.files.iter().map(|f| (f.path.filename().unwrap().to_string(), f.partition_values.clone())).collect();
@@ -356,7 +547,7 @@ mod tests {
         );
         // Pruning: a filter on dt never descends into other dates.
         let f = |parts: &[(String, Option<String>)]| parts[0].1.as_deref() == Some("2024-01-02");
-        let l = list(&loc, Some(&f)).await.unwrap();
+        let l = list(&loc, Some(&f), std::time::Duration::from_secs(10)).await.unwrap();
         assert_eq!(l.files.len(), 1);
         assert!(l.files[0].path.as_ref().ends_with("b.parquet"));
     }
@@ -364,7 +555,7 @@ mod tests {
     #[tokio::test]
     async fn missing_source_is_a_clear_error() {
         let loc = open("/nonexistent/starload/source", &StoreOptions::default()).unwrap();
-        let e = list(&loc, None).await.unwrap_err();
+        let e = list(&loc, None, std::time::Duration::from_secs(10)).await.unwrap_err();
         assert!(e.to_string().contains("/nonexistent/starload/source"), "{e}");
     }
 }

@@ -8,5 +8,6 @@ mod exactly_once;
 mod fidelity;
 mod hms;
 mod modes;
+mod sources;
 mod support;
 mod transform;

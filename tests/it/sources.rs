@@ -1,0 +1,345 @@
+//! Sources on real servers: S3 (SeaweedFS), HDFS (MiniDFS) and Hive
+//! Metastore tables, plus partition pruning and input checks. The fidelity
+//! check is the same as for local files: the simulator stores exactly the
+//! oracle's values.
+//!
+//! The servers come from `scripts/servers/up.sh` (`scripts/test.sh` starts
+//! them): `STARLOAD_TEST_S3_ENDPOINT`, `STARLOAD_TEST_HDFS`,
+//! `STARLOAD_TEST_HMS`. Without them a test prints why and passes, unless
+//! `STARLOAD_REQUIRE_SERVERS=1`, which makes it fail.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use object_store::path::Path as OPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use starload::config::JobFile;
+
+use crate::support::*;
+
+fn server(var: &str) -> Option<String> {
+    match std::env::var(var).ok().filter(|v| !v.is_empty()) {
+        Some(v) => Some(v),
+        None => {
+            assert!(
+                std::env::var("STARLOAD_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "{var} is not set but STARLOAD_REQUIRE_SERVERS=1 (run scripts/servers/up.sh)"
+            );
+            eprintln!("skipping: {var} is not set (scripts/servers/up.sh starts the test servers)");
+            None
+        }
+    }
+}
+
+/// Uploads every file under `dir` (hidden and junk files included).
+async fn upload(store: &dyn ObjectStore, prefix: &str, dir: &Path) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
+            let key = OPath::parse(format!("{prefix}/{rel}")).unwrap();
+            store.put(&key, PutPayload::from(std::fs::read(&p).unwrap())).await.unwrap();
+        }
+    }
+}
+
+fn s3_options(endpoint: &str, key: &str, secret: &str) -> std::collections::BTreeMap<String, String> {
+    [
+        ("endpoint", endpoint),
+        ("access_key_id", key),
+        ("secret_access_key", secret),
+        ("region", "us-east-1"),
+        ("allow_http", "true"),
+        ("virtual_hosted_style_request", "false"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn s3_store(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
+    Arc::new(
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(endpoint)
+            .with_bucket_name(bucket)
+            .with_access_key_id(std::env::var("STARLOAD_TEST_S3_ACCESS_KEY").unwrap_or("testkey".into()))
+            .with_secret_access_key(std::env::var("STARLOAD_TEST_S3_SECRET_KEY").unwrap_or("testsecret".into()))
+            .with_region("us-east-1")
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Creates a bucket (SeaweedFS creates it on a PUT of `/<bucket>`).
+async fn make_bucket(endpoint: &str, bucket: &str) {
+    // A signed PUT Bucket through object_store is not exposed; SeaweedFS
+    // creates buckets implicitly on the first object write, so write and
+    // delete a marker.
+    let s = s3_store(endpoint, bucket);
+    let marker = OPath::from("_marker");
+    s.put(&marker, PutPayload::from_static(b"x")).await.unwrap();
+    s.delete(&marker).await.unwrap();
+}
+
+async fn fidelity(sim: &starload::sim::Sim, f: JobFile, dataset: &Path, name: &str) {
+    let r = load(f).await.unwrap_or_else(|e| panic!("load from {name} failed: {e}"));
+    let exp = expected(dataset);
+    assert_eq!(r.load.rows_loaded as usize, exp.len());
+    assert_same(&exp, &stored(sim, "corpus", name), &|k, v| {
+        if k == "c_struct" { struct_as_json(v) } else { v.clone() }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_source_loads_exactly_and_refuses_bad_credentials() {
+    let Some(endpoint) = server("STARLOAD_TEST_S3_ENDPOINT") else { return };
+    let bucket = format!("stl-{}", std::process::id());
+    make_bucket(&endpoint, &bucket).await;
+    let data = corpus().join("pyarrow");
+    upload(s3_store(&endpoint, &bucket).as_ref(), "warehouse/events", &data).await;
+    let sim = sim(vec![corpus_table(&data, "corpus", "s3t")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, Path::new("/unused"), "corpus.s3t", state.path());
+    f.source = Some(format!("s3://{bucket}/warehouse/events"));
+    f.s3 = s3_options(&endpoint, "testkey", "testsecret");
+    f.chunk_bytes = Some(starload::config::ByteSize(96 << 10));
+    fidelity(&sim, f.clone(), &data, "s3t").await;
+    // Wrong secret: a clear error naming the source, nothing sent.
+    let sim2 = crate::support::sim(vec![corpus_table(&data, "corpus", "s3t")]).await;
+    let mut g = f.clone();
+    g.fe = Some(sim2.fe_url());
+    g.mysql = Some(sim2.mysql_addr());
+    g.s3 = s3_options(&endpoint, "testkey", "not-the-secret");
+    let e = load(g).await.unwrap_err();
+    let m = e.to_string();
+    assert!(
+        m.contains(&bucket) && (m.contains("403") || m.to_lowercase().contains("denied") || m.contains("credentials")),
+        "{m}"
+    );
+    assert!(!m.contains("not-the-secret"), "{m}");
+    assert_eq!(sim2.be_requests(), 0);
+    // A bucket that does not exist, and a prefix with nothing under it.
+    let mut h = f.clone();
+    h.source = Some("s3://no-such-bucket-xyz/warehouse".into());
+    let e = load(h).await.unwrap_err();
+    assert!(e.to_string().contains("no-such-bucket-xyz"), "{e}");
+    let mut i = f.clone();
+    i.source = Some(format!("s3://{bucket}/nothing/here"));
+    let e = load(i).await.unwrap_err();
+    assert!(e.to_string().contains("does not exist or is empty"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hdfs_source_loads_exactly() {
+    let Some(nn) = server("STARLOAD_TEST_HDFS") else { return };
+    let data = corpus().join("duckdb");
+    let root = format!("/stl-{}/duckdb", std::process::id());
+    let store = hdfs_native_object_store::HdfsObjectStoreBuilder::new().with_url(nn.clone()).build().unwrap();
+    upload(&store, root.trim_start_matches('/'), &data).await;
+    let sim = sim(vec![corpus_table(&data, "corpus", "hdfst")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, Path::new("/unused"), "corpus.hdfst", state.path());
+    f.source = Some(format!("{nn}{root}"));
+    f.chunk_bytes = Some(starload::config::ByteSize(64 << 10));
+    fidelity(&sim, f, &data, "hdfst").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namenode_that_does_not_answer_fails_within_the_timeout() {
+    // A socket that accepts connections and never replies.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let sim = sim(vec![corpus_table(&corpus().join("pyarrow"), "corpus", "t")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, Path::new("/unused"), "corpus.t", state.path());
+    f.source = Some(format!("hdfs://127.0.0.1:{port}/warehouse"));
+    f.source_timeout_secs = Some(3);
+    let t0 = Instant::now();
+    let e = load(f).await.unwrap_err();
+    assert!(t0.elapsed() < Duration::from_secs(30), "took {:?}", t0.elapsed());
+    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert_eq!(e.kind(), starload::ErrorKind::Infra);
+    drop(silent);
+}
+
+fn populate(uri: &str, spec: &serde_json::Value) {
+    let python = std::env::var("STARLOAD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/servers/hms_populate.py"))
+        .args(["--uri", uri, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(spec.to_string().as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("run hms_populate.py");
+    assert!(out.status.success(), "hms_populate.py failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hive_table_partitions_anywhere_and_pruned_in_the_metastore() {
+    let Some(uri) = server("STARLOAD_TEST_HMS") else { return };
+    let data = corpus().join("pyarrow");
+    // The table lives in a copy of the corpus; one partition is moved
+    // outside the table directory.
+    let root = tempfile::tempdir().unwrap();
+    let table_dir = root.path().join("events");
+    copy_dir(&data, &table_dir);
+    let outside = root.path().join("elsewhere/p");
+    std::fs::create_dir_all(outside.parent().unwrap()).unwrap();
+    std::fs::rename(table_dir.join("dt=2024-03-01/region=eu"), &outside).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("_manifest.json")).unwrap()).unwrap();
+    let hive_type = |sr: &str| -> String {
+        // Hive column types for the metastore (the loader reads the files'
+        // own schema; these are for the catalog).
+        let t = sr.split_whitespace().next().unwrap_or("string").to_ascii_lowercase();
+        if t.starts_with("decimal") || t.starts_with("varchar") {
+            t
+        } else {
+            match t.as_str() {
+                "largeint" => "string".into(),
+                "datetime" => "timestamp".into(),
+                "varbinary" => "binary".into(),
+                "json" => "string".into(),
+                _ if t.starts_with("array") || t.starts_with("map") => "string".into(),
+                other => other.into(),
+            }
+        }
+    };
+    let columns: Vec<serde_json::Value> = m["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| serde_json::json!({"name": c["name"], "type": hive_type(c["starrocks_type"].as_str().unwrap())}))
+        .collect();
+    let mut partitions = Vec::new();
+    for dt in ["2024-02-28", "2024-02-29", "2024-03-01"] {
+        for region in ["eu", "us", "ap south"] {
+            if !table_dir.join(format!("dt={dt}")).exists() {
+                continue;
+            }
+            let dir = table_dir.join(format!("dt={dt}")).join(format!("region={}", region.replace(' ', "%20")));
+            let location = if dt == "2024-03-01" && region == "eu" { outside.clone() } else { dir.clone() };
+            if location.exists() {
+                partitions.push(
+                    serde_json::json!({"values": [dt, region], "location": format!("file://{}", location.display())}),
+                );
+            }
+        }
+    }
+    let db = format!("stl_{}", std::process::id());
+    populate(
+        &uri,
+        &serde_json::json!({
+            "db": db, "table": "events", "columns": columns,
+            "partition_keys": [{"name": "dt", "type": "string"}, {"name": "region", "type": "string"}],
+            "location": format!("file://{}", table_dir.display()), "format": "parquet", "partitions": partitions
+        }),
+    );
+    let sim = sim(vec![corpus_table(&data, "corpus", "hive")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, Path::new("/unused"), "corpus.hive", state.path());
+    f.source = None;
+    f.hive_table = Some(format!("{db}.events"));
+    f.metastore = Some(uri.clone());
+    fidelity(&sim, f.clone(), &data, "hive").await;
+    // A where clause on partition columns lists only the matching partitions.
+    let sim2 = crate::support::sim(vec![corpus_table(&data, "corpus", "hive")]).await;
+    let mut g = f.clone();
+    g.fe = Some(sim2.fe_url());
+    g.mysql = Some(sim2.mysql_addr());
+    g.state_dir = Some(tempfile::tempdir().unwrap().keep());
+    g.transform.filter = Some("dt = '2024-03-01' AND region IN ('eu', 'us')".into());
+    let p = starload::job::prepare(settings(g.clone())).await.unwrap();
+    let view = starload::job::plan_view(&p);
+    assert!(!view.files.is_empty());
+    for file in &view.files {
+        assert_eq!(file.partition[0].as_deref(), Some("2024-03-01"), "{}", file.path);
+        assert!(matches!(file.partition[1].as_deref(), Some("eu") | Some("us")), "{}", file.path);
+    }
+    assert!(
+        view.files.iter().any(|f| f.path.contains("elsewhere")),
+        "the partition outside the table directory is read"
+    );
+    load(g).await.unwrap();
+    let want: std::collections::BTreeMap<_, _> = expected(&data)
+        .into_iter()
+        .filter(|(_, o)| o["dt"] == "2024-03-01" && (o["region"] == "eu" || o["region"] == "us"))
+        .collect();
+    assert_same(&want, &stored(&sim2, "corpus", "hive"), &|k, v| {
+        if k == "c_struct" { struct_as_json(v) } else { v.clone() }
+    });
+    // A table that is not Parquet is refused.
+    populate(
+        &uri,
+        &serde_json::json!({"db": db, "table": "texty", "columns": [{"name": "id", "type": "bigint"}],
+            "location": format!("file://{}", root.path().join("texty").display()), "format": "textfile"}),
+    );
+    let mut h = f.clone();
+    h.hive_table = Some(format!("{db}.texty"));
+    let e = load(h).await.unwrap_err();
+    assert!(e.to_string().contains("not stored as Parquet"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_on_partition_columns_prunes_directories() {
+    let data = corpus().join("pyarrow");
+    let sim = sim(vec![corpus_table(&data, "corpus", "t")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, &data, "corpus.t", state.path());
+    f.transform.filter = Some("dt = '2024-02-29' AND region <> 'eu' AND c_i32 > 0".into());
+    let p = starload::job::prepare(settings(f)).await.unwrap();
+    let view = starload::job::plan_view(&p);
+    assert!(!view.files.is_empty());
+    for file in &view.files {
+        assert!(file.path.contains("dt=2024-02-29") && !file.path.contains("region=eu"), "{}", file.path);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_value_that_is_not_its_type_is_named() {
+    let data = corpus().join("pyarrow");
+    let sim = sim(vec![corpus_table(&data, "corpus", "t")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, &data, "corpus.t", state.path());
+    f.partition_types.insert("dt".into(), "int".into());
+    let e = load(f).await.unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("dt=2024-02-") && m.contains("Int32") && m.contains(".parquet"), "{m}");
+    assert_eq!(sim.be_requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_changes_after_planning_is_not_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&corpus().join("pyarrow"), dir.path());
+    let sim = sim(vec![corpus_table(&corpus().join("pyarrow"), "corpus", "t")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let f = job_file(&sim, dir.path(), "corpus.t", state.path());
+    let p = starload::job::prepare(settings(f)).await.unwrap();
+    // Between plan and load, a file is rewritten.
+    let victim = dir.path().join("dt=2024-02-29/region=us");
+    let file = std::fs::read_dir(&victim)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() - 1]).unwrap();
+    let e = starload::job::run(p, Arc::new(|_| {})).await.unwrap_err();
+    assert!(e.to_string().contains("changed since the job was planned"), "{e}");
+    assert!(e.to_string().contains("region=us"), "{e}");
+}
