@@ -68,6 +68,24 @@ pub struct JobFile {
     /// Start this job although an earlier job with the same source, table and
     /// transform but other inputs exists (its rows may be loaded twice).
     pub new_job: Option<bool>,
+    /// Load only shard `i` of `n` of the chunk plan (`"0/4"`); `finalize`
+    /// completes the job.
+    pub shard: Option<String>,
+    /// Write Prometheus metrics of each run here (node_exporter textfile).
+    pub metrics_file: Option<PathBuf>,
+    /// Push Prometheus metrics of each run to this Pushgateway URL.
+    pub metrics_pushgateway: Option<String>,
+    /// `text` (default) or `json` logs on stderr.
+    pub log_format: Option<String>,
+    /// BITMAP columns loaded through a global dictionary: target column →
+    /// source SQL expression.
+    #[serde(default)]
+    pub bitmap_dict: BTreeMap<String, String>,
+    /// Where dictionaries live (default `<state_dir>/dicts`).
+    pub dict_store: Option<String>,
+    /// Merge rows with equal keys into one bitmap per chunk
+    /// (`base64_to_bitmap`) for AGGREGATE tables with BITMAP_UNION columns.
+    pub bitmap_preaggregate: Option<bool>,
     /// The SQL transform.
     #[serde(default)]
     pub transform: TransformFile,
@@ -172,6 +190,13 @@ impl JobFile {
             merge_condition: self.merge_condition.or(other.merge_condition),
             max_txn_bytes: self.max_txn_bytes.or(other.max_txn_bytes),
             new_job: self.new_job.or(other.new_job),
+            shard: self.shard.or(other.shard),
+            metrics_file: self.metrics_file.or(other.metrics_file),
+            metrics_pushgateway: self.metrics_pushgateway.or(other.metrics_pushgateway),
+            log_format: self.log_format.or(other.log_format),
+            bitmap_dict: if self.bitmap_dict.is_empty() { other.bitmap_dict } else { self.bitmap_dict },
+            dict_store: self.dict_store.or(other.dict_store),
+            bitmap_preaggregate: self.bitmap_preaggregate.or(other.bitmap_preaggregate),
             transform: TransformFile {
                 select: self.transform.select.or(other.transform.select),
                 filter: self.transform.filter.or(other.transform.filter),
@@ -181,6 +206,23 @@ impl JobFile {
             hdfs: if self.hdfs.is_empty() { other.hdfs } else { self.hdfs },
             headers: if self.headers.is_empty() { other.headers } else { self.headers },
         }
+    }
+}
+
+impl JobFile {
+    /// The settings as TOML, with secret values redacted.
+    pub fn redacted_toml(&self) -> String {
+        let mut c = self.clone();
+        let secret = |k: &str| {
+            let k = k.to_ascii_lowercase();
+            k.contains("secret") || k.contains("token") || k.contains("password") || k.contains("key_id")
+        };
+        for (k, v) in c.s3.iter_mut().chain(c.hdfs.iter_mut()).chain(c.headers.iter_mut()) {
+            if secret(k) {
+                *v = "***".into();
+            }
+        }
+        toml::to_string(&c).unwrap_or_default()
     }
 }
 

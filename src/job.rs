@@ -84,6 +84,8 @@ pub struct Settings {
     pub http_timeout: Option<Duration>,
     /// First retry delay.
     pub retry_base: Duration,
+    /// This process loads shard `i` of `n` of the chunk plan.
+    pub shard: Option<(usize, usize)>,
 }
 
 /// How a job changes the table.
@@ -195,6 +197,7 @@ impl Settings {
             new_job: f.new_job.unwrap_or(false),
             http_timeout: f.http_timeout_secs.map(Duration::from_secs),
             retry_base: Duration::from_millis(f.retry_base_ms.unwrap_or(500)),
+            shard: f.shard.as_deref().map(parse_shard).transpose()?,
         })
     }
 }
@@ -214,9 +217,22 @@ pub struct Prepared {
     pub target: TargetTable,
     /// Encoder.
     pub encoder: Arc<Encoder>,
+    /// Seconds spent listing, reading footers and checking the table.
+    pub plan_seconds: f64,
 }
 
 /// Lists, plans and checks a job. Sends nothing.
+/// Parses `i/n` (0-based shard `i` of `n`).
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let bad = || Error::config(format!("shard `{s}` must be i/n with 0 <= i < n"));
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
 /// The Arrow type of a Hive partition column.
 fn hive_partition_type(t: &str) -> arrow::datatypes::DataType {
     use arrow::datatypes::DataType as D;
@@ -295,6 +311,7 @@ async fn list_source(settings: &mut Settings) -> Result<(source::Location, sourc
 }
 
 pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
+    let started = std::time::Instant::now();
     let (loc, listing) = list_source(&mut settings).await?;
     // The target schema first: a mismatch is reported before anything else.
     let mut meta = Meta::connect(&settings.mysql, &settings.user, &settings.password).await?;
@@ -330,7 +347,7 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
         &encode::MapOptions { ignore, partial_update: settings.partial_update },
     )?;
     let encoder = Arc::new(Encoder::new(mapping.columns.clone(), settings.zone));
-    Ok(Prepared { settings, plan, scanner, mapping, target, encoder })
+    Ok(Prepared { settings, plan, scanner, mapping, target, encoder, plan_seconds: started.elapsed().as_secs_f64() })
 }
 
 fn check_keyed_options(s: &Settings, t: &TargetTable) -> Result<()> {
@@ -398,6 +415,8 @@ pub struct Report {
     pub rows_per_sec: f64,
     /// MiB per second of body sent.
     pub mib_per_sec: f64,
+    /// Seconds spent planning (listing, footers, table check).
+    pub plan_seconds: f64,
     /// Journal path.
     pub journal: String,
 }
@@ -422,23 +441,34 @@ fn identity(p: &Prepared) -> String {
 /// inputs is unfinished, or finished in a mode that appends: re-running would
 /// load its rows twice.
 fn check_earlier_jobs(p: &Prepared, dir: &std::path::Path) -> Result<()> {
+    // An overwrite replaces whatever earlier jobs loaded.
+    if p.settings.mode == Mode::Overwrite {
+        return Ok(());
+    }
     let Ok(rd) = std::fs::read_dir(dir) else { return Ok(()) };
     for e in rd.flatten() {
         let path = e.path();
-        if path.extension().is_none_or(|x| x != "journal")
-            || path.file_stem().is_some_and(|s| s == p.plan.fingerprint.as_str())
-        {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if !name.ends_with(".journal") || name.starts_with(&p.plan.fingerprint) {
             continue;
         }
         let Ok(v) = journal::read(&path) else { continue };
-        let finished = match p.settings.mode {
-            Mode::Append => v.done.len() >= v.header.chunks,
-            Mode::Atomic => v.modes.iter().any(|m| matches!(m, journal::ModeRecord::AtomicCommitted { .. })),
-            Mode::Overwrite => v.modes.iter().any(|m| matches!(m, journal::ModeRecord::OverwriteSwapped { .. })),
+        // A shard's journal covers chunks k with k mod n == i.
+        let shard = name.split(".shard-").nth(1).and_then(|r| r.strip_suffix(".journal")).and_then(|r| {
+            let (i, n) = r.split_once("-of-")?;
+            Some((i.parse::<usize>().ok()?, n.parse::<usize>().ok()?))
+        });
+        let owned = match shard {
+            Some((i, n)) => (0..v.header.chunks).filter(|k| k % n == i).count(),
+            None => v.header.chunks,
         };
-        if finished && p.settings.mode == Mode::Overwrite {
+        if name.contains(".finalize.") {
             continue;
         }
+        let finished = match p.settings.mode {
+            Mode::Atomic => v.modes.iter().any(|m| matches!(m, journal::ModeRecord::AtomicCommitted { .. })),
+            _ => v.done.len() >= owned,
+        };
         let state = if finished {
             "finished".to_string()
         } else {
@@ -458,6 +488,7 @@ fn check_earlier_jobs(p: &Prepared, dir: &std::path::Path) -> Result<()> {
 
 /// Everything the load modes share.
 pub(crate) struct RunCtx {
+    pub(crate) stats: Arc<crate::load::StageStats>,
     pub(crate) prepared: Prepared,
     pub(crate) client: Client,
     pub(crate) journal: Arc<Mutex<Journal>>,
@@ -483,6 +514,7 @@ impl RunCtx {
             chunks,
             limiter: crate::limit::Limiter::new(s.parallel),
             be_limiters: Mutex::new(Default::default()),
+            stats: self.stats.clone(),
         })
     }
 
@@ -491,6 +523,150 @@ impl RunCtx {
         let s = &self.prepared.settings;
         Meta::connect(&s.mysql, &s.user, &s.password).await
     }
+}
+
+/// The journal file of a job (or of one shard of it).
+fn journal_name(fingerprint: &str, shard: Option<(usize, usize)>) -> String {
+    match shard {
+        None => format!("{fingerprint}.journal"),
+        Some((i, n)) => format!("{fingerprint}.shard-{i}-of-{n}.journal"),
+    }
+}
+
+/// The chunks of one shard: chunk `k` belongs to shard `k mod n`, so the
+/// shards of a plan are disjoint, cover it, and keep the labels a single run
+/// would use.
+pub fn shard_chunks(chunks: &[crate::plan::Chunk], shard: Option<(usize, usize)>) -> Vec<crate::plan::Chunk> {
+    match shard {
+        None => chunks.to_vec(),
+        Some((i, n)) => chunks.iter().filter(|c| c.index % n == i).cloned().collect(),
+    }
+}
+
+/// What `finalize` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct FinalizeReport {
+    /// `ok`.
+    pub status: String,
+    /// Job fingerprint.
+    pub job: String,
+    /// Chunks in the plan.
+    pub chunks: usize,
+    /// Chunks verified committed (by the shards' journals, or label states).
+    pub chunks_verified: usize,
+    /// How: `journals` or `label states`.
+    pub verified_by: String,
+    /// Rows the shards reported loaded.
+    pub rows: u64,
+    /// Overwrite: partitions swapped in.
+    pub partitions_replaced: Vec<String>,
+}
+
+/// Completes a job run as `n` shards: checks that every chunk is committed
+/// (from the shards' journals under the state directory when shared, else
+/// from StarRocks' label states) and, in overwrite mode, verifies the
+/// temporary partitions' counts and swaps them in.
+pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
+    let s = p.settings.clone();
+    if s.mode == Mode::Atomic {
+        return Err(Error::config("atomic jobs cannot be sharded (one transaction is one process)"));
+    }
+    let dir = s.state_dir.join("jobs").join(identity(&p));
+    let fp = p.plan.fingerprint.clone();
+    let mut done: std::collections::BTreeMap<usize, u64> = Default::default();
+    let mut journals = 0;
+    for i in 0..shards {
+        let path = dir.join(journal_name(&fp, Some((i, shards))));
+        if let Ok(v) = journal::read(&path) {
+            journals += 1;
+            for (idx, d) in v.done {
+                if p.plan.chunks.get(idx).is_some_and(|c| d.label.starts_with(&c.label)) || s.mode == Mode::Overwrite {
+                    done.insert(idx, d.rows);
+                }
+            }
+        }
+    }
+    let client = Client::new(HttpSettings {
+        fe: s.fe.clone(),
+        user: s.user.clone(),
+        password: s.password.clone(),
+        ca_file: s.ca_file.clone(),
+        connect_timeout: Duration::from_secs(30),
+    })?;
+    let verified_by;
+    let chunks = if s.mode == Mode::Overwrite {
+        crate::modes::relabel_for_shards(&p.plan.chunks)
+    } else {
+        p.plan.chunks.clone()
+    };
+    if journals == shards {
+        verified_by = "journals".to_string();
+        let missing: Vec<usize> = chunks.iter().map(|c| c.index).filter(|i| !done.contains_key(i)).collect();
+        if !missing.is_empty() {
+            return Err(Error::verify(format!(
+                "{} of {} chunks are not committed (first: chunk {}); re-run the shard that owns them (chunk k belongs to shard k mod {shards})",
+                missing.len(),
+                chunks.len(),
+                missing[0]
+            )));
+        }
+    } else {
+        // Journals are not shared: every chunk's plain label must be
+        // committed (a chunk whose rows all went to its base64 or JSON part
+        // has those labels instead).
+        verified_by = "label states".to_string();
+        for c in &chunks {
+            let mut ok = false;
+            for suffix in ["", "_b", "_j"] {
+                if client.label_state_patiently(&s.db, &format!("{}{suffix}", c.label), Duration::from_secs(60)).await?
+                    == crate::client::LabelState::Committed
+                {
+                    ok = true;
+                    break;
+                }
+            }
+            if !ok {
+                return Err(Error::verify(format!(
+                    "chunk {} (label `{}`) is not committed; re-run shard {} of {shards}",
+                    c.index,
+                    c.label,
+                    c.index % shards
+                )));
+            }
+        }
+    }
+    let rows = done.values().sum();
+    let mut partitions_replaced = Vec::new();
+    if s.mode == Mode::Overwrite {
+        let jpath = dir.join(format!("{fp}.finalize.journal"));
+        let header = JobHeader {
+            fingerprint: fp.clone(),
+            target: format!("{}.{}", s.db, s.table),
+            source: p.plan.location.display.clone(),
+            chunks: p.plan.chunks.len(),
+            schema: schema_digest(&p.target),
+        };
+        let journal = Journal::open(&jpath, header)?;
+        let options = LoadOptions { parallel: s.parallel, ..LoadOptions::default() };
+        let ctx = RunCtx {
+            stats: Default::default(),
+            prepared: p,
+            client,
+            journal: Arc::new(Mutex::new(journal)),
+            options,
+            progress: Arc::new(|_| {}),
+        };
+        partitions_replaced = crate::modes::finalize_overwrite(&ctx).await?;
+    }
+    Ok(FinalizeReport {
+        status: "ok".into(),
+        job: fp,
+        chunks: chunks.len(),
+        chunks_verified: chunks.len(),
+        verified_by,
+        rows,
+        partitions_replaced,
+    })
 }
 
 /// Runs a prepared job.
@@ -503,11 +679,14 @@ pub async fn run(p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> 
         chunks: p.plan.chunks.len(),
         schema: schema_digest(&p.target),
     };
+    if s.mode == Mode::Atomic && s.shard.is_some() {
+        return Err(Error::config("atomic jobs cannot be sharded (one transaction is one process)"));
+    }
     let dir = s.state_dir.join("jobs").join(identity(&p));
     if !s.new_job {
         check_earlier_jobs(&p, &dir)?;
     }
-    let jpath = dir.join(format!("{}.journal", p.plan.fingerprint));
+    let jpath = dir.join(journal_name(&p.plan.fingerprint, s.shard));
     let journal = Journal::open(&jpath, header)?;
     // Inputs must not have changed since listing.
     source::check_unchanged(&p.plan.location, &p.plan.files.iter().map(|f| f.file.clone()).collect::<Vec<_>>()).await?;
@@ -539,12 +718,21 @@ pub async fn run(p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> 
     let source_display = p.plan.location.display.clone();
     let files = p.plan.files.len();
     let source_rows = p.plan.rows();
-    let ctx = RunCtx { prepared: p, client, journal: Arc::new(Mutex::new(journal)), options, progress };
+    let plan_seconds = p.plan_seconds;
+    let ctx = RunCtx {
+        stats: Default::default(),
+        prepared: p,
+        client,
+        journal: Arc::new(Mutex::new(journal)),
+        options,
+        progress,
+    };
     let load = match s.mode {
         Mode::Append => {
-            let job = ctx.job(&s.table, ctx.prepared.plan.chunks.clone(), &[]);
+            let job = ctx.job(&s.table, shard_chunks(&ctx.prepared.plan.chunks, s.shard), &[]);
             load::run(job).await?
         }
+        Mode::Overwrite if s.shard.is_some() => crate::modes::overwrite_shard(&ctx).await?,
         Mode::Overwrite => crate::modes::overwrite(&ctx).await?,
         Mode::Atomic => crate::modes::atomic(&ctx).await?,
     };
@@ -560,6 +748,7 @@ pub async fn run(p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> 
         rows_per_sec: load.rows_sent as f64 / secs,
         mib_per_sec: load.bytes_sent as f64 / secs / (1 << 20) as f64,
         load,
+        plan_seconds,
         journal: jpath.display().to_string(),
     })
 }

@@ -17,6 +17,7 @@ pub mod hms;
 pub mod journal;
 pub mod limit;
 pub mod meta;
+pub mod metrics;
 mod modes;
 pub mod plan;
 pub mod prune;

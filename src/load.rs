@@ -2,6 +2,7 @@
 //! bodies encoded while they are sent, every outcome classified, ambiguous
 //! ones resolved through the label's state, verdicts journaled.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -121,6 +122,8 @@ pub struct LoadReport {
     pub throttled: u64,
     /// Seconds.
     pub seconds: f64,
+    /// Time per stage.
+    pub stages: Stages,
 }
 
 /// Everything a job run needs.
@@ -147,6 +150,44 @@ pub struct Job {
     pub limiter: Arc<Limiter>,
     /// Loads in flight per BE.
     pub be_limiters: Mutex<std::collections::HashMap<String, Arc<Limiter>>>,
+    /// Time per stage.
+    pub stats: Arc<StageStats>,
+}
+
+/// Time spent per stage, summed over every chunk (so it can exceed the
+/// wall time when stages overlap).
+#[derive(Debug, Default)]
+pub struct StageStats {
+    /// Waiting for DataFusion's next batch (reading and decoding Parquet,
+    /// the transform).
+    pub decode_ns: AtomicU64,
+    /// Encoding on the rayon pool.
+    pub encode_ns: AtomicU64,
+    /// Waiting for an upload to take the next buffer (network, server).
+    pub send_ns: AtomicU64,
+}
+
+/// [`StageStats`] in seconds.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stages {
+    /// See [`StageStats::decode_ns`].
+    pub decode_seconds: f64,
+    /// See [`StageStats::encode_ns`].
+    pub encode_seconds: f64,
+    /// See [`StageStats::send_ns`].
+    pub send_wait_seconds: f64,
+}
+
+impl StageStats {
+    /// In seconds.
+    pub fn seconds(&self) -> Stages {
+        let s = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e9;
+        Stages {
+            decode_seconds: s(&self.decode_ns),
+            encode_seconds: s(&self.encode_ns),
+            send_wait_seconds: s(&self.send_ns),
+        }
+    }
 }
 
 impl Job {
@@ -185,6 +226,7 @@ pub async fn run(job: Arc<Job>) -> Result<LoadReport> {
         .await;
     let mut report = counters.report.lock().unwrap().clone();
     report.seconds = start.elapsed().as_secs_f64();
+    report.stages = job.stats.seconds();
     result.map(|_| report)
 }
 
@@ -383,7 +425,9 @@ async fn produce(
     type Enc = std::result::Result<Encoded, EncodeError>;
     let mut pending: Option<(oneshot::Receiver<Enc>, u64)> = None;
     loop {
+        let t = Instant::now();
         let next = stream.next().await;
+        job.stats.decode_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         if let Some((rx, base)) = pending.take() {
             let enc = match rx.await {
                 Ok(Ok(e)) => e,
@@ -414,13 +458,19 @@ async fn produce(
                     }
                 }
                 let tx = &sinks[i].as_ref().expect("sink started").tx;
-                let mut buf = Vec::with_capacity(data.len() + 1);
-                if part == Part::Json {
+                let body = if part == Part::Json {
+                    let mut buf = Vec::with_capacity(data.len() + 1);
                     buf.push(if first { b'[' } else { b',' });
-                }
-                buf.extend_from_slice(&data);
-                bytes[i] += buf.len() as u64;
-                if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                    buf.extend_from_slice(&data);
+                    buf
+                } else {
+                    data
+                };
+                bytes[i] += body.len() as u64;
+                let t = Instant::now();
+                let sent = tx.send(Ok(Bytes::from(body))).await;
+                job.stats.send_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                if sent.is_err() {
                     return Produced::Interrupted;
                 }
             }
@@ -441,9 +491,12 @@ async fn produce(
         let encoder = job.encoder.clone();
         let base = dispatched;
         dispatched += batch.num_rows() as u64;
+        let stats = job.stats.clone();
         rayon::spawn(move || {
+            let t = Instant::now();
             let mut out = Encoded::default();
             let r = encoder.encode(&batch, &mut out).map(|_| out);
+            stats.encode_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             let _ = etx.send(r);
         });
         pending = Some((erx, base));

@@ -27,6 +27,9 @@ enum Cmd {
     Load(JobArgs),
     /// Print the plan (files, partitions, column mapping, chunks, labels); send nothing.
     Plan(JobArgs),
+    /// After `load --shard i/n` ran for every i: verify every chunk and, in
+    /// overwrite mode, swap the new partitions in.
+    Finalize(FinalizeArgs),
     /// Run the StarRocks simulator.
     Sim(SimArgs),
     /// Show a job's chunks and verdicts from its journal.
@@ -75,6 +78,18 @@ struct JobArgs {
     /// Loads in flight.
     #[arg(long)]
     parallel: Option<usize>,
+    /// Retries of one chunk after failures (default 8).
+    #[arg(long)]
+    max_retries: Option<u32>,
+    /// Loads in flight per BE (default: --parallel).
+    #[arg(long)]
+    per_be_parallel: Option<usize>,
+    /// Longest wait for one listing, footer read or metastore call, seconds (default 60).
+    #[arg(long)]
+    source_timeout_secs: Option<u64>,
+    /// Largest job --mode atomic accepts (one transaction), e.g. 10GiB.
+    #[arg(long, value_parser = parse_size)]
+    max_txn_bytes: Option<u64>,
     /// Time zone for timestamps with a zone (default UTC).
     #[arg(long)]
     timezone: Option<String>,
@@ -99,13 +114,31 @@ struct JobArgs {
     /// Start although an earlier job with the same source, table and transform had other inputs.
     #[arg(long)]
     new_job: bool,
+    /// Load only shard i of n of the chunk plan (e.g. 0/4); run `finalize` after all shards.
+    #[arg(long)]
+    shard: Option<String>,
     /// Print a JSON report instead of text.
     #[arg(long)]
     json: bool,
+    /// Print the resolved settings (secrets redacted) and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// BITMAP column loaded through a global dictionary: COLUMN=SOURCE_EXPRESSION (repeatable).
+    #[arg(long = "bitmap-dict", value_name = "COLUMN=EXPR")]
+    bitmap_dict: Vec<String>,
 }
 
 fn parse_size(s: &str) -> std::result::Result<u64, String> {
     parse_bytes(s)
+}
+
+#[derive(Args, Debug)]
+struct FinalizeArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// The number of shards the job ran as.
+    #[arg(long)]
+    shards: usize,
 }
 
 #[derive(Args, Debug)]
@@ -170,8 +203,23 @@ struct DemoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The job file may ask for JSON logs.
+    let file_json = match &cli.cmd {
+        Cmd::Load(a) | Cmd::Plan(a) => a.config.as_ref().and_then(|p| JobFile::load(p).ok()).and_then(|f| f.log_format),
+        Cmd::Finalize(a) => a.job.config.as_ref().and_then(|p| JobFile::load(p).ok()).and_then(|f| f.log_format),
+        _ => None,
+    }
+    .is_some_and(|f| f.eq_ignore_ascii_case("json"));
+    init_logging(cli.log_json || file_json);
+    // STARLOAD_THREADS caps both the I/O runtime and the encoder pool (for
+    // benchmarks and shared machines); by default both use every core.
+    let threads = std::env::var("STARLOAD_THREADS").ok().and_then(|t| t.parse::<usize>().ok()).filter(|&t| t > 0);
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(t) = threads {
+        builder.worker_threads(t);
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("starload: cannot start runtime: {e}");
@@ -214,6 +262,62 @@ fn init_logging(json: bool) {
     }
 }
 
+async fn load(a: &JobArgs, f: JobFile) -> Result<job::Report> {
+    let settings = Settings::resolve(f)?;
+    let p = job::prepare(settings).await?;
+    let total_rows = p.plan.rows();
+    let chunks = p.plan.chunks.len();
+    let bar = if std::io::stderr().is_terminal() && !a.json {
+        let b = indicatif::ProgressBar::new(total_rows);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {human_pos}/{human_len} rows  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let bar2 = bar.clone();
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |ev| {
+        if let (Some(b), Progress::Committed { rows, bytes: n, .. }) = (&bar2, &ev) {
+            b.inc(*rows);
+            let c = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let t = bytes.fetch_add(*n, std::sync::atomic::Ordering::SeqCst) + n;
+            b.set_message(format!("{c}/{chunks} chunks, {} sent", human_bytes(t)));
+        }
+    });
+    let report = job::run(p, progress).await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let report = report?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::internal(e.to_string()))?);
+    } else if report.load.chunks_loaded == 0 {
+        println!(
+            "nothing to load: all {} chunks of job {} were already committed ({} rows in {})",
+            report.load.chunks, report.job, report.load.rows_skipped, report.target
+        );
+    } else {
+        println!(
+            "loaded {} rows in {} chunks into {} ({} chunks already committed, {} retries) in {:.1} s: {:.0} rows/s, {:.1} MiB/s",
+            report.load.rows_loaded,
+            report.load.chunks_loaded,
+            report.target,
+            report.load.chunks_skipped,
+            report.load.retries,
+            report.load.seconds,
+            report.rows_per_sec,
+            report.mib_per_sec
+        );
+    }
+    Ok(report)
+}
+
 fn job_file(a: &JobArgs) -> Result<JobFile> {
     let cli = JobFile {
         source: a.source.clone(),
@@ -227,6 +331,10 @@ fn job_file(a: &JobArgs) -> Result<JobFile> {
         label_prefix: a.label_prefix.clone(),
         chunk_bytes: a.chunk_bytes.map(ByteSize),
         parallel: a.parallel,
+        per_be_parallel: a.per_be_parallel,
+        max_retries: a.max_retries,
+        source_timeout_secs: a.source_timeout_secs,
+        max_txn_bytes: a.max_txn_bytes.map(ByteSize),
         timezone: a.timezone.clone(),
         transform: TransformFile { select: a.select.clone(), filter: a.filter.clone() },
         mode: a.mode.clone(),
@@ -234,6 +342,16 @@ fn job_file(a: &JobArgs) -> Result<JobFile> {
         partial_update: a.partial_update.then_some(true),
         merge_condition: a.merge_condition.clone(),
         new_job: a.new_job.then_some(true),
+        shard: a.shard.clone(),
+        bitmap_dict: a
+            .bitmap_dict
+            .iter()
+            .map(|d| {
+                d.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    .ok_or_else(|| Error::config(format!("--bitmap-dict `{d}` must be COLUMN=EXPRESSION")))
+            })
+            .collect::<Result<_>>()?,
         ..JobFile::default()
     };
     let file = match &a.config {
@@ -245,6 +363,10 @@ fn job_file(a: &JobArgs) -> Result<JobFile> {
 
 async fn run(cmd: Cmd) -> Result<()> {
     match cmd {
+        Cmd::Load(a) | Cmd::Plan(a) if a.print_config => {
+            print!("{}", job_file(&a)?.redacted_toml());
+            Ok(())
+        }
         Cmd::Plan(a) => {
             let settings = Settings::resolve(job_file(&a)?)?;
             let p = job::prepare(settings).await?;
@@ -257,56 +379,59 @@ async fn run(cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Load(a) => {
-            let settings = Settings::resolve(job_file(&a)?)?;
-            let p = job::prepare(settings).await?;
-            let total_rows = p.plan.rows();
-            let chunks = p.plan.chunks.len();
-            let bar = if std::io::stderr().is_terminal() && !a.json {
-                let b = indicatif::ProgressBar::new(total_rows);
-                b.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{spinner} [{elapsed_precise}] {bar:40} {human_pos}/{human_len} rows  {msg}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                Some(b)
-            } else {
-                None
+            let f = job_file(&a)?;
+            let (metrics_file, pushgateway) = (f.metrics_file.clone(), f.metrics_pushgateway.clone());
+            let labels = starload::metrics::RunLabels {
+                target: f.table.clone().unwrap_or_default(),
+                mode: f.mode.clone().unwrap_or_else(|| "append".into()),
+                job: String::new(),
             };
-            let bar2 = bar.clone();
-            let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |ev| {
-                if let (Some(b), Progress::Committed { rows, bytes: n, .. }) = (&bar2, &ev) {
-                    b.inc(*rows);
-                    let c = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                    let t = bytes.fetch_add(*n, std::sync::atomic::Ordering::SeqCst) + n;
-                    b.set_message(format!("{c}/{chunks} chunks, {} sent", human_bytes(t)));
+            let started = std::time::Instant::now();
+            let result = load(&a, f).await;
+            if metrics_file.is_some() || pushgateway.is_some() {
+                let (report, code) = match &result {
+                    Ok(r) => (Some(r), 0),
+                    Err(e) => (None, exit_code(e.kind())),
+                };
+                let labels =
+                    starload::metrics::RunLabels { job: report.map(|r| r.job.clone()).unwrap_or_default(), ..labels };
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0);
+                let text = starload::metrics::render(&labels, report, code, started.elapsed().as_secs_f64(), now);
+                if let Some(p) = &metrics_file
+                    && let Err(e) = starload::metrics::write_file(p, &text)
+                {
+                    tracing::warn!("{e}");
                 }
-            });
-            let report = job::run(p, progress).await;
-            if let Some(b) = &bar {
-                b.finish_and_clear();
+                if let Some(u) = &pushgateway
+                    && let Err(e) = starload::metrics::push(u, &labels.target, &text).await
+                {
+                    tracing::warn!("{e}");
+                }
             }
-            let report = report?;
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::internal(e.to_string()))?);
-            } else if report.load.chunks_loaded == 0 {
-                println!(
-                    "nothing to load: all {} chunks of job {} were already committed ({} rows in {})",
-                    report.load.chunks, report.job, report.load.rows_skipped, report.target
-                );
+            result.map(|_| ())
+        }
+        Cmd::Finalize(a) => {
+            let mut f = job_file(&a.job)?;
+            f.shard = None;
+            let settings = Settings::resolve(f)?;
+            let p = job::prepare(settings).await?;
+            let r = job::finalize(p, a.shards).await?;
+            if a.job.json {
+                println!("{}", serde_json::to_string_pretty(&r).map_err(|e| Error::internal(e.to_string()))?);
             } else {
                 println!(
-                    "loaded {} rows in {} chunks into {} ({} chunks already committed, {} retries) in {:.1} s: {:.0} rows/s, {:.1} MiB/s",
-                    report.load.rows_loaded,
-                    report.load.chunks_loaded,
-                    report.target,
-                    report.load.chunks_skipped,
-                    report.load.retries,
-                    report.load.seconds,
-                    report.rows_per_sec,
-                    report.mib_per_sec
+                    "job {}: all {} chunks committed (checked by {}){}",
+                    r.job,
+                    r.chunks,
+                    r.verified_by,
+                    if r.partitions_replaced.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; replaced {}", r.partitions_replaced.join(", "))
+                    }
                 );
             }
             Ok(())

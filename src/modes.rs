@@ -118,13 +118,155 @@ fn quote(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
+/// What an overwrite writes into and what it must hold before the swap.
+#[derive(Debug, Clone)]
+struct Targets {
+    /// `(temporary partition, live partition)`, for partitioned tables.
+    temps: Vec<(String, String)>,
+    /// Bounds of the live partitions.
+    ranges: Vec<RangePartition>,
+    /// A shadow table, for unpartitioned tables.
+    shadow: Option<String>,
+    /// Rows (or distinct keys) each live partition (or the shadow) must hold.
+    expected: BTreeMap<String, u64>,
+}
+
+/// Works out the partitions the job touches and their expected counts, and
+/// names the temporary partitions (or shadow table) with `tag`.
+async fn targets(ctx: &RunCtx, meta: &mut Meta, tag: &str) -> Result<Targets> {
+    let p = &ctx.prepared;
+    let (db, table) = (&p.settings.db, &p.settings.table);
+    let keyed = p.target.keys != KeysType::Duplicate;
+    let fp8 = &p.plan.fingerprint[..8];
+    if p.target.partition_key.is_empty() {
+        let shadow = format!("{table}__stl_{fp8}_{tag}");
+        let mut expected = BTreeMap::new();
+        expected.insert(shadow.clone(), census_unpartitioned(ctx, keyed).await?);
+        return Ok(Targets { temps: vec![], ranges: vec![], shadow: Some(shadow), expected });
+    }
+    if p.target.partition_key.len() != 1 {
+        return Err(Error::config("overwrite supports tables partitioned by one column"));
+    }
+    let pcol = p.target.partition_key[0].clone();
+    let pty = p
+        .target
+        .column(&pcol)
+        .map(|c| c.ty.clone())
+        .ok_or_else(|| Error::internal(format!("partition column `{pcol}` is not a column")))?;
+    let mut ranges = Vec::new();
+    for (name, range) in meta.partitions(db, table, false).await? {
+        let (lo, hi, lo_text, hi_text) = parse_range(&range, &pty).ok_or_else(|| {
+            Error::config(format!(
+                "overwrite supports range partitions; partition `{name}` of `{db}.{table}` has bounds `{range}`"
+            ))
+        })?;
+        ranges.push(RangePartition { name, lo, hi, lo_text, hi_text });
+    }
+    let counts = census(ctx, &pcol, keyed).await?;
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for (v, n) in &counts {
+        let val = value::parse_csv_field(&pty, v)
+            .map_err(|e| Error::data(format!("partition value `{v}` is not a valid {pty}: {e}")))?;
+        let part = ranges
+            .iter()
+            .find(|r| {
+                value::cmp_values(&r.lo, &val).is_some_and(|o| o.is_le())
+                    && value::cmp_values(&val, &r.hi).is_some_and(|o| o.is_lt())
+            })
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "`{db}.{table}` has no partition for {pcol} = {v}; add the partition before loading"
+                ))
+            })?;
+        *expected.entry(part.name.clone()).or_default() += n;
+    }
+    let temps = expected.keys().map(|n| (format!("stl_{fp8}_{tag}_{n}"), n.clone())).collect();
+    Ok(Targets { temps, ranges, shadow: None, expected })
+}
+
+/// Creates what is missing of the targets (another shard may be creating
+/// them at the same time).
+async fn create_targets(ctx: &RunCtx, meta: &mut Meta, t: &Targets) -> Result<()> {
+    let s = &ctx.prepared.settings;
+    let (db, table) = (&s.db, &s.table);
+    if let Some(sh) = &t.shadow {
+        return meta.exec(&format!("CREATE TABLE IF NOT EXISTS `{db}`.`{sh}` LIKE `{db}`.`{table}`")).await;
+    }
+    let existing: HashSet<String> =
+        meta.partitions(db, table, true).await?.into_iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+    for (tp, live) in &t.temps {
+        if existing.contains(&tp.to_ascii_lowercase()) {
+            continue;
+        }
+        let r = t.ranges.iter().find(|r| &r.name == live).ok_or_else(|| Error::internal("partition vanished"))?;
+        let sql = format!(
+            "ALTER TABLE `{db}`.`{table}` ADD TEMPORARY PARTITION `{tp}` VALUES [(\"{}\"), (\"{}\"))",
+            quote(&r.lo_text),
+            quote(&r.hi_text)
+        );
+        if let Err(e) = meta.exec(&sql).await {
+            let now: HashSet<String> =
+                meta.partitions(db, table, true).await?.into_iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+            if !now.contains(&tp.to_ascii_lowercase()) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Counts what was loaded against the source, then swaps it in.
+async fn verify_and_swap(ctx: &RunCtx, meta: &mut Meta, t: &Targets) -> Result<Vec<String>> {
+    let s = &ctx.prepared.settings;
+    let (db, table) = (&s.db, &s.table);
+    let keyed = ctx.prepared.target.keys != KeysType::Duplicate;
+    let what = if keyed { " distinct keys" } else { "" };
+    if let Some(sh) = &t.shadow {
+        let got = count(meta, &format!("SELECT COUNT(*) FROM `{db}`.`{sh}`")).await?;
+        let want = t.expected.get(sh).copied().unwrap_or(0);
+        if got != want {
+            return Err(Error::verify(format!(
+                "shadow table `{sh}` holds {got} rows, the source has {want}{what}; nothing was replaced"
+            )));
+        }
+        meta.exec(&format!("ALTER TABLE `{db}`.`{table}` SWAP WITH `{sh}`")).await?;
+        // The shadow now holds the old rows.
+        let _ = meta.exec(&format!("DROP TABLE IF EXISTS `{db}`.`{sh}`")).await;
+        return Ok(vec![table.clone()]);
+    }
+    for (tp, live) in &t.temps {
+        let got = count(meta, &format!("SELECT COUNT(*) FROM `{db}`.`{table}` TEMPORARY PARTITION (`{tp}`)")).await?;
+        let want = t.expected.get(live).copied().unwrap_or(0);
+        if got != want {
+            return Err(Error::verify(format!(
+                "temporary partition `{tp}` for `{live}` holds {got} rows, the source has {want}{what}; nothing was replaced"
+            )));
+        }
+    }
+    let olds: Vec<String> = t.temps.iter().map(|(_, l)| format!("`{l}`")).collect();
+    let news: Vec<String> = t.temps.iter().map(|(tp, _)| format!("`{tp}`")).collect();
+    let swap = format!(
+        "ALTER TABLE `{db}`.`{table}` REPLACE PARTITION ({}) WITH TEMPORARY PARTITION ({})",
+        olds.join(", "),
+        news.join(", ")
+    );
+    if let Err(e) = meta.exec(&swap).await {
+        // Did it happen anyway? The temporary partitions are gone then.
+        let left: HashSet<String> =
+            meta.partitions(db, table, true).await?.into_iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+        if t.temps.iter().any(|(tp, _)| left.contains(&tp.to_ascii_lowercase())) {
+            return Err(e);
+        }
+    }
+    Ok(t.temps.iter().map(|(_, l)| l.clone()).collect())
+}
+
 /// Loads into temporary partitions (or a shadow table), verifies the counts,
 /// and swaps them in. Any failure drops what was created; the live data
 /// never changes before the swap.
 pub(crate) async fn overwrite(ctx: &RunCtx) -> Result<LoadReport> {
     let p = &ctx.prepared;
     let s = &p.settings;
-    let (db, table) = (s.db.clone(), s.table.clone());
     // Already swapped?
     let modes = ctx.journal.lock().unwrap().modes().to_vec();
     if modes.iter().any(|m| matches!(m, ModeRecord::OverwriteSwapped { .. })) {
@@ -136,159 +278,63 @@ pub(crate) async fn overwrite(ctx: &RunCtx) -> Result<LoadReport> {
     }
     // The attempt to continue, or a new one.
     let mut epoch = 0u32;
-    // (temporary partitions, shadow table) of the attempt to continue.
-    type Resume = (Vec<(String, String)>, Option<String>);
-    let mut resume: Option<Resume> = None;
+    let mut resuming = false;
     for m in &modes {
         match m {
-            ModeRecord::OverwriteStarted { epoch: e, temps, shadow } => {
+            ModeRecord::OverwriteStarted { epoch: e, .. } => {
                 epoch = *e;
-                resume = Some((temps.clone(), shadow.clone()));
+                resuming = true;
             }
             ModeRecord::OverwriteAborted { epoch: e, .. } if *e == epoch => {
-                resume = None;
+                resuming = false;
                 epoch += 1;
             }
             _ => {}
         }
     }
-    let keyed = p.target.keys != KeysType::Duplicate;
     let mut meta = ctx.meta().await?;
     let start = Instant::now();
-    let fp8 = &p.plan.fingerprint[..8];
-    let partitioned = !p.target.partition_key.is_empty();
     let result: Result<LoadReport> = async {
-        if partitioned {
-            if p.target.partition_key.len() != 1 {
-                return Err(Error::config("overwrite supports tables partitioned by one column"));
-            }
-            let pcol = p.target.partition_key[0].clone();
-            let pty = p
-                .target
-                .column(&pcol)
-                .map(|c| c.ty.clone())
-                .ok_or_else(|| Error::internal(format!("partition column `{pcol}` is not a column")))?;
-            let mut ranges = Vec::new();
-            for (name, range) in meta.partitions(&db, &table, false).await? {
-                let (lo, hi, lo_text, hi_text) = parse_range(&range, &pty).ok_or_else(|| {
-                    Error::config(format!(
-                        "overwrite supports range partitions; partition `{name}` of `{db}.{table}` has bounds `{range}`"
-                    ))
-                })?;
-                ranges.push(RangePartition { name, lo, hi, lo_text, hi_text });
-            }
-            // Which partitions the job touches, and their expected counts.
-            let counts = census(ctx, &pcol, keyed).await?;
-            let mut expected: BTreeMap<String, u64> = BTreeMap::new();
-            for (v, n) in &counts {
-                let val = value::parse_csv_field(&pty, v)
-                    .map_err(|e| Error::data(format!("partition value `{v}` is not a valid {pty}: {e}")))?;
-                let part = ranges
-                    .iter()
-                    .find(|r| {
-                        value::cmp_values(&r.lo, &val).is_some_and(|o| o.is_le())
-                            && value::cmp_values(&val, &r.hi).is_some_and(|o| o.is_lt())
-                    })
-                    .ok_or_else(|| {
-                        Error::config(format!(
-                            "`{db}.{table}` has no partition for {pcol} = {v}; add the partition before loading"
-                        ))
-                    })?;
-                *expected.entry(part.name.clone()).or_default() += n;
-            }
-            let temps: Vec<(String, String)> = match &resume {
-                Some((t, _)) => t.clone(),
-                None => expected.keys().map(|n| (format!("stl_{fp8}_{epoch}_{n}"), n.clone())).collect(),
-            };
-            let existing: HashSet<String> =
-                meta.partitions(&db, &table, true).await?.into_iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
-            let chunks = relabel(&p.plan.chunks, &format!("o{epoch}"));
-            if resume.is_none() {
-                ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteStarted { epoch, temps: temps.clone(), shadow: None })?;
-            } else {
-                let loaded_any = {
-                    let j = ctx.journal.lock().unwrap();
-                    chunks.iter().any(|c| j.chunk_done_as(c.index, &c.label).is_some() || j.part(&c.label).is_some())
-                };
-                if loaded_any && temps.iter().any(|(t, _)| !existing.contains(&t.to_ascii_lowercase())) {
-                    // Rows already loaded went away with their temporary
-                    // partitions: this attempt cannot continue.
-                    return Err(Error::infra(
-                        "temporary partitions of the interrupted overwrite disappeared; re-run to start a new attempt",
-                    ));
-                }
-            }
-            for (tp, live) in &temps {
-                if existing.contains(&tp.to_ascii_lowercase()) {
-                    continue;
-                }
-                let r = ranges.iter().find(|r| &r.name == live).ok_or_else(|| Error::internal("partition vanished"))?;
-                meta.exec(&format!(
-                    "ALTER TABLE `{db}`.`{table}` ADD TEMPORARY PARTITION `{tp}` VALUES [(\"{}\"), (\"{}\"))",
-                    quote(&r.lo_text),
-                    quote(&r.hi_text)
-                ))
-                .await?;
-            }
-            let names: Vec<String> = temps.iter().map(|(t, _)| t.clone()).collect();
-            let job = ctx.job(&table, chunks, &[("temporary_partitions".into(), names.join(","))]);
-            let mut report = load::run(job).await?;
-            // Verify before the swap.
-            for (tp, live) in &temps {
-                let got = count(&mut meta, &format!("SELECT COUNT(*) FROM `{db}`.`{table}` TEMPORARY PARTITION (`{tp}`)")).await?;
-                let want = expected.get(live).copied().unwrap_or(0);
-                if got != want {
-                    return Err(Error::verify(format!(
-                        "temporary partition `{tp}` for `{live}` holds {got} rows, the source has {want}{}; nothing was replaced",
-                        if keyed { " distinct keys" } else { "" }
-                    )));
-                }
-            }
-            let olds: Vec<String> = temps.iter().map(|(_, l)| format!("`{l}`")).collect();
-            let news: Vec<String> = temps.iter().map(|(t, _)| format!("`{t}`")).collect();
-            let swap = format!(
-                "ALTER TABLE `{db}`.`{table}` REPLACE PARTITION ({}) WITH TEMPORARY PARTITION ({})",
-                olds.join(", "),
-                news.join(", ")
-            );
-            if let Err(e) = meta.exec(&swap).await {
-                // Did it happen anyway? The temporary partitions are gone then.
-                let mut m2 = ctx.meta().await?;
-                let left: HashSet<String> =
-                    m2.partitions(&db, &table, true).await?.into_iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
-                if temps.iter().any(|(t, _)| left.contains(&t.to_ascii_lowercase())) {
-                    return Err(e);
-                }
-            }
-            ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteSwapped { epoch })?;
-            report.seconds = start.elapsed().as_secs_f64();
-            Ok(report)
+        let t = targets(ctx, &mut meta, &epoch.to_string()).await?;
+        let chunks = relabel(&p.plan.chunks, &format!("o{epoch}"));
+        if !resuming {
+            ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteStarted {
+                epoch,
+                temps: t.temps.clone(),
+                shadow: t.shadow.clone(),
+            })?;
         } else {
-            let shadow = match &resume {
-                Some((_, Some(sh))) => sh.clone(),
-                _ => format!("{table}__stl_{fp8}_{epoch}"),
+            let loaded_any = {
+                let j = ctx.journal.lock().unwrap();
+                chunks.iter().any(|c| j.chunk_done_as(c.index, &c.label).is_some() || j.part(&c.label).is_some())
             };
-            if resume.is_none() {
-                ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteStarted { epoch, temps: vec![], shadow: Some(shadow.clone()) })?;
+            let existing: HashSet<String> = meta
+                .partitions(&s.db, &s.table, true)
+                .await?
+                .into_iter()
+                .map(|(n, _)| n.to_ascii_lowercase())
+                .collect();
+            if loaded_any && t.temps.iter().any(|(tp, _)| !existing.contains(&tp.to_ascii_lowercase())) {
+                // Rows already loaded went away with their temporary
+                // partitions: this attempt cannot continue.
+                return Err(Error::infra(
+                    "temporary partitions of the interrupted overwrite disappeared; re-run to start a new attempt",
+                ));
             }
-            meta.exec(&format!("CREATE TABLE IF NOT EXISTS `{db}`.`{shadow}` LIKE `{db}`.`{table}`")).await?;
-            let expected: u64 = census_unpartitioned(ctx, keyed).await?;
-            let chunks = relabel(&p.plan.chunks, &format!("o{epoch}"));
-            let job = ctx.job(&shadow, chunks, &[]);
-            let mut report = load::run(job).await?;
-            let got = count(&mut meta, &format!("SELECT COUNT(*) FROM `{db}`.`{shadow}`")).await?;
-            if got != expected {
-                return Err(Error::verify(format!(
-                    "shadow table `{shadow}` holds {got} rows, the source has {expected}; nothing was replaced"
-                )));
-            }
-            meta.exec(&format!("ALTER TABLE `{db}`.`{table}` SWAP WITH `{shadow}`")).await?;
-            ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteSwapped { epoch })?;
-            // The shadow now holds the old rows.
-            let _ = meta.exec(&format!("DROP TABLE IF EXISTS `{db}`.`{shadow}`")).await;
-            report.seconds = start.elapsed().as_secs_f64();
-            Ok(report)
         }
+        create_targets(ctx, &mut meta, &t).await?;
+        let (table, extra) = match &t.shadow {
+            Some(sh) => (sh.clone(), vec![]),
+            None => {
+                let names: Vec<String> = t.temps.iter().map(|(tp, _)| tp.clone()).collect();
+                (s.table.clone(), vec![("temporary_partitions".to_string(), names.join(","))])
+            }
+        };
+        let mut report = load::run(ctx.job(&table, chunks, &extra)).await?;
+        verify_and_swap(ctx, &mut meta, &t).await?;
+        ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteSwapped { epoch })?;
+        report.seconds = start.elapsed().as_secs_f64();
+        Ok(report)
     }
     .await;
     if let Err(e) = &result {
@@ -300,6 +346,45 @@ pub(crate) async fn overwrite(ctx: &RunCtx) -> Result<LoadReport> {
     }
     meta.close().await;
     result
+}
+
+/// One shard of a sharded overwrite: creates the temporary partitions (or the
+/// shadow table) if no other shard has, and loads its chunks into them.
+/// `finalize` verifies and swaps.
+pub(crate) async fn overwrite_shard(ctx: &RunCtx) -> Result<LoadReport> {
+    let p = &ctx.prepared;
+    let s = &p.settings;
+    let mut meta = ctx.meta().await?;
+    let t = targets(ctx, &mut meta, "s").await?;
+    create_targets(ctx, &mut meta, &t).await?;
+    meta.close().await;
+    let (table, extra) = match &t.shadow {
+        Some(sh) => (sh.clone(), vec![]),
+        None => {
+            let names: Vec<String> = t.temps.iter().map(|(tp, _)| tp.clone()).collect();
+            (s.table.clone(), vec![("temporary_partitions".to_string(), names.join(","))])
+        }
+    };
+    let chunks = crate::job::shard_chunks(&relabel_for_shards(&p.plan.chunks), s.shard);
+    load::run(ctx.job(&table, chunks, &extra)).await
+}
+
+/// The chunk labels of a sharded overwrite.
+pub(crate) fn relabel_for_shards(chunks: &[Chunk]) -> Vec<Chunk> {
+    relabel(chunks, "os")
+}
+
+/// The last step of a sharded overwrite: counts and swap.
+pub(crate) async fn finalize_overwrite(ctx: &RunCtx) -> Result<Vec<String>> {
+    if ctx.journal.lock().unwrap().modes().iter().any(|m| matches!(m, ModeRecord::OverwriteSwapped { .. })) {
+        return Ok(vec![]);
+    }
+    let mut meta = ctx.meta().await?;
+    let t = targets(ctx, &mut meta, "s").await?;
+    let replaced = verify_and_swap(ctx, &mut meta, &t).await?;
+    ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteSwapped { epoch: 0 })?;
+    meta.close().await;
+    Ok(replaced)
 }
 
 async fn census_unpartitioned(ctx: &RunCtx, keyed: bool) -> Result<u64> {

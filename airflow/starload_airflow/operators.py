@@ -69,7 +69,7 @@ PASSWORD_ENV_VAR = "STARROCKS_PASSWORD"
 #: Environment variable naming the starload binary when ``binary`` is not given.
 BINARY_ENV_VAR = "STARLOAD_BIN"
 
-MODES = ("load", "plan")
+MODES = ("load", "plan", "finalize")
 
 _REDACTED = "***"
 
@@ -125,7 +125,7 @@ class StarloadOperator(BaseOperator):
     """Load a Hive/Parquet dataset into StarRocks with the ``starload`` CLI.
 
     :param config: path of the job file (TOML). Templated.
-    :param mode: ``"load"`` (default) or ``"plan"`` (prints the plan, sends nothing).
+    :param mode: ``"load"`` (default), ``"plan"`` (prints the plan, sends nothing) or ``"finalize"`` (after ``--shard i/n`` loads: verify and, for overwrite, swap; pass ``--shards n`` in ``extra_args``).
     :param source: override of the job file's ``source``. Templated.
     :param table: override of ``table`` (``db.table``). Templated.
     :param fe: override of ``fe`` (FE HTTP URL).

@@ -476,10 +476,16 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
                         .to_resp());
                     }
                     if discard_csv {
-                        for &b in data.iter() {
-                            if b == delim0 && last.is_some_and(|l| l != delim0) {
+                        // Count non-empty lines without touching every byte
+                        // twice: a delimiter ends a row unless it follows
+                        // another delimiter (an empty line).
+                        for pos in memchr::memchr_iter(delim0, &data) {
+                            let prev = if pos == 0 { last } else { Some(data[pos - 1]) };
+                            if prev.is_some_and(|l| l != delim0) {
                                 csv_rows += 1;
                             }
+                        }
+                        if let Some(&b) = data.last() {
                             last = Some(b);
                         }
                     } else {

@@ -8,6 +8,7 @@ mod exactly_once;
 mod fidelity;
 mod hms;
 mod modes;
+mod shards;
 mod sources;
 mod support;
 mod transform;

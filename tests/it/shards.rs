@@ -1,0 +1,127 @@
+//! Scale-out: n processes load disjoint shards of one chunk plan with the
+//! labels a single run would use; `finalize` verifies (and swaps, for
+//! overwrite).
+
+use std::process::{Command, Stdio};
+
+use crate::support::*;
+
+const SELECT: &str = "id, c_i64, c_str, dt";
+
+fn table(partitioned: bool) -> starload::sim::tables::TableSpec {
+    let mut t = dup_table(
+        "db",
+        "t",
+        "id",
+        vec![col_nn("id", "BIGINT"), col("c_i64", "BIGINT"), col("c_str", "VARCHAR(255)"), col_nn("dt", "DATE")],
+    );
+    if partitioned {
+        t.partition_by = Some("dt".into());
+        t.partitions = ["2024-02-28", "2024-02-29", "2024-03-01"]
+            .iter()
+            .zip(["2024-02-29", "2024-03-01", "2024-03-02"])
+            .map(|(lo, hi)| starload::sim::tables::PartitionSpec {
+                name: format!("p{}", lo.replace('-', "")),
+                values: vec![],
+                range: Some((lo.to_string(), hi.to_string())),
+            })
+            .collect();
+    }
+    t
+}
+
+fn oracle() -> std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
+    expected(&corpus().join("pyarrow"))
+        .into_iter()
+        .map(|(id, o)| (id, ["id", "c_i64", "c_str", "dt"].iter().map(|k| (k.to_string(), o[*k].clone())).collect()))
+        .collect()
+}
+
+fn args(sim: &starload::sim::Sim, state: &std::path::Path, mode: &str) -> Vec<String> {
+    [
+        "--source",
+        &corpus().join("pyarrow").display().to_string(),
+        "--table",
+        "db.t",
+        "--fe",
+        &sim.fe_url(),
+        "--mysql",
+        &sim.mysql_addr(),
+        "--user",
+        USER,
+        "--state-dir",
+        &state.display().to_string(),
+        "--chunk-bytes",
+        "48KiB",
+        "--select",
+        SELECT,
+        "--mode",
+        mode,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+async fn run_shards(sim: &starload::sim::Sim, state: &std::path::Path, mode: &str, n: usize) {
+    let mut children = Vec::new();
+    for i in 0..n {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_starload"));
+        cmd.arg("load").args(args(sim, state, mode)).args(["--shard", &format!("{i}/{n}")]);
+        cmd.env("STARROCKS_PASSWORD", PASSWORD).stdout(Stdio::null()).stderr(Stdio::piped());
+        children.push(cmd.spawn().unwrap());
+    }
+    let outs = tokio::task::spawn_blocking(move || {
+        children.into_iter().map(|c| c.wait_with_output().unwrap()).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for (i, o) in outs.iter().enumerate() {
+        assert!(o.status.success(), "shard {i}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+async fn finalize(sim: &starload::sim::Sim, state: &std::path::Path, mode: &str, n: usize) -> serde_json::Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_starload"));
+    cmd.arg("finalize").args(args(sim, state, mode)).args(["--shards", &n.to_string(), "--json"]);
+    cmd.env("STARROCKS_PASSWORD", PASSWORD);
+    let o = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert!(o.status.success(), "finalize: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_shards_load_every_row_exactly_once() {
+    let sim = sim(vec![table(false)]).await;
+    let state = tempfile::tempdir().unwrap();
+    run_shards(&sim, state.path(), "append", 4).await;
+    assert_same(&oracle(), &stored(&sim, "db", "t"), &|_, v| v.clone());
+    let r = finalize(&sim, state.path(), "append", 4).await;
+    assert_eq!(r["status"], "ok");
+    assert_eq!(r["verified_by"], "journals");
+    assert_eq!(r["rows"], 3000);
+    // The labels are the ones a single run uses: a single run now sends nothing.
+    let requests = sim.be_requests();
+    let mut f = job_file(&sim, &corpus().join("pyarrow"), "db.t", tempfile::tempdir().unwrap().path());
+    f.transform.select = Some(SELECT.into());
+    f.chunk_bytes = Some(starload::config::ByteSize(48 << 10));
+    let single = load(f).await.unwrap();
+    assert_eq!(single.load.chunks_loaded, 0);
+    assert!(sim.be_requests() > requests, "the single run asked and found every label FINISHED");
+    assert_same(&oracle(), &stored(&sim, "db", "t"), &|_, v| v.clone());
+    // finalize without the shards' journals checks label states instead.
+    let empty = tempfile::tempdir().unwrap();
+    let r = finalize(&sim, empty.path(), "append", 4).await;
+    assert_eq!(r["verified_by"], "label states");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_overwrite_swaps_once_finalized() {
+    let sim = sim(vec![table(true)]).await;
+    let state = tempfile::tempdir().unwrap();
+    run_shards(&sim, state.path(), "overwrite", 3).await;
+    assert!(sim.rows("db", "t").is_empty(), "nothing is visible before finalize");
+    let r = finalize(&sim, state.path(), "overwrite", 3).await;
+    assert_eq!(r["partitions_replaced"].as_array().unwrap().len(), 3);
+    assert_same(&oracle(), &stored(&sim, "db", "t"), &|_, v| v.clone());
+}
