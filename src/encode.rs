@@ -130,6 +130,56 @@ pub struct ColumnMapping {
     pub ty: SrType,
     /// Whether the target accepts NULL.
     pub nullable: bool,
+    /// How the value reaches the column.
+    pub via: Via,
+}
+
+/// How a source column reaches its target column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Via {
+    /// The value itself.
+    #[default]
+    Direct,
+    /// A BITMAP column from one unsigned integer per row: the source's own
+    /// integers, or the ids of a global dictionary. Sent as
+    /// `tmp, col = to_bitmap(tmp)`.
+    ToBitmap,
+    /// A BITMAP column from serialized bitmaps (pre-aggregated rows),
+    /// already base64 text. Sent as `tmp, col = base64_to_bitmap(tmp)`.
+    Base64Bitmap,
+}
+
+impl ColumnMapping {
+    /// The type values have on the wire (the input of the column's
+    /// expression).
+    fn wire_ty(&self) -> SrType {
+        match self.via {
+            Via::Direct => self.ty.clone(),
+            // Decimal text of an id, 0..=u64::MAX.
+            Via::ToBitmap => SrType::LargeInt,
+            Via::Base64Bitmap => SrType::Varchar(u32::MAX),
+        }
+    }
+
+    /// The column's name in messages: the source column, or the target
+    /// column of a dictionary expression.
+    pub fn display_name(&self) -> &str {
+        if self.source_name.starts_with("__starload_dict_") { &self.target } else { &self.source_name }
+    }
+
+    /// The name the body uses for the column.
+    fn wire_key(&self) -> String {
+        match self.via {
+            Via::Direct => self.target.clone(),
+            Via::ToBitmap | Via::Base64Bitmap => tmp_key(&self.target),
+        }
+    }
+}
+
+/// The source column the transform adds for a dictionary-encoded BITMAP
+/// column (the dictionary's source expression).
+pub fn dict_source_column(target: &str) -> String {
+    format!("__starload_dict_{target}")
 }
 
 /// Why a batch could not be encoded.
@@ -153,6 +203,8 @@ pub struct Encoder {
     zone: Zone,
     csv_capable: bool,
     json_keys: Vec<Vec<u8>>,
+    /// Per column: the dictionary its values go through.
+    dicts: Vec<Option<std::sync::Arc<crate::dict::Lookup>>>,
 }
 
 /// Result of mapping a source schema onto a table.
@@ -200,7 +252,40 @@ pub fn map_columns(
                 target: crate::scan::OP_COLUMN.into(),
                 ty: SrType::TinyInt,
                 nullable: false,
+                via: Via::Direct,
             });
+            continue;
+        }
+        if let Some(target) = f.name().strip_prefix("__starload_dict_") {
+            let t = table.column(target).ok_or_else(|| {
+                Error::config(format!(
+                    "bitmap_dict names column `{target}`, which `{}.{}` does not have",
+                    table.db, table.table
+                ))
+            })?;
+            if t.ty != SrType::Bitmap {
+                return Err(Error::config(format!(
+                    "bitmap_dict names column `{}`, which is {}, not BITMAP",
+                    t.name, t.ty
+                )));
+            }
+            columns.push(ColumnMapping {
+                source: i,
+                source_name: f.name().clone(),
+                target: t.name.clone(),
+                ty: t.ty.clone(),
+                nullable: t.nullable,
+                via: Via::ToBitmap,
+            });
+            continue;
+        }
+        let dict_target = schema
+            .fields()
+            .iter()
+            .any(|g| g.name().strip_prefix("__starload_dict_").is_some_and(|t| t.eq_ignore_ascii_case(f.name())));
+        if dict_target {
+            // The dictionary's expression fills this column; the source
+            // column of the same name is its input, not a value to load.
             continue;
         }
         let Some(t) = table.column(f.name()) else {
@@ -218,16 +303,27 @@ pub fn map_columns(
         if columns.iter().any(|c: &ColumnMapping| c.target == t.name) {
             return Err(Error::config(format!("two source columns map to `{}`", t.name)));
         }
-        if t.ty.needs_expression() {
+        let via = if t.ty == SrType::Bitmap && is_integer(f.data_type()) {
+            Via::ToBitmap
+        } else if t.ty.needs_expression() {
+            let hint = if t.ty == SrType::Bitmap {
+                format!("; give it a global dictionary (--bitmap-dict {}=<expression>) or load integers", t.name)
+            } else {
+                String::new()
+            };
             return Err(Error::config(format!(
-                "column `{}` is {}; it is loaded through a dictionary or expression, not directly from source column `{}`",
+                "column `{}` is {}; source column `{}` ({}) cannot be loaded into it directly{hint}",
                 t.name,
                 t.ty,
-                f.name()
+                f.name(),
+                f.data_type()
             )));
-        }
+        } else {
+            Via::Direct
+        };
         let empty = new_empty_array(f.data_type());
-        build(&empty, &t.ty, zone, false).map_err(|why| {
+        let wire = if via == Via::ToBitmap { SrType::LargeInt } else { t.ty.clone() };
+        build(&empty, &wire, zone, false).map_err(|why| {
             Error::config(format!(
                 "column `{}`: source type {} cannot be loaded into {} exactly: {why}",
                 f.name(),
@@ -241,6 +337,7 @@ pub fn map_columns(
             target: t.name.clone(),
             ty: t.ty.clone(),
             nullable: t.nullable,
+            via,
         });
     }
     let mut defaulted = Vec::new();
@@ -268,15 +365,63 @@ pub fn map_columns(
 impl Encoder {
     /// An encoder for the mapped columns.
     pub fn new(columns: Vec<ColumnMapping>, zone: Zone) -> Encoder {
-        let csv_capable = columns.iter().all(|c| static_csv_capable(&c.ty));
+        let csv_capable = columns.iter().all(|c| static_csv_capable(&c.wire_ty()));
         let json_keys = columns
             .iter()
-            .map(|c| match c.ty {
-                SrType::Varbinary(_) => json_string(&b64_key(&c.target)),
-                _ => json_string(&c.target),
+            .map(|c| match (c.via, &c.ty) {
+                (Via::Direct, SrType::Varbinary(_)) => json_string(&b64_key(&c.target)),
+                _ => json_string(&c.wire_key()),
             })
             .collect();
-        Encoder { columns, zone, csv_capable, json_keys }
+        let dicts = vec![None; columns.len()];
+        Encoder { columns, zone, csv_capable, json_keys, dicts }
+    }
+
+    /// Routes the values of dictionary columns through their dictionaries
+    /// (`target column → lookup`); every such column must get one.
+    pub fn with_dictionaries(mut self, lookups: &[(String, std::sync::Arc<crate::dict::Lookup>)]) -> Result<Encoder> {
+        for (i, c) in self.columns.iter().enumerate() {
+            if c.source_name.starts_with("__starload_dict_") {
+                let lk = lookups
+                    .iter()
+                    .find(|(t, _)| t.eq_ignore_ascii_case(&c.target))
+                    .ok_or_else(|| Error::internal(format!("no dictionary was loaded for column `{}`", c.target)))?;
+                self.dicts[i] = Some(lk.1.clone());
+            }
+        }
+        Ok(self)
+    }
+
+    /// Whether a column goes through a dictionary.
+    pub fn has_dictionary(&self, column: usize) -> bool {
+        self.dicts[column].is_some()
+    }
+
+    /// The values of a column as they are sent: dictionary ids for a
+    /// dictionary column, checked unsigned integers for an integer BITMAP
+    /// column, otherwise the source column itself.
+    pub fn wire_array(&self, batch: &RecordBatch, column: usize) -> std::result::Result<ArrayRef, EncodeError> {
+        let c = &self.columns[column];
+        let array = batch.column(c.source);
+        if c.via != Via::ToBitmap {
+            return Ok(array.clone());
+        }
+        let bad = |row: usize, msg: String| EncodeError::Value { column, row, msg };
+        if let Some(lk) = &self.dicts[column] {
+            let mut ids = Vec::with_capacity(array.len());
+            if let Err(e) = lk.map_array_into(array.as_ref(), &mut ids) {
+                // Name the row: the first value the dictionary lacks.
+                let row = (0..array.len())
+                    .find(|&r| {
+                        let mut one = Vec::new();
+                        lk.map_array_into(array.slice(r, 1).as_ref(), &mut one).is_err()
+                    })
+                    .unwrap_or(0);
+                return Err(bad(row, e.message().to_string()));
+            }
+            return Ok(std::sync::Arc::new(UInt64Array::from(ids)));
+        }
+        bitmap_members(array).map_err(|(row, msg)| bad(row, msg))
     }
 
     /// The mapped columns.
@@ -302,6 +447,13 @@ impl Encoder {
             .columns
             .iter()
             .map(|c| {
+                match c.via {
+                    Via::Direct => {}
+                    Via::ToBitmap => return format!("{k}, {t} = to_bitmap({k})", k = c.wire_key(), t = c.target),
+                    Via::Base64Bitmap => {
+                        return format!("{k}, {t} = base64_to_bitmap({k})", k = c.wire_key(), t = c.target);
+                    }
+                }
                 let b64 = match part {
                     Part::Csv => false,
                     Part::Csv64 => c.ty.is_string(),
@@ -347,16 +499,19 @@ impl Encoder {
         if rows == 0 {
             return Ok(());
         }
-        let writers: Vec<Writer<'_>> = self
+        let wire: Vec<ArrayRef> = self
             .columns
             .iter()
             .enumerate()
-            .map(|(ci, c)| {
-                build(batch.column(c.source), &c.ty, self.zone, false).map_err(|msg| EncodeError::Value {
-                    column: ci,
-                    row: 0,
-                    msg,
-                })
+            .map(|(ci, _)| self.wire_array(batch, ci))
+            .collect::<std::result::Result<_, _>>()?;
+        let writers: Vec<Writer<'_>> = self
+            .columns
+            .iter()
+            .zip(&wire)
+            .enumerate()
+            .map(|(ci, (c, a))| {
+                build(a, &c.wire_ty(), self.zone, false).map_err(|msg| EncodeError::Value { column: ci, row: 0, msg })
             })
             .collect::<std::result::Result<_, _>>()?;
         for (ci, (w, c)) in writers.iter().zip(&self.columns).enumerate() {
@@ -440,7 +595,7 @@ impl Encoder {
                     if i > 0 {
                         buf.data.push(COLUMN_SEPARATOR);
                     }
-                    let mode = if c.ty.is_string() { Mode::Csv64 } else { Mode::Csv };
+                    let mode = if c.via == Via::Direct && c.ty.is_string() { Mode::Csv64 } else { Mode::Csv };
                     w.write(r, mode, &mut buf.data).map_err(|e| match e {
                         CellError::Bad(msg) | CellError::NotCsv { why: msg, .. } => {
                             EncodeError::Value { column: i, row: r, msg }
@@ -500,11 +655,8 @@ impl Encoder {
         column: usize,
     ) -> std::result::Result<Vec<Option<String>>, EncodeError> {
         let c = &self.columns[column];
-        let w = build(batch.column(c.source), &c.ty, self.zone, false).map_err(|msg| EncodeError::Value {
-            column,
-            row: 0,
-            msg,
-        })?;
+        let a = self.wire_array(batch, column)?;
+        let w = build(&a, &c.wire_ty(), self.zone, false).map_err(|msg| EncodeError::Value { column, row: 0, msg })?;
         let mut out = Vec::with_capacity(batch.num_rows());
         let mut buf = Vec::new();
         for r in 0..batch.num_rows() {
@@ -592,6 +744,51 @@ pub struct Encoded {
 
 fn b64_key(name: &str) -> String {
     format!("__starload_b64_{name}")
+}
+
+fn tmp_key(name: &str) -> String {
+    format!("__starload_bm_{name}")
+}
+
+fn is_integer(dt: &DataType) -> bool {
+    use DataType as D;
+    matches!(dt, D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64)
+}
+
+/// An integer column as BITMAP members: `UInt64`, or the first negative
+/// value's row and why.
+fn bitmap_members(array: &ArrayRef) -> std::result::Result<ArrayRef, (usize, String)> {
+    use arrow::datatypes::*;
+    fn signed<T: ArrowPrimitiveType>(a: &ArrayRef) -> std::result::Result<ArrayRef, (usize, String)>
+    where
+        T::Native: Into<i64>,
+    {
+        let p = a.as_primitive::<T>();
+        let mut out = Vec::with_capacity(p.len());
+        for (r, v) in p.iter().enumerate() {
+            match v {
+                None => out.push(None),
+                Some(v) => {
+                    let v: i64 = v.into();
+                    if v < 0 {
+                        return Err((r, format!("{v} cannot be a BITMAP member (BITMAP holds 0 to 2^64-1)")));
+                    }
+                    out.push(Some(v as u64));
+                }
+            }
+        }
+        Ok(std::sync::Arc::new(UInt64Array::from(out)))
+    }
+    match array.data_type() {
+        DataType::Int8 => signed::<Int8Type>(array),
+        DataType::Int16 => signed::<Int16Type>(array),
+        DataType::Int32 => signed::<Int32Type>(array),
+        DataType::Int64 => signed::<Int64Type>(array),
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            arrow::compute::cast(array, &DataType::UInt64).map_err(|e| (0, e.to_string()))
+        }
+        other => Err((0, format!("{other} values cannot be BITMAP members"))),
+    }
 }
 
 /// Whether a target type can ever go as CSV.
@@ -1859,6 +2056,7 @@ mod tests {
                 target: "s".into(),
                 ty: SrType::Varchar(10),
                 nullable: true,
+                via: Via::Direct,
             },
             ColumnMapping {
                 source: 1,
@@ -1866,6 +2064,7 @@ mod tests {
                 target: "l".into(),
                 ty: SrType::Array(Box::new(SrType::Varchar(10))),
                 nullable: true,
+                via: Via::Direct,
             },
         ];
         let enc = Encoder::new(cols, Zone::Utc);

@@ -86,6 +86,10 @@ pub struct Settings {
     pub retry_base: Duration,
     /// This process loads shard `i` of `n` of the chunk plan.
     pub shard: Option<(usize, usize)>,
+    /// Where dictionaries live (a path or URL).
+    pub dict_store: String,
+    /// Merge rows with equal keys into one bitmap per chunk.
+    pub preaggregate: bool,
 }
 
 /// How a job changes the table.
@@ -163,6 +167,7 @@ impl Settings {
             }
             crate::client::header("extra", v)?;
         }
+        let dict_default = f.state_dir.clone().unwrap_or_else(|| PathBuf::from(".starload"));
         let parallel = f.parallel.unwrap_or(DEFAULT_PARALLEL);
         if parallel == 0 || parallel > 256 {
             return Err(Error::config("parallel must be between 1 and 256"));
@@ -184,7 +189,12 @@ impl Settings {
             zone,
             batch_size: f.batch_size.unwrap_or(8192).max(1),
             max_retries: f.max_retries.unwrap_or(8),
-            transform: Transform { select: f.transform.select, filter: f.transform.filter, delete_when: f.delete_when },
+            transform: Transform {
+                select: f.transform.select,
+                filter: f.transform.filter,
+                delete_when: f.delete_when,
+                dicts: bitmap_dicts(&f.bitmap_dict)?,
+            },
             partition_types,
             store: StoreOptions { s3: f.s3, hdfs: f.hdfs, timeout: f.source_timeout_secs.map(Duration::from_secs) },
             ca_file: f.ca_file,
@@ -198,8 +208,26 @@ impl Settings {
             http_timeout: f.http_timeout_secs.map(Duration::from_secs),
             retry_base: Duration::from_millis(f.retry_base_ms.unwrap_or(500)),
             shard: f.shard.as_deref().map(parse_shard).transpose()?,
+            dict_store: f.dict_store.unwrap_or_else(|| dict_default.join("dicts").display().to_string()),
+            preaggregate: f.bitmap_preaggregate.unwrap_or(false),
         })
     }
+}
+
+/// Checks `bitmap_dict` entries: a column name and a non-empty expression.
+fn bitmap_dicts(m: &std::collections::BTreeMap<String, String>) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (col, expr) in m {
+        meta::check_ident("bitmap_dict column", col)?;
+        if expr.trim().is_empty() {
+            return Err(Error::config(format!("bitmap_dict `{col}` needs a source expression")));
+        }
+        if out.iter().any(|(c, _)| c.eq_ignore_ascii_case(col)) {
+            return Err(Error::config(format!("bitmap_dict names column `{col}` twice")));
+        }
+        out.push((col.clone(), expr.trim().to_string()));
+    }
+    Ok(out)
 }
 
 /// A planned job, checked against the target table.
@@ -215,8 +243,12 @@ pub struct Prepared {
     pub mapping: Mapping,
     /// Target table.
     pub target: TargetTable,
-    /// Encoder.
+    /// Encoder (of the rows sent: the aggregated rows when
+    /// pre-aggregating). Dictionary columns need
+    /// [`crate::dictjob::attach`] before it can encode.
     pub encoder: Arc<Encoder>,
+    /// Pre-aggregation of BITMAP_UNION rows.
+    pub preagg: Option<Arc<crate::preagg::PreAggSpec>>,
     /// Seconds spent listing, reading footers and checking the table.
     pub plan_seconds: f64,
 }
@@ -338,16 +370,57 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
         Scanner::new(plan.clone(), &settings.partition_types, settings.transform.clone(), settings.batch_size).await?,
     );
     // Columns only the delete predicate reads are not loaded.
-    let ignore: Vec<String> =
-        settings.transform.delete_columns().into_iter().filter(|c| target.column(c).is_none()).collect();
+    // So are source columns only dictionary expressions read.
+    let ignore: Vec<String> = settings
+        .transform
+        .delete_columns()
+        .into_iter()
+        .chain(settings.transform.dict_input_columns())
+        .filter(|c| target.column(c).is_none())
+        .collect();
     let mapping = encode::map_columns(
         scanner.output_schema(),
         &target,
         settings.zone,
         &encode::MapOptions { ignore, partial_update: settings.partial_update },
     )?;
+    for (col, _) in &settings.transform.dicts {
+        match target.column(col) {
+            Some(c) if c.ty == crate::srtype::SrType::Bitmap => {}
+            Some(c) => {
+                return Err(Error::config(format!(
+                    "bitmap_dict names column `{}`, which is {}, not BITMAP",
+                    c.name, c.ty
+                )));
+            }
+            None => {
+                return Err(Error::config(format!(
+                    "bitmap_dict names column `{col}`, which `{}.{}` does not have",
+                    settings.db, settings.table
+                )));
+            }
+        }
+    }
     let encoder = Arc::new(Encoder::new(mapping.columns.clone(), settings.zone));
-    Ok(Prepared { settings, plan, scanner, mapping, target, encoder, plan_seconds: started.elapsed().as_secs_f64() })
+    let preagg = if settings.preaggregate {
+        if settings.mode == Mode::Atomic {
+            return Err(Error::config("bitmap_preaggregate is not supported in atomic mode"));
+        }
+        Some(Arc::new(crate::preagg::PreAggSpec::new(encoder.clone(), &target, scanner.output_schema())?))
+    } else {
+        None
+    };
+    let encoder = preagg.as_ref().map_or(encoder, |p| p.output.clone());
+    Ok(Prepared {
+        settings,
+        plan,
+        scanner,
+        mapping,
+        target,
+        encoder,
+        preagg,
+        plan_seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 fn check_keyed_options(s: &Settings, t: &TargetTable) -> Result<()> {
@@ -419,6 +492,9 @@ pub struct Report {
     pub plan_seconds: f64,
     /// Journal path.
     pub journal: String,
+    /// The dictionaries the job built and used.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dictionaries: Vec<crate::dictjob::DictReport>,
 }
 
 /// What stays the same across runs of "one job" whose inputs may change:
@@ -515,6 +591,7 @@ impl RunCtx {
             limiter: crate::limit::Limiter::new(s.parallel),
             be_limiters: Mutex::new(Default::default()),
             stats: self.stats.clone(),
+            preagg: self.prepared.preagg.clone(),
         })
     }
 
@@ -670,7 +747,7 @@ pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
 }
 
 /// Runs a prepared job.
-pub async fn run(p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> Result<Report> {
+pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> Result<Report> {
     let s = p.settings.clone();
     let header = JobHeader {
         fingerprint: p.plan.fingerprint.clone(),
@@ -690,6 +767,19 @@ pub async fn run(p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> 
     let journal = Journal::open(&jpath, header)?;
     // Inputs must not have changed since listing.
     source::check_unchanged(&p.plan.location, &p.plan.files.iter().map(|f| f.file.clone()).collect::<Vec<_>>()).await?;
+    // Dictionaries: extended over the inputs (unless every chunk is already
+    // loaded, or this is a shard: shards only read them), then loaded.
+    let dictionaries = if s.transform.dicts.is_empty() {
+        Vec::new()
+    } else {
+        let pending = shard_chunks(&p.plan.chunks, s.shard).iter().any(|c| journal.chunk_done(c.index).is_none());
+        let built = if pending && s.shard.is_none() {
+            crate::dictjob::build(&p, &crate::dict::BuildOptions::default()).await?
+        } else {
+            Vec::new()
+        };
+        crate::dictjob::attach(&mut p, &built).await?
+    };
     let client = Client::new(HttpSettings {
         fe: s.fe.clone(),
         user: s.user.clone(),
@@ -750,6 +840,7 @@ pub async fn run(p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> 
         load,
         plan_seconds,
         journal: jpath.display().to_string(),
+        dictionaries,
     })
 }
 

@@ -17,6 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::journal::{DoneRecord, Journal, PartRecord};
 use crate::limit::Limiter;
 use crate::plan::Chunk;
+use crate::preagg::{PreAgg, PreAggSpec};
 use crate::scan::Scanner;
 
 /// Tuning of the coordinator.
@@ -152,6 +153,9 @@ pub struct Job {
     pub be_limiters: Mutex<std::collections::HashMap<String, Arc<Limiter>>>,
     /// Time per stage.
     pub stats: Arc<StageStats>,
+    /// Pre-aggregation of BITMAP_UNION rows; `encoder` then encodes the
+    /// aggregated rows.
+    pub preagg: Option<Arc<PreAggSpec>>,
 }
 
 /// Time spent per stage, summed over every chunk (so it can exceed the
@@ -419,10 +423,18 @@ async fn produce(
         Ok(s) => s,
         Err(e) => return Produced::Failed(e.context(format!("chunk {}", chunk.index))),
     };
-    let mut rows = [0u64; 3];
-    let mut bytes = [0u64; 3];
+    let mut out = Output { rows: [0; 3], bytes: [0; 3], skip, timeout, be, sinks };
     let mut dispatched = 0u64;
-    type Enc = std::result::Result<Encoded, EncodeError>;
+    // Pre-aggregation: the chunk's groups, passed from one encode task to
+    // the next (one task at a time per chunk).
+    let mut agg = match &job.preagg {
+        Some(spec) => match spec.start() {
+            Ok(a) => Some(a),
+            Err(e) => return Produced::Failed(e),
+        },
+        None => None,
+    };
+    type Enc = (std::result::Result<Encoded, EncodeError>, Option<PreAgg>);
     let mut pending: Option<(oneshot::Receiver<Enc>, u64)> = None;
     loop {
         let t = Instant::now();
@@ -430,9 +442,13 @@ async fn produce(
         job.stats.decode_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         if let Some((rx, base)) = pending.take() {
             let enc = match rx.await {
-                Ok(Ok(e)) => e,
-                Ok(Err(EncodeError::Value { column, row, msg })) => {
-                    let col = &job.encoder.columns()[column].source_name;
+                Ok((Ok(e), a)) => {
+                    agg = a;
+                    e
+                }
+                Ok((Err(EncodeError::Value { column, row, msg }), _)) => {
+                    let enc = job.preagg.as_ref().map_or(&job.encoder, |p| &p.input);
+                    let col = enc.columns()[column].display_name();
                     return Produced::Failed(Error::data(format!(
                         "{}: {msg}",
                         locate(job, chunk, base + row as u64, col)
@@ -440,39 +456,8 @@ async fn produce(
                 }
                 Err(_) => return Produced::Failed(Error::internal("encoder task vanished")),
             };
-            for (i, buf) in enc.parts.into_iter().enumerate() {
-                let part = Part::ALL[i];
-                let (data, n) = (buf.data, buf.rows);
-                if n == 0 {
-                    continue;
-                }
-                let first = rows[i] == 0;
-                rows[i] += n as u64;
-                if skip[i] {
-                    continue;
-                }
-                if sinks[i].is_none() {
-                    match start_upload(job, chunk, part, timeout, be) {
-                        Ok(s) => sinks[i] = Some(s),
-                        Err(e) => return Produced::Failed(e),
-                    }
-                }
-                let tx = &sinks[i].as_ref().expect("sink started").tx;
-                let body = if part == Part::Json {
-                    let mut buf = Vec::with_capacity(data.len() + 1);
-                    buf.push(if first { b'[' } else { b',' });
-                    buf.extend_from_slice(&data);
-                    buf
-                } else {
-                    data
-                };
-                bytes[i] += body.len() as u64;
-                let t = Instant::now();
-                let sent = tx.send(Ok(Bytes::from(body))).await;
-                job.stats.send_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                if sent.is_err() {
-                    return Produced::Interrupted;
-                }
+            if let Some(p) = out.send(job, chunk, enc).await {
+                return p;
             }
         }
         let batch = match next {
@@ -489,22 +474,116 @@ async fn produce(
         };
         let (etx, erx) = oneshot::channel();
         let encoder = job.encoder.clone();
+        let spec = job.preagg.clone();
+        let mut a = agg.take();
         let base = dispatched;
         dispatched += batch.num_rows() as u64;
         let stats = job.stats.clone();
         rayon::spawn(move || {
             let t = Instant::now();
-            let mut out = Encoded::default();
-            let r = encoder.encode(&batch, &mut out).map(|_| out);
+            let r = match (&spec, &mut a) {
+                (Some(spec), Some(a)) => a.push(spec, &batch, base).map(|_| Encoded::default()),
+                _ => {
+                    let mut out = Encoded::default();
+                    encoder.encode(&batch, &mut out).map(|_| out)
+                }
+            };
             stats.encode_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            let _ = etx.send(r);
+            let _ = etx.send((r, a));
         });
         pending = Some((erx, base));
     }
+    if let (Some(spec), Some(mut a)) = (job.preagg.clone(), agg) {
+        // The chunk's groups, encoded and sent in id-stable order.
+        let batches = match a.finish(&spec, 65_536) {
+            Ok(b) => b,
+            Err(e) => return Produced::Failed(e),
+        };
+        for (first_group, batch) in batches {
+            let (etx, erx) = oneshot::channel();
+            let enc = spec.output.clone();
+            let stats = job.stats.clone();
+            rayon::spawn(move || {
+                let t = Instant::now();
+                let mut out = Encoded::default();
+                let r = enc.encode(&batch, &mut out).map(|_| out);
+                stats.encode_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                let _ = etx.send(r);
+            });
+            let enc = match erx.await {
+                Ok(Ok(e)) => e,
+                Ok(Err(EncodeError::Value { column, row, msg })) => {
+                    // A key value: name the group's first source row.
+                    let at = a.first_row(first_group + row);
+                    return Produced::Failed(Error::data(format!(
+                        "{}: {msg}",
+                        locate(job, chunk, at, spec.source_name(column))
+                    )));
+                }
+                Err(_) => return Produced::Failed(Error::internal("encoder task vanished")),
+            };
+            if let Some(p) = out.send(job, chunk, enc).await {
+                return p;
+            }
+        }
+    }
+    let Output { rows, mut bytes, skip, .. } = out;
     if rows[Part::Json as usize] > 0 && !skip[Part::Json as usize] {
         bytes[Part::Json as usize] += 1; // the closing `]`, sent by run_pass
     }
     Produced::Done { rows, bytes }
+}
+
+/// Where a pass's encoded rows go: each part's body, started on its first
+/// row.
+struct Output<'a> {
+    rows: [u64; 3],
+    bytes: [u64; 3],
+    skip: [bool; 3],
+    timeout: u64,
+    be: &'a url::Url,
+    sinks: &'a mut [Option<Sink>; 3],
+}
+
+impl Output<'_> {
+    /// Hands encoded rows to their parts' bodies; `Some` ends the pass.
+    async fn send(&mut self, job: &Arc<Job>, chunk: &Chunk, enc: Encoded) -> Option<Produced> {
+        for (i, buf) in enc.parts.into_iter().enumerate() {
+            let part = Part::ALL[i];
+            let (data, n) = (buf.data, buf.rows);
+            if n == 0 {
+                continue;
+            }
+            let first = self.rows[i] == 0;
+            self.rows[i] += n as u64;
+            if self.skip[i] {
+                continue;
+            }
+            if self.sinks[i].is_none() {
+                match start_upload(job, chunk, part, self.timeout, self.be) {
+                    Ok(s) => self.sinks[i] = Some(s),
+                    Err(e) => return Some(Produced::Failed(e)),
+                }
+            }
+            let tx = &self.sinks[i].as_ref().expect("sink started").tx;
+            let body = if part == Part::Json {
+                let mut buf = Vec::with_capacity(data.len() + 1);
+                buf.push(if first { b'[' } else { b',' });
+                buf.extend_from_slice(&data);
+                buf
+            } else {
+                data
+            };
+            self.bytes[i] += body.len() as u64;
+            let t = Instant::now();
+            let sent = tx.send(Ok(Bytes::from(body))).await;
+            job.stats.send_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            if sent.is_err() {
+                return Some(Produced::Interrupted);
+            }
+        }
+        None
+    }
 }
 
 fn summarize_files(files: &[String]) -> String {

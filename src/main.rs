@@ -30,6 +30,9 @@ enum Cmd {
     /// After `load --shard i/n` ran for every i: verify every chunk and, in
     /// overwrite mode, swap the new partitions in.
     Finalize(FinalizeArgs),
+    /// Global dictionaries of BITMAP columns: build, show, export.
+    #[command(subcommand)]
+    Dict(DictCmd),
     /// Run the StarRocks simulator.
     Sim(SimArgs),
     /// Show a job's chunks and verdicts from its journal.
@@ -139,6 +142,47 @@ struct FinalizeArgs {
     /// The number of shards the job ran as.
     #[arg(long)]
     shards: usize,
+}
+
+#[derive(Subcommand, Debug)]
+enum DictCmd {
+    /// Build (extend) the job's dictionaries over its inputs; loads nothing.
+    /// Run it before sharded loads.
+    Build(JobArgs),
+    /// Show the job's dictionaries: versions, values, ids, the build lease.
+    Show(DictShowArgs),
+    /// Load a dictionary's (id, value) pairs into a StarRocks table.
+    Export(DictExportArgs),
+}
+
+#[derive(Args, Debug)]
+struct DictShowArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// A dictionary column (repeatable; default: the job's bitmap_dict columns).
+    #[arg(long)]
+    column: Vec<String>,
+    /// Where dictionaries live (default: <state_dir>/dicts).
+    #[arg(long)]
+    dict_store: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct DictExportArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// The dictionary column.
+    #[arg(long)]
+    column: String,
+    /// Target table, db.table (PRIMARY KEY on id, unless --mode overwrite).
+    #[arg(long)]
+    to: String,
+    /// Version to export (default: the current one).
+    #[arg(long)]
+    version: Option<u64>,
+    /// Where dictionaries live (default: <state_dir>/dicts).
+    #[arg(long)]
+    dict_store: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -259,6 +303,112 @@ fn init_logging(json: bool) {
         b.json().init();
     } else {
         b.compact().init();
+    }
+}
+
+async fn dict(cmd: DictCmd) -> Result<()> {
+    let json_out = |v: &dyn erased::Json| -> Result<()> {
+        println!("{}", v.to_json()?);
+        Ok(())
+    };
+    match cmd {
+        DictCmd::Build(a) => {
+            let settings = Settings::resolve(job_file(&a)?)?;
+            if settings.transform.dicts.is_empty() {
+                return Err(Error::config("the job has no bitmap_dict columns (--bitmap-dict COLUMN=EXPRESSION)"));
+            }
+            let p = job::prepare(settings).await?;
+            let built = starload::dictjob::build(&p, &starload::dict::BuildOptions::default()).await?;
+            if a.json {
+                let reports: Vec<_> = built.iter().map(|b| &b.report).collect();
+                return json_out(&reports);
+            }
+            for b in &built {
+                let r = &b.report;
+                let v = r.version.as_ref();
+                println!(
+                    "{}: {} distinct values in {} rows ({} NULL), {} new{}; version {} holds {} values (ids 1..={}) [{:.1} s]",
+                    b.column,
+                    r.distinct_values,
+                    r.input_rows,
+                    r.null_rows,
+                    r.new_values,
+                    r.first_new_id.map(|i| format!(" from id {i}")).unwrap_or_default(),
+                    v.map_or(0, |v| v.version),
+                    v.map_or(0, |v| v.count),
+                    v.map_or(0, |v| v.max_id),
+                    b.seconds
+                );
+            }
+            Ok(())
+        }
+        DictCmd::Show(a) => {
+            let mut f = job_file(&a.job)?;
+            if a.dict_store.is_some() {
+                f.dict_store = a.dict_store.clone();
+            }
+            let (store, table, location) = starload::dictjob::from_job_file(&f)?;
+            let columns: Vec<String> =
+                if a.column.is_empty() { f.bitmap_dict.keys().cloned().collect() } else { a.column.clone() };
+            if columns.is_empty() {
+                return Err(Error::config("name a dictionary: --column COLUMN, or a job with bitmap_dict"));
+            }
+            let mut out = Vec::new();
+            for c in &columns {
+                let key = starload::dict::DictKey::new(&table, c)?;
+                match store.summary(&key).await? {
+                    Some(s) => out.push(s),
+                    None => return Err(Error::config(format!("dictionary {key} has no version in {location}"))),
+                }
+            }
+            if a.job.json {
+                return json_out(&out);
+            }
+            for s in &out {
+                println!(
+                    "{}: version {} of {:?}, {} values of type {}, ids 1..={}, {} files, {}, built {} by {}{}",
+                    s.key,
+                    s.version,
+                    s.versions,
+                    s.count,
+                    s.value_type.name(),
+                    s.max_id,
+                    s.files.len(),
+                    human_bytes(s.total_bytes),
+                    s.created_at,
+                    s.builder,
+                    s.lease.as_ref().map(|l| format!("; being built by {l:?}")).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        DictCmd::Export(a) => {
+            let mut f = job_file(&a.job)?;
+            if a.dict_store.is_some() {
+                f.dict_store = a.dict_store.clone();
+            }
+            let r = starload::dictjob::export(f, &a.column, &a.to, a.version, Arc::new(|_| {})).await?;
+            if a.job.json {
+                return json_out(&r);
+            }
+            println!(
+                "exported {} values of the dictionary of `{}` into {} ({} chunks loaded, {} already committed)",
+                r.source_rows, a.column, r.target, r.load.chunks_loaded, r.load.chunks_skipped
+            );
+            Ok(())
+        }
+    }
+}
+
+mod erased {
+    /// Anything printable as JSON.
+    pub trait Json {
+        fn to_json(&self) -> starload::Result<String>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> starload::Result<String> {
+            serde_json::to_string_pretty(self).map_err(|e| starload::Error::internal(e.to_string()))
+        }
     }
 }
 
@@ -436,6 +586,7 @@ async fn run(cmd: Cmd) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Dict(d) => dict(d).await,
         Cmd::Sim(a) => {
             let tables = starload::sim::tables::load_file(&a.tables)?;
             let faults = match &a.faults {

@@ -35,6 +35,10 @@ pub struct Transform {
     pub filter: Option<String>,
     /// Primary Key tables: rows matching this predicate are deletes (`__op`).
     pub delete_when: Option<String>,
+    /// Dictionary-encoded BITMAP columns: `(target column, source
+    /// expression)`; each adds the column
+    /// [`dict_source_column`](crate::encode::dict_source_column)`(target)`.
+    pub dicts: Vec<(String, String)>,
 }
 
 /// The name of the computed delete flag.
@@ -48,41 +52,64 @@ impl Transform {
             Some(p) => format!(", CAST(CASE WHEN ({p}) THEN 1 ELSE 0 END AS TINYINT) AS {OP_COLUMN}"),
             None => String::new(),
         };
+        let dicts: String = self
+            .dicts
+            .iter()
+            .map(|(target, expr)| {
+                format!(", ({expr}) AS \"{}\"", crate::encode::dict_source_column(target).replace('"', "\"\""))
+            })
+            .collect();
         match self.filter.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            Some(w) => format!("SELECT {select}{op} FROM source WHERE {w}"),
-            None => format!("SELECT {select}{op} FROM source"),
+            Some(w) => format!("SELECT {select}{op}{dicts} FROM source WHERE {w}"),
+            None => format!("SELECT {select}{op}{dicts} FROM source"),
         }
     }
     /// A stable text form for the job fingerprint.
     pub fn fingerprint_text(&self) -> String {
-        format!("select={:?};where={:?};delete_when={:?}", self.select, self.filter, self.delete_when)
+        let mut t = format!("select={:?};where={:?};delete_when={:?}", self.select, self.filter, self.delete_when);
+        // Only jobs with dictionaries change their text (and so their
+        // labels) by this.
+        if !self.dicts.is_empty() {
+            t.push_str(&format!(";bitmap_dict={:?}", self.dicts));
+        }
+        t
     }
     /// Identifiers the delete predicate mentions (lower-cased).
     pub fn delete_columns(&self) -> Vec<String> {
-        let Some(p) = &self.delete_when else { return vec![] };
-        let mut out = Vec::new();
-        let mut cur = String::new();
-        let mut quoted = false;
-        for c in p.chars() {
-            if c == '\'' {
-                quoted = !quoted;
-                cur.clear();
-                continue;
-            }
-            if !quoted && (c.is_alphanumeric() || c == '_') {
-                cur.push(c);
-            } else {
-                if !cur.is_empty() && !cur.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-                    out.push(cur.to_ascii_lowercase());
-                }
-                cur.clear();
-            }
-        }
-        if !cur.is_empty() && !quoted {
-            out.push(cur.to_ascii_lowercase());
-        }
-        out
+        self.delete_when.as_deref().map(identifiers).unwrap_or_default()
     }
+
+    /// Identifiers the dictionary expressions mention (lower-cased): source
+    /// columns that are inputs of BITMAP columns, not values to load.
+    pub fn dict_input_columns(&self) -> Vec<String> {
+        self.dicts.iter().flat_map(|(_, e)| identifiers(e)).collect()
+    }
+}
+
+/// Identifiers of an SQL expression (lower-cased; quoted strings skipped).
+fn identifiers(p: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in p.chars() {
+        if c == '\'' {
+            quoted = !quoted;
+            cur.clear();
+            continue;
+        }
+        if !quoted && (c.is_alphanumeric() || c == '_') {
+            cur.push(c);
+        } else {
+            if !cur.is_empty() && !cur.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                out.push(cur.to_ascii_lowercase());
+            }
+            cur.clear();
+        }
+    }
+    if !cur.is_empty() && !quoted {
+        out.push(cur.to_ascii_lowercase());
+    }
+    out
 }
 
 /// Scans a plan's chunks.
@@ -223,6 +250,55 @@ impl Scanner {
         let ctx = self.context(files)?;
         let sql = outer.replace("{t}", &format!("({}) AS t", self.transform.sql()));
         Ok(ctx.sql(&sql).await?.collect().await?)
+    }
+
+    /// Streams `outer` over the transformed rows of every file in `ways`
+    /// concurrent scans (each on its own task), batches in no particular
+    /// order. `{t}` in `outer` stands for the transform as a subquery.
+    pub fn stream_all(
+        self: &Arc<Self>,
+        outer: &str,
+        ways: usize,
+    ) -> tokio::sync::mpsc::Receiver<Result<datafusion::arrow::record_batch::RecordBatch>> {
+        use futures::StreamExt;
+        let ways = ways.max(1);
+        // Every non-empty row group is a unit; units go round-robin.
+        let mut groups: Vec<Vec<Slice>> = vec![Vec::new(); ways];
+        let mut n = 0;
+        for (i, f) in self.plan.files.iter().enumerate() {
+            let mut first_row = 0;
+            for (g, rg) in f.row_groups.iter().enumerate() {
+                groups[n % ways].push(Slice { file: i, row_groups: g..g + 1, first_row, rows: rg.rows });
+                first_row += rg.rows;
+                n += 1;
+            }
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(2 * ways);
+        let sql = outer.replace("{t}", &format!("({}) AS t", self.transform.sql()));
+        for slices in groups.into_iter().filter(|g| !g.is_empty()) {
+            let (me, tx, sql) = (self.clone(), tx.clone(), sql.clone());
+            tokio::spawn(async move {
+                let run = async {
+                    let files = slices.iter().map(|s| me.partitioned_file(s)).collect::<Result<Vec<_>>>()?;
+                    let ctx = me.context(files)?;
+                    Ok::<_, Error>(ctx.sql(&sql).await?.execute_stream().await?)
+                };
+                match run.await {
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                    }
+                    Ok(mut stream) => {
+                        while let Some(b) = stream.next().await {
+                            let failed = b.is_err();
+                            if tx.send(b.map_err(Error::from)).await.is_err() || failed {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        rx
     }
 
     /// The plan being scanned.

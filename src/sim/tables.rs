@@ -219,6 +219,28 @@ pub fn validate(spec: TableSpec) -> Result<TableDef> {
                 return Err(Error::config(format!("{ctx}: unknown aggregate `{a}` on `{}`", c.name)));
             }
         }
+        // StarRocks: BITMAP/HLL are never keys; in AGGREGATE tables they
+        // aggregate only with their own union, and the unions only them.
+        if is_key && matches!(ty, SrType::Bitmap | SrType::Hll | SrType::Percentile) {
+            return Err(Error::config(format!("{ctx}: key column `{}` cannot be {ty}", c.name)));
+        }
+        let agg_up = c.agg.as_deref().map(str::to_ascii_uppercase);
+        match (agg_up.as_deref(), &ty) {
+            (Some("BITMAP_UNION"), SrType::Bitmap) | (Some("HLL_UNION"), SrType::Hll) => {}
+            (Some(a @ ("BITMAP_UNION" | "HLL_UNION")), t) => {
+                return Err(Error::config(format!(
+                    "{ctx}: Aggregate type {a} is not compatible with primitive type {t} (column `{}`)",
+                    c.name
+                )));
+            }
+            (Some(a), SrType::Bitmap | SrType::Hll) => {
+                return Err(Error::config(format!(
+                    "{ctx}: {ty} column `{}` must use its union aggregate, not {a}",
+                    c.name
+                )));
+            }
+            _ => {}
+        }
         if let Some(d) = &c.default
             && !d.eq_ignore_ascii_case("null")
         {

@@ -2,8 +2,11 @@
 
 mod arrow_types;
 mod bad_input;
+mod bitmap;
 mod chaos;
 mod cli;
+mod config;
+mod dict;
 mod exactly_once;
 mod fidelity;
 mod hms;

@@ -1,0 +1,786 @@
+//! The build core: a sharded, arena-based set of distinct values, the
+//! anti-join with the current version, and the sort that orders the new
+//! values.
+//!
+//! Values are hashed once (foldhash, fixed seed) and routed by the top 8
+//! bits of the hash to one of 256 shards. A shard keeps its values in one
+//! byte arena with `u32` end offsets and a hashbrown table of
+//! `(index, low 32 hash bits)`, so a value costs its bytes plus about 13
+//! bytes and no allocation of its own. Blocks of input rows are processed in
+//! parallel on rayon: every worker owns a contiguous group of shards and
+//! inserts the rows that hash to them.
+//!
+//! The current version's values are streamed past the set and mark what
+//! already exists (the dictionary itself is never materialized for a build).
+//!
+//! The new values are then ordered with a sample sort: splitters chosen from
+//! a deterministic sample cut the value space into ~32K-value ranges; one
+//! pass moves every new value into its range's arena (freeing each shard as
+//! it goes, so memory does not double), and the ranges are sorted in
+//! parallel with a multikey radix/quick sort on 15-byte big-endian key
+//! chunks that starts after the range's common prefix. Range `b`'s values
+//! all sort before range `b + 1`'s, so ids are a prefix sum away.
+
+use std::hash::{BuildHasher, Hasher};
+
+use arrow::array::{Array, ArrayRef, BinaryArray};
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
+use rayon::prelude::*;
+
+use super::values::{ValueType, Values};
+use crate::error::{Error, Result};
+
+/// log2 of the number of shards.
+pub(crate) const SHARD_BITS: u32 = 8;
+/// Number of shards.
+pub(crate) const SHARDS: usize = 1 << SHARD_BITS;
+
+/// Rows buffered before a block is processed.
+const BLOCK_ROWS: usize = 1 << 20;
+/// Bytes buffered before a block is processed.
+const BLOCK_BYTES: usize = 256 << 20;
+/// Target values per sort range.
+const RANGE_TARGET: usize = 32 << 10;
+/// Most sort ranges.
+const MAX_RANGES: usize = 1 << 14;
+/// Sample values per range.
+const OVERSAMPLE: usize = 16;
+
+const HASH_STATE: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5354_4152_4c4f_4144);
+
+/// The 64-bit hash of a value's bytes (fixed seed: the same in every
+/// process, so the shard of a value never depends on the run).
+#[inline]
+pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
+    let mut h = HASH_STATE.build_hasher();
+    h.write(b);
+    h.finish()
+}
+
+/// The shard of a hash.
+#[inline]
+pub(crate) fn shard_of(h: u64) -> usize {
+    (h >> (64 - SHARD_BITS)) as usize
+}
+
+/// The hash hashbrown sees for an entry carrying the low 32 hash bits
+/// (independent of the shard bits; its top 7 bits feed the control bytes).
+#[inline]
+pub(crate) fn table_hash(h32: u32) -> u64 {
+    ((h32 as u64) << 32) | h32 as u64
+}
+
+/// How many groups of shards blocks are split into (a few per thread).
+pub(crate) fn group_count() -> usize {
+    (rayon::current_num_threads() * 4).next_power_of_two().clamp(1, SHARDS)
+}
+
+/// Values back to back in one buffer.
+#[derive(Debug, Clone)]
+pub(crate) struct Arena {
+    pub(crate) bytes: Vec<u8>,
+    /// `len + 1` offsets; value `i` is `bytes[offsets[i]..offsets[i + 1]]`.
+    pub(crate) offsets: Vec<u32>,
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Arena { bytes: Vec::new(), offsets: vec![0] }
+    }
+}
+
+impl Arena {
+    pub(crate) fn with_capacity(values: usize, bytes: usize) -> Arena {
+        let mut offsets = Vec::with_capacity(values + 1);
+        offsets.push(0);
+        Arena { bytes: Vec::with_capacity(bytes), offsets }
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> &[u8] {
+        &self.bytes[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+
+    /// Appends a value, returning its index.
+    #[inline]
+    pub(crate) fn push(&mut self, v: &[u8]) -> Result<u32> {
+        let idx = self.len() as u32;
+        self.bytes.extend_from_slice(v);
+        match u32::try_from(self.bytes.len()) {
+            Ok(end) => {
+                self.offsets.push(end);
+                Ok(idx)
+            }
+            Err(_) => {
+                self.bytes.truncate(self.offsets[self.len()] as usize);
+                Err(Error::data(
+                    "a dictionary build holds more than 4 GiB of values in one of its 256 shards (about 1 TiB in \
+                     all); split the dictionary",
+                ))
+            }
+        }
+    }
+
+    /// Bytes held.
+    pub(crate) fn memory(&self) -> usize {
+        self.bytes.capacity() + self.offsets.capacity() * 4
+    }
+
+    fn concat(mut parts: Vec<Arena>) -> Result<Arena> {
+        if parts.len() == 1 {
+            return Ok(parts.pop().unwrap_or_default());
+        }
+        let values = parts.iter().map(Arena::len).sum();
+        let bytes: usize = parts.iter().map(|p| p.bytes.len()).sum();
+        if u32::try_from(bytes).is_err() {
+            return Err(Error::data("one sort range of a dictionary build holds more than 4 GiB of values"));
+        }
+        let mut out = Arena::with_capacity(values, bytes);
+        for p in parts {
+            let base = out.bytes.len() as u32;
+            out.bytes.extend_from_slice(&p.bytes);
+            out.offsets.extend(p.offsets[1..].iter().map(|o| o + base));
+        }
+        Ok(out)
+    }
+}
+
+/// One shard of a [`Distinct`] set.
+#[derive(Debug, Default)]
+struct SetShard {
+    arena: Arena,
+    table: HashTable<(u32, u32)>,
+    /// Bit `i` set: value `i` is already in the current version.
+    marks: Vec<u64>,
+    marked: usize,
+}
+
+impl SetShard {
+    #[inline]
+    fn insert(&mut self, v: &[u8], h: u64) -> Result<()> {
+        let h32 = h as u32;
+        let arena = &self.arena;
+        match self.table.entry(
+            table_hash(h32),
+            |&(i, eh)| eh == h32 && arena.get(i as usize) == v,
+            |&(_, eh)| table_hash(eh),
+        ) {
+            Entry::Occupied(_) => Ok(()),
+            Entry::Vacant(slot) => {
+                let idx = self.arena.push(v)?;
+                slot.insert((idx, h32));
+                Ok(())
+            }
+        }
+    }
+
+    #[inline]
+    fn mark(&mut self, v: &[u8], h: u64) {
+        let h32 = h as u32;
+        let arena = &self.arena;
+        if let Some(&(i, _)) = self.table.find(table_hash(h32), |&(i, eh)| eh == h32 && arena.get(i as usize) == v) {
+            let i = i as usize;
+            if self.marks.is_empty() {
+                self.marks = vec![0; self.arena.len().div_ceil(64)];
+            }
+            let (w, b) = (i / 64, 1u64 << (i % 64));
+            if self.marks[w] & b == 0 {
+                self.marks[w] |= b;
+                self.marked += 1;
+            }
+        }
+    }
+
+    #[inline]
+    fn is_new(&self, i: usize) -> bool {
+        self.marks.is_empty() || self.marks[i / 64] & (1u64 << (i % 64)) == 0
+    }
+}
+
+/// Hashes every row of every array, in parallel (NULL rows hash to 0 and
+/// are skipped later).
+pub(crate) fn hash_all(vals: &[Values]) -> Vec<Vec<u64>> {
+    vals.par_iter()
+        .map(|v| {
+            let mut out = Vec::with_capacity(v.len());
+            (0..v.len())
+                .into_par_iter()
+                .with_min_len(4096)
+                .map(|i| v.get(i).map_or(0, hash_bytes))
+                .collect_into_vec(&mut out);
+            out
+        })
+        .collect()
+}
+
+/// The distinct non-NULL values of a dictionary build's input.
+///
+/// Feed it arrays with [`Distinct::push`] (blocks of about a million rows
+/// are processed at once, in parallel on the rayon pool; call it from a
+/// blocking context), then hand it to
+/// [`DictStore::build_from`](super::DictStore::build_from). Nothing here
+/// depends on the dictionary's current version, so the input can be
+/// deduplicated before the build lease is taken.
+#[derive(Debug)]
+pub struct Distinct {
+    vt: ValueType,
+    source_type: String,
+    shards: Vec<SetShard>,
+    pending: Vec<ArrayRef>,
+    pending_rows: usize,
+    pending_bytes: usize,
+    rows: u64,
+    nulls: u64,
+}
+
+impl Distinct {
+    /// An empty set for values of the Arrow type `value_type` (see
+    /// [`ValueType::of`] for what is accepted).
+    pub fn new(value_type: &arrow::datatypes::DataType) -> Result<Distinct> {
+        let mut d = Distinct::of(ValueType::of(value_type)?);
+        d.source_type = value_type.to_string();
+        Ok(d)
+    }
+
+    /// An empty set of `vt` values.
+    pub fn of(vt: ValueType) -> Distinct {
+        Distinct {
+            vt,
+            source_type: vt.name(),
+            shards: (0..SHARDS).map(|_| SetShard::default()).collect(),
+            pending: Vec::new(),
+            pending_rows: 0,
+            pending_bytes: 0,
+            rows: 0,
+            nulls: 0,
+        }
+    }
+
+    /// The value type.
+    pub fn value_type(&self) -> ValueType {
+        self.vt
+    }
+
+    /// The Arrow type the set was made for (information).
+    pub fn source_type(&self) -> &str {
+        &self.source_type
+    }
+
+    /// Adds an array's values (NULLs are counted and skipped). Its type must
+    /// be of the set's value type.
+    pub fn push(&mut self, array: ArrayRef) -> Result<()> {
+        let found = ValueType::of(array.data_type())?;
+        if found != self.vt {
+            return Err(Error::config(format!(
+                "source values are {found} ({}) but the dictionary holds {} values",
+                array.data_type(),
+                self.vt
+            )));
+        }
+        self.pending_rows += array.len();
+        self.pending_bytes += array.get_array_memory_size();
+        self.pending.push(array);
+        if self.pending_rows >= BLOCK_ROWS || self.pending_bytes >= BLOCK_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Adds the first (only) column of a record batch.
+    pub fn push_batch(&mut self, batch: &arrow::record_batch::RecordBatch) -> Result<()> {
+        if batch.num_columns() != 1 {
+            return Err(Error::internal(format!(
+                "a dictionary build takes batches of one column, got {} columns",
+                batch.num_columns()
+            )));
+        }
+        self.push(batch.column(0).clone())
+    }
+
+    /// Processes buffered arrays.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let arrays = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        self.pending_bytes = 0;
+        let vt = self.vt;
+        let vals: Vec<Values> = arrays.par_iter().map(|a| Values::new(a.as_ref(), vt)).collect::<Result<_>>()?;
+        drop(arrays);
+        for v in &vals {
+            self.rows += v.len() as u64;
+            self.nulls += v.null_count() as u64;
+        }
+        let hashes = hash_all(&vals);
+        let per = SHARDS / group_count();
+        self.shards.par_chunks_mut(per).enumerate().try_for_each(|(g, shards)| {
+            let lo = g * per;
+            for (v, hs) in vals.iter().zip(&hashes) {
+                for (i, &h) in hs.iter().enumerate() {
+                    let s = shard_of(h).wrapping_sub(lo);
+                    if s < per
+                        && let Some(b) = v.get(i)
+                    {
+                        shards[s].insert(b, h)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Rows pushed so far (NULLs included; buffered rows after a flush).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// NULL rows pushed so far.
+    pub fn nulls(&self) -> u64 {
+        self.nulls
+    }
+
+    /// Distinct values so far (after a flush).
+    pub fn len(&self) -> u64 {
+        self.shards.iter().map(|s| s.arena.len() as u64).sum()
+    }
+
+    /// Whether no value was added (after a flush).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Values not marked as existing.
+    pub(crate) fn new_count(&self) -> u64 {
+        self.shards.iter().map(|s| (s.arena.len() - s.marked) as u64).sum()
+    }
+
+    /// Bytes held (arenas and tables).
+    pub fn memory(&self) -> usize {
+        self.shards.iter().map(|s| s.arena.memory() + s.table.allocation_size() + s.marks.capacity() * 8).sum()
+    }
+
+    /// Marks the values of `existing` (a version's stored values) as
+    /// already in the dictionary.
+    pub(crate) fn mark_existing(&mut self, existing: &[BinaryArray]) {
+        let vals: Vec<Values> = existing.iter().map(Values::of_binary).collect();
+        let hashes = hash_all(&vals);
+        let per = SHARDS / group_count();
+        self.shards.par_chunks_mut(per).enumerate().for_each(|(g, shards)| {
+            let lo = g * per;
+            for (v, hs) in vals.iter().zip(&hashes) {
+                for (i, &h) in hs.iter().enumerate() {
+                    let s = shard_of(h).wrapping_sub(lo);
+                    if s < per
+                        && let Some(b) = v.get(i)
+                    {
+                        shards[s].mark(b, h);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Orders the new (unmarked) values. Consumes the set, freeing it as the
+    /// values move into their ranges.
+    pub(crate) fn into_sorted(self) -> Result<Sorted> {
+        self.into_sorted_with(RANGE_TARGET)
+    }
+
+    fn into_sorted_with(self, range_target: usize) -> Result<Sorted> {
+        let mut shards = self.shards;
+        for s in &mut shards {
+            s.table = HashTable::new();
+        }
+        let n: usize = shards.iter().map(|s| s.arena.len() - s.marked).sum();
+        if n == 0 {
+            return Ok(Sorted { ranges: Vec::new(), count: 0, bytes: 0, set_hash: (0, 0) });
+        }
+
+        // A deterministic sample of the new values picks the splitters.
+        let ranges = (n / range_target.max(1)).clamp(1, MAX_RANGES);
+        let step = (n / (ranges * OVERSAMPLE)).max(1);
+        let mut sample: Vec<&[u8]> = Vec::with_capacity(n / step + 1);
+        let mut k = 0usize;
+        for s in &shards {
+            for i in 0..s.arena.len() {
+                if s.is_new(i) {
+                    if k.is_multiple_of(step) {
+                        sample.push(s.arena.get(i));
+                    }
+                    k += 1;
+                }
+            }
+        }
+        sample.sort_unstable();
+        sample.dedup();
+        let r = ranges.min(sample.len());
+        let mut raw: Vec<Vec<u8>> = (1..r).map(|j| sample[j * sample.len() / r].to_vec()).collect();
+        raw.dedup();
+        drop(sample);
+        let spl = Splitters::new(raw);
+        let nr = spl.raw.len() + 1;
+
+        // Move every new value into its range, one group of shards per task.
+        let per = SHARDS / group_count();
+        let mut groups: Vec<Vec<SetShard>> = Vec::new();
+        let mut it = shards.into_iter();
+        loop {
+            let g: Vec<SetShard> = it.by_ref().take(per).collect();
+            if g.is_empty() {
+                break;
+            }
+            groups.push(g);
+        }
+        let parts: Vec<(Vec<Arena>, u64, u64)> = groups
+            .into_par_iter()
+            .map(|group| {
+                let mut parts: Vec<Arena> = (0..nr).map(|_| Arena::default()).collect();
+                let (mut sum, mut mix) = (0u64, 0u64);
+                for shard in group {
+                    for i in 0..shard.arena.len() {
+                        if !shard.is_new(i) {
+                            continue;
+                        }
+                        let v = shard.arena.get(i);
+                        parts[spl.locate(v)].push(v)?;
+                        let h = hash_bytes(v);
+                        sum = sum.wrapping_add(h);
+                        mix = mix.wrapping_add((h ^ (h >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    }
+                    // `shard` is dropped here: memory moves rather than doubles.
+                }
+                Ok((parts, sum, mix))
+            })
+            .collect::<Result<_>>()?;
+        let (mut sum, mut mix) = (0u64, 0u64);
+        let mut by_range: Vec<Vec<Arena>> = (0..nr).map(|_| Vec::with_capacity(parts.len())).collect();
+        for (p, s, m) in parts {
+            sum = sum.wrapping_add(s);
+            mix = mix.wrapping_add(m);
+            for (b, a) in p.into_iter().enumerate() {
+                by_range[b].push(a);
+            }
+        }
+        let ranges: Vec<Range> = by_range
+            .into_par_iter()
+            .enumerate()
+            .map(|(b, parts)| {
+                let arena = Arena::concat(parts)?;
+                let order = sort_arena(&arena, spl.range_prefix(b));
+                Ok(Range { arena, order })
+            })
+            .collect::<Result<_>>()?;
+        let bytes = ranges.iter().map(|r| r.arena.bytes.len() as u64).sum();
+        Ok(Sorted { ranges, count: n as u64, bytes, set_hash: (sum, mix) })
+    }
+}
+
+impl Values {
+    /// A stored delta's `value` column.
+    pub(crate) fn of_binary(a: &BinaryArray) -> Values {
+        Values::O32 { offsets: a.offsets().clone(), data: a.values().clone(), nulls: a.nulls().cloned() }
+    }
+}
+
+/// Splitters of the sample sort, with 15-byte keys after their common
+/// prefix for fast location.
+#[derive(Debug)]
+struct Splitters {
+    raw: Vec<Vec<u8>>,
+    prefix: Vec<u8>,
+    keys: Vec<u128>,
+}
+
+impl Splitters {
+    fn new(raw: Vec<Vec<u8>>) -> Splitters {
+        let prefix = match (raw.first(), raw.last()) {
+            (Some(a), Some(b)) => a[..lcp(a, b)].to_vec(),
+            _ => Vec::new(),
+        };
+        let keys = raw.iter().map(|s| key_at(s, prefix.len())).collect();
+        Splitters { raw, prefix, keys }
+    }
+
+    /// The range of `v`: the number of splitters `<= v`.
+    #[inline]
+    fn locate(&self, v: &[u8]) -> usize {
+        if self.raw.is_empty() {
+            return 0;
+        }
+        let l = self.prefix.len();
+        let m = v.len().min(l);
+        match v[..m].cmp(&self.prefix[..m]) {
+            std::cmp::Ordering::Less => return 0,
+            std::cmp::Ordering::Greater => return self.raw.len(),
+            std::cmp::Ordering::Equal if v.len() < l => return 0,
+            std::cmp::Ordering::Equal => {}
+        }
+        let k = key_at(v, l);
+        // Branch-free lower bound: splitters with a key < k.
+        let keys = &self.keys;
+        let mut base = 0usize;
+        let mut size = keys.len();
+        while size > 1 {
+            let half = size / 2;
+            let mid = base + half;
+            base = if keys[mid] < k { mid } else { base };
+            size -= half;
+        }
+        let lo = base + usize::from(keys[base] < k);
+        if lo == keys.len() || keys[lo] != k {
+            return lo;
+        }
+        // Equal 15-byte keys: compare whole values.
+        let hi = lo + keys[lo..].partition_point(|s| *s == k);
+        lo + self.raw[lo..hi].partition_point(|s| s.as_slice() <= v)
+    }
+
+    /// Bytes every value of range `b` shares.
+    fn range_prefix(&self, b: usize) -> usize {
+        if b == 0 || b >= self.raw.len() { 0 } else { lcp(&self.raw[b - 1], &self.raw[b]) }
+    }
+}
+
+fn lcp(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// 15 bytes of `v` from `d` (zero-padded, big-endian) and, in the low byte,
+/// how many of them exist (15 meaning "15 or more"). Keys compare like the
+/// values' suffixes from `d`, except that equal keys with a low byte of 15
+/// need a look further on.
+#[inline]
+pub(crate) fn key_at(v: &[u8], d: usize) -> u128 {
+    let rest = v.get(d..).unwrap_or(&[]);
+    if rest.len() >= 16 {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&rest[..16]);
+        (u128::from_be_bytes(b) & !0xFF) | 15
+    } else {
+        let mut b = [0u8; 16];
+        let n = rest.len().min(15);
+        b[..n].copy_from_slice(&rest[..n]);
+        b[15] = n as u8;
+        u128::from_be_bytes(b)
+    }
+}
+
+/// The byte-wise order of an arena's values (all of which share their first
+/// `depth` bytes): indices, smallest value first.
+pub(crate) fn sort_arena(arena: &Arena, depth: usize) -> Vec<u32> {
+    let n = arena.len();
+    let mut keys: Vec<(u128, u32)> = (0..n).map(|i| (key_at(arena.get(i), depth), i as u32)).collect();
+    keys.sort_unstable_by_key(|k| k.0);
+    let mut stack: Vec<(usize, usize, usize)> = Vec::new();
+    push_ties(&keys, 0, n, depth, &mut stack);
+    while let Some((s, e, d)) = stack.pop() {
+        let nd = d + 15;
+        let run = &mut keys[s..e];
+        if run.len() <= 8 {
+            run.sort_unstable_by(|a, b| tail(arena.get(a.1 as usize), nd).cmp(tail(arena.get(b.1 as usize), nd)));
+            continue;
+        }
+        for k in run.iter_mut() {
+            k.0 = key_at(arena.get(k.1 as usize), nd);
+        }
+        run.sort_unstable_by_key(|k| k.0);
+        push_ties(&keys, s, e, nd, &mut stack);
+    }
+    keys.into_iter().map(|k| k.1).collect()
+}
+
+#[inline]
+fn tail(v: &[u8], d: usize) -> &[u8] {
+    v.get(d..).unwrap_or(&[])
+}
+
+fn push_ties(keys: &[(u128, u32)], s: usize, e: usize, d: usize, stack: &mut Vec<(usize, usize, usize)>) {
+    let mut i = s;
+    while i < e {
+        let k = keys[i].0;
+        let mut j = i + 1;
+        while j < e && keys[j].0 == k {
+            j += 1;
+        }
+        if j - i > 1 {
+            debug_assert_eq!(k as u8, 15, "distinct values cannot have equal complete keys");
+            stack.push((i, j, d));
+        }
+        i = j;
+    }
+}
+
+/// One sorted range of new values.
+#[derive(Debug)]
+pub(crate) struct Range {
+    pub(crate) arena: Arena,
+    /// Arena indices in value order.
+    pub(crate) order: Vec<u32>,
+}
+
+impl Range {
+    #[inline]
+    pub(crate) fn value(&self, k: usize) -> &[u8] {
+        self.arena.get(self.order[k] as usize)
+    }
+}
+
+/// The new values of a build, in order: range after range.
+#[derive(Debug)]
+pub(crate) struct Sorted {
+    pub(crate) ranges: Vec<Range>,
+    pub(crate) count: u64,
+    pub(crate) bytes: u64,
+    /// An order-independent fingerprint of the set (sums of mixed hashes).
+    pub(crate) set_hash: (u64, u64),
+}
+
+impl Sorted {
+    /// The values in order.
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.ranges.iter().flat_map(|r| (0..r.order.len()).map(move |k| r.value(k)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray, StringViewArray};
+
+    use super::*;
+
+    /// A small deterministic generator (xorshift).
+    pub(crate) struct Rng(u64);
+    impl Rng {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    fn sorted_of(values: &[Vec<u8>], range_target: usize) -> Vec<Vec<u8>> {
+        let mut d = Distinct::of(ValueType::Binary);
+        for chunk in values.chunks(1000) {
+            d.push(Arc::new(BinaryArray::from_iter_values(chunk.iter()))).unwrap();
+        }
+        d.flush().unwrap();
+        d.into_sorted_with(range_target).unwrap().iter().map(<[u8]>::to_vec).collect()
+    }
+
+    #[test]
+    fn keys_order_like_bytes() {
+        let vals: Vec<&[u8]> = vec![
+            b"",
+            b"\0",
+            b"\0\0",
+            b"a",
+            b"a\0",
+            b"a\0\0",
+            b"ab",
+            b"abcdefghijklmno",
+            b"abcdefghijklmnop",
+            b"abcdefghijklmno\0",
+            b"\xff",
+            b"\xff\xff",
+        ];
+        for a in &vals {
+            for b in &vals {
+                let (ka, kb) = (key_at(a, 0), key_at(b, 0));
+                if ka != kb {
+                    assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} {b:?}");
+                } else if a != b {
+                    assert_eq!(ka as u8, 15, "{a:?} {b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sorts_like_std_with_hard_inputs() {
+        let mut rng = Rng(0x1234_5678);
+        let mut vals: Vec<Vec<u8>> = Vec::new();
+        // Long shared prefixes, zero bytes, prefixes of each other, empty.
+        for i in 0..60_000u64 {
+            let r = rng.next();
+            let v = match i % 6 {
+                0 => format!("Customer#{:09}", r % 1_000_000).into_bytes(),
+                1 => {
+                    let mut v = b"https://example.com/a/very/long/shared/prefix/".to_vec();
+                    v.extend((0..(r % 40)).map(|k| (r >> (k % 60)) as u8 % 3));
+                    v
+                }
+                2 => (0..(r % 5)).map(|k| (r >> (8 * k)) as u8 & 1).collect(),
+                3 => r.to_be_bytes()[..(r % 9) as usize].to_vec(),
+                4 => format!("{}", r % 5000).into_bytes(),
+                _ => {
+                    let mut v = vec![b'x'; (r % 70) as usize];
+                    v.push((r >> 8) as u8);
+                    v
+                }
+            };
+            vals.push(v);
+        }
+        vals.push(Vec::new());
+        let mut want = vals.clone();
+        want.sort();
+        want.dedup();
+        for target in [64, 1000, RANGE_TARGET] {
+            let got = sorted_of(&vals, target);
+            assert_eq!(got.len(), want.len());
+            assert!(got == want, "sample sort differs from std sort (range target {target})");
+        }
+    }
+
+    #[test]
+    fn distinct_counts_nulls_and_types() {
+        let mut d = Distinct::new(&arrow::datatypes::DataType::Utf8).unwrap();
+        d.push(Arc::new(StringArray::from(vec![Some("b"), None, Some(""), Some("a"), Some("b")]))).unwrap();
+        d.push(Arc::new(StringViewArray::from(vec![Some(""), None]))).unwrap();
+        let e = d.push(Arc::new(Int64Array::from(vec![1]))).unwrap_err();
+        assert!(e.to_string().contains("holds string"), "{e}");
+        d.flush().unwrap();
+        assert_eq!((d.rows(), d.nulls(), d.len()), (7, 2, 3));
+        let s = d.into_sorted().unwrap();
+        let got: Vec<&[u8]> = s.iter().collect();
+        assert_eq!(got, vec![b"".as_slice(), b"a", b"b"]);
+    }
+
+    #[test]
+    fn marks_existing_values() {
+        let mut d = Distinct::of(ValueType::String);
+        d.push(Arc::new(StringArray::from_iter_values((0..10_000).map(|i| format!("v{i}"))))).unwrap();
+        d.flush().unwrap();
+        let existing = BinaryArray::from_iter_values((0..10_000).step_by(2).map(|i| format!("v{i}")));
+        let other = BinaryArray::from_iter_values(["not there", "v1x"]);
+        d.mark_existing(&[existing.clone(), other]);
+        d.mark_existing(&[existing]);
+        assert_eq!(d.new_count(), 5_000);
+        let s = d.into_sorted().unwrap();
+        let mut want: Vec<String> = (1..10_000).step_by(2).map(|i| format!("v{i}")).collect();
+        want.sort();
+        let got: Vec<String> = s.iter().map(|v| String::from_utf8(v.to_vec()).unwrap()).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn many_ranges_are_globally_ordered() {
+        let mut rng = Rng(99);
+        let vals: Vec<Vec<u8>> = (0..300_000).map(|_| format!("{:x}", rng.next() % 10_000_000).into_bytes()).collect();
+        let got = sorted_of(&vals, RANGE_TARGET);
+        let mut want = vals;
+        want.sort();
+        want.dedup();
+        assert!(got == want);
+    }
+}

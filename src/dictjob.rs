@@ -1,0 +1,291 @@
+//! The dictionary phase of a job: build (extend) the global dictionary of
+//! every `bitmap_dict` column over the job's inputs, then load the current
+//! versions for the encoders.
+//!
+//! A build reads only the columns the dictionary expressions need, in as
+//! many concurrent scans as there are encode threads, and deduplicates while
+//! it reads; [`crate::dict`] then publishes a new version with the values it
+//! did not have. Ids never change, so a job that resumes after another job
+//! extended a dictionary sends the same ids as before: the version is not
+//! part of the job's fingerprint (its labels), only the expressions are.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use serde::Serialize;
+
+use crate::dict::{BuildOptions, DictKey, DictStore, Distinct, Lookup};
+use crate::encode::{Encoder, dict_source_column};
+use crate::error::{Error, Result};
+use crate::job::{Prepared, Settings};
+
+/// What the job did with one dictionary.
+#[derive(Debug, Clone, Serialize)]
+pub struct DictReport {
+    /// Target column.
+    pub column: String,
+    /// The source expression.
+    pub expression: String,
+    /// Where the dictionary lives.
+    pub location: String,
+    /// The version the load used.
+    pub version: u64,
+    /// Values in that version.
+    pub values: u64,
+    /// Its highest id.
+    pub max_id: u64,
+    /// Whether this job built (extended) it.
+    pub built: bool,
+    /// Distinct non-NULL values of the job's inputs (when built).
+    pub distinct_values: u64,
+    /// Values this job added (when built).
+    pub new_values: u64,
+    /// Seconds spent building.
+    pub build_seconds: f64,
+    /// Seconds spent loading the version for lookups.
+    pub lookup_seconds: f64,
+}
+
+/// The dictionaries of a job's settings.
+pub fn store(s: &Settings) -> Result<DictStore> {
+    DictStore::open(&s.dict_store, &s.store)
+}
+
+/// The dictionary of one target column.
+pub fn key(s: &Settings, column: &str) -> Result<DictKey> {
+    DictKey::new(&format!("{}.{}", s.db, s.table), column)
+}
+
+/// What [`build`] did per column.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// Target column.
+    pub column: String,
+    /// The build's report.
+    pub report: crate::dict::BuildReport,
+    /// Seconds, the scan included.
+    pub seconds: f64,
+}
+
+/// Extends every dictionary of the job with the values of its inputs (one
+/// scan for all of them).
+pub async fn build(p: &Prepared, opts: &BuildOptions) -> Result<Vec<Built>> {
+    let s = &p.settings;
+    if s.transform.dicts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let start = Instant::now();
+    let dstore = store(s)?;
+    let schema = p.scanner.output_schema().clone();
+    let mut sets = Vec::new();
+    let mut select = Vec::new();
+    for (col, _) in &s.transform.dicts {
+        let name = dict_source_column(col);
+        let field = schema.field_with_name(&name).map_err(|_| Error::internal(format!("no column {name}")))?;
+        let d = Distinct::new(field.data_type()).map_err(|e| e.context(format!("bitmap_dict `{col}`")))?;
+        dstore.check_type(&key(s, col)?, d.value_type()).await?;
+        sets.push(d);
+        select.push(format!("\"{}\"", name.replace('"', "\"\"")));
+    }
+    let ways = rayon::current_num_threads().max(1);
+    let mut rx = p.scanner.stream_all(&format!("SELECT {} FROM {{t}}", select.join(", ")), ways);
+    // Deduplication of one block overlaps reading the next.
+    const BLOCK_ROWS: usize = 1 << 20;
+    let mut inflight: Option<tokio::task::JoinHandle<Result<Vec<Distinct>>>> = None;
+    let mut sets = Some(sets);
+    loop {
+        let mut block: Vec<RecordBatch> = Vec::new();
+        let mut rows = 0;
+        while rows < BLOCK_ROWS {
+            match rx.recv().await {
+                Some(b) => {
+                    let b = b.map_err(|e| e.context("building dictionaries"))?;
+                    rows += b.num_rows();
+                    block.push(b);
+                }
+                None => break,
+            }
+        }
+        if let Some(h) = inflight.take() {
+            sets = Some(h.await.map_err(|e| Error::internal(format!("dictionary worker failed: {e}")))??);
+        }
+        if block.is_empty() {
+            break;
+        }
+        let mut current = sets.take().ok_or_else(|| Error::internal("dictionary sets lost"))?;
+        inflight = Some(tokio::task::spawn_blocking(move || {
+            for b in &block {
+                for (i, d) in current.iter_mut().enumerate() {
+                    d.push(b.column(i).clone())?;
+                }
+            }
+            Ok(current)
+        }));
+    }
+    let sets = sets.ok_or_else(|| Error::internal("dictionary sets lost"))?;
+    let mut out = Vec::new();
+    for ((col, _), d) in s.transform.dicts.iter().zip(sets) {
+        let report = dstore.build_from(&key(s, col)?, d, opts).await?;
+        out.push(Built { column: col.clone(), report, seconds: start.elapsed().as_secs_f64() });
+    }
+    Ok(out)
+}
+
+/// Loads the current version of every dictionary of the job and gives the
+/// encoders their lookups. A dictionary without a version is an error: it
+/// is never created implicitly here (a shard, for one, must not build).
+pub async fn attach(p: &mut Prepared, built: &[Built]) -> Result<Vec<DictReport>> {
+    let s = p.settings.clone();
+    if s.transform.dicts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dstore = store(&s)?;
+    let mut lookups: Vec<(String, Arc<Lookup>)> = Vec::new();
+    let mut reports = Vec::new();
+    for (col, expr) in &s.transform.dicts {
+        let k = key(&s, col)?;
+        let t = Instant::now();
+        let version = dstore.current(&k).await?.ok_or_else(|| {
+            Error::config(format!(
+                "dictionary {} of column `{col}` has no version in {}; build it first (`starload dict build`) — a \
+                 sharded load never builds",
+                k, s.dict_store
+            ))
+        })?;
+        let lookup = Arc::new(dstore.lookup(&k, &version).await?);
+        let b = built.iter().find(|b| b.column == *col);
+        reports.push(DictReport {
+            column: col.clone(),
+            expression: expr.clone(),
+            location: s.dict_store.clone(),
+            version: version.version,
+            values: version.count,
+            max_id: version.max_id,
+            built: b.is_some(),
+            distinct_values: b.map_or(0, |b| b.report.distinct_values),
+            new_values: b.map_or(0, |b| b.report.new_values),
+            build_seconds: b.map_or(0.0, |b| b.seconds),
+            lookup_seconds: t.elapsed().as_secs_f64(),
+        });
+        lookups.push((col.clone(), lookup));
+    }
+    let base = Encoder::new(p.mapping.columns.clone(), s.zone).with_dictionaries(&lookups)?;
+    if s.preaggregate {
+        let spec = crate::preagg::PreAggSpec::new(Arc::new(base), &p.target, p.scanner.output_schema())?;
+        p.encoder = spec.output.clone();
+        p.preagg = Some(Arc::new(spec));
+    } else {
+        p.encoder = Arc::new(base);
+    }
+    Ok(reports)
+}
+
+/// The dictionaries named by a job file, without planning the job: its
+/// target table, its dictionary store and its `bitmap_dict` columns.
+pub fn from_job_file(f: &crate::config::JobFile) -> Result<(DictStore, String, String)> {
+    let table = f.table.clone().ok_or_else(|| Error::config("`table` is required (the dictionaries' table)"))?;
+    let (db, t) = crate::meta::split_table(&table)?;
+    let state = f.state_dir.clone().unwrap_or_else(|| std::path::PathBuf::from(".starload"));
+    let location = f.dict_store.clone().unwrap_or_else(|| state.join("dicts").display().to_string());
+    let opts = crate::source::StoreOptions {
+        s3: f.s3.clone(),
+        hdfs: f.hdfs.clone(),
+        timeout: f.source_timeout_secs.map(std::time::Duration::from_secs),
+    };
+    Ok((DictStore::open(&location, &opts)?, format!("{db}.{t}"), location))
+}
+
+/// Writes version `version` (default: the current one) of a dictionary as
+/// Parquet (`id UInt64`, `value`) under
+/// `<state_dir>/exports/<db.table>/<column>/v<N>/`, once: a complete export
+/// of a version is reused, so loading it again sends the same files (and
+/// labels). Returns the directory and the version.
+pub async fn export_files(
+    dstore: &DictStore,
+    key: &DictKey,
+    version: Option<u64>,
+    state_dir: &std::path::Path,
+) -> Result<(std::path::PathBuf, crate::dict::Version)> {
+    let v = match version {
+        Some(n) => dstore.version(key, n).await?,
+        None => dstore
+            .current(key)
+            .await?
+            .ok_or_else(|| Error::config(format!("dictionary {key} has no version to export")))?,
+    };
+    let dir = state_dir.join("exports").join(&key.table).join(&key.column).join(format!("v{:08}", v.version));
+    if dir.join("_complete").exists() {
+        return Ok((dir, v));
+    }
+    let io = |what: &str, e: std::io::Error| Error::infra(format!("{what}: {e}"));
+    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| io(&format!("cannot create {}", tmp.display()), e))?;
+    let file_path = tmp.join("part-00000.parquet");
+    let file =
+        std::fs::File::create(&file_path).map_err(|e| io(&format!("cannot create {}", file_path.display()), e))?;
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(1 << 20))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, DictStore::export_schema(v.value_type), Some(props))?;
+    dstore.export_each(key, &v, |b| Ok(w.write(&b)?)).await?;
+    w.close()?;
+    std::fs::write(tmp.join("_complete"), format!("{}\n", v.version))
+        .map_err(|e| io(&format!("cannot write {}", tmp.display()), e))?;
+    std::fs::create_dir_all(dir.parent().unwrap_or(state_dir)).map_err(|e| io("cannot create export directory", e))?;
+    match std::fs::rename(&tmp, &dir) {
+        Ok(()) => {}
+        // Another export of the same version won: use it.
+        Err(_) if dir.join("_complete").exists() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        Err(e) => return Err(io(&format!("cannot move the export to {}", dir.display()), e)),
+    }
+    Ok((dir, v))
+}
+
+/// Loads a dictionary's `(id, value)` pairs into the StarRocks table `to`
+/// through the normal load path (chunks, labels, journal, verification).
+/// `f` supplies the FE, credentials, dictionary store and the dictionary's
+/// table; its source, transform and `bitmap_dict` are replaced. Appending is
+/// refused unless `to` is a PRIMARY KEY or UNIQUE KEY table (a later
+/// version's export then upserts); `mode = "overwrite"` replaces the table.
+pub async fn export(
+    f: crate::config::JobFile,
+    column: &str,
+    to: &str,
+    version: Option<u64>,
+    progress: Arc<dyn Fn(crate::load::Progress) + Send + Sync>,
+) -> Result<crate::job::Report> {
+    let (dstore, table, _) = from_job_file(&f)?;
+    let key = DictKey::new(&table, column)?;
+    let state = f.state_dir.clone().unwrap_or_else(|| std::path::PathBuf::from(".starload"));
+    let (dir, _) = export_files(&dstore, &key, version, &state).await?;
+    let job = crate::config::JobFile {
+        source: Some(dir.display().to_string()),
+        hive_table: None,
+        metastore: None,
+        table: Some(to.to_string()),
+        bitmap_dict: Default::default(),
+        bitmap_preaggregate: None,
+        delete_when: None,
+        partial_update: None,
+        merge_condition: None,
+        shard: None,
+        partition_types: Default::default(),
+        ..f
+    };
+    let settings = Settings::resolve(job)?;
+    let p = crate::job::prepare(settings).await?;
+    let keyed = matches!(p.target.keys, crate::meta::KeysType::Primary | crate::meta::KeysType::Unique);
+    if p.settings.mode == crate::job::Mode::Append && !keyed {
+        return Err(Error::config(format!(
+            "export into a PRIMARY KEY or UNIQUE KEY table keyed by id (`{to}` is {}), so exporting a later version \
+             updates it; or use mode overwrite",
+            p.target.keys.name()
+        )));
+    }
+    crate::job::run(p, progress).await
+}
