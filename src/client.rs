@@ -260,6 +260,21 @@ impl Client {
         Ok(Client { settings, http, auth })
     }
 
+    /// A TLS handshake that failed because the server's certificate could
+    /// not be verified: retrying cannot help, the CA must be configured.
+    fn untrusted(&self, e: &reqwest::Error) -> Option<String> {
+        if !e.is_connect() {
+            return None;
+        }
+        let chain = err_chain(e);
+        chain.to_ascii_lowercase().contains("certificate").then(|| {
+            format!(
+                "cannot verify the TLS certificate of FE {} ({chain}); name the CA that signed it in `ca_file`",
+                self.settings.fe
+            )
+        })
+    }
+
     /// The FE base URL.
     pub fn fe(&self) -> &url::Url {
         &self.settings.fe
@@ -290,6 +305,9 @@ impl Client {
             .await;
         let resp = match resp {
             Ok(r) => r,
+            Err(e) if self.untrusted(&e).is_some() => {
+                return Ok(Err(Attempt::Refused(Verdict::Fatal(self.untrusted(&e).unwrap_or_default()))));
+            }
             // Nothing was begun on the server: the FE starts no transaction.
             Err(e) => {
                 return Ok(Err(Attempt::Refused(Verdict::Throttled(format!(
@@ -434,7 +452,13 @@ impl Client {
             .await;
         let resp = match resp {
             Ok(r) => r,
-            Err(e) => return Attempt::Lost(format!("FE {} did not answer: {}", self.settings.fe, err_chain(&e))),
+            Err(e) => {
+                // A failed handshake sent nothing: no transaction exists.
+                if let Some(why) = self.untrusted(&e) {
+                    return Attempt::Refused(Verdict::Fatal(why));
+                }
+                return Attempt::Lost(format!("FE {} did not answer: {}", self.settings.fe, err_chain(&e)));
+            }
         };
         let status = resp.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {

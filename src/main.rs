@@ -208,6 +208,12 @@ struct SimArgs {
     /// Faults file (TOML, `[[faults]]`).
     #[arg(long)]
     faults: Option<PathBuf>,
+    /// Serve FE and BE over HTTPS with this PEM certificate chain.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -602,13 +608,18 @@ async fn run(cmd: Cmd) -> Result<()> {
                 be_ports: a.be_port.clone(),
                 mysql_port: a.mysql_port,
                 faults,
+                tls: match (&a.tls_cert, &a.tls_key) {
+                    (Some(cert), Some(key)) => Some(starload::sim::TlsFiles { cert: cert.clone(), key: key.clone() }),
+                    _ => None,
+                },
                 ..Default::default()
             };
+            let scheme = if cfg.tls.is_some() { "https" } else { "http" };
             let sim = starload::sim::Sim::start(cfg).await?;
             eprintln!(
-                "starload simulator ready: FE http://{} BE {} MySQL {}{}",
-                sim.fe,
-                sim.bes.iter().map(|b| format!("http://{b}")).collect::<Vec<_>>().join(","),
+                "starload simulator ready: FE {} BE {} MySQL {}{}",
+                sim.fe_url(),
+                sim.bes.iter().map(|b| format!("{scheme}://{b}")).collect::<Vec<_>>().join(","),
                 sim.mysql,
                 if a.discard { " (discard mode)" } else { "" }
             );

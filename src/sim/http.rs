@@ -26,7 +26,12 @@ pub(crate) enum Role {
 type Resp = Response<Full<Bytes>>;
 
 /// Accepts connections until the task is aborted.
-pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, role: Role) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    role: Role,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let me = listener.local_addr().unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -34,6 +39,7 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, role: Role) 
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let state = state.clone();
@@ -51,7 +57,19 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, role: Role) 
                     }
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let http = hyper::server::conn::http1::Builder::new();
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                }
+                Some(acceptor) => {
+                    // A failed handshake (an untrusted certificate on the
+                    // client side) just closes the connection.
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                }
+            }
         });
     }
 }
@@ -135,7 +153,7 @@ async fn fe(state: Arc<State>, req: Request<Incoming>) -> Resp {
                 return fe_fail("No backend alive.");
             }
             let be = bes[state.rr.fetch_add(1, Ordering::SeqCst) % bes.len()];
-            let mut loc = format!("http://{be}{}", req.uri().path());
+            let mut loc = format!("{}://{be}{}", state.scheme, req.uri().path());
             if let Some(q) = req.uri().query() {
                 loc.push('?');
                 loc.push_str(q);

@@ -49,6 +49,35 @@ pub struct SimConfig {
     pub max_body_mb: u64,
     /// Faults to inject.
     pub faults: Vec<FaultRule>,
+    /// Serve FE and BE over HTTPS with this certificate (the redirect then
+    /// points at `https://` BEs), as a TLS-terminated cluster does.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files of the simulator's HTTPS certificate chain and private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain (leaf first).
+    pub cert: std::path::PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+}
+
+fn tls_acceptor(f: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&f.cert)
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| Error::config(format!("simulator certificate `{}`: {e}", f.cert.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&f.key)
+        .map_err(|e| Error::config(format!("simulator key `{}`: {e}", f.key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| Error::config(format!("simulator TLS: {e}")))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
 impl Default for SimConfig {
@@ -63,6 +92,7 @@ impl Default for SimConfig {
             label_keep_max: 1000,
             max_body_mb: 10240,
             faults: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -86,6 +116,8 @@ pub struct State {
     pub(crate) txn_be: Mutex<HashMap<(String, String), SocketAddr>>,
     pub(crate) fe_down_until: Mutex<Option<std::time::Instant>>,
     pub(crate) faults_fired: AtomicU64,
+    /// `http` or `https`.
+    pub(crate) scheme: &'static str,
 }
 
 /// One load request the BE saw (for tests).
@@ -187,7 +219,9 @@ impl Sim {
             txn_be: Mutex::new(HashMap::new()),
             fe_down_until: Mutex::new(None),
             faults_fired: AtomicU64::new(0),
+            scheme: if cfg.tls.is_some() { "https" } else { "http" },
         });
+        let tls = cfg.tls.as_ref().map(tls_acceptor).transpose()?;
         let bind = |port: u16| async move {
             TcpListener::bind(("127.0.0.1", port))
                 .await
@@ -198,21 +232,21 @@ impl Sim {
         for p in if cfg.be_ports.is_empty() { vec![0] } else { cfg.be_ports } {
             let l = bind(p).await?;
             bes.push(l.local_addr()?);
-            tasks.push(tokio::spawn(http::serve(l, state.clone(), http::Role::Be)));
+            tasks.push(tokio::spawn(http::serve(l, state.clone(), http::Role::Be, tls.clone())));
         }
         *state.bes.lock().unwrap() = bes.clone();
         let fe_l = bind(cfg.fe_port).await?;
         let fe = fe_l.local_addr()?;
-        tasks.push(tokio::spawn(http::serve(fe_l, state.clone(), http::Role::Fe)));
+        tasks.push(tokio::spawn(http::serve(fe_l, state.clone(), http::Role::Fe, tls.clone())));
         let my_l = bind(cfg.mysql_port).await?;
         let mysql = my_l.local_addr()?;
         tasks.push(tokio::spawn(mysql::serve(my_l, state.clone())));
         Ok(Sim { state, fe, bes, mysql, tasks })
     }
 
-    /// `http://127.0.0.1:<fe port>`.
+    /// `http://127.0.0.1:<fe port>` (`https://` when serving TLS).
     pub fn fe_url(&self) -> String {
-        format!("http://{}", self.fe)
+        format!("{}://{}", self.state.scheme, self.fe)
     }
 
     /// `127.0.0.1:<mysql port>`.

@@ -53,8 +53,8 @@ fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-fn redirect(be: SocketAddr, req: &Request<Incoming>) -> Resp {
-    let mut loc = format!("http://{be}{}", req.uri().path());
+fn redirect(scheme: &str, be: SocketAddr, req: &Request<Incoming>) -> Resp {
+    let mut loc = format!("{scheme}://{be}{}", req.uri().path());
     if let Some(q) = req.uri().query() {
         loc.push('?');
         loc.push_str(q);
@@ -127,11 +127,11 @@ pub(crate) async fn fe(state: Arc<State>, req: Request<Incoming>, op: &str) -> R
             }
             let be = bes[state.rr.fetch_add(1, Ordering::SeqCst) % bes.len()];
             state.txn_be.lock().unwrap().insert((db, label), be);
-            redirect(be, &req)
+            redirect(state.scheme, be, &req)
         }
         "load" | "prepare" => {
             match ctx_be.or_else(|| state.txn_be.lock().unwrap().get(&(db.clone(), label.clone())).copied()) {
-                Some(be) => redirect(be, &req),
+                Some(be) => redirect(state.scheme, be, &req),
                 None => status("TXN_NOT_EXISTS", format!("transaction with label {label} not exists")),
             }
         }
@@ -141,7 +141,7 @@ pub(crate) async fn fe(state: Arc<State>, req: Request<Incoming>, op: &str) -> R
             };
             match (op, t.state) {
                 (_, TxnState::Prepare) => match ctx_be {
-                    Some(be) => redirect(be, &req),
+                    Some(be) => redirect(state.scheme, be, &req),
                     None => status("TXN_NOT_EXISTS", format!("transaction with label {label} not exists")),
                 },
                 ("commit", TxnState::Prepared) => commit_prepared(&state, &db, &label, t.id),

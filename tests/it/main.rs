@@ -14,4 +14,5 @@ mod modes;
 mod shards;
 mod sources;
 mod support;
+mod tls;
 mod transform;
