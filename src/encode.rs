@@ -205,6 +205,19 @@ pub struct Encoder {
     json_keys: Vec<Vec<u8>>,
     /// Per column: the dictionary its values go through.
     dicts: Vec<Option<std::sync::Arc<crate::dict::Lookup>>>,
+    /// Bytes per CSV row seen so far, to size buffers (a hint only).
+    row_bytes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Rows per parallel piece of a batch in the CSV pass.
+const PAR_ROWS: usize = 2048;
+
+/// One range of rows rendered as CSV.
+struct Rendered {
+    data: Vec<u8>,
+    csv_rows: usize,
+    /// Rows CSV cannot carry, and the part they go to instead.
+    rerouted: Vec<(usize, Part)>,
 }
 
 /// Result of mapping a source schema onto a table.
@@ -374,7 +387,8 @@ impl Encoder {
             })
             .collect();
         let dicts = vec![None; columns.len()];
-        Encoder { columns, zone, csv_capable, json_keys, dicts }
+        let row_bytes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        Encoder { columns, zone, csv_capable, json_keys, dicts, row_bytes }
     }
 
     /// Routes the values of dictionary columns through their dictionaries
@@ -529,59 +543,72 @@ impl Encoder {
         }
         let mut route = vec![floor; rows];
         if self.csv_capable && floor != Part::Json {
-            // Pass 1: CSV, noting the rows it cannot carry.
-            let render =
-                |(ci, w): (usize, &Writer<'_>)| -> std::result::Result<(Cells, Vec<(usize, bool)>), EncodeError> {
-                    let mut cells = Cells::with_capacity(rows);
-                    let mut not_csv = Vec::new();
-                    for r in 0..rows {
-                        let start = cells.data.len();
-                        match w.write(r, Mode::Csv, &mut cells.data) {
+            // Pass 1: CSV, row by row straight into the part's buffer (no
+            // per-column staging, no second copy), noting the rows CSV cannot
+            // carry. Ranges of rows render in parallel; each range's text is
+            // appended in row order.
+            let one_column = writers.len() == 1;
+            let render = |range: std::ops::Range<usize>| -> std::result::Result<Rendered, EncodeError> {
+                let mut data = Vec::with_capacity(range.len() * self.row_bytes_hint());
+                let (mut csv_rows, mut rerouted) = (0usize, Vec::new());
+                for r in range {
+                    let row_start = data.len();
+                    let mut reroute: Option<Part> = None;
+                    for (ci, w) in writers.iter().enumerate() {
+                        if ci > 0 {
+                            data.push(COLUMN_SEPARATOR);
+                        }
+                        match w.write_csv(r, &mut data) {
                             Ok(()) => {}
                             Err(CellError::NotCsv { top_string, .. }) => {
-                                cells.data.truncate(start);
-                                not_csv.push((r, top_string));
+                                let p = if top_string { Part::Csv64 } else { Part::Json };
+                                reroute = Some(reroute.map_or(p, |q| q.max(p)));
                             }
                             Err(CellError::Bad(msg)) => return Err(EncodeError::Value { column: ci, row: r, msg }),
                         }
-                        cells.ends.push(cells.data.len());
                     }
-                    Ok((cells, not_csv))
-                };
-            let rendered: Vec<(Cells, Vec<(usize, bool)>)> = if rows >= 2048 && writers.len() > 1 {
-                writers.par_iter().enumerate().map(render).collect::<std::result::Result<_, _>>()?
-            } else {
-                writers.iter().enumerate().map(render).collect::<std::result::Result<_, _>>()?
+                    // A row of one empty field is an empty line, which the BE
+                    // skips: send it as JSON.
+                    if reroute.is_none() && one_column && data.len() == row_start {
+                        reroute = Some(Part::Json);
+                    }
+                    match reroute {
+                        None => {
+                            data.push(ROW_DELIMITER);
+                            csv_rows += 1;
+                        }
+                        Some(p) => {
+                            data.truncate(row_start);
+                            rerouted.push((r, p));
+                        }
+                    }
+                }
+                Ok(Rendered { data, csv_rows, rerouted })
             };
-            for (_, not_csv) in &rendered {
-                for &(r, top_string) in not_csv {
-                    route[r] = route[r].max(if top_string { Part::Csv64 } else { Part::Json });
-                }
-            }
-            if rendered.len() == 1 {
-                // A row of one empty field is an empty line, which the BE
-                // skips: send it as JSON.
-                for (r, p) in route.iter_mut().enumerate() {
-                    if rendered[0].0.get(r).is_empty() {
-                        *p = Part::Json;
-                    }
-                }
-            }
-            let total: usize = rendered.iter().map(|c| c.0.data.len()).sum();
+            let pieces = if rows >= 2 * PAR_ROWS { rows.div_ceil(PAR_ROWS) } else { 1 };
+            let ranges: Vec<std::ops::Range<usize>> =
+                (0..pieces).map(|k| k * rows / pieces..(k + 1) * rows / pieces).collect();
+            let rendered: Vec<Rendered> = if pieces > 1 {
+                ranges.into_par_iter().map(render).collect::<std::result::Result<_, _>>()?
+            } else {
+                ranges.into_iter().map(render).collect::<std::result::Result<_, _>>()?
+            };
             let buf = &mut out.parts[Part::Csv as usize];
-            buf.data.reserve(total + rows * rendered.len());
-            for (r, p) in route.iter().enumerate() {
-                if *p != Part::Csv {
-                    continue;
+            let total: usize = rendered.iter().map(|p| p.data.len()).sum();
+            buf.data.reserve(total);
+            for piece in rendered {
+                for (r, p) in piece.rerouted {
+                    route[r] = route[r].max(p);
                 }
-                for (i, (c, _)) in rendered.iter().enumerate() {
-                    if i > 0 {
-                        buf.data.push(COLUMN_SEPARATOR);
-                    }
-                    buf.data.extend_from_slice(c.get(r));
+                if buf.data.is_empty() {
+                    buf.data = piece.data;
+                } else {
+                    buf.data.extend_from_slice(&piece.data);
                 }
-                buf.data.push(ROW_DELIMITER);
-                buf.rows += 1;
+                buf.rows += piece.csv_rows;
+            }
+            if rows > 0 && total > 0 {
+                self.note_row_bytes(total / rows);
             }
         } else {
             route.fill(Part::Json);
@@ -647,6 +674,18 @@ impl Encoder {
 }
 
 impl Encoder {
+    /// Expected CSV bytes per row (columns × 8 until a batch was seen).
+    fn row_bytes_hint(&self) -> usize {
+        match self.row_bytes.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => self.columns.len() * 8 + 1,
+            n => n + n / 8 + 1,
+        }
+    }
+
+    fn note_row_bytes(&self, n: usize) {
+        self.row_bytes.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The canonical text of every value of one mapped column (NULL as
     /// `None`), as the JSON format would send it, strings unquoted.
     pub fn column_texts(
@@ -835,6 +874,7 @@ enum Mode {
     Doc,
 }
 
+#[derive(Debug)]
 enum CellError {
     /// CSV cannot carry the value. `top_string`: it is a top-level string,
     /// which a base64 round trip (`from_base64`) can carry in CSV.
@@ -1369,6 +1409,36 @@ impl Writer<'_> {
         self.nulls.as_ref().is_some_and(|n| n.is_null(i))
     }
 
+    /// A top-level CSV field: the common types inline, the rest through
+    /// [`Writer::write`]. Same text and checks as `write(i, Mode::Csv, out)`.
+    #[inline]
+    fn write_csv(&self, i: usize, out: &mut Vec<u8>) -> CellResult {
+        if self.is_null(i) {
+            out.extend_from_slice(b"\\N");
+            return Ok(());
+        }
+        let mut b = itoa::Buffer::new();
+        match &self.w {
+            W::Int { v: Ints::I64(v), to: IntTo::Int { check: false, .. } } => {
+                out.extend_from_slice(b.format(v[i]).as_bytes());
+            }
+            W::Int { v: Ints::I32(v), to: IntTo::Int { check: false, .. } } => {
+                out.extend_from_slice(b.format(v[i]).as_bytes());
+            }
+            W::Date32 { v, datetime: false } => out.extend_from_slice(&date_text(v[i] as i64)?),
+            W::Dec { v: Decs::D128(v), scale, to_scale, max, .. }
+                if scale == to_scale && v[i].unsigned_abs() < *max as u128 =>
+            {
+                push_decimal(out, v[i], *scale);
+            }
+            W::Str { a, to: StrTo::Str { max } } if a.get(i).len() <= *max => {
+                write_plain_str(a.get(i), Mode::Csv, out)?
+            }
+            _ => return self.write(i, Mode::Csv, out),
+        }
+        Ok(())
+    }
+
     fn write(&self, i: usize, mode: Mode, out: &mut Vec<u8>) -> CellResult {
         let top = matches!(mode, Mode::Csv | Mode::Csv64);
         if self.is_null(i) {
@@ -1415,9 +1485,9 @@ impl Writer<'_> {
             }
             W::Date32 { v, datetime } => {
                 let d = v[i] as i64;
-                check_date(d)?;
+                let text = date_text(d)?;
                 write_quoted_text(out, mode, |o| {
-                    push_date(o, d);
+                    o.extend_from_slice(&text);
                     if *datetime {
                         o.extend_from_slice(b" 00:00:00");
                     }
@@ -1429,10 +1499,10 @@ impl Writer<'_> {
                 if !*datetime && us.rem_euclid(86_400_000_000) != 0 {
                     return bad("a Date64 value with a time of day cannot be loaded into DATE exactly");
                 }
-                check_datetime(us)?;
-                write_quoted_text(out, mode, |o| {
-                    if *datetime { push_datetime(o, us) } else { push_date(o, us.div_euclid(86_400_000_000)) }
-                });
+                let (text, n) = datetime_text(us)?;
+                // A DATE gets the date part (its time of day is zero, checked above).
+                let n = if *datetime { n } else { 10 };
+                write_quoted_text(out, mode, |o| o.extend_from_slice(&text[..n]));
             }
             W::Ts { v, unit, zone } => {
                 let raw = v[i];
@@ -1454,8 +1524,8 @@ impl Writer<'_> {
                     None | Some(Zone::Utc) => us,
                     Some(z) => us + z.offset_secs(us) * 1_000_000,
                 };
-                check_datetime(local)?;
-                write_quoted_text(out, mode, |o| push_datetime(o, local));
+                let (text, n) = datetime_text(local)?;
+                write_quoted_text(out, mode, |o| o.extend_from_slice(&text[..n]));
             }
             W::Time { v, unit, max } => {
                 let text = time_text(v[i], *unit).ok_or(CellError::Bad(format!("{} is not a time of day", v[i])))?;
@@ -1620,7 +1690,11 @@ fn write_int(v: i128, to: IntTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {
         }
     }
     let mut b = itoa::Buffer::new();
-    out.extend_from_slice(b.format(v).as_bytes());
+    // 64-bit formatting is several times faster than 128-bit.
+    match i64::try_from(v) {
+        Ok(x) => out.extend_from_slice(b.format(x).as_bytes()),
+        Err(_) => out.extend_from_slice(b.format(v).as_bytes()),
+    }
     Ok(())
 }
 
@@ -1804,7 +1878,7 @@ fn write_plain_str(s: &str, mode: Mode, out: &mut Vec<u8>) -> CellResult {
 
 #[inline]
 fn check_csv_bytes(b: &[u8], top_string: bool) -> CellResult {
-    if let Some(&c) = b.iter().find(|&&c| c == COLUMN_SEPARATOR || c == ROW_DELIMITER) {
+    if let Some(c) = memchr::memchr2(COLUMN_SEPARATOR, ROW_DELIMITER, b).map(|i| b[i]) {
         return Err(CellError::NotCsv {
             top_string,
             why: format!("the value holds byte 0x{c:02x}, which the CSV dialect cannot carry"),
@@ -1863,7 +1937,12 @@ fn rescale(x: i128, from: u8, to: u8) -> std::result::Result<i128, CellError> {
 
 fn push_decimal(out: &mut Vec<u8>, x: i128, scale: u8) {
     let mut b = itoa::Buffer::new();
-    let digits = b.format(x.unsigned_abs()).as_bytes();
+    let abs = x.unsigned_abs();
+    // 64-bit formatting is several times faster than 128-bit.
+    let digits = match u64::try_from(abs) {
+        Ok(a) => b.format(a).as_bytes(),
+        Err(_) => b.format(abs).as_bytes(),
+    };
     let scale = scale as usize;
     if x < 0 {
         out.push(b'-');
@@ -1884,15 +1963,42 @@ fn push_decimal(out: &mut Vec<u8>, x: i128, scale: u8) {
 const MIN_DAY: i64 = -719528; // 0000-01-01
 const MAX_DAY: i64 = 2932896; // 9999-12-31
 
-fn check_date(d: i64) -> CellResult {
+/// The checked `YYYY-MM-DD` text of a day number: StarRocks' range, and its
+/// calendar (year 0 is not a leap year there).
+#[inline]
+fn date_text(d: i64) -> std::result::Result<[u8; 10], CellError> {
+    // Real columns repeat a limited set of days: a small per-thread cache
+    // of rendered days saves the calendar arithmetic.
+    const SLOTS: usize = 4096;
+    thread_local! {
+        static DAYS: std::cell::RefCell<Vec<(i64, [u8; 10])>> =
+            std::cell::RefCell::new(vec![(i64::MIN, [0; 10]); SLOTS]);
+    }
+    let slot = (d as usize) & (SLOTS - 1);
+    if let Some(t) = DAYS.with_borrow(|c| (c[slot].0 == d).then_some(c[slot].1)) {
+        return Ok(t);
+    }
+    let t = date_text_uncached(d)?;
+    DAYS.with_borrow_mut(|c| c[slot] = (d, t));
+    Ok(t)
+}
+
+fn date_text_uncached(d: i64) -> std::result::Result<[u8; 10], CellError> {
     if !(MIN_DAY..=MAX_DAY).contains(&d) {
         return bad(format!("date {} is outside StarRocks' range 0000-01-01..9999-12-31", day_text(d)));
     }
     let (y, m, dd) = value::civil_from_days(d);
-    if !value::valid_date(y, m, dd) {
+    // Proleptic Gregorian dates of years 1..=9999 all exist in StarRocks.
+    if y == 0 && !value::valid_date(y, m, dd) {
         return bad(format!("date {} does not exist in StarRocks' calendar", day_text(d)));
     }
-    Ok(())
+    let y = y as u32;
+    let mut t = *b"0000-00-00";
+    put_2(&mut t[0..2], y / 100);
+    put_2(&mut t[2..4], y % 100);
+    put_2(&mut t[5..7], m);
+    put_2(&mut t[8..10], dd);
+    Ok(t)
 }
 
 fn day_text(d: i64) -> String {
@@ -1900,45 +2006,32 @@ fn day_text(d: i64) -> String {
     format!("{y:04}-{m:02}-{dd:02}")
 }
 
-fn check_datetime(us: i64) -> CellResult {
-    check_date(us.div_euclid(86_400_000_000))
-}
-
 #[inline]
-fn push_2(out: &mut Vec<u8>, v: u32) {
-    out.push(b'0' + (v / 10) as u8);
-    out.push(b'0' + (v % 10) as u8);
+fn put_2(to: &mut [u8], v: u32) {
+    to[0] = b'0' + (v / 10) as u8;
+    to[1] = b'0' + (v % 10) as u8;
 }
 
-fn push_date(out: &mut Vec<u8>, d: i64) {
-    let (y, m, dd) = value::civil_from_days(d);
-    let y = y as u32;
-    push_2(out, y / 100);
-    push_2(out, y % 100);
-    out.push(b'-');
-    push_2(out, m);
-    out.push(b'-');
-    push_2(out, dd);
-}
-
-fn push_datetime(out: &mut Vec<u8>, us: i64) {
-    let days = us.div_euclid(86_400_000_000);
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]` of microseconds since the epoch, checked
+/// like [`date_text`]; returns the text and its length (19 or 26).
+#[inline]
+fn datetime_text(us: i64) -> std::result::Result<([u8; 26], usize), CellError> {
+    let date = date_text(us.div_euclid(86_400_000_000))?;
     let t = us.rem_euclid(86_400_000_000);
-    push_date(out, days);
-    out.push(b' ');
+    let mut out = *b"0000-00-00 00:00:00.000000";
+    out[..10].copy_from_slice(&date);
     let secs = (t / 1_000_000) as u32;
-    push_2(out, secs / 3600);
-    out.push(b':');
-    push_2(out, secs / 60 % 60);
-    out.push(b':');
-    push_2(out, secs % 60);
+    put_2(&mut out[11..13], secs / 3600);
+    put_2(&mut out[14..16], secs / 60 % 60);
+    put_2(&mut out[17..19], secs % 60);
     let f = (t % 1_000_000) as u32;
-    if f != 0 {
-        out.push(b'.');
-        push_2(out, f / 10000);
-        push_2(out, f / 100 % 100);
-        push_2(out, f % 100);
+    if f == 0 {
+        return Ok((out, 19));
     }
+    put_2(&mut out[20..22], f / 10000);
+    put_2(&mut out[22..24], f / 100 % 100);
+    put_2(&mut out[24..26], f % 100);
+    Ok((out, 26))
 }
 
 fn ty_len(t: &SrType) -> usize {
@@ -2019,9 +2112,18 @@ mod tests {
         let mut out = Vec::new();
         push_decimal(&mut out, -5, 3);
         assert_eq!(out, b"-0.005");
-        let mut out = Vec::new();
-        push_datetime(&mut out, -1);
-        assert_eq!(out, b"1969-12-31 23:59:59.999999");
+        let (t, n) = datetime_text(-1).unwrap();
+        assert_eq!(&t[..n], b"1969-12-31 23:59:59.999999");
+        let (t, n) = datetime_text(86_400_000_000).unwrap();
+        assert_eq!(&t[..n], b"1970-01-02 00:00:00");
+        assert_eq!(&date_text(MIN_DAY).unwrap(), b"0000-01-01");
+        assert_eq!(&date_text(MAX_DAY).unwrap(), b"9999-12-31");
+        assert!(date_text(MIN_DAY - 1).is_err() && date_text(MAX_DAY + 1).is_err());
+        // Proleptic Gregorian 0000-02-29 exists; StarRocks' year 0 has no leap day.
+        assert!(date_text(MIN_DAY + 59).is_err());
+        assert_eq!(&date_text(MIN_DAY + 58).unwrap(), b"0000-02-28");
+        assert_eq!(&date_text(MIN_DAY + 59 + 365).unwrap(), b"0001-02-28");
+        assert_eq!(&date_text(-141_438).unwrap(), b"1582-10-04");
         assert!(rescale(1230, 3, 2).is_ok());
         assert!(rescale(1234, 3, 2).is_err());
         assert_eq!(Zone::parse("+08:00").unwrap(), Zone::Fixed(8 * 3600));

@@ -234,6 +234,15 @@ pub async fn run(job: Arc<Job>) -> Result<LoadReport> {
     result.map(|_| report)
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 fn backoff(opts: &LoadOptions, attempt: u32, throttled: bool) -> Duration {
     let base = if throttled { opts.backoff_base * 4 } else { opts.backoff_base };
     let exp = base.saturating_mul(1u32 << attempt.min(16));
@@ -320,6 +329,20 @@ enum Produced {
 struct Sink {
     tx: BodyTx,
     handle: tokio::task::JoinHandle<Upload>,
+    /// Set once every row was handed over. A body whose sender goes away
+    /// before (the pass abandoned, its task aborted) ends in an error, so
+    /// the request is cut off and the server can never commit a partial
+    /// chunk under the chunk's label.
+    complete: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Sink {
+    /// Ends the body normally and waits for the server's reply.
+    async fn finish(self) -> std::result::Result<Upload, tokio::task::JoinError> {
+        self.complete.store(true, Ordering::SeqCst);
+        drop(self.tx);
+        self.handle.await
+    }
 }
 
 fn start_upload(job: &Arc<Job>, chunk: &Chunk, part: Part, timeout: u64, be: &url::Url) -> Result<Sink> {
@@ -329,11 +352,20 @@ fn start_upload(job: &Arc<Job>, chunk: &Chunk, part: Part, timeout: u64, be: &ur
     let (tx, mut rx) = mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(4);
     let job = job.clone();
     let be = be.clone();
+    let complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = complete.clone();
     let handle = tokio::spawn(async move {
-        let body = reqwest::Body::wrap_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let mut cut = false;
+        let body = reqwest::Body::wrap_stream(futures::stream::poll_fn(move |cx| match rx.poll_recv(cx) {
+            std::task::Poll::Ready(None) if !done.load(Ordering::SeqCst) && !cut => {
+                cut = true;
+                std::task::Poll::Ready(Some(Err(std::io::Error::other("the body was abandoned before its end"))))
+            }
+            other => other,
+        }));
         Upload { part, attempt: job.client.upload(be, &hdrs, body, job.options.upload_timeout(timeout)).await }
     });
-    Ok(Sink { tx, handle })
+    Ok(Sink { tx, handle, complete })
 }
 
 /// Scans and encodes a chunk once, streaming each part's rows to its own
@@ -364,8 +396,7 @@ async fn run_pass(job: &Arc<Job>, chunk: &Chunk, skip: [bool; 3], timeout: u64) 
             if Part::ALL[i] == Part::Json {
                 let _ = s.tx.send(Ok(Bytes::from_static(b"]"))).await;
             }
-            drop(s.tx);
-            s.handle.await
+            s.finish().await
         } else {
             // Abort the upload before its body ends: the server never sees a
             // complete request and cannot commit it.
@@ -423,6 +454,19 @@ async fn produce(
         Ok(s) => s,
         Err(e) => return Produced::Failed(e.context(format!("chunk {}", chunk.index))),
     };
+    // DataFusion decodes on the task that polls its stream: give every
+    // chunk's scan its own task, so chunks in flight decode on every runtime
+    // worker (and ahead of the encoder), not all on the task driving them.
+    let (btx, mut batches) = mpsc::channel(2);
+    let reader = tokio::spawn(async move {
+        while let Some(b) = stream.next().await {
+            let failed = b.is_err();
+            if btx.send(b).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    let _reader = AbortOnDrop(reader.abort_handle());
     let mut out = Output { rows: [0; 3], bytes: [0; 3], skip, timeout, be, sinks };
     let mut dispatched = 0u64;
     // Pre-aggregation: the chunk's groups, passed from one encode task to
@@ -438,7 +482,7 @@ async fn produce(
     let mut pending: Option<(oneshot::Receiver<Enc>, u64)> = None;
     loop {
         let t = Instant::now();
-        let next = stream.next().await;
+        let next = batches.recv().await;
         job.stats.decode_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         if let Some((rx, base)) = pending.take() {
             let enc = match rx.await {
