@@ -1431,8 +1431,12 @@ impl Writer<'_> {
             {
                 push_decimal(out, v[i], *scale);
             }
-            W::Str { a, to: StrTo::Str { max } } if a.get(i).len() <= *max => {
-                write_plain_str(a.get(i), Mode::Csv, out)?
+            W::Str { a, to: StrTo::Str { max } } => {
+                let v = a.get(i);
+                if v.len() > *max {
+                    return self.write(i, Mode::Csv, out);
+                }
+                write_plain_str(v, Mode::Csv, out)?
             }
             _ => return self.write(i, Mode::Csv, out),
         }
@@ -1944,20 +1948,35 @@ fn push_decimal(out: &mut Vec<u8>, x: i128, scale: u8) {
         Err(_) => b.format(abs).as_bytes(),
     };
     let scale = scale as usize;
+    // Sign, integer digits, point, fraction: at most 1 + 39 + 1 + 38 bytes,
+    // assembled on the stack and appended once.
+    let mut t = [0u8; 80];
+    let mut n = 0;
     if x < 0 {
-        out.push(b'-');
+        t[0] = b'-';
+        n = 1;
     }
     if scale == 0 {
-        out.extend_from_slice(digits);
+        t[n..n + digits.len()].copy_from_slice(digits);
+        n += digits.len();
     } else if digits.len() > scale {
-        out.extend_from_slice(&digits[..digits.len() - scale]);
-        out.push(b'.');
-        out.extend_from_slice(&digits[digits.len() - scale..]);
+        let int = digits.len() - scale;
+        t[n..n + int].copy_from_slice(&digits[..int]);
+        n += int;
+        t[n] = b'.';
+        n += 1;
+        t[n..n + scale].copy_from_slice(&digits[int..]);
+        n += scale;
     } else {
-        out.extend_from_slice(b"0.");
-        out.extend(std::iter::repeat_n(b'0', scale - digits.len()));
-        out.extend_from_slice(digits);
+        t[n..n + 2].copy_from_slice(b"0.");
+        n += 2;
+        let zeros = scale - digits.len();
+        t[n..n + zeros].fill(b'0');
+        n += zeros;
+        t[n..n + digits.len()].copy_from_slice(digits);
+        n += digits.len();
     }
+    out.extend_from_slice(&t[..n]);
 }
 
 const MIN_DAY: i64 = -719528; // 0000-01-01
@@ -2112,6 +2131,18 @@ mod tests {
         let mut out = Vec::new();
         push_decimal(&mut out, -5, 3);
         assert_eq!(out, b"-0.005");
+        for (x, scale, text) in [
+            (0i128, 2u8, "0.00"),
+            (-123_456, 2, "-1234.56"),
+            (42, 0, "42"),
+            (-(10i128.pow(38) - 1), 38, "-0.99999999999999999999999999999999999999"),
+            (10i128.pow(38) - 1, 0, "99999999999999999999999999999999999999"),
+            (i64::MAX as i128 + 1, 1, "922337203685477580.8"),
+        ] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, x, scale);
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
         let (t, n) = datetime_text(-1).unwrap();
         assert_eq!(&t[..n], b"1969-12-31 23:59:59.999999");
         let (t, n) = datetime_text(86_400_000_000).unwrap();
