@@ -585,7 +585,9 @@ impl Encoder {
                 }
                 Ok(Rendered { data, csv_rows, rerouted })
             };
-            let pieces = if rows >= 2 * PAR_ROWS { rows.div_ceil(PAR_ROWS) } else { 1 };
+            // One piece per encoder thread at most: pieces after the first
+            // are copied once more when joined.
+            let pieces = (rows / PAR_ROWS).clamp(1, rayon::current_num_threads().max(1));
             let ranges: Vec<std::ops::Range<usize>> =
                 (0..pieces).map(|k| k * rows / pieces..(k + 1) * rows / pieces).collect();
             let rendered: Vec<Rendered> = if pieces > 1 {

@@ -27,6 +27,9 @@ pub enum Fault {
     PublishTimeout,
     /// Wait this many milliseconds before replying.
     Delay(u64),
+    /// Read the body at no more than this many bytes per second (a slow or
+    /// saturated BE: the client's writes block).
+    SlowRead(u64),
     /// Reply with this HTTP status and an HTML body (after reading the body,
     /// without committing).
     Http(u16),
@@ -69,12 +72,14 @@ pub struct FaultSpec {
     /// Firings (default 1).
     pub times: Option<u32>,
     /// `reset_before_body`, `reset_after_commit`, `fail`, `publish_timeout`,
-    /// `delay`, `http`, `garbage`, `label_running`.
+    /// `delay`, `slow_read`, `http`, `garbage`, `label_running`.
     pub fault: String,
     /// Message for `fail`.
     pub message: Option<String>,
     /// Milliseconds for `delay`.
     pub ms: Option<u64>,
+    /// Bytes per second for `slow_read`.
+    pub bytes_per_sec: Option<u64>,
     /// Status for `http`.
     pub status: Option<u16>,
 }
@@ -94,6 +99,7 @@ impl FaultSpec {
             "fail" => Fault::Fail(self.message.unwrap_or_else(|| "injected failure".into())),
             "publish_timeout" => Fault::PublishTimeout,
             "delay" => Fault::Delay(self.ms.unwrap_or(1000)),
+            "slow_read" => Fault::SlowRead(self.bytes_per_sec.unwrap_or(1 << 20).max(1)),
             "http" => Fault::Http(self.status.unwrap_or(503)),
             "garbage" => Fault::Garbage,
             "label_running" => Fault::LabelRunning,

@@ -403,6 +403,7 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
     state.faults_fired.fetch_add(fired.len() as u64, Ordering::SeqCst);
     let has = |f: &Fault| fired.iter().any(|x| std::mem::discriminant(x) == std::mem::discriminant(f));
     let delay = fired.iter().find_map(|f| if let Fault::Delay(ms) = f { Some(*ms) } else { None });
+    let read_rate = fired.iter().find_map(|f| if let Fault::SlowRead(r) = f { Some(*r) } else { None });
     let fail_msg = fired.iter().find_map(|f| if let Fault::Fail(m) = f { Some(m.clone()) } else { None });
     let http_status = fired.iter().find_map(|f| if let Fault::Http(s) = f { Some(*s) } else { None });
     if let Err(e) = state.check_auth(header(&req, "authorization")) {
@@ -466,6 +467,7 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
     let max = state.max_body;
     let discard_csv = state.discard && matches!(spec.format, BodyFormat::Csv { ref delim, .. } if delim.len() == 1);
     let mut body = req.into_body();
+    let read_started = std::time::Instant::now();
     let mut buf: Vec<u8> = Vec::new();
     let mut received = 0u64;
     let mut csv_rows = 0u64;
@@ -484,6 +486,14 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
                     received += data.len() as u64;
+                    if let Some(rate) = read_rate {
+                        // Do not read on until the rate allows these bytes.
+                        let due = Duration::from_secs_f64(received as f64 / rate as f64);
+                        let at = read_started.elapsed();
+                        if due > at {
+                            tokio::time::sleep(due - at).await;
+                        }
+                    }
                     if received > max {
                         set_state(&state, &db, &label, TxnState::Aborted, "body too large");
                         return Ok(LoadResult::fail(
