@@ -188,3 +188,102 @@ async fn exit_codes_and_secrets_on_failure() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("c_i32"));
     assert!(!all_output(&o, state.path()).contains(PASSWORD));
 }
+
+/// A Pushgateway stand-in: accepts one request, answers 200, returns the
+/// request line and body.
+async fn one_push(listener: tokio::net::TcpListener) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut s, _) = listener.accept().await.unwrap();
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    loop {
+        let n = s.read(&mut tmp).await.unwrap();
+        buf.extend_from_slice(&tmp[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len || n == 0 {
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await.unwrap();
+                let line = text.lines().next().unwrap_or("").to_string();
+                return (line, text[end + 4..].to_string());
+            }
+        }
+        if n == 0 {
+            return (String::new(), String::new());
+        }
+    }
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(&format!("starload_{name}{{")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no starload_{name} in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_go_to_a_textfile_and_a_pushgateway() {
+    let src = corpus().join("pyarrow");
+    let sim = sim(vec![corpus_table(&src, "corpus", "t")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let prom = dir.path().join("starload.prom");
+    let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw_url = format!("http://{}", gateway.local_addr().unwrap());
+    let pushed = tokio::spawn(one_push(gateway));
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "metrics_file = \"{}\"\nmetrics_pushgateway = \"{gw_url}\"\nchunk_bytes = \"128KiB\"\n",
+            prom.display()
+        ),
+    )
+    .unwrap();
+    let (fe, mysql) = (sim.fe_url(), sim.mysql_addr());
+    let args: Vec<String> = [
+        "load",
+        "--config",
+        &job.display().to_string(),
+        "--source",
+        &src.display().to_string(),
+        "--table",
+        "corpus.t",
+        "--fe",
+        &fe,
+        "--mysql",
+        &mysql,
+        "--user",
+        USER,
+        "--state-dir",
+        &state.display().to_string(),
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let o =
+        tokio::task::spawn_blocking(move || starload(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>(), PASSWORD))
+            .await
+            .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let text = std::fs::read_to_string(&prom).expect("the textfile is written");
+    let rows = expected(&src).len() as f64;
+    assert_eq!(metric(&text, "success"), 1.0);
+    assert_eq!(metric(&text, "exit_code"), 0.0);
+    assert_eq!(metric(&text, "rows_loaded"), rows);
+    assert_eq!(metric(&text, "chunks"), report["chunks"].as_f64().unwrap());
+    assert!(metric(&text, "run_seconds") > 0.0);
+    assert!(text.contains("target=\"corpus.t\""), "{text}");
+    assert!(!text.contains(PASSWORD));
+    let (line, body) = tokio::time::timeout(std::time::Duration::from_secs(10), pushed).await.unwrap().unwrap();
+    assert!(line.starts_with("PUT /metrics/job/starload/target/corpus.t "), "{line}");
+    assert_eq!(metric(&body, "rows_loaded"), rows);
+    assert!(!body.contains(PASSWORD));
+}
