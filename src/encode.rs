@@ -597,10 +597,17 @@ impl Encoder {
             };
             let buf = &mut out.parts[Part::Csv as usize];
             let total: usize = rendered.iter().map(|p| p.data.len()).sum();
-            buf.data.reserve(total);
+            if floor == Part::Csv {
+                buf.data.reserve(total);
+            }
             for piece in rendered {
                 for (r, p) in piece.rerouted {
                     route[r] = route[r].max(p);
+                }
+                // Under a stronger floor every row goes to the floor's part
+                // (pass 2 or 3); this pass only found the rows that need more.
+                if floor != Part::Csv {
+                    continue;
                 }
                 if buf.data.is_empty() {
                     buf.data = piece.data;
