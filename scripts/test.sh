@@ -56,5 +56,8 @@ step "tests"
 cargo test --lib --bins --tests --examples -- --test-threads "${STARLOAD_TEST_THREADS:-2}"
 cargo test --benches
 
+step "airflow operator (real Apache Airflow from PyPI, against the simulator)"
+STARLOAD_BIN="$CARGO_TARGET_DIR/debug/starload" airflow/run_tests.sh -q
+
 step "done"
 cd "$ROOT"
