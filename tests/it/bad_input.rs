@@ -187,3 +187,62 @@ async fn nanoseconds_that_datetime_cannot_hold_are_refused() {
     let m = e.to_string();
     assert!(m.contains("ts.parquet") && m.contains("row 3") && m.contains("nanoseconds"), "{m}");
 }
+
+/// A chunk that fails with a data error ends the run while another chunk's
+/// body is still streaming: that body must be cut off, never ended as if it
+/// were complete, or the server would commit part of a chunk under the
+/// chunk's label (and a re-run would take the chunk as loaded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_chunk_never_lets_another_commit_part_of_its_body() {
+    let dir = tempfile::tempdir().unwrap();
+    // p=1: a large clean chunk; p=2: a value INT cannot hold near its end.
+    // The BE reads every body at 4 MB/s, so p=1 is mid-body (and more than
+    // the socket buffers can hold) when p=2's encoder reaches the bad value.
+    let big_rows = 3_000_000usize;
+    {
+        // One row group, so p=1 is one chunk.
+        let path = dir.path().join("p=1/data.parquet");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let batch = small_batch(big_rows as i64);
+        let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_size(big_rows).build();
+        let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+    let n = 300_000i64;
+    let mut v: Vec<i64> = (0..n).collect();
+    v[290_000] = 1 << 40;
+    let bad = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("v", DataType::Int64, true)])),
+        vec![Arc::new(Int64Array::from_iter_values(0..n)), Arc::new(Int64Array::from(v))],
+    )
+    .unwrap();
+    write_parquet(&dir.path().join("p=2/data.parquet"), &bad);
+    let sim = sim_with(
+        vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", "INT"), col("p", "INT")])],
+        |c| {
+            c.faults.push(starload::sim::FaultRule {
+                trigger: starload::sim::Trigger::Any,
+                fault: starload::sim::Fault::SlowRead(4 << 20),
+                times: 100,
+            })
+        },
+    )
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+    f.chunk_bytes = Some(starload::config::ByteSize(1 << 20));
+    f.parallel = Some(2);
+    let e = load(f).await.expect_err("the bad value fails the run");
+    assert_eq!(e.kind(), ErrorKind::Data, "{e}");
+    // Whatever the BE still has to read of p=1's body, let it finish.
+    let mut big = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        big = sim.rows("db", "t").iter().filter(|r| r[2] == starload::value::Value::Int(1)).count();
+        if big > 0 {
+            break;
+        }
+    }
+    assert!(big == 0 || big == big_rows, "{big} rows of a {big_rows}-row chunk were committed");
+}
