@@ -204,7 +204,8 @@ async fn a_failing_chunk_never_lets_another_commit_part_of_its_body() {
         let path = dir.path().join("p=1/data.parquet");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let batch = small_batch(big_rows as i64);
-        let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_size(big_rows).build();
+        let props =
+            parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(big_rows)).build();
         let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), Some(props)).unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();
