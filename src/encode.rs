@@ -1435,7 +1435,7 @@ impl Writer<'_> {
                 out.extend_from_slice(b.format(v[i]).as_bytes());
             }
             W::Date32 { v, datetime: false } => out.extend_from_slice(&date_text(v[i] as i64)?),
-            W::Dec { v: Decs::D128(v), scale, to_scale, max, .. }
+            W::Dec { v: Decs::D128(v), scale, to_scale, max, doc: false }
                 if scale == to_scale && v[i].unsigned_abs() < *max as u128 =>
             {
                 push_decimal(out, v[i], *scale);
