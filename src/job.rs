@@ -663,13 +663,7 @@ pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
             }
         }
     }
-    let client = Client::new(HttpSettings {
-        fe: s.fe.clone(),
-        user: s.user.clone(),
-        password: s.password.clone(),
-        ca_file: s.ca_file.clone(),
-        connect_timeout: Duration::from_secs(30),
-    })?;
+    let client = http_client(&s)?;
     let verified_by;
     let chunks = if s.mode == Mode::Overwrite {
         crate::modes::relabel_for_shards(&p.plan.chunks)
@@ -780,13 +774,7 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
         };
         crate::dictjob::attach(&mut p, &built).await?
     };
-    let client = Client::new(HttpSettings {
-        fe: s.fe.clone(),
-        user: s.user.clone(),
-        password: s.password.clone(),
-        ca_file: s.ca_file.clone(),
-        connect_timeout: Duration::from_secs(30),
-    })?;
+    let client = http_client(&s)?;
     let mut extra = s.headers.clone();
     if s.partial_update {
         extra.push(("partial_update".into(), "true".into()));
@@ -972,4 +960,15 @@ pub fn plan_view(p: &Prepared) -> PlanView {
         rows: p.plan.rows(),
         bytes: p.plan.input_bytes(),
     }
+}
+
+/// The Stream Load client for the job's FE and credentials.
+fn http_client(s: &Settings) -> Result<Client> {
+    Client::new(HttpSettings {
+        fe: s.fe.clone(),
+        user: s.user.clone(),
+        password: s.password.clone(),
+        ca_file: s.ca_file.clone(),
+        connect_timeout: Duration::from_secs(30),
+    })
 }
