@@ -161,6 +161,32 @@ struct SetShard {
     marked: usize,
 }
 
+/// Applies `f` to every non-NULL value of `vals` in the shard its hash
+/// picks; groups of shards run in parallel, each scanning every value and
+/// keeping its own, so no shard is touched by two threads.
+fn scatter(
+    shards: &mut [SetShard],
+    vals: &[Values],
+    f: impl Fn(&mut SetShard, &[u8], u64) -> Result<()> + Sync,
+) -> Result<()> {
+    let hashes = hash_all(vals);
+    let per = SHARDS / group_count();
+    shards.par_chunks_mut(per).enumerate().try_for_each(|(g, shards)| {
+        let lo = g * per;
+        for (v, hs) in vals.iter().zip(&hashes) {
+            for (i, &h) in hs.iter().enumerate() {
+                let s = shard_of(h).wrapping_sub(lo);
+                if s < per
+                    && let Some(b) = v.get(i)
+                {
+                    f(&mut shards[s], b, h)?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 impl SetShard {
     #[inline]
     fn insert(&mut self, v: &[u8], h: u64) -> Result<()> {
@@ -318,22 +344,7 @@ impl Distinct {
             self.rows += v.len() as u64;
             self.nulls += v.null_count() as u64;
         }
-        let hashes = hash_all(&vals);
-        let per = SHARDS / group_count();
-        self.shards.par_chunks_mut(per).enumerate().try_for_each(|(g, shards)| {
-            let lo = g * per;
-            for (v, hs) in vals.iter().zip(&hashes) {
-                for (i, &h) in hs.iter().enumerate() {
-                    let s = shard_of(h).wrapping_sub(lo);
-                    if s < per
-                        && let Some(b) = v.get(i)
-                    {
-                        shards[s].insert(b, h)?;
-                    }
-                }
-            }
-            Ok(())
-        })
+        scatter(&mut self.shards, &vals, SetShard::insert)
     }
 
     /// Rows pushed so far (NULLs included; buffered rows after a flush).
@@ -370,21 +381,12 @@ impl Distinct {
     /// already in the dictionary.
     pub(crate) fn mark_existing(&mut self, existing: &[BinaryArray]) {
         let vals: Vec<Values> = existing.iter().map(Values::of_binary).collect();
-        let hashes = hash_all(&vals);
-        let per = SHARDS / group_count();
-        self.shards.par_chunks_mut(per).enumerate().for_each(|(g, shards)| {
-            let lo = g * per;
-            for (v, hs) in vals.iter().zip(&hashes) {
-                for (i, &h) in hs.iter().enumerate() {
-                    let s = shard_of(h).wrapping_sub(lo);
-                    if s < per
-                        && let Some(b) = v.get(i)
-                    {
-                        shards[s].mark(b, h);
-                    }
-                }
-            }
-        });
+        let mark = |s: &mut SetShard, b: &[u8], h: u64| -> Result<()> {
+            s.mark(b, h);
+            Ok(())
+        };
+        // Marking cannot fail.
+        let _ = scatter(&mut self.shards, &vals, mark);
     }
 
     /// Orders the new (unmarked) values. Consumes the set, freeing it as the
