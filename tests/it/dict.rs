@@ -4,6 +4,7 @@
 //! `STARLOAD_TEST_S3_ENDPOINT` / `STARLOAD_TEST_HDFS` are set (without them
 //! those tests print why and pass, unless `STARLOAD_REQUIRE_SERVERS=1`).
 
+use crate::support::server;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -462,20 +463,6 @@ async fn builds_from_a_datafusion_stream() {
     sorted.sort();
     for (i, v) in sorted.iter().enumerate() {
         assert_eq!(lk.get(v.as_bytes()), Some(i as u64 + 1));
-    }
-}
-
-fn server(var: &str) -> Option<String> {
-    match std::env::var(var).ok().filter(|v| !v.is_empty()) {
-        Some(v) => Some(v),
-        None => {
-            assert!(
-                std::env::var("STARLOAD_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "{var} is not set but STARLOAD_REQUIRE_SERVERS=1 (run scripts/servers/up.sh)"
-            );
-            eprintln!("skipping: {var} is not set (scripts/servers/up.sh starts the test servers)");
-            None
-        }
     }
 }
 

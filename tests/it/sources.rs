@@ -18,20 +18,6 @@ use starload::config::JobFile;
 
 use crate::support::*;
 
-fn server(var: &str) -> Option<String> {
-    match std::env::var(var).ok().filter(|v| !v.is_empty()) {
-        Some(v) => Some(v),
-        None => {
-            assert!(
-                std::env::var("STARLOAD_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "{var} is not set but STARLOAD_REQUIRE_SERVERS=1 (run scripts/servers/up.sh)"
-            );
-            eprintln!("skipping: {var} is not set (scripts/servers/up.sh starts the test servers)");
-            None
-        }
-    }
-}
-
 /// Uploads every file under `dir` (hidden and junk files included).
 async fn upload(store: &dyn ObjectStore, prefix: &str, dir: &Path) {
     let mut stack = vec![dir.to_path_buf()];

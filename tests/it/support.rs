@@ -227,3 +227,19 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A test server's address from the environment (scripts/servers/up.sh);
+/// `None` skips the test, unless STARLOAD_REQUIRE_SERVERS=1 makes it fail.
+pub fn server(var: &str) -> Option<String> {
+    match std::env::var(var).ok().filter(|v| !v.is_empty()) {
+        Some(v) => Some(v),
+        None => {
+            assert!(
+                std::env::var("STARLOAD_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "{var} is not set but STARLOAD_REQUIRE_SERVERS=1 (run scripts/servers/up.sh)"
+            );
+            eprintln!("skipping: {var} is not set (scripts/servers/up.sh starts the test servers)");
+            None
+        }
+    }
+}
