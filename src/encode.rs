@@ -21,6 +21,8 @@ use rayon::prelude::*;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+
+mod block;
 use crate::meta::TargetTable;
 use crate::srtype::SrType;
 use crate::value;
@@ -547,57 +549,27 @@ impl Encoder {
             // per-column staging, no second copy), noting the rows CSV cannot
             // carry. Ranges of rows render in parallel; each range's text is
             // appended in row order.
-            let one_column = writers.len() == 1;
-            let render = |range: std::ops::Range<usize>| -> std::result::Result<Rendered, EncodeError> {
-                let mut data = Vec::with_capacity(range.len() * self.row_bytes_hint());
-                let (mut csv_rows, mut rerouted) = (0usize, Vec::new());
-                for r in range {
-                    let row_start = data.len();
-                    let mut reroute: Option<Part> = None;
-                    for (ci, w) in writers.iter().enumerate() {
-                        if ci > 0 {
-                            data.push(COLUMN_SEPARATOR);
-                        }
-                        match w.write_csv(r, &mut data) {
-                            Ok(()) => {}
-                            Err(CellError::NotCsv { top_string, .. }) => {
-                                let p = if top_string { Part::Csv64 } else { Part::Json };
-                                reroute = Some(reroute.map_or(p, |q| q.max(p)));
-                            }
-                            Err(CellError::Bad(msg)) => return Err(EncodeError::Value { column: ci, row: r, msg }),
-                        }
-                    }
-                    // A row of one empty field is an empty line, which the BE
-                    // skips: send it as JSON.
-                    if reroute.is_none() && one_column && data.len() == row_start {
-                        reroute = Some(Part::Json);
-                    }
-                    match reroute {
-                        None => {
-                            data.push(ROW_DELIMITER);
-                            csv_rows += 1;
-                        }
-                        Some(p) => {
-                            data.truncate(row_start);
-                            rerouted.push((r, p));
-                        }
-                    }
-                }
-                Ok(Rendered { data, csv_rows, rerouted })
-            };
+            let hint = self.row_bytes_hint();
+            let render = |range: std::ops::Range<usize>| render_rows(&writers, range, hint);
             // One piece per encoder thread at most: pieces after the first
             // are copied once more when joined.
             let pieces = (rows / PAR_ROWS).clamp(1, rayon::current_num_threads().max(1));
             let ranges: Vec<std::ops::Range<usize>> =
                 (0..pieces).map(|k| k * rows / pieces..(k + 1) * rows / pieces).collect();
-            let rendered: Vec<Rendered> = if pieces > 1 {
-                ranges.into_par_iter().map(render).collect::<std::result::Result<_, _>>()?
-            } else {
-                ranges.into_iter().map(render).collect::<std::result::Result<_, _>>()?
+            // Only the rows' routes matter under a stronger floor: the
+            // row-by-row pass finds them. Otherwise blocks of rows render a
+            // column at a time (block.rs), with the same text and checks.
+            let cols = block::columns(&writers);
+            let render_blocks = |range: std::ops::Range<usize>| block::render_range(&cols, range, hint);
+            let rendered: Vec<Rendered> = match (pieces > 1, floor == Part::Csv) {
+                (true, true) => ranges.into_par_iter().map(render_blocks).collect::<std::result::Result<_, _>>()?,
+                (false, true) => ranges.into_iter().map(render_blocks).collect::<std::result::Result<_, _>>()?,
+                (true, false) => ranges.into_par_iter().map(render).collect::<std::result::Result<_, _>>()?,
+                (false, false) => ranges.into_iter().map(render).collect::<std::result::Result<_, _>>()?,
             };
             let buf = &mut out.parts[Part::Csv as usize];
             let total: usize = rendered.iter().map(|p| p.data.len()).sum();
-            if floor == Part::Csv {
+            if floor == Part::Csv && !buf.data.is_empty() {
                 buf.data.reserve(total);
             }
             for piece in rendered {
@@ -610,9 +582,11 @@ impl Encoder {
                     continue;
                 }
                 if buf.data.is_empty() {
-                    buf.data = piece.data;
+                    crate::bufpool::give(std::mem::replace(&mut buf.data, piece.data));
+                    buf.data.reserve(total - buf.data.len());
                 } else {
                     buf.data.extend_from_slice(&piece.data);
+                    crate::bufpool::give(piece.data);
                 }
                 buf.rows += piece.csv_rows;
             }
@@ -680,6 +654,52 @@ impl Encoder {
         }
         Ok(())
     }
+}
+
+/// The CSV pass row by row: each row's fields appended in turn; rows CSV
+/// cannot carry are left out and listed. Used to find the routes under a
+/// stronger floor, and as the reference the block pass is tested against.
+fn render_rows(
+    writers: &[Writer<'_>],
+    range: std::ops::Range<usize>,
+    row_bytes: usize,
+) -> std::result::Result<Rendered, EncodeError> {
+    let one_column = writers.len() == 1;
+    let mut data = Vec::with_capacity(range.len() * row_bytes);
+    let (mut csv_rows, mut rerouted) = (0usize, Vec::new());
+    for r in range {
+        let row_start = data.len();
+        let mut reroute: Option<Part> = None;
+        for (ci, w) in writers.iter().enumerate() {
+            if ci > 0 {
+                data.push(COLUMN_SEPARATOR);
+            }
+            match w.write_csv(r, &mut data) {
+                Ok(()) => {}
+                Err(CellError::NotCsv { top_string, .. }) => {
+                    let p = if top_string { Part::Csv64 } else { Part::Json };
+                    reroute = Some(reroute.map_or(p, |q| q.max(p)));
+                }
+                Err(CellError::Bad(msg)) => return Err(EncodeError::Value { column: ci, row: r, msg }),
+            }
+        }
+        // A row of one empty field is an empty line, which the BE skips:
+        // send it as JSON.
+        if reroute.is_none() && one_column && data.len() == row_start {
+            reroute = Some(Part::Json);
+        }
+        match reroute {
+            None => {
+                data.push(ROW_DELIMITER);
+                csv_rows += 1;
+            }
+            Some(p) => {
+                data.truncate(row_start);
+                rerouted.push((r, p));
+            }
+        }
+    }
+    Ok(Rendered { data, csv_rows, rerouted })
 }
 
 impl Encoder {

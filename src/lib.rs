@@ -10,6 +10,7 @@
 //! schema over the MySQL protocol. [`sim`] is a strict StarRocks simulator
 //! used by the tests, the demo and the benchmarks.
 
+pub mod bufpool;
 pub mod client;
 pub mod encode;
 pub mod error;

@@ -620,7 +620,7 @@ impl Output<'_> {
             };
             self.bytes[i] += body.len() as u64;
             let t = Instant::now();
-            let sent = tx.send(Ok(Bytes::from(body))).await;
+            let sent = tx.send(Ok(crate::bufpool::bytes(body))).await;
             job.stats.send_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             if sent.is_err() {
                 return Some(Produced::Interrupted);

@@ -1,0 +1,856 @@
+//! The CSV pass, a block of rows and a column at a time.
+//!
+//! The row-by-row pass dispatched on the column's writer for every cell and
+//! appended each value with a variable-length copy: most of a load's CPU.
+//! Here every column of a block first reports the length of each of its
+//! cells, which fixes where every row starts; then each column writes its
+//! cells straight to their places in one tight loop per type (digits written
+//! in place, dates and timestamps as fixed-size copies).
+//!
+//! Columns of the common types (integers, DATE, DATETIME from naive or UTC
+//! timestamps, same-scale decimals, strings) take the typed loops as long as
+//! every cell of the block is an ordinary value. Any other column — and a
+//! common one whose block holds a value that is out of range, too long, or
+//! not carriable in CSV — is *staged*: rendered cell by cell through
+//! [`Writer::write_csv`], so its text, its checks, its errors and the rows it
+//! sends elsewhere are exactly those of the general writer.
+
+use super::*;
+
+/// Rows per block: a block's text (some hundred kilobytes) stays in cache
+/// while every column writes into it.
+const BLOCK_ROWS: usize = 1024;
+
+/// Days from 1970-01-01 to 0001-01-01: every day from here to
+/// [`MAX_DAY`] renders as an ordinary `YYYY-MM-DD`.
+const YEAR_1: i64 = -719162;
+const DAY_US: i64 = 86_400_000_000;
+
+/// How one column renders.
+enum Kind<'a> {
+    Int(&'a Ints<'a>),
+    Date(&'a [i32]),
+    /// Naive or UTC timestamps as DATETIME; `mul` turns a value into µs.
+    Ts {
+        v: &'a [i64],
+        mul: i64,
+    },
+    /// DECIMAL of the column's own scale, `|v| < max`.
+    Dec {
+        v: &'a [i128],
+        scale: u32,
+        max: u128,
+    },
+    Str {
+        s: Strings<'a>,
+        max: usize,
+    },
+    /// Rendered through the general writer.
+    Staged,
+}
+
+/// String values by their raw layout.
+enum Strings<'a> {
+    Offsets32 { offs: &'a [i32], data: &'a [u8] },
+    Offsets64 { offs: &'a [i64], data: &'a [u8] },
+    View { views: &'a [u128], bufs: &'a [arrow::buffer::Buffer] },
+}
+
+impl Strings<'_> {
+    #[inline(always)]
+    fn len(&self, i: usize) -> usize {
+        match self {
+            Strings::Offsets32 { offs, .. } => (offs[i + 1] - offs[i]) as usize,
+            Strings::Offsets64 { offs, .. } => (offs[i + 1] - offs[i]) as usize,
+            Strings::View { views, .. } => views[i] as u32 as usize,
+        }
+    }
+
+    /// The bytes of value `i`, through `f` (an inline view lives on the stack).
+    #[inline(always)]
+    fn with<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            Strings::Offsets32 { offs, data } => f(&data[offs[i] as usize..offs[i + 1] as usize]),
+            Strings::Offsets64 { offs, data } => f(&data[offs[i] as usize..offs[i + 1] as usize]),
+            Strings::View { views, bufs } => {
+                let v = views[i];
+                let len = v as u32 as usize;
+                if len <= 12 {
+                    let b = v.to_le_bytes();
+                    f(&b[4..4 + len])
+                } else {
+                    let buf = (v >> 64) as u32 as usize;
+                    let off = (v >> 96) as u32 as usize;
+                    f(&bufs[buf][off..off + len])
+                }
+            }
+        }
+    }
+}
+
+/// A column prepared for the block pass.
+pub(super) struct Col<'w, 'a> {
+    w: &'w Writer<'a>,
+    kind: Kind<'w>,
+    /// The column's nulls when it has any.
+    nulls: Option<&'w arrow::buffer::NullBuffer>,
+}
+
+/// Prepares the columns of a batch.
+pub(super) fn columns<'w, 'a>(writers: &'w [Writer<'a>]) -> Vec<Col<'w, 'a>> {
+    writers.iter().map(column).collect()
+}
+
+fn column<'w, 'a>(w: &'w Writer<'a>) -> Col<'w, 'a> {
+    let kind = match &w.w {
+        W::Int { v, to: IntTo::Int { check: false, .. } } => Kind::Int(v),
+        W::Date32 { v, datetime: false } => Kind::Date(v),
+        W::Ts { v, unit, zone: None | Some(Zone::Utc) } => match unit {
+            TimeUnit::Second => Kind::Ts { v, mul: 1_000_000 },
+            TimeUnit::Millisecond => Kind::Ts { v, mul: 1000 },
+            TimeUnit::Microsecond => Kind::Ts { v, mul: 1 },
+            TimeUnit::Nanosecond => Kind::Staged,
+        },
+        W::Dec { v: Decs::D128(v), scale, to_scale, max, doc: false } if scale == to_scale && *scale <= 19 => {
+            Kind::Dec { v, scale: *scale as u32, max: *max as u128 }
+        }
+        W::Str { a, to: StrTo::Str { max } } => {
+            let s = match a {
+                Strs::Utf8(a) => Strings::Offsets32 { offs: a.value_offsets(), data: a.value_data() },
+                Strs::Large(a) => Strings::Offsets64 { offs: a.value_offsets(), data: a.value_data() },
+                Strs::View(a) => Strings::View { views: a.views(), bufs: a.data_buffers() },
+            };
+            Kind::Str { s, max: *max }
+        }
+        _ => Kind::Staged,
+    };
+    let nulls = w.nulls.as_ref().filter(|n| n.null_count() > 0);
+    Col { w, kind, nulls }
+}
+
+/// Buffers reused from block to block.
+#[derive(Default)]
+struct Scratch {
+    /// Cell lengths, column after column.
+    lens: Vec<u32>,
+    /// Per row: 0 to keep it, else 1 + the part it goes to instead.
+    skip: Vec<u8>,
+    /// Per row: where its next cell goes.
+    pos: Vec<usize>,
+    staged: Vec<Cells>,
+}
+
+/// Renders rows `range` block after block.
+pub(super) fn render_range(
+    cols: &[Col<'_, '_>],
+    range: std::ops::Range<usize>,
+    row_bytes: usize,
+) -> std::result::Result<Rendered, EncodeError> {
+    // A reused buffer keeps its old length: every byte up to `used` is
+    // written below, so only growth past the old length is zero-filled
+    // first (the fill was a pass over every byte sent).
+    let mut data = crate::bufpool::take(range.len() * row_bytes);
+    let mut used = 0;
+    let (mut csv_rows, mut rerouted) = (0usize, Vec::new());
+    let mut scratch = Scratch::default();
+    let mut lo = range.start;
+    while lo < range.end {
+        let hi = (lo + BLOCK_ROWS).min(range.end);
+        csv_rows += render(cols, lo, hi, &mut scratch, &mut data, &mut used, &mut rerouted)?;
+        lo = hi;
+    }
+    data.truncate(used);
+    Ok(Rendered { data, csv_rows, rerouted })
+}
+
+/// Writes the CSV text of rows `lo..hi` into `out` from `*used` on (`out`
+/// grows when shorter; bytes past `*used` are not read) and advances `used`;
+/// rows CSV cannot carry are left out and listed in `rerouted`. Returns the
+/// number of rows written.
+fn render(
+    cols: &[Col<'_, '_>],
+    lo: usize,
+    hi: usize,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+    used: &mut usize,
+    rerouted: &mut Vec<(usize, Part)>,
+) -> std::result::Result<usize, EncodeError> {
+    let n = hi - lo;
+    let ncols = cols.len();
+    let Scratch { lens, skip, pos, staged } = scratch;
+    lens.clear();
+    lens.resize(n * ncols, 0);
+    skip.clear();
+    skip.resize(n, 0);
+    if staged.len() < ncols {
+        staged.resize_with(ncols, || Cells { data: Vec::new(), ends: Vec::new() });
+    }
+    // Pass 1: every cell's length; staging where needed.
+    let mut error: Option<(usize, usize, String)> = None;
+    let mut is_staged = vec![false; ncols];
+    for (c, col) in cols.iter().enumerate() {
+        let l = &mut lens[c * n..(c + 1) * n];
+        if lengths(col, lo, l) {
+            continue;
+        }
+        is_staged[c] = true;
+        let cells = &mut staged[c];
+        cells.data.clear();
+        cells.ends.clear();
+        for (k, len) in l.iter_mut().enumerate() {
+            let r = lo + k;
+            let start = cells.data.len();
+            match col.w.write_csv(r, &mut cells.data) {
+                Ok(()) => {
+                    *len = u32::try_from(cells.data.len() - start).map_err(|_| EncodeError::Value {
+                        column: c,
+                        row: r,
+                        msg: "a value of 4 GiB or more".into(),
+                    })?
+                }
+                Err(CellError::NotCsv { top_string, .. }) => {
+                    cells.data.truncate(start);
+                    let p = if top_string { Part::Csv64 } else { Part::Json };
+                    skip[k] = skip[k].max(p as u8 + 1);
+                }
+                Err(CellError::Bad(msg)) => {
+                    // The first bad cell in row order (then column order).
+                    if error.as_ref().is_none_or(|e| r < e.0) {
+                        error = Some((r, c, msg));
+                    }
+                    break;
+                }
+            }
+            cells.ends.push(cells.data.len());
+        }
+    }
+    if let Some((row, column, msg)) = error {
+        return Err(EncodeError::Value { column, row, msg });
+    }
+    // A row of one empty field is an empty line, which the BE skips: JSON.
+    if ncols == 1 {
+        for (s, &len) in skip.iter_mut().zip(lens.iter()) {
+            if *s == 0 && len == 0 {
+                *s = Part::Json as u8 + 1;
+            }
+        }
+    }
+    // Where each row starts.
+    pos.clear();
+    pos.resize(n, ncols);
+    for c in 0..ncols {
+        for (p, &len) in pos.iter_mut().zip(&lens[c * n..(c + 1) * n]) {
+            *p += len as usize;
+        }
+    }
+    let mut at = 0usize;
+    let mut written = 0;
+    for (k, (p, &s)) in pos.iter_mut().zip(skip.iter()).enumerate() {
+        if s != 0 {
+            rerouted.push((lo + k, part_of(s)));
+            *p = 0;
+            continue;
+        }
+        let len = *p;
+        *p = at;
+        at += len;
+        written += 1;
+    }
+    let base = *used;
+    if out.len() < base + at {
+        out.resize(base + at, 0);
+    }
+    let dst = &mut out[base..base + at];
+    *used = base + at;
+    // Pass 2: every column writes its cells in place.
+    for (c, col) in cols.iter().enumerate() {
+        let term = if c + 1 == ncols { ROW_DELIMITER } else { COLUMN_SEPARATOR };
+        let l = &lens[c * n..(c + 1) * n];
+        if is_staged[c] {
+            let cells = &staged[c];
+            for k in 0..n {
+                if skip[k] != 0 {
+                    continue;
+                }
+                let o = pos[k];
+                let len = l[k] as usize;
+                dst[o..o + len].copy_from_slice(cells.get(k));
+                dst[o + len] = term;
+                pos[k] = o + len + 1;
+            }
+        } else {
+            write(col, Cursor { lo, l, skip, pos, term, nulls: col.nulls }, dst)?;
+        }
+    }
+    Ok(written)
+}
+
+fn part_of(s: u8) -> Part {
+    match s - 1 {
+        x if x == Part::Csv64 as u8 => Part::Csv64,
+        x if x == Part::Json as u8 => Part::Json,
+        _ => Part::Csv,
+    }
+}
+
+/// Fills `l` with the length of each cell of rows `lo..lo + l.len()`; false
+/// when some cell needs the general writer (the column is then staged).
+fn lengths(col: &Col<'_, '_>, lo: usize, l: &mut [u32]) -> bool {
+    let n = l.len();
+    let ok = match &col.kind {
+        Kind::Staged => false,
+        Kind::Int(v) => match v {
+            Ints::I8(v) => int_lengths(&v[lo..lo + n], l, |x| x as i64),
+            Ints::I16(v) => int_lengths(&v[lo..lo + n], l, |x| x as i64),
+            Ints::I32(v) => int_lengths(&v[lo..lo + n], l, |x| x as i64),
+            Ints::I64(v) => int_lengths(&v[lo..lo + n], l, |x| x),
+            Ints::U8(v) => int_lengths(&v[lo..lo + n], l, |x| x as i64),
+            Ints::U16(v) => int_lengths(&v[lo..lo + n], l, |x| x as i64),
+            Ints::U32(v) => int_lengths(&v[lo..lo + n], l, |x| x as i64),
+            Ints::U64(v) => {
+                for (len, &x) in l.iter_mut().zip(&v[lo..lo + n]) {
+                    *len = digits(x);
+                }
+                true
+            }
+        },
+        Kind::Date(v) => {
+            let mut ok = true;
+            for (len, &d) in l.iter_mut().zip(&v[lo..lo + n]) {
+                ok &= (YEAR_1..=MAX_DAY).contains(&(d as i64));
+                *len = 10;
+            }
+            ok
+        }
+        Kind::Ts { v, mul } => {
+            let mut ok = true;
+            for (len, &x) in l.iter_mut().zip(&v[lo..lo + n]) {
+                match x.checked_mul(*mul) {
+                    Some(us) => {
+                        ok &= (YEAR_1..=MAX_DAY).contains(&us.div_euclid(DAY_US));
+                        *len = if us % 1_000_000 == 0 { 19 } else { 26 };
+                    }
+                    None => ok = false,
+                }
+            }
+            ok
+        }
+        Kind::Dec { v, scale, max } => {
+            let mut ok = true;
+            for (len, &x) in l.iter_mut().zip(&v[lo..lo + n]) {
+                let a = x.unsigned_abs();
+                ok &= a < *max && a <= u64::MAX as u128;
+                *len = dec_len(x < 0, a as u64, *scale);
+            }
+            ok
+        }
+        Kind::Str { s, max } => {
+            let mut ok = true;
+            for (k, len) in l.iter_mut().enumerate() {
+                let i = lo + k;
+                let m = s.len(i);
+                *len = m as u32;
+                ok &= m <= *max;
+            }
+            // Bytes the dialect cannot carry, or the NULL marker: the
+            // general writer sends such rows elsewhere.
+            ok && match s {
+                Strings::Offsets32 { offs, data } => {
+                    plain(&data[offs[lo] as usize..offs[lo + n] as usize])
+                        && !(0..n).any(|k| is_null_marker(s, lo + k, l[k]))
+                }
+                Strings::Offsets64 { offs, data } => {
+                    plain(&data[offs[lo] as usize..offs[lo + n] as usize])
+                        && !(0..n).any(|k| is_null_marker(s, lo + k, l[k]))
+                }
+                Strings::View { .. } => (0..n).all(|k| s.with(lo + k, |b| b != b"\\N" && plain_short(b))),
+            }
+        }
+    };
+    if !ok {
+        return false;
+    }
+    if let Some(nulls) = col.nulls {
+        for (k, len) in l.iter_mut().enumerate() {
+            if nulls.is_null(lo + k) {
+                *len = 2;
+            }
+        }
+    }
+    true
+}
+
+#[inline(always)]
+fn is_null_marker(s: &Strings<'_>, i: usize, len: u32) -> bool {
+    len == 2 && s.with(i, |b| b == b"\\N")
+}
+
+/// No byte the CSV dialect uses as a separator.
+fn plain(b: &[u8]) -> bool {
+    memchr::memchr2(COLUMN_SEPARATOR, ROW_DELIMITER, b).is_none()
+}
+
+/// [`plain`] for short values: a branch-free scan the compiler vectorizes.
+#[inline(always)]
+fn plain_short(b: &[u8]) -> bool {
+    const _: () = assert!(COLUMN_SEPARATOR == 1 && ROW_DELIMITER == 2);
+    !b.iter().fold(false, |acc, &c| acc | (c.wrapping_sub(1) < 2))
+}
+
+#[inline(always)]
+fn int_lengths<T: Copy>(v: &[T], l: &mut [u32], f: impl Fn(T) -> i64) -> bool {
+    for (len, &x) in l.iter_mut().zip(v) {
+        let x = f(x);
+        *len = (x < 0) as u32 + digits(x.unsigned_abs());
+    }
+    true
+}
+
+#[inline(always)]
+fn digits(v: u64) -> u32 {
+    v.checked_ilog10().map_or(1, |d| d + 1)
+}
+
+/// Length of a decimal's text: sign, integer digits (at least `0`), point
+/// and `scale` fraction digits.
+#[inline(always)]
+fn dec_len(neg: bool, a: u64, scale: u32) -> u32 {
+    if scale == 0 { neg as u32 + digits(a) } else { neg as u32 + digits(a).max(scale + 1) + 1 }
+}
+
+/// Where the cells of one column of a block go.
+struct Cursor<'s> {
+    lo: usize,
+    l: &'s [u32],
+    skip: &'s [u8],
+    pos: &'s mut [usize],
+    term: u8,
+    nulls: Option<&'s arrow::buffer::NullBuffer>,
+}
+
+impl Cursor<'_> {
+    /// Calls `f(row in block, cell)` for each kept non-NULL cell, writes
+    /// `\N` for NULLs and the terminator after every cell.
+    #[inline(always)]
+    fn each(
+        &mut self,
+        dst: &mut [u8],
+        mut f: impl FnMut(usize, &mut [u8]) -> std::result::Result<(), EncodeError>,
+    ) -> std::result::Result<(), EncodeError> {
+        for k in 0..self.l.len() {
+            if self.skip[k] != 0 {
+                continue;
+            }
+            let o = self.pos[k];
+            let len = self.l[k] as usize;
+            let cell = &mut dst[o..o + len + 1];
+            cell[len] = self.term;
+            if self.nulls.is_some_and(|nl| nl.is_null(self.lo + k)) {
+                cell[..2].copy_from_slice(b"\\N");
+            } else {
+                f(k, &mut cell[..len])?;
+            }
+            self.pos[k] = o + len + 1;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the cells of a typed column whose lengths pass 1 found.
+fn write(col: &Col<'_, '_>, mut at: Cursor<'_>, dst: &mut [u8]) -> std::result::Result<(), EncodeError> {
+    let lo = at.lo;
+    match &col.kind {
+        Kind::Staged => unreachable_staged(),
+        Kind::Int(v) => match v {
+            Ints::I8(v) => at.each(dst, |k, c| {
+                put_int(c, v[lo + k] as i64);
+                Ok(())
+            }),
+            Ints::I16(v) => at.each(dst, |k, c| {
+                put_int(c, v[lo + k] as i64);
+                Ok(())
+            }),
+            Ints::I32(v) => at.each(dst, |k, c| {
+                put_int(c, v[lo + k] as i64);
+                Ok(())
+            }),
+            Ints::I64(v) => at.each(dst, |k, c| {
+                put_int(c, v[lo + k]);
+                Ok(())
+            }),
+            Ints::U8(v) => at.each(dst, |k, c| {
+                put_digits(c, v[lo + k] as u64);
+                Ok(())
+            }),
+            Ints::U16(v) => at.each(dst, |k, c| {
+                put_digits(c, v[lo + k] as u64);
+                Ok(())
+            }),
+            Ints::U32(v) => at.each(dst, |k, c| {
+                put_digits(c, v[lo + k] as u64);
+                Ok(())
+            }),
+            Ints::U64(v) => at.each(dst, |k, c| {
+                put_digits(c, v[lo + k]);
+                Ok(())
+            }),
+        },
+        Kind::Date(v) => at.each(dst, |k, c| {
+            let t = date_text(v[lo + k] as i64).map_err(|e| cell_error(e, lo + k))?;
+            c.copy_from_slice(&t);
+            Ok(())
+        }),
+        Kind::Ts { v, mul } => at.each(dst, |k, c| {
+            let (t, len) = datetime_text(v[lo + k] * mul).map_err(|e| cell_error(e, lo + k))?;
+            if len == 19 {
+                c.copy_from_slice(&t[..19]);
+            } else {
+                c.copy_from_slice(&t);
+            }
+            Ok(())
+        }),
+        Kind::Dec { v, scale, .. } => match *scale {
+            2 => at.each(dst, |k, c| {
+                put_dec(c, v[lo + k], 2);
+                Ok(())
+            }),
+            scale => at.each(dst, |k, c| {
+                put_dec(c, v[lo + k], scale);
+                Ok(())
+            }),
+        },
+        Kind::Str { s, .. } => at.each(dst, |k, c| {
+            s.with(lo + k, |b| c.copy_from_slice(b));
+            Ok(())
+        }),
+    }
+}
+
+/// Staged columns are written from their cells, never here.
+fn unreachable_staged() -> std::result::Result<(), EncodeError> {
+    Err(EncodeError::Value { column: 0, row: 0, msg: "internal error: a staged column in the typed pass".into() })
+}
+
+/// Pass 1 checked every value a typed loop writes; an error here is a bug,
+/// reported rather than written.
+fn cell_error(e: CellError, row: usize) -> EncodeError {
+    let msg = match e {
+        CellError::Bad(m) | CellError::NotCsv { why: m, .. } => m,
+    };
+    EncodeError::Value { column: 0, row, msg: format!("internal error: {msg}") }
+}
+
+const DIGITS2: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Writes `v` in exactly `c.len()` digits (leading zeros when `c` is longer).
+#[inline(always)]
+fn put_digits(c: &mut [u8], mut v: u64) {
+    let mut i = c.len();
+    // Four digits per division, then two, then one.
+    while i >= 4 {
+        let r = (v % 10_000) as usize;
+        v /= 10_000;
+        let (hi, lo) = (r / 100 * 2, r % 100 * 2);
+        c[i - 4..i - 2].copy_from_slice(&DIGITS2[hi..hi + 2]);
+        c[i - 2..i].copy_from_slice(&DIGITS2[lo..lo + 2]);
+        i -= 4;
+    }
+    if i >= 2 {
+        let d = (v % 100) as usize * 2;
+        v /= 100;
+        c[i - 2..i].copy_from_slice(&DIGITS2[d..d + 2]);
+        i -= 2;
+    }
+    if i == 1 {
+        c[0] = b'0' + (v % 10) as u8;
+    }
+}
+
+#[inline(always)]
+fn put_int(c: &mut [u8], x: i64) {
+    if x < 0 {
+        c[0] = b'-';
+        put_digits(&mut c[1..], x.unsigned_abs());
+    } else {
+        put_digits(c, x as u64);
+    }
+}
+
+/// Writes a decimal of `scale` fraction digits in exactly `c.len()` bytes.
+#[inline(always)]
+fn put_dec(c: &mut [u8], x: i128, scale: u32) {
+    let (c, mut a) = if x < 0 {
+        c[0] = b'-';
+        (&mut c[1..], x.unsigned_abs() as u64)
+    } else {
+        (c, x as u64)
+    };
+    if scale == 0 {
+        put_digits(c, a);
+        return;
+    }
+    // The fraction digits from the right, then the point, then the rest.
+    let mut i = c.len();
+    for _ in 0..scale {
+        i -= 1;
+        c[i] = b'0' + (a % 10) as u8;
+        a /= 10;
+    }
+    c[i - 1] = b'.';
+    put_digits(&mut c[..i - 1], a);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_in_place() {
+        for v in [0u64, 1, 9, 10, 99, 100, 12345, u32::MAX as u64, u64::MAX, 10u64.pow(19)] {
+            let mut c = vec![0u8; digits(v) as usize];
+            put_digits(&mut c, v);
+            assert_eq!(c, v.to_string().as_bytes());
+        }
+        for x in [0i64, -1, 7, -10, 1234567, i64::MIN, i64::MAX] {
+            let mut c = vec![0u8; (x < 0) as usize + digits(x.unsigned_abs()) as usize];
+            put_int(&mut c, x);
+            assert_eq!(c, x.to_string().as_bytes());
+        }
+        for (x, scale) in [
+            (0i128, 2u32),
+            (5, 2),
+            (-5, 2),
+            (123456, 2),
+            (-100, 2),
+            (7, 0),
+            (-7, 0),
+            (1, 19),
+            (u64::MAX as i128, 19),
+            (42, 5),
+        ] {
+            let a = x.unsigned_abs() as u64;
+            let mut c = vec![0u8; dec_len(x < 0, a, scale) as usize];
+            put_dec(&mut c, x, scale);
+            let mut want = Vec::new();
+            push_decimal(&mut want, x, scale as u8);
+            assert_eq!(String::from_utf8(c).unwrap(), String::from_utf8(want).unwrap(), "{x} scale {scale}");
+        }
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        /// Mostly ordinary values, sometimes one of `edges`.
+        fn pick<T: Copy>(&mut self, edges: &[T], ordinary: impl FnOnce(&mut Rng) -> T) -> T {
+            if self.below(8) == 0 { edges[self.below(edges.len() as u64) as usize] } else { ordinary(self) }
+        }
+    }
+
+    /// A column of random values (and its target type), with the edge values
+    /// of its kind: extremes, out-of-range values, bytes CSV cannot carry,
+    /// NULLs; `bad` adds values the load must refuse.
+    fn random_column(r: &mut Rng, kind: u64, n: usize, bad: bool) -> (ArrayRef, &'static str) {
+        let null = |r: &mut Rng| r.below(10) == 0;
+        match kind {
+            0 => (
+                Arc::new(Int64Array::from_iter((0..n).map(|_| {
+                    (!null(r))
+                        .then(|| r.pick(&[0, -1, i64::MIN, i64::MAX, 9, 10, -10], |r| r.next() as i64 >> r.below(60)))
+                }))),
+                "BIGINT",
+            ),
+            1 => (
+                Arc::new(Int32Array::from_iter(
+                    (0..n).map(|_| Some(r.pick(&[i32::MIN, i32::MAX, 0], |r| r.next() as i32))),
+                )),
+                "INT",
+            ),
+            2 => (Arc::new(Int8Array::from_iter((0..n).map(|_| (!null(r)).then(|| r.next() as i8)))), "TINYINT"),
+            3 => (
+                Arc::new(UInt64Array::from_iter(
+                    (0..n).map(|_| Some(r.pick(&[0, u64::MAX], |r| r.next() >> r.below(64)))),
+                )),
+                "LARGEINT",
+            ),
+            // Checked: the general writer, through staging.
+            4 => {
+                let hi = if bad { 1u64 << 40 } else { 1u64 << 20 };
+                (Arc::new(Int64Array::from_iter((0..n).map(|_| Some(r.below(hi) as i64)))), "INT")
+            }
+            5 => {
+                let top = if bad { 10i128.pow(15) + 1 } else { 10i128.pow(15) };
+                let a = Decimal128Array::from_iter((0..n).map(|_| {
+                    (!null(r)).then(|| {
+                        r.pick(&[0, 1, -1, 99, -100, top - 1, 1 - top], |r| {
+                            (r.next() % top as u64) as i128 * if r.below(2) == 0 { 1 } else { -1 }
+                        })
+                    })
+                }));
+                let a = a.with_precision_and_scale(15, 2).unwrap();
+                (Arc::new(a), "DECIMAL(15,2)")
+            }
+            6 => {
+                // Beyond 64 bits now and then: staged.
+                let a = Decimal128Array::from_iter(
+                    (0..n).map(|_| Some(r.pick(&[i128::from(u64::MAX) * 1000, -7], |r| (r.next() >> 3) as i128))),
+                );
+                (Arc::new(a.with_precision_and_scale(38, 10).unwrap()), "DECIMAL(38,10)")
+            }
+            7 => {
+                let a = Decimal128Array::from_iter((0..n).map(|_| Some((r.next() % 100_000) as i128 - 50_000)));
+                (Arc::new(a.with_precision_and_scale(9, 0).unwrap()), "DECIMAL(9,0)")
+            }
+            8 => {
+                // One kind of bad day per column, so one cannot hide the other.
+                let edges: &[i32] = match (bad, r.below(2)) {
+                    (true, 0) => &[-719_529, 0],
+                    (true, _) => &[2_932_897, 0],
+                    _ => &[-719_528, -719_162, 2_932_896, 0, -1],
+                };
+                (
+                    Arc::new(Date32Array::from_iter(
+                        (0..n).map(|_| (!null(r)).then(|| r.pick(edges, |r| r.below(40_000) as i32 - 10_000))),
+                    )),
+                    "DATE",
+                )
+            }
+            9 => {
+                let a = TimestampMicrosecondArray::from_iter((0..n).map(|_| {
+                    (!null(r)).then(|| {
+                        r.pick(&[0, -1, 86_400_000_000, -62_135_596_800_000_000, 253_402_300_799_999_999], |r| {
+                            (r.next() % 4_000_000_000_000_000) as i64 - 1_000_000_000_000_000
+                        })
+                    })
+                }));
+                (Arc::new(a), "DATETIME")
+            }
+            10 => (
+                Arc::new(TimestampSecondArray::from_iter((0..n).map(|_| Some(r.below(4_000_000_000) as i64)))),
+                "DATETIME",
+            ),
+            11 => (
+                Arc::new(
+                    TimestampMillisecondArray::from_iter((0..n).map(|_| Some(r.below(1 << 45) as i64)))
+                        .with_timezone("UTC"),
+                ),
+                "DATETIME",
+            ),
+            12 => (
+                Arc::new(TimestampNanosecondArray::from_iter((0..n).map(|_| Some(r.below(1 << 50) as i64 * 1000)))),
+                "DATETIME",
+            ),
+            13..=15 => {
+                let words = [
+                    "",
+                    "a",
+                    "\\N",
+                    "N",
+                    "héllo wörld",
+                    "tab\tand\nnewline",
+                    "x\u{1}y",
+                    "\u{2}",
+                    "a long value of more than twelve bytes",
+                    "quote\"d",
+                ];
+                let long = if bad { 40 } else { 20 };
+                let vals: Vec<Option<String>> = (0..n)
+                    .map(|_| {
+                        (!null(r)).then(|| {
+                            let w = words[r.below(words.len() as u64) as usize];
+                            if r.below(4) == 0 {
+                                w.chars().cycle().take(r.below(long) as usize).collect()
+                            } else {
+                                w.to_string()
+                            }
+                        })
+                    })
+                    .collect();
+                let a: ArrayRef = match kind {
+                    13 => Arc::new(StringArray::from(vals)),
+                    14 => Arc::new(LargeStringArray::from(vals)),
+                    _ => Arc::new(StringViewArray::from(vals)),
+                };
+                (a, if bad { "VARCHAR(30)" } else { "VARCHAR(200)" })
+            }
+            16 => (Arc::new(Float64Array::from_iter((0..n).map(|_| Some(f64::from_bits(r.next() >> 2))))), "DOUBLE"),
+            _ => (Arc::new(BooleanArray::from_iter((0..n).map(|_| (!null(r)).then(|| r.below(2) == 0)))), "BOOLEAN"),
+        }
+    }
+
+    /// The block pass writes exactly what the row-by-row pass writes, routes
+    /// the same rows elsewhere and fails on the same cell, for every column
+    /// kind, NULLs, sliced arrays, rows across block boundaries.
+    #[test]
+    fn blocks_write_what_rows_write() {
+        let mut r = Rng(0x5eed_1234_abcd_0001);
+        let mut errors = 0;
+        for case in 0..1000 {
+            let ncols = 1 + r.below(5) as usize;
+            let n = 1 + r.below(3 * BLOCK_ROWS as u64) as usize;
+            let skip = r.below(50) as usize;
+            let bad = case % 5 == 4;
+            let mut arrays = Vec::new();
+            let mut types = Vec::new();
+            // A bad case has one column with values the load must refuse.
+            let bad_col = bad.then(|| r.below(ncols as u64) as usize);
+            for ci in 0..ncols {
+                let col_bad = bad_col == Some(ci);
+                let kind = if col_bad { [4, 5, 8, 8, 13, 14, 15][r.below(7) as usize] } else { r.below(18) };
+                let (a, t) = random_column(&mut r, kind, n + skip, col_bad);
+                // Sliced: values, offsets and nulls start past zero.
+                arrays.push(a.slice(skip, n));
+                types.push(SrType::parse(t).unwrap());
+            }
+            let writers: Vec<Writer<'_>> =
+                arrays.iter().zip(&types).map(|(a, t)| build(a, t, Zone::Utc, false).unwrap()).collect();
+            let cols = columns(&writers);
+            // Reused buffers hold old bytes: every byte sent must be written.
+            crate::bufpool::give(vec![0xAA; 1 << 16]);
+            let lo = r.below(n as u64) as usize;
+            let want = render_rows(&writers, lo..n, 0);
+            let got = render_range(&cols, lo..n, 0);
+            match (want, got) {
+                (Ok(w), Ok(g)) => {
+                    if let Some(at) = (0..w.data.len().max(g.data.len())).find(|&i| w.data.get(i) != g.data.get(i)) {
+                        let show = |d: &[u8]| {
+                            String::from_utf8_lossy(&d[at.saturating_sub(40)..(at + 40).min(d.len())]).into_owned()
+                        };
+                        panic!(
+                            "case {case} {types:?}: byte {at} differs:\nrows   {:?}\nblocks {:?}",
+                            show(&w.data),
+                            show(&g.data)
+                        );
+                    }
+                    assert_eq!((g.csv_rows, &g.rerouted), (w.csv_rows, &w.rerouted), "case {case}");
+                }
+                (Err(w), Err(g)) => {
+                    assert_eq!(g, w, "case {case}");
+                    errors += 1;
+                }
+                (w, g) => panic!("case {case} {types:?}: rows {:?} blocks {:?}", w.err(), g.err()),
+            }
+        }
+        assert!(errors > 100, "the bad cases must fail ({errors})");
+    }
+
+    #[test]
+    fn short_scan_finds_separators() {
+        assert!(plain_short(b"abc\\N xyz \x00 \x03 \xff"));
+        assert!(!plain_short(b"a\x01"));
+        assert!(!plain_short(b"\x02"));
+        assert!(plain_short(b""));
+    }
+}
