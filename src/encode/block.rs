@@ -407,9 +407,26 @@ fn int_lengths<T: Copy>(v: &[T], l: &mut [u32], f: impl Fn(T) -> i64) -> bool {
     true
 }
 
+/// Decimal digits of `v`, without branches: the bit length gives the count
+/// or one more, and one comparison settles it.
 #[inline(always)]
 fn digits(v: u64) -> u32 {
-    v.checked_ilog10().map_or(1, |d| d + 1)
+    const POW10: [u64; 20] = {
+        let mut t = [0u64; 20];
+        let mut i = 1;
+        t[0] = 1;
+        while i < 20 {
+            t[i] = t[i - 1] * 10;
+            i += 1;
+        }
+        t
+    };
+    // `v | 1` has the digits of `v` (and makes 0 one digit);
+    // floor(bits * log10(2)) for bits = 1..=64 is at most 19.
+    let v = v | 1;
+    let bits = 64 - v.leading_zeros();
+    let t = (bits * 1233) >> 12;
+    t + (v >= POW10[t as usize]) as u32
 }
 
 /// Length of a decimal's text: sign, integer digits (at least `0`), point
@@ -594,9 +611,18 @@ fn put_dec(c: &mut [u8], x: i128, scale: u32) {
         put_digits(c, a);
         return;
     }
-    // The fraction digits from the right, then the point, then the rest.
+    // The fraction digits from the right (two at a time), then the point,
+    // then the rest.
     let mut i = c.len();
-    for _ in 0..scale {
+    let mut left = scale;
+    while left >= 2 {
+        let d = (a % 100) as usize * 2;
+        a /= 100;
+        c[i - 2..i].copy_from_slice(&DIGITS2[d..d + 2]);
+        i -= 2;
+        left -= 2;
+    }
+    if left == 1 {
         i -= 1;
         c[i] = b'0' + (a % 10) as u8;
         a /= 10;
@@ -611,6 +637,12 @@ mod tests {
 
     #[test]
     fn digits_in_place() {
+        for p in 0..20 {
+            let t = 10u64.pow(p);
+            for v in [t - 1, t, t + 1] {
+                assert_eq!(digits(v), v.to_string().len() as u32, "{v}");
+            }
+        }
         for v in [0u64, 1, 9, 10, 99, 100, 12345, u32::MAX as u64, u64::MAX, 10u64.pow(19)] {
             let mut c = vec![0u8; digits(v) as usize];
             put_digits(&mut c, v);
