@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 /// Bytes of capacity kept for reuse at most.
-pub const MAX_POOLED_BYTES: usize = 64 << 20;
+pub const MAX_POOLED_BYTES: usize = 16 << 20;
 
 /// Buffers larger than this are not kept (a rare huge batch).
 const MAX_BUFFER: usize = 16 << 20;
