@@ -21,11 +21,11 @@ use rayon::prelude::*;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-
-mod block;
 use crate::meta::TargetTable;
 use crate::srtype::SrType;
 use crate::value;
+
+mod block;
 
 /// Column separator of the CSV dialect.
 pub const COLUMN_SEPARATOR: u8 = 0x01;
@@ -545,10 +545,8 @@ impl Encoder {
         }
         let mut route = vec![floor; rows];
         if self.csv_capable && floor != Part::Json {
-            // Pass 1: CSV, row by row straight into the part's buffer (no
-            // per-column staging, no second copy), noting the rows CSV cannot
-            // carry. Ranges of rows render in parallel; each range's text is
-            // appended in row order.
+            // Pass 1: CSV, noting the rows CSV cannot carry. Ranges of rows
+            // render in parallel; each range's text is appended in row order.
             let hint = self.row_bytes_hint();
             let render = |range: std::ops::Range<usize>| render_rows(&writers, range, hint);
             // One piece per encoder thread at most: pieces after the first
