@@ -548,7 +548,6 @@ impl Encoder {
             // Pass 1: CSV, noting the rows CSV cannot carry. Ranges of rows
             // render in parallel; each range's text is appended in row order.
             let hint = self.row_bytes_hint();
-            let render = |range: std::ops::Range<usize>| render_rows(&writers, range, hint);
             // One piece per encoder thread at most: pieces after the first
             // are copied once more when joined.
             let pieces = (rows / PAR_ROWS).clamp(1, rayon::current_num_threads().max(1));
@@ -558,12 +557,17 @@ impl Encoder {
             // row-by-row pass finds them. Otherwise blocks of rows render a
             // column at a time (block.rs), with the same text and checks.
             let cols = block::columns(&writers);
-            let render_blocks = |range: std::ops::Range<usize>| block::render_range(&cols, range, hint);
-            let rendered: Vec<Rendered> = match (pieces > 1, floor == Part::Csv) {
-                (true, true) => ranges.into_par_iter().map(render_blocks).collect::<std::result::Result<_, _>>()?,
-                (false, true) => ranges.into_iter().map(render_blocks).collect::<std::result::Result<_, _>>()?,
-                (true, false) => ranges.into_par_iter().map(render).collect::<std::result::Result<_, _>>()?,
-                (false, false) => ranges.into_iter().map(render).collect::<std::result::Result<_, _>>()?,
+            let render = |range: std::ops::Range<usize>| {
+                if floor == Part::Csv {
+                    block::render_range(&cols, range, hint)
+                } else {
+                    render_rows(&writers, range, hint)
+                }
+            };
+            let rendered: Vec<Rendered> = if pieces > 1 {
+                ranges.into_par_iter().map(render).collect::<std::result::Result<_, _>>()?
+            } else {
+                ranges.into_iter().map(render).collect::<std::result::Result<_, _>>()?
             };
             let buf = &mut out.parts[Part::Csv as usize];
             let total: usize = rendered.iter().map(|p| p.data.len()).sum();

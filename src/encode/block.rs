@@ -66,6 +66,15 @@ impl Strings<'_> {
         }
     }
 
+    /// The bytes of values `lo..hi` in one slice, for the offset layouts.
+    fn contiguous(&self, lo: usize, hi: usize) -> Option<&[u8]> {
+        match self {
+            Strings::Offsets32 { offs, data } => Some(&data[offs[lo] as usize..offs[hi] as usize]),
+            Strings::Offsets64 { offs, data } => Some(&data[offs[lo] as usize..offs[hi] as usize]),
+            Strings::View { .. } => None,
+        }
+    }
+
     /// The bytes of value `i`, through `f` (an inline view lives on the stack).
     #[inline(always)]
     fn with<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> R {
@@ -137,6 +146,8 @@ struct Scratch {
     skip: Vec<u8>,
     /// Per row: where its next cell goes.
     pos: Vec<usize>,
+    /// Per column: staged (its cells in `staged`) or typed.
+    is_staged: Vec<bool>,
     staged: Vec<Cells>,
 }
 
@@ -178,17 +189,18 @@ fn render(
 ) -> std::result::Result<usize, EncodeError> {
     let n = hi - lo;
     let ncols = cols.len();
-    let Scratch { lens, skip, pos, staged } = scratch;
+    let Scratch { lens, skip, pos, is_staged, staged } = scratch;
     lens.clear();
     lens.resize(n * ncols, 0);
     skip.clear();
     skip.resize(n, 0);
+    is_staged.clear();
+    is_staged.resize(ncols, false);
     if staged.len() < ncols {
-        staged.resize_with(ncols, || Cells { data: Vec::new(), ends: Vec::new() });
+        staged.resize_with(ncols, || Cells::with_capacity(0));
     }
     // Pass 1: every cell's length; staging where needed.
     let mut error: Option<(usize, usize, String)> = None;
-    let mut is_staged = vec![false; ncols];
     for (c, col) in cols.iter().enumerate() {
         let l = &mut lens[c * n..(c + 1) * n];
         if lengths(col, lo, l) {
@@ -355,16 +367,9 @@ fn lengths(col: &Col<'_, '_>, lo: usize, l: &mut [u32]) -> bool {
             }
             // Bytes the dialect cannot carry, or the NULL marker: the
             // general writer sends such rows elsewhere.
-            ok && match s {
-                Strings::Offsets32 { offs, data } => {
-                    plain(&data[offs[lo] as usize..offs[lo + n] as usize])
-                        && !(0..n).any(|k| is_null_marker(s, lo + k, l[k]))
-                }
-                Strings::Offsets64 { offs, data } => {
-                    plain(&data[offs[lo] as usize..offs[lo + n] as usize])
-                        && !(0..n).any(|k| is_null_marker(s, lo + k, l[k]))
-                }
-                Strings::View { .. } => (0..n).all(|k| s.with(lo + k, |b| b != b"\\N" && plain_short(b))),
+            ok && match s.contiguous(lo, lo + n) {
+                Some(bytes) => plain(bytes) && !(0..n).any(|k| is_null_marker(s, lo + k, l[k])),
+                None => (0..n).all(|k| s.with(lo + k, |b| b != b"\\N" && plain_short(b))),
             }
         }
     };
@@ -447,6 +452,15 @@ struct Cursor<'s> {
 }
 
 impl Cursor<'_> {
+    /// [`Cursor::each`] for writers that cannot fail.
+    #[inline(always)]
+    fn fill(&mut self, dst: &mut [u8], mut f: impl FnMut(usize, &mut [u8])) -> std::result::Result<(), EncodeError> {
+        self.each(dst, |k, c| {
+            f(k, c);
+            Ok(())
+        })
+    }
+
     /// Calls `f(row in block, cell)` for each kept non-NULL cell, writes
     /// `\N` for NULLs and the terminator after every cell.
     #[inline(always)]
@@ -480,38 +494,14 @@ fn write(col: &Col<'_, '_>, mut at: Cursor<'_>, dst: &mut [u8]) -> std::result::
     match &col.kind {
         Kind::Staged => unreachable_staged(),
         Kind::Int(v) => match v {
-            Ints::I8(v) => at.each(dst, |k, c| {
-                put_int(c, v[lo + k] as i64);
-                Ok(())
-            }),
-            Ints::I16(v) => at.each(dst, |k, c| {
-                put_int(c, v[lo + k] as i64);
-                Ok(())
-            }),
-            Ints::I32(v) => at.each(dst, |k, c| {
-                put_int(c, v[lo + k] as i64);
-                Ok(())
-            }),
-            Ints::I64(v) => at.each(dst, |k, c| {
-                put_int(c, v[lo + k]);
-                Ok(())
-            }),
-            Ints::U8(v) => at.each(dst, |k, c| {
-                put_digits(c, v[lo + k] as u64);
-                Ok(())
-            }),
-            Ints::U16(v) => at.each(dst, |k, c| {
-                put_digits(c, v[lo + k] as u64);
-                Ok(())
-            }),
-            Ints::U32(v) => at.each(dst, |k, c| {
-                put_digits(c, v[lo + k] as u64);
-                Ok(())
-            }),
-            Ints::U64(v) => at.each(dst, |k, c| {
-                put_digits(c, v[lo + k]);
-                Ok(())
-            }),
+            Ints::I8(v) => at.fill(dst, |k, c| put_int(c, v[lo + k] as i64)),
+            Ints::I16(v) => at.fill(dst, |k, c| put_int(c, v[lo + k] as i64)),
+            Ints::I32(v) => at.fill(dst, |k, c| put_int(c, v[lo + k] as i64)),
+            Ints::I64(v) => at.fill(dst, |k, c| put_int(c, v[lo + k])),
+            Ints::U8(v) => at.fill(dst, |k, c| put_digits(c, v[lo + k] as u64)),
+            Ints::U16(v) => at.fill(dst, |k, c| put_digits(c, v[lo + k] as u64)),
+            Ints::U32(v) => at.fill(dst, |k, c| put_digits(c, v[lo + k] as u64)),
+            Ints::U64(v) => at.fill(dst, |k, c| put_digits(c, v[lo + k])),
         },
         Kind::Date(v) => at.each(dst, |k, c| {
             let t = date_text(v[lo + k] as i64).map_err(|e| cell_error(e, lo + k))?;
@@ -528,19 +518,10 @@ fn write(col: &Col<'_, '_>, mut at: Cursor<'_>, dst: &mut [u8]) -> std::result::
             Ok(())
         }),
         Kind::Dec { v, scale, .. } => match *scale {
-            2 => at.each(dst, |k, c| {
-                put_dec(c, v[lo + k], 2);
-                Ok(())
-            }),
-            scale => at.each(dst, |k, c| {
-                put_dec(c, v[lo + k], scale);
-                Ok(())
-            }),
+            2 => at.fill(dst, |k, c| put_dec(c, v[lo + k], 2)),
+            scale => at.fill(dst, |k, c| put_dec(c, v[lo + k], scale)),
         },
-        Kind::Str { s, .. } => at.each(dst, |k, c| {
-            s.with(lo + k, |b| c.copy_from_slice(b));
-            Ok(())
-        }),
+        Kind::Str { s, .. } => at.fill(dst, |k, c| s.with(lo + k, |b| c.copy_from_slice(b))),
     }
 }
 
