@@ -161,25 +161,70 @@ struct SetShard {
     marked: usize,
 }
 
+/// How [`scatter`] walks a group's rows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// In row order: the input is read sequentially and each row goes to
+    /// its shard. Best for inserting, where a new value touches one table
+    /// slot and the hot end of its shard's arena.
+    Rows,
+    /// Shard by shard (rows bucketed by a counting sort of their positions):
+    /// the shard's table and arena stay in cache while its rows go through.
+    /// Best for marking, where nearly every row finds its value and compares
+    /// it with bytes anywhere in the shard's arena.
+    Shards,
+}
+
 /// Applies `f` to every non-NULL value of `vals` in the shard its hash
-/// picks; groups of shards run in parallel, each scanning every value and
-/// keeping its own, so no shard is touched by two threads.
+/// picks; groups of shards run in parallel, each taking only its own rows,
+/// so no shard is touched by two threads.
 fn scatter(
     shards: &mut [SetShard],
     vals: &[Values],
+    walk: Walk,
     f: impl Fn(&mut SetShard, &[u8], u64) -> Result<()> + Sync,
 ) -> Result<()> {
     let hashes = hash_all(vals);
     let per = SHARDS / group_count();
     shards.par_chunks_mut(per).enumerate().try_for_each(|(g, shards)| {
         let lo = g * per;
-        for (v, hs) in vals.iter().zip(&hashes) {
-            for (i, &h) in hs.iter().enumerate() {
-                let s = shard_of(h).wrapping_sub(lo);
-                if s < per
-                    && let Some(b) = v.get(i)
-                {
-                    f(&mut shards[s], b, h)?;
+        let mine = |h: u64| Some(shard_of(h).wrapping_sub(lo)).filter(|&s| s < per);
+        if walk == Walk::Rows {
+            for (v, hs) in vals.iter().zip(&hashes) {
+                for (i, &h) in hs.iter().enumerate() {
+                    if let Some(s) = mine(h)
+                        && let Some(b) = v.get(i)
+                    {
+                        f(&mut shards[s], b, h)?;
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let mut start = vec![0usize; per + 1];
+        for &h in hashes.iter().flatten() {
+            if let Some(s) = mine(h) {
+                start[s + 1] += 1;
+            }
+        }
+        for s in 0..per {
+            start[s + 1] += start[s];
+        }
+        // (array, row) of the group's rows, shard by shard.
+        let mut rows = vec![(0usize, 0usize); start[per]];
+        let mut next = start.clone();
+        for (a, hs) in hashes.iter().enumerate() {
+            for (r, &h) in hs.iter().enumerate() {
+                if let Some(s) = mine(h) {
+                    rows[next[s]] = (a, r);
+                    next[s] += 1;
+                }
+            }
+        }
+        for (s, shard) in shards.iter_mut().enumerate() {
+            for &(a, r) in &rows[start[s]..start[s + 1]] {
+                if let Some(b) = vals[a].get(r) {
+                    f(shard, b, hashes[a][r])?;
                 }
             }
         }
@@ -344,7 +389,7 @@ impl Distinct {
             self.rows += v.len() as u64;
             self.nulls += v.null_count() as u64;
         }
-        scatter(&mut self.shards, &vals, SetShard::insert)
+        scatter(&mut self.shards, &vals, Walk::Rows, SetShard::insert)
     }
 
     /// Rows pushed so far (NULLs included; buffered rows after a flush).
@@ -386,7 +431,7 @@ impl Distinct {
             Ok(())
         };
         // Marking cannot fail.
-        let _ = scatter(&mut self.shards, &vals, mark);
+        let _ = scatter(&mut self.shards, &vals, Walk::Shards, mark);
     }
 
     /// Orders the new (unmarked) values. Consumes the set, freeing it as the
@@ -765,11 +810,14 @@ mod tests {
         d.flush().unwrap();
         let existing = BinaryArray::from_iter_values((0..10_000).step_by(2).map(|i| format!("v{i}")));
         let other = BinaryArray::from_iter_values(["not there", "v1x"]);
-        d.mark_existing(&[existing.clone(), other]);
+        // NULLs are skipped; a slice marks only its own rows.
+        let nulls = BinaryArray::from(vec![None, Some(b"v4".as_slice()), None]);
+        let odd = BinaryArray::from_iter_values(["v1", "v3", "v5"]);
+        d.mark_existing(&[existing.clone(), other, nulls, odd.slice(1, 1)]);
         d.mark_existing(&[existing]);
-        assert_eq!(d.new_count(), 5_000);
+        assert_eq!(d.new_count(), 4_999);
         let s = d.into_sorted().unwrap();
-        let mut want: Vec<String> = (1..10_000).step_by(2).map(|i| format!("v{i}")).collect();
+        let mut want: Vec<String> = (1..10_000).step_by(2).filter(|&i| i != 3).map(|i| format!("v{i}")).collect();
         want.sort();
         let got: Vec<String> = s.iter().map(|v| String::from_utf8(v.to_vec()).unwrap()).collect();
         assert_eq!(got, want);
