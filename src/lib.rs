@@ -26,6 +26,8 @@ pub mod prune;
 pub mod scan;
 pub mod source;
 pub mod srtype;
+#[cfg(test)]
+mod test_rng;
 pub mod value;
 
 pub use error::{Error, ErrorKind, Result};

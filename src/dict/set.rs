@@ -704,17 +704,7 @@ mod tests {
     use arrow::array::{Int64Array, StringArray, StringViewArray};
 
     use super::*;
-
-    /// A small deterministic generator (xorshift).
-    pub(crate) struct Rng(u64);
-    impl Rng {
-        pub(crate) fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::test_rng::Rng;
 
     fn sorted_of(values: &[Vec<u8>], range_target: usize) -> Vec<Vec<u8>> {
         let mut d = Distinct::of(ValueType::Binary);

@@ -615,6 +615,7 @@ fn put_dec(c: &mut [u8], x: i128, scale: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::Rng;
 
     #[test]
     fn digits_in_place() {
@@ -652,23 +653,6 @@ mod tests {
             let mut want = Vec::new();
             push_decimal(&mut want, x, scale as u8);
             assert_eq!(String::from_utf8(c).unwrap(), String::from_utf8(want).unwrap(), "{x} scale {scale}");
-        }
-    }
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-        /// Mostly ordinary values, sometimes one of `edges`.
-        fn pick<T: Copy>(&mut self, edges: &[T], ordinary: impl FnOnce(&mut Rng) -> T) -> T {
-            if self.below(8) == 0 { edges[self.below(edges.len() as u64) as usize] } else { ordinary(self) }
         }
     }
 
