@@ -45,8 +45,8 @@ fn args() -> Args {
             other => panic!("unknown argument {other}"),
         }
     }
-    if mode != "build" && mode != "lookup" {
-        eprintln!("usage: dict_build build|lookup --store DIR --input FILE_OR_DIR --column NAME [--table db.t]");
+    if !matches!(mode.as_str(), "build" | "lookup" | "read") {
+        eprintln!("usage: dict_build build|lookup|read --store DIR --input FILE_OR_DIR --column NAME [--table db.t]");
         std::process::exit(2);
     }
     Args {
@@ -153,6 +153,27 @@ async fn main() {
     let store = DictStore::open(&a.store, &StoreOptions::default()).expect("store");
     let key = DictKey::new(&a.table, &a.column).expect("key");
     match a.mode.as_str() {
+        "read" => {
+            // The floor: decode the column and do nothing else.
+            let column = a.column.clone();
+            let rows = tokio::task::spawn_blocking(move || {
+                let mut rows = 0;
+                for_each_window(&groups, &column, |arrays| rows += arrays.iter().map(|a| a.len()).sum::<usize>());
+                rows
+            })
+            .await
+            .expect("read");
+            println!(
+                "{}",
+                serde_json::json!({
+                    "mode": "read",
+                    "column": a.column,
+                    "rows": rows,
+                    "total_s": start.elapsed().as_secs_f64(),
+                    "peak_rss_kib": rss_kib(),
+                })
+            );
+        }
         "build" => {
             let column = a.column.clone();
             let d = tokio::task::spawn_blocking(move || {

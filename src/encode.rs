@@ -384,7 +384,7 @@ impl Encoder {
         let json_keys = columns
             .iter()
             .map(|c| match (c.via, &c.ty) {
-                (Via::Direct, SrType::Varbinary(_)) => json_string(&b64_key(&c.target)),
+                (Via::Direct, SrType::Varbinary(_)) => json_string(&hex_key(&c.target)),
                 _ => json_string(&c.wire_key()),
             })
             .collect();
@@ -456,18 +456,19 @@ impl Encoder {
     }
 
     /// The `columns` header of a part: target names in body order. JSON maps
-    /// by key; VARBINARY in JSON and strings in the base64 CSV part go
-    /// through `from_base64`.
+    /// by key; VARBINARY in JSON and strings in the escaped CSV part go in
+    /// hex through `unhex`. Every name is backquoted.
     pub fn columns_header(&self, part: Part) -> String {
         let names: Vec<String> = self
             .columns
             .iter()
             .map(|c| {
+                let t = quote_ident(&c.target);
                 match c.via {
                     Via::Direct => {}
-                    Via::ToBitmap => return format!("{k}, {t} = to_bitmap({k})", k = c.wire_key(), t = c.target),
+                    Via::ToBitmap => return format!("{k}, {t} = to_bitmap({k})", k = quote_ident(&c.wire_key())),
                     Via::Base64Bitmap => {
-                        return format!("{k}, {t} = base64_to_bitmap({k})", k = c.wire_key(), t = c.target);
+                        return format!("{k}, {t} = base64_to_bitmap({k})", k = quote_ident(&c.wire_key()));
                     }
                 }
                 let b64 = match part {
@@ -475,11 +476,7 @@ impl Encoder {
                     Part::Csv64 => c.ty.is_string(),
                     Part::Json => matches!(c.ty, SrType::Varbinary(_)),
                 };
-                if b64 {
-                    format!("{k}, {t} = from_base64({k})", k = b64_key(&c.target), t = c.target)
-                } else {
-                    c.target.clone()
-                }
+                if b64 { format!("{k}, {t} = unhex({k})", k = quote_ident(&hex_key(&c.target))) } else { t }
             })
             .collect();
         names.join(", ")
@@ -497,7 +494,7 @@ impl Encoder {
     }
 
     /// Encodes a batch, routing each row to the first part that carries all
-    /// its values exactly: CSV; CSV with string columns in base64 (for a
+    /// its values exactly: CSV; CSV with string columns in hex (for a
     /// string holding a separator byte or equal to `\N`); JSON (for nested
     /// values CSV cannot carry, STRUCT columns…). CSV bodies get whole rows;
     /// JSON rows are objects joined by `,` (no enclosing brackets).
@@ -598,7 +595,7 @@ impl Encoder {
         } else {
             route.fill(Part::Json);
         }
-        // Pass 2: the base64 CSV part.
+        // Pass 2: the escaped CSV part (string columns in hex).
         let csv64: Vec<usize> = (0..rows).filter(|&r| route[r] == Part::Csv64).collect();
         if !csv64.is_empty() {
             let buf = &mut out.parts[Part::Csv64 as usize];
@@ -749,12 +746,14 @@ impl Encoder {
 }
 
 /// A Stream Load of a chunk: the rows CSV carries, the rows that need their
-/// strings in base64, the rows that need JSON. Each goes under its own label.
+/// strings escaped (hex), the rows that need JSON. Each goes under its own label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Part {
     /// Plain CSV.
     Csv = 0,
-    /// CSV with string columns base64-encoded and decoded by `from_base64`.
+    /// CSV with string columns hex-encoded and decoded by `unhex` (named
+    /// `csv-base64` in journals and reports, which it once was; `unhex`
+    /// keeps an empty string empty where `from_base64('')` is NULL).
     Csv64 = 1,
     /// JSON.
     Json = 2,
@@ -812,8 +811,14 @@ pub struct Encoded {
     pub parts: [PartBuf; 3],
 }
 
-fn b64_key(name: &str) -> String {
-    format!("__starload_b64_{name}")
+/// A column name as the FE's SQL parser reads it whatever it is (`order`,
+/// `a-b`): in backquotes.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+fn hex_key(name: &str) -> String {
+    format!("__starload_hex_{name}")
 }
 
 fn tmp_key(name: &str) -> String {
@@ -895,7 +900,7 @@ impl Cells {
 enum Mode {
     /// A top-level CSV field.
     Csv,
-    /// A top-level CSV field of a string column, base64 (`from_base64`).
+    /// A top-level CSV field of a string column, in hex (`unhex`).
     Csv64,
     /// An element inside ARRAY/MAP text in CSV (quoted form).
     CsvElem,
@@ -908,7 +913,7 @@ enum Mode {
 #[derive(Debug)]
 enum CellError {
     /// CSV cannot carry the value. `top_string`: it is a top-level string,
-    /// which a base64 round trip (`from_base64`) can carry in CSV.
+    /// which a hex round trip (`unhex`) can carry in CSV.
     NotCsv {
         top_string: bool,
         why: String,
@@ -1199,13 +1204,17 @@ fn floats(a: &ArrayRef) -> Option<Floats<'_>> {
     })
 }
 
-fn decs(a: &ArrayRef) -> Option<(Decs<'_>, u8)> {
+fn decs(a: &ArrayRef) -> std::result::Result<(Decs<'_>, u8), String> {
     use arrow::datatypes::*;
-    Some(match a.data_type() {
-        DataType::Decimal128(_, s) => (Decs::D128(a.as_primitive::<Decimal128Type>().values()), *s as u8),
-        DataType::Decimal256(_, s) => (Decs::D256(a.as_primitive::<Decimal256Type>().values()), *s as u8),
-        _ => return None,
-    })
+    let (v, s) = match a.data_type() {
+        DataType::Decimal128(_, s) => (Decs::D128(a.as_primitive::<Decimal128Type>().values()), *s),
+        DataType::Decimal256(_, s) => (Decs::D256(a.as_primitive::<Decimal256Type>().values()), *s),
+        other => return Err(format!("{other} is not a decimal")),
+    };
+    let s = u8::try_from(s).map_err(|_| {
+        format!("{} has a negative scale; cast it to a DECIMAL with scale 0 or more in the transform", a.data_type())
+    })?;
+    Ok((v, s))
 }
 
 /// Builds the writer for `array` into `ty`. Errors explain why a pair of
@@ -1241,7 +1250,7 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
             to: if matches!(ty, SrType::Float) { FloatTo::Float } else { FloatTo::Double },
         },
         (D::Decimal128(..) | D::Decimal256(..), SrType::Decimal { precision, scale }) => {
-            let (v, s) = decs(array).ok_or("bad decimal array")?;
+            let (v, s) = decs(array)?;
             W::Dec { v, scale: s, to_scale: *scale, max: 10i128.pow(*precision as u32), doc: false }
         }
         (D::Decimal32(..) | D::Decimal64(..), _) => {
@@ -1371,7 +1380,7 @@ fn build_doc(array: &ArrayRef, zone: Zone) -> std::result::Result<Writer<'_>, St
         }
         D::Float16 | D::Float32 | D::Float64 => W::Float { v: floats(array).ok_or("bad float")?, to: FloatTo::Doc },
         D::Decimal128(..) | D::Decimal256(..) => {
-            let (v, s) = decs(array).ok_or("bad decimal")?;
+            let (v, s) = decs(array)?;
             W::Dec { v, scale: s, to_scale: s, max: i128::MAX, doc: true }
         }
         D::Date32 => W::Date32 { v: array.as_primitive::<arrow::datatypes::Date32Type>().values(), datetime: false },
@@ -1480,7 +1489,7 @@ impl Writer<'_> {
             out.extend_from_slice(if top { b"\\N" } else { b"null" });
             return Ok(());
         }
-        // Only plain strings change in base64 mode.
+        // Only plain strings change in the escaped (hex) mode.
         let mode = if mode == Mode::Csv64 && !self.is_plain_str() { Mode::Csv } else { mode };
         match &self.w {
             W::Null => {
@@ -1706,7 +1715,8 @@ fn write_int(v: i128, to: IntTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {
                 return bad(format!("{v} is longer than the column's {max} bytes"));
             }
             if mode == Mode::Csv64 {
-                return write_base64(out, s.as_bytes(), Mode::Csv);
+                write_hex(out, s.as_bytes());
+                return Ok(());
             }
             let q = matches!(mode, Mode::CsvElem | Mode::Json | Mode::Doc);
             if q {
@@ -1801,6 +1811,11 @@ fn write_str(s: &str, to: &StrTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {
                     check_csv_bytes(s.as_bytes(), false)?;
                     out.extend_from_slice(s.as_bytes());
                 }
+                Mode::Json if s.trim() == "null" => {
+                    return bad(
+                        "the JSON document `null` cannot be loaded exactly: StarRocks stores a JSON null as SQL NULL",
+                    );
+                }
                 _ => out.extend_from_slice(s.trim().as_bytes()),
             }
             Ok(())
@@ -1860,7 +1875,11 @@ fn text_is_exact(ty: &SrType, src: &str, canon: &str) -> bool {
             let norm = t.replacen('T', " ", 1);
             let norm =
                 if norm.contains('.') { norm.trim_end_matches('0').trim_end_matches('.').to_string() } else { norm };
-            let c = canon.to_string();
+            let c = if canon.contains('.') {
+                canon.trim_end_matches('0').trim_end_matches('.').to_string()
+            } else {
+                canon.to_string()
+            };
             norm == c
                 || (matches!(ty, SrType::Datetime) && format!("{norm} 00:00:00") == c)
                 || (matches!(ty, SrType::Datetime) && c.ends_with(" 00:00:00") && norm == c[..10])
@@ -1892,9 +1911,7 @@ fn write_plain_str(s: &str, mode: Mode, out: &mut Vec<u8>) -> CellResult {
             check_csv_bytes(b, true)?;
             out.extend_from_slice(b);
         }
-        Mode::Csv64 => {
-            let _ = write_base64(out, s.as_bytes(), Mode::Csv);
-        }
+        Mode::Csv64 => write_hex(out, s.as_bytes()),
         Mode::CsvElem => {
             check_csv_bytes(s.as_bytes(), false)?;
             out.push(b'"');
@@ -1922,7 +1939,27 @@ fn check_csv_bytes(b: &[u8], top_string: bool) -> CellResult {
     Ok(())
 }
 
+/// Bytes as lowercase hex, for `unhex` in the `columns` header: the escaped
+/// CSV part's strings and VARBINARY values in JSON rows. (`unhex('')` is the
+/// empty string where `from_base64('')` would be NULL.)
+fn write_hex(out: &mut Vec<u8>, b: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(b.len() * 2);
+    for &c in b {
+        out.push(HEX[(c >> 4) as usize]);
+        out.push(HEX[(c & 15) as usize]);
+    }
+}
+
+/// A binary value: base64 in CSV (the BE's VARBINARY converter decodes it)
+/// and inside JSON documents, quoted hex in a JSON row (through `unhex`).
 fn write_base64(out: &mut Vec<u8>, b: &[u8], mode: Mode) -> CellResult {
+    if mode == Mode::Json {
+        out.push(b'"');
+        write_hex(out, b);
+        out.push(b'"');
+        return Ok(());
+    }
     let q = !matches!(mode, Mode::Csv | Mode::Csv64);
     if q {
         out.push(b'"');
@@ -2235,9 +2272,74 @@ mod tests {
         let mut out = Encoded::default();
         enc.encode(&batch, &mut out).unwrap();
         assert_eq!(out.parts[Part::Csv as usize].data, b"x\x01[\"a\"]\x02");
-        // `\N` as a string: base64 (XE4= is "\N").
-        assert_eq!(out.parts[Part::Csv64 as usize].data, b"XE4=\x01[\"b\"]\x02");
+        // `\N` as a string: hex (5c4e is "\N").
+        assert_eq!(out.parts[Part::Csv64 as usize].data, b"5c4e\x01[\"b\"]\x02");
         assert_eq!(out.parts[Part::Json as usize].data, br#"{"s":"y","l":["c\u0001"]}"#.to_vec());
-        assert_eq!(enc.columns_header(Part::Csv64), "__starload_b64_s, s = from_base64(__starload_b64_s), l");
+        assert_eq!(enc.columns_header(Part::Csv64), "`__starload_hex_s`, `s` = unhex(`__starload_hex_s`), `l`");
+    }
+
+    fn direct(source: usize, name: &str, ty: SrType) -> ColumnMapping {
+        ColumnMapping { source, source_name: name.into(), target: name.into(), ty, nullable: true, via: Via::Direct }
+    }
+
+    #[test]
+    fn empty_strings_and_binaries_stay_empty_in_every_part() {
+        use arrow::datatypes::{Field, Schema};
+        // Row 0 needs the escaped part for `a`; its empty `b` goes as an
+        // empty field (`unhex('')` is '', where `from_base64('')` is NULL).
+        let schema =
+            Arc::new(Schema::new(vec![Field::new("a", DataType::Utf8, true), Field::new("b", DataType::Utf8, true)]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec![Some("p\u{1}q"), Some("r\u{2}"), Some(""), None])),
+                Arc::new(StringArray::from(vec![Some(""), Some("s"), Some("t"), Some("\\N")])),
+            ],
+        )
+        .unwrap();
+        let enc = Encoder::new(vec![direct(0, "a", SrType::Varchar(9)), direct(1, "b", SrType::Varchar(9))], Zone::Utc);
+        let mut out = Encoded::default();
+        enc.encode(&batch, &mut out).unwrap();
+        assert_eq!(out.parts[Part::Csv as usize].data, b"\x01t\x02");
+        assert_eq!(out.parts[Part::Csv64 as usize].data, b"700171\x01\x027202\x0173\x02\\N\x015c4e\x02");
+        assert!(out.parts[Part::Json as usize].data.is_empty());
+        // A VARBINARY value in a JSON row: quoted hex, `""` when empty.
+        let bin: ArrayRef = Arc::new(BinaryArray::from(vec![&b""[..], &b"\x00\xff"[..]]));
+        let w = build(&bin, &SrType::Varbinary(None), Zone::Utc, false).unwrap();
+        let mut json = Vec::new();
+        w.write(0, Mode::Json, &mut json).unwrap();
+        w.write(1, Mode::Json, &mut json).unwrap();
+        assert_eq!(json, br#""""00ff""#.to_vec());
+        let mut csv = Vec::new();
+        w.write(0, Mode::Csv, &mut csv).unwrap();
+        assert!(csv.is_empty());
+    }
+
+    #[test]
+    fn json_null_documents_are_refused() {
+        let docs: ArrayRef = Arc::new(StringArray::from(vec!["null"]));
+        let w = build(&docs, &SrType::Json, Zone::Utc, false).unwrap();
+        assert!(matches!(w.write(0, Mode::Json, &mut Vec::new()), Err(CellError::Bad(m)) if m.contains("null")));
+    }
+    #[test]
+    fn datetime_text_with_trailing_fraction_zeros_is_exact() {
+        for (src, ok) in [
+            ("2024-01-01 10:00:00.500000", true),
+            ("2024-01-01 10:00:00.5", true),
+            ("2024-01-01T10:00:00.120", true),
+            ("2024-01-01 10:00:00.000", true),
+            ("2024-01-01 10:00:00.1234567", false),
+        ] {
+            let a: ArrayRef = Arc::new(StringArray::from(vec![src]));
+            let w = build(&a, &SrType::Datetime, Zone::Utc, false).unwrap();
+            assert_eq!(w.write(0, Mode::Csv, &mut Vec::new()).is_ok(), ok, "{src}");
+        }
+    }
+
+    #[test]
+    fn negative_decimal_scales_are_refused_when_planning() {
+        let a: ArrayRef = Arc::new(Decimal128Array::from(vec![5]).with_precision_and_scale(5, -2).unwrap());
+        let e = build(&a, &SrType::Decimal { precision: 10, scale: 0 }, Zone::Utc, false).err().unwrap();
+        assert!(e.contains("negative scale"), "{e}");
     }
 }

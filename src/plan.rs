@@ -38,6 +38,10 @@ pub struct FileInfo {
     pub file: SourceFile,
     /// Row groups, in file order.
     pub row_groups: Vec<RowGroupInfo>,
+    /// The file's own Arrow schema (columns may be in another order, or
+    /// differ in nullability, from [`Plan::file_schema`]); files read with it
+    /// are mapped to the common schema by name.
+    pub schema: SchemaRef,
 }
 
 impl FileInfo {
@@ -161,36 +165,40 @@ pub async fn read_footers(
                     }
                 })?;
             let fm = md.file_metadata();
-            let schema = parquet_to_arrow_schema(fm.schema_descr(), fm.key_value_metadata())
-                .map_err(|e| Error::data(format!("`{name}`: unsupported Parquet schema: {e}")))?;
-            // INT96 timestamps (Hive/Spark) are instants in UTC; read them as
-            // microseconds so that every date from year 1 to 9999 fits
-            // (nanoseconds would wrap).
-            let schema = Int96Coercer::new(fm.schema_descr(), &schema, &arrow::datatypes::TimeUnit::Microsecond)
-                .with_timezone(Some("UTC".into()))
-                .coerce()
-                .unwrap_or(schema);
+            let unsupported = |e| Error::data(format!("`{name}`: unsupported Parquet schema: {e}"));
+            let hinted = parquet_to_arrow_schema(fm.schema_descr(), fm.key_value_metadata()).map_err(unsupported)?;
+            let schema = int96_as_utc(fm.schema_descr(), hinted).map_err(unsupported)?;
             let schema = strip_metadata(&schema);
             let row_groups = md
                 .row_groups()
                 .iter()
                 .map(|rg| RowGroupInfo { rows: rg.num_rows().max(0) as u64, bytes: rg.total_byte_size().max(0) as u64 })
                 .collect();
-            Ok((FileInfo { file: f, row_groups }, schema))
+            Ok((FileInfo { file: f, row_groups, schema: schema.clone() }, schema))
         }
     }))
     .buffered(FOOTER_CONCURRENCY)
     .collect()
     .await;
 
-    let mut files = Vec::with_capacity(results.len());
+    let mut files: Vec<FileInfo> = Vec::with_capacity(results.len());
     let mut common: Option<(SchemaRef, String)> = None;
     for r in results {
-        let (info, schema) = r?;
+        let (mut info, schema) = r?;
         let name = loc.display_path(&info.file.path);
-        match &common {
+        match &mut common {
             None => common = Some((schema, name)),
-            Some((c, first)) => check_same_schema(c, first, &schema, &name)?,
+            Some((c, first)) => {
+                check_same_schema(c, first, &schema, &name)?;
+                // A column nullable in any file is nullable in the source.
+                if let Some(w) = widen_nullability(c, &schema) {
+                    *c = Arc::new(w);
+                }
+            }
+        }
+        // Files with equal schemas share one.
+        if let Some(same) = files.iter().rev().take(8).find(|f| f.schema == info.schema) {
+            info.schema = same.schema.clone();
         }
         files.push(info);
     }
@@ -204,6 +212,68 @@ pub async fn read_footers(
         }
     }
     Ok((files, schema))
+}
+
+/// INT96 timestamps (Hive/Spark) are instants in UTC, whatever Arrow type
+/// hint a writer stored beside them (pyarrow stores the unit and zone of the
+/// column it wrote): they are read as `Timestamp(µs, UTC)`, so that every
+/// date from year 1 to 9999 fits (nanoseconds would wrap) and the same bytes
+/// always mean the same instant.
+fn int96_as_utc(descr: &parquet::schema::types::SchemaDescriptor, hinted: Schema) -> parquet::errors::Result<Schema> {
+    use parquet::basic::Type as Physical;
+    let int96_roots: std::collections::HashSet<String> = descr
+        .columns()
+        .iter()
+        .filter(|c| c.physical_type() == Physical::INT96)
+        .filter_map(|c| c.path().parts().first().cloned())
+        .collect();
+    if int96_roots.is_empty() {
+        return Ok(hinted);
+    }
+    // Without hints INT96 reads as Timestamp(ns) and is coerced; a top-level
+    // field holding an INT96 column is taken from there.
+    let plain = parquet_to_arrow_schema(descr, None)?;
+    let plain = Int96Coercer::new(descr, &plain, &arrow::datatypes::TimeUnit::Microsecond)
+        .with_timezone(Some("UTC".into()))
+        .coerce()
+        .unwrap_or(plain);
+    let fields: Vec<arrow::datatypes::FieldRef> = hinted
+        .fields()
+        .iter()
+        .map(|f| match plain.field_with_name(f.name()) {
+            Ok(p) if int96_roots.contains(f.name()) => Arc::new(p.clone()),
+            _ => f.clone(),
+        })
+        .collect();
+    Ok(Schema::new_with_metadata(fields, hinted.metadata().clone()))
+}
+
+/// `a` with every field that is nullable in `b` (at any depth) nullable;
+/// `None` when nothing changes. The two must have passed
+/// [`check_same_schema`].
+fn widen_nullability(a: &Schema, b: &Schema) -> Option<Schema> {
+    fn widen(fa: &Field, fb: &Field) -> Field {
+        let dt = match (fa.data_type(), fb.data_type()) {
+            (DataType::List(x), DataType::List(y)) => DataType::List(Arc::new(widen(x, y))),
+            (DataType::LargeList(x), DataType::LargeList(y)) => DataType::LargeList(Arc::new(widen(x, y))),
+            (DataType::Map(x, s), DataType::Map(y, _)) => DataType::Map(Arc::new(widen(x, y)), *s),
+            (DataType::Struct(xs), DataType::Struct(ys)) if xs.len() == ys.len() => {
+                DataType::Struct(xs.iter().zip(ys.iter()).map(|(x, y)| Arc::new(widen(x, y))).collect())
+            }
+            (other, _) => other.clone(),
+        };
+        Field::new(fa.name(), dt, fa.is_nullable() || fb.is_nullable()).with_metadata(fa.metadata().clone())
+    }
+    let fields: Vec<Field> = a
+        .fields()
+        .iter()
+        .map(|fa| match b.field_with_name(fa.name()) {
+            Ok(fb) => widen(fa, fb),
+            Err(_) => fa.as_ref().clone(),
+        })
+        .collect();
+    let w = Schema::new_with_metadata(fields, a.metadata().clone());
+    (w != *a).then_some(w)
 }
 
 fn strip_metadata(s: &Schema) -> SchemaRef {
@@ -382,6 +452,7 @@ mod tests {
                 partition_values: vec![],
             },
             row_groups: groups.iter().map(|&(rows, bytes)| RowGroupInfo { rows, bytes }).collect(),
+            schema: Arc::new(Schema::empty()),
         }
     }
 

@@ -222,7 +222,7 @@ impl Scanner {
         };
         Ok(PartitionedFile::new_from_meta(meta)
             .with_partition_values(values)
-            .with_arrow_schema(self.plan.file_schema.clone())
+            .with_arrow_schema(info.schema.clone())
             .with_extension(access))
     }
 

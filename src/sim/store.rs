@@ -218,7 +218,7 @@ pub fn parse_columns(s: &str) -> Result<Vec<ColumnItem>, String> {
             return Err("empty item in columns".into());
         }
         match p.split_once('=') {
-            None => items.push(ColumnItem::Name(unquote_ident(p))),
+            None => items.push(ColumnItem::Name(unquote_ident(p)?)),
             Some((t, e)) => {
                 let e = e.trim();
                 let (func, rest) = e.split_once('(').ok_or_else(|| format!("unsupported expression `{e}`"))?;
@@ -226,10 +226,10 @@ pub fn parse_columns(s: &str) -> Result<Vec<ColumnItem>, String> {
                 let args: Vec<String> = if args_text.trim().is_empty() {
                     vec![]
                 } else {
-                    args_text.split(',').map(|a| unquote_ident(a.trim())).collect()
+                    args_text.split(',').map(|a| unquote_ident(a.trim())).collect::<Result<_, _>>()?
                 };
                 items.push(ColumnItem::Expr {
-                    target: unquote_ident(t.trim()),
+                    target: unquote_ident(t.trim())?,
                     func: func.trim().to_ascii_lowercase(),
                     args,
                 });
@@ -239,8 +239,80 @@ pub fn parse_columns(s: &str) -> Result<Vec<ColumnItem>, String> {
     Ok(items)
 }
 
-fn unquote_ident(s: &str) -> String {
-    s.trim().trim_matches('`').to_string()
+/// Words the FE's SQL parser reserves (a subset: those a column is likely
+/// to be named); unquoted, they fail to parse.
+const RESERVED: &[&str] = &[
+    "all",
+    "alter",
+    "and",
+    "as",
+    "asc",
+    "between",
+    "by",
+    "case",
+    "create",
+    "default",
+    "delete",
+    "desc",
+    "distinct",
+    "drop",
+    "else",
+    "exists",
+    "false",
+    "from",
+    "group",
+    "having",
+    "in",
+    "index",
+    "insert",
+    "interval",
+    "into",
+    "is",
+    "join",
+    "key",
+    "like",
+    "limit",
+    "not",
+    "null",
+    "on",
+    "or",
+    "order",
+    "partition",
+    "primary",
+    "range",
+    "select",
+    "set",
+    "table",
+    "then",
+    "true",
+    "union",
+    "update",
+    "values",
+    "when",
+    "where",
+    "with",
+];
+
+/// An identifier of the `columns` header as the FE's SQL parser reads it:
+/// in backquotes anything (a doubled backquote is one), otherwise a plain
+/// name that is not a reserved word.
+fn unquote_ident(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if let Some(inner) = s.strip_prefix('`').and_then(|r| r.strip_suffix('`')) {
+        if inner.is_empty() || inner.replace("``", "").contains('`') {
+            return Err(format!("bad quoted identifier {s}"));
+        }
+        return Ok(inner.replace("``", "`"));
+    }
+    let plain = s.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_alphanumeric() || c == '_');
+    if !plain {
+        return Err(format!("syntax error in columns: `{s}` is not an identifier; quote it in backquotes"));
+    }
+    if RESERVED.contains(&s.to_ascii_lowercase().as_str()) {
+        return Err(format!("syntax error in columns: `{s}` is a reserved word; quote it in backquotes"));
+    }
+    Ok(s.to_string())
 }
 
 /// The result of parsing a body.
@@ -383,7 +455,7 @@ pub fn parse_body(def: &TableDef, spec: &LoadSpec, body: &[u8]) -> Result<Parsed
                     }
                 }
                 "bitmap_empty" if arg_idx.is_empty() => {}
-                "from_base64" if arg_idx.len() == 1 => {}
+                "from_base64" | "unhex" if arg_idx.len() == 1 => {}
                 _ => {
                     return Err(format!(
                         "expression `{func}` with {} arguments is not supported by the simulator",
@@ -670,27 +742,50 @@ fn eval_expr(func: &str, ty: &SrType, arg: &dyn Fn(usize) -> Option<String>) -> 
         },
         "from_base64" => match arg(0) {
             None => Ok(Value::Null),
+            // StarRocks' from_base64 returns NULL for an empty input
+            // (EncryptionFunctions::from_base64), whatever the column.
+            Some(t) if t.is_empty() => Ok(Value::Null),
             Some(t) => {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(t.as_bytes())
                     .map_err(|_| "from_base64: invalid base64".to_string())?;
-                match ty {
-                    SrType::Varbinary(n) => {
-                        if let Some(n) = n
-                            && bytes.len() > *n as usize
-                        {
-                            return Err("value too long".into());
-                        }
-                        Ok(Value::Binary(bytes))
-                    }
-                    SrType::Char(_) | SrType::Varchar(_) => {
-                        String::from_utf8(bytes).map(Value::Str).map_err(|_| "from_base64: not UTF-8".to_string())
-                    }
-                    _ => Err(format!("from_base64 cannot load {ty}")),
+                decoded(bytes, ty, "from_base64")
+            }
+        },
+        "unhex" => match arg(0) {
+            None => Ok(Value::Null),
+            Some(t) => {
+                // StarRocks' unhex gives '' for text that is not hex (and for
+                // ''); the simulator refuses what is not hex, since a loader
+                // sending it would be losing data.
+                let b = t.as_bytes();
+                if b.len() % 2 != 0 || !b.iter().all(u8::is_ascii_hexdigit) {
+                    return Err("unhex: not hexadecimal text (StarRocks would store an empty string)".into());
                 }
+                let nib = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+                let bytes: Vec<u8> = b.chunks(2).map(|p| nib(p[0]) << 4 | nib(p[1])).collect();
+                decoded(bytes, ty, "unhex")
             }
         },
         other => Err(format!("unsupported function {other}")),
+    }
+}
+
+/// The bytes a decoding function returned, stored into a column of `ty`.
+fn decoded(bytes: Vec<u8>, ty: &SrType, func: &str) -> Result<Value, String> {
+    match ty {
+        SrType::Varbinary(n) => {
+            if let Some(n) = n
+                && bytes.len() > *n as usize
+            {
+                return Err("value too long".into());
+            }
+            Ok(Value::Binary(bytes))
+        }
+        SrType::Char(_) | SrType::Varchar(_) => {
+            String::from_utf8(bytes).map(Value::Str).map_err(|_| format!("{func}: not UTF-8"))
+        }
+        _ => Err(format!("{func} cannot load {ty}")),
     }
 }
 
@@ -809,5 +904,39 @@ fn aggregate(f: &str, old: &Value, new: &Value) -> Value {
         }
         ("BITMAP_UNION", Bitmap(a), Bitmap(b)) => Bitmap(a | b),
         (_, _, n) => n.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_names_follow_the_fe_parser() {
+        let items = parse_columns("`order`, `a-b`, `x``y`, plain_1, `t` = to_bitmap(`tmp`)").unwrap();
+        let names: Vec<String> = items
+            .iter()
+            .map(|i| match i {
+                ColumnItem::Name(n) => n.clone(),
+                ColumnItem::Expr { target, args, .. } => format!("{target}<-{}", args.join(",")),
+            })
+            .collect();
+        assert_eq!(names, ["order", "a-b", "x`y", "plain_1", "t<-tmp"]);
+        for bad in ["order", "a-b", "x$y", "1abc", "`a`b`", "k, t = from_base64(key)"] {
+            assert!(parse_columns(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn from_base64_of_nothing_is_null() {
+        let ty = SrType::Varchar(10);
+        assert!(matches!(eval_expr("from_base64", &ty, &|_| Some(String::new())), Ok(Value::Null)));
+        assert!(matches!(eval_expr("from_base64", &ty, &|_| Some("eA==".into())), Ok(Value::Str(s)) if s == "x"));
+        assert!(matches!(eval_expr("unhex", &ty, &|_| Some(String::new())), Ok(Value::Str(s)) if s.is_empty()));
+        assert!(matches!(eval_expr("unhex", &ty, &|_| Some("5c4E".into())), Ok(Value::Str(s)) if s == "\\N"));
+        assert!(matches!(eval_expr("unhex", &ty, &|_| None), Ok(Value::Null)));
+        for bad in ["5", "zz", "5c4e "] {
+            assert!(eval_expr("unhex", &ty, &|_| Some(bad.into())).is_err(), "{bad}");
+        }
     }
 }

@@ -7,6 +7,7 @@ mod chaos;
 mod cli;
 mod config;
 mod dict;
+mod edge_values;
 mod exactly_once;
 mod fidelity;
 mod hms;

@@ -1,0 +1,215 @@
+//! Values and files at the edges of what the wire formats carry: empty
+//! strings beside strings that need base64, JSON documents that are `null`,
+//! files of one source that differ in column order or nullability, INT96
+//! written with Arrow type hints, column names the FE's SQL parser reserves.
+//! Each either arrives exactly or fails naming its file, row and column.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::*;
+use arrow::datatypes::{Field, Schema};
+use parquet::arrow::ArrowWriter;
+use serde_json::json;
+
+use crate::support::*;
+
+fn write_parquet(path: &Path, batch: &RecordBatch) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = ArrowWriter::try_new(f, batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
+fn batch(fields: Vec<(&str, ArrayRef, bool)>) -> RecordBatch {
+    let schema = Schema::new(
+        fields.iter().map(|(n, a, nullable)| Field::new(*n, a.data_type().clone(), *nullable)).collect::<Vec<_>>(),
+    );
+    RecordBatch::try_new(Arc::new(schema), fields.into_iter().map(|(_, a, _)| a).collect()).unwrap()
+}
+
+fn ids(n: i64) -> ArrayRef {
+    Arc::new(Int64Array::from_iter_values(1..=n))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_strings_beside_strings_that_need_base64_stay_empty() {
+    // Row 1 needs the base64 part (a separator byte); its empty `b` must not
+    // become from_base64('') — NULL in StarRocks.
+    let dir = tempfile::tempdir().unwrap();
+    let a: ArrayRef = Arc::new(StringArray::from(vec![Some("a\u{1}b"), Some("x"), Some(""), Some("\\N")]));
+    let b: ArrayRef = Arc::new(StringArray::from(vec![Some(""), Some(""), Some("y"), None]));
+    write_parquet(
+        &dir.path().join("part-0.parquet"),
+        &batch(vec![("id", ids(4), false), ("a", a, true), ("b", b, true)]),
+    );
+    for mode in ["append", "atomic"] {
+        let sim = sim(vec![dup_table(
+            "db",
+            "t",
+            "id",
+            vec![col_nn("id", "BIGINT"), col("a", "VARCHAR(10)"), col("b", "VARCHAR(10)")],
+        )])
+        .await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+        f.mode = Some(mode.into());
+        let r = load(f).await.unwrap_or_else(|e| panic!("{mode}: {e}"));
+        assert_eq!(r.load.rows_loaded, 4);
+        let got = stored(&sim, "db", "t");
+        let row = |id: &str| (got[id]["a"].clone(), got[id]["b"].clone());
+        assert_eq!(row("1"), (json!("a\u{1}b"), json!("")), "{mode}");
+        assert_eq!(row("2"), (json!("x"), json!("")), "{mode}");
+        assert_eq!(row("3"), (json!(""), json!("y")), "{mode}");
+        assert_eq!(row("4"), (json!("\\N"), json!(null)), "{mode}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_rows_keep_empty_binaries_and_refuse_null_documents() {
+    let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("j", "JSON"), col("b", "VARBINARY")]);
+    // A JSON scalar sends its row as JSON; the row's VARBINARY goes in hex
+    // through unhex, which keeps an empty value empty (from_base64('') would
+    // be NULL).
+    let dir = tempfile::tempdir().unwrap();
+    let j: ArrayRef = Arc::new(StringArray::from(vec![Some("{}"), Some("7"), Some("\"s\"")]));
+    let b: ArrayRef = Arc::new(BinaryArray::from(vec![Some(&b""[..]), Some(&b""[..]), Some(&b"\x00\x02"[..])]));
+    write_parquet(&dir.path().join("bin.parquet"), &batch(vec![("id", ids(3), false), ("j", j, true), ("b", b, true)]));
+    let sim1 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let r = load(job_file(&sim1, dir.path(), "db.t", state.path())).await.unwrap();
+    assert_eq!(r.load.chunks_json, 1);
+    let got = stored(&sim1, "db", "t");
+    assert_eq!(got["1"]["b"], json!({"b64": ""}));
+    assert_eq!(got["2"]["b"], json!({"b64": ""}));
+    assert_eq!(got["3"]["b"], json!({"b64": "AAI="}));
+    assert_eq!(got["2"]["j"], json!({"json": 7}));
+
+    // A JSON document `null` would be stored as SQL NULL: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let j: ArrayRef = Arc::new(StringArray::from(vec![Some("{\"a\":1}"), Some(" null ")]));
+    let b: ArrayRef = Arc::new(BinaryArray::from(vec![Some(&b"\x00"[..]), Some(&b"\x01"[..])]));
+    write_parquet(
+        &dir.path().join("nulldoc.parquet"),
+        &batch(vec![("id", ids(2), false), ("j", j, true), ("b", b, true)]),
+    );
+    let sim2 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim2, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(e.contains("nulldoc.parquet") && e.contains("row 2") && e.contains("`j`") && e.contains("null"), "{e}");
+    assert!(sim2.rows("db", "t").is_empty(), "nothing of the failing chunk may commit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_differing_in_column_order_and_nullability_load_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = |v: Vec<Option<i64>>| -> ArrayRef { Arc::new(Int64Array::from(v)) };
+    let s = |v: Vec<&str>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+    // a: x NOT NULL; b: x nullable with a NULL, columns in another order;
+    // c: like a again. Several chunks, so every file is read on its own.
+    write_parquet(
+        &dir.path().join("a.parquet"),
+        &batch(vec![("id", ids(2), false), ("x", x(vec![Some(10), Some(20)]), false), ("s", s(vec!["a", "b"]), false)]),
+    );
+    write_parquet(
+        &dir.path().join("b.parquet"),
+        &batch(vec![
+            ("s", s(vec!["c", "d"]), true),
+            ("x", x(vec![None, Some(40)]), true),
+            ("id", Arc::new(Int64Array::from(vec![3, 4])), false),
+        ]),
+    );
+    write_parquet(
+        &dir.path().join("c.parquet"),
+        &batch(vec![
+            ("id", Arc::new(Int64Array::from(vec![5])), false),
+            ("x", x(vec![Some(50)]), false),
+            ("s", s(vec!["e"]), false),
+        ]),
+    );
+    let sim =
+        sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("x", "BIGINT"), col("s", "VARCHAR(8)")])])
+            .await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+    f.chunk_bytes = Some(starload::config::ByteSize(1));
+    let r = load(f).await.unwrap();
+    assert_eq!((r.load.rows_loaded, r.load.chunks), (5, 3));
+    let got = stored(&sim, "db", "t");
+    let xs: Vec<(String, serde_json::Value, serde_json::Value)> =
+        got.iter().map(|(id, o)| (id.clone(), o["x"].clone(), o["s"].clone())).collect();
+    assert_eq!(
+        xs,
+        vec![
+            ("1".into(), json!("10"), json!("a")),
+            ("2".into(), json!("20"), json!("b")),
+            ("3".into(), json!(null), json!("c")),
+            ("4".into(), json!("40"), json!("d")),
+            ("5".into(), json!("50"), json!("e")),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_and_unusual_column_names_are_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = |n: i64| -> ArrayRef { Arc::new(Int64Array::from(vec![n])) };
+    let s: ArrayRef = Arc::new(StringArray::from(vec!["p\u{2}q"]));
+    write_parquet(
+        &dir.path().join("part-0.parquet"),
+        &batch(vec![("id", ids(1), false), ("order", v(1), true), ("a-b", v(2), true), ("key", s, true)]),
+    );
+    let sim = sim(vec![dup_table(
+        "db",
+        "t",
+        "id",
+        vec![col_nn("id", "BIGINT"), col("order", "INT"), col("a-b", "INT"), col("key", "VARCHAR(8)")],
+    )])
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap();
+    let got = stored(&sim, "db", "t");
+    assert_eq!(got["1"]["order"], json!("1"));
+    assert_eq!(got["1"]["a-b"], json!("2"));
+    assert_eq!(got["1"]["key"], json!("p\u{2}q"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn int96_is_a_utc_instant_whatever_arrow_hint_the_writer_stored() {
+    // pyarrow stores an ARROW:schema hint (unit, zone) beside INT96; the
+    // same bytes must mean the same instant with or without it.
+    let dir = tempfile::tempdir().unwrap();
+    let python = std::env::var("STARLOAD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = r#"
+import sys, datetime as dt, pyarrow as pa, pyarrow.parquet as pq
+d = sys.argv[1]
+us = (dt.datetime(2024, 1, 1, 12) - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
+for i, (name, ty, hint) in enumerate([("hint_us", pa.timestamp("us"), True), ("hint_ns", pa.timestamp("ns"), True),
+                       ("hint_ms_tz", pa.timestamp("ms", tz="Asia/Tokyo"), True), ("no_hint", pa.timestamp("us"), False)]):
+    v = us * 1000 if ty.unit == "ns" else us // 1000 if ty.unit == "ms" else us
+    t = pa.table({"id": pa.array([i + 1], pa.int64()), "t": pa.array([v], pa.int64()).cast(ty), "tag": [name]})
+    pq.write_table(t, f"{d}/{name}.parquet", use_deprecated_int96_timestamps=True, store_schema=hint)
+"#;
+    let out = std::process::Command::new(python).arg("-c").arg(script).arg(dir.path()).output().expect("python");
+    assert!(out.status.success(), "pyarrow: {}", String::from_utf8_lossy(&out.stderr));
+    let sim = sim(vec![dup_table(
+        "db",
+        "t",
+        "id",
+        vec![col_nn("id", "BIGINT"), col("t", "DATETIME"), col("tag", "VARCHAR(16)")],
+    )])
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+    f.timezone = Some("+08:00".into());
+    load(f).await.unwrap();
+    let rows = sim.rows("db", "t");
+    assert_eq!(rows.len(), 4);
+    let cols = sim.columns("db", "t");
+    let (ti, gi) = (cols.iter().position(|c| c == "t").unwrap(), cols.iter().position(|c| c == "tag").unwrap());
+    for r in rows {
+        // 12:00 UTC is 20:00 at +08:00 for every file.
+        assert_eq!(r[ti].display().as_deref(), Some("2024-01-01 20:00:00"), "{:?}", r[gi]);
+    }
+}
