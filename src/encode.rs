@@ -1778,8 +1778,23 @@ fn write_float(v: f64, is_f64: bool, to: FloatTo, mode: Mode, out: &mut Vec<u8>)
         return Ok(());
     }
     let mut b = ryu::Buffer::new();
-    let s = if single { b.format(v as f32) } else { b.format(v) };
-    out.extend_from_slice(s.as_bytes());
+    if single {
+        let x = v as f32;
+        let s = b.format(x);
+        // The BE reads a FLOAT as a double and narrows it (refusing one above
+        // FLT_MAX): the shortest text of the float must survive that. It
+        // does not for f32::MAX (3.4028235e38 is above FLT_MAX as a double)
+        // and could not for a text near a rounding midpoint; the double's
+        // own shortest text always does.
+        let d: f64 = s.parse().unwrap_or(f64::NAN);
+        if d.abs() <= f32::MAX as f64 && d as f32 == x {
+            out.extend_from_slice(s.as_bytes());
+        } else {
+            out.extend_from_slice(ryu::Buffer::new().format(x as f64).as_bytes());
+        }
+    } else {
+        out.extend_from_slice(b.format(v).as_bytes());
+    }
     Ok(())
 }
 
@@ -2334,6 +2349,25 @@ mod tests {
             let w = build(&a, &SrType::Datetime, Zone::Utc, false).unwrap();
             assert_eq!(w.write(0, Mode::Csv, &mut Vec::new()).is_ok(), ok, "{src}");
         }
+    }
+
+    #[test]
+    fn float_text_survives_a_double_reading() {
+        let a: ArrayRef = Arc::new(Float32Array::from(vec![f32::MAX, -f32::MAX, 0.1, 1.5e-45, 16777216.0]));
+        let w = build(&a, &SrType::Float, Zone::Utc, false).unwrap();
+        for (i, &x) in [f32::MAX, -f32::MAX, 0.1f32, 1.5e-45, 16777216.0].iter().enumerate() {
+            for mode in [Mode::Csv, Mode::Json] {
+                let mut t = Vec::new();
+                w.write(i, mode, &mut t).unwrap();
+                let d: f64 = std::str::from_utf8(&t).unwrap().parse().unwrap();
+                assert!(d.abs() <= f32::MAX as f64 && d as f32 == x, "{x}: {}", String::from_utf8_lossy(&t));
+                let v = crate::value::parse_csv_field(&SrType::Float, std::str::from_utf8(&t).unwrap()).unwrap();
+                assert!(matches!(v, crate::value::Value::Float(y) if y == x));
+            }
+        }
+        let mut t = Vec::new();
+        w.write(2, Mode::Csv, &mut t).unwrap();
+        assert_eq!(t, b"0.1", "short text where it is safe");
     }
 
     #[test]

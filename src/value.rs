@@ -550,7 +550,12 @@ pub fn parse_csv_field(ty: &SrType, s: &str) -> Result<Value, String> {
             parse_int(s, lo, hi, true).map(Value::Int)
         }
         SrType::Float => {
+            // Read as a double and narrowed; a text above FLT_MAX as a double
+            // is refused rather than rounded down (the strict reading).
             let v = parse_float_text(s)?;
+            if v.is_finite() && v.abs() > f32::MAX as f64 {
+                return Err(format!("`{s}` is out of FLOAT's range"));
+            }
             Ok(Value::Float(v as f32))
         }
         SrType::Double => parse_double(s).map(Value::Double),
@@ -792,7 +797,8 @@ pub fn parse_json_value(ty: &SrType, raw: &str) -> Result<Value, String> {
                 return Err("Unsupported value type. Numeric type is required.".into());
             };
             if matches!(ty, SrType::Float) {
-                if f.is_finite() && (f as f32).is_infinite() {
+                // The BE checks the double against FLT_MAX before narrowing.
+                if f.is_finite() && f.abs() > f32::MAX as f64 {
                     return Err("Value is overflow".into());
                 }
                 Ok(Value::Float(f as f32))
