@@ -202,15 +202,22 @@ impl Scanner {
             .zip(&self.partition_fields)
             .map(|(v, f)| match v {
                 None => ScalarValue::try_from(f.data_type()).map_err(Error::from),
-                Some(s) => ScalarValue::try_from_string(s.clone(), f.data_type()).map_err(|e| {
-                    Error::config(format!(
-                        "partition value `{}={s}` of `{}` is not a valid {}: {}",
-                        f.name(),
-                        self.plan.file_name(slice.file),
-                        f.data_type(),
-                        Error::from(e)
-                    ))
-                }),
+                Some(s) => {
+                    let invalid = |why: String| {
+                        Error::config(format!(
+                            "partition value `{}={s}` of `{}` is not a valid {}: {why}",
+                            f.name(),
+                            self.plan.file_name(slice.file),
+                            f.data_type(),
+                        ))
+                    };
+                    let v = ScalarValue::try_from_string(s.clone(), f.data_type())
+                        .map_err(|e| invalid(Error::from(e).to_string()))?;
+                    if !partition_text_is_exact(f.data_type(), s, &v) {
+                        return Err(invalid(format!("it would be read as `{v}`")));
+                    }
+                    Ok(v)
+                }
             })
             .collect::<Result<Vec<_>>>()?;
         let meta = object_store::ObjectMeta {
@@ -304,6 +311,22 @@ impl Scanner {
     /// The plan being scanned.
     pub fn plan(&self) -> &Arc<Plan> {
         &self.plan
+    }
+}
+
+/// Whether a typed partition value reads as exactly what its text says: the
+/// cast DataFusion applies also takes `yes` for true or drops the time of
+/// `2024-01-07T23:59:59Z` for a date, which would load something else.
+fn partition_text_is_exact(dt: &DataType, text: &str, v: &ScalarValue) -> bool {
+    match dt {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+            // Leading zeros (`month=07`) are the same number.
+            let d = text.strip_prefix(['-', '+']).unwrap_or(text);
+            !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
+        }
+        DataType::Boolean => matches!(text.to_ascii_lowercase().as_str(), "true" | "false" | "1" | "0"),
+        DataType::Date32 => v.to_string() == text,
+        _ => true,
     }
 }
 

@@ -213,3 +213,40 @@ for i, (name, ty, hint) in enumerate([("hint_us", pa.timestamp("us"), True), ("h
         assert_eq!(r[ti].display().as_deref(), Some("2024-01-01 20:00:00"), "{:?}", r[gi]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_partition_values_must_read_as_what_they_say() {
+    let table = || {
+        dup_table(
+            "db",
+            "t",
+            "id",
+            vec![col_nn("id", "BIGINT"), col("flag", "BOOLEAN"), col("d", "DATE"), col("m", "INT")],
+        )
+    };
+    let run = |dirs: &'static str| async move {
+        let root = tempfile::tempdir().unwrap();
+        write_parquet(&root.path().join(dirs).join("part-0.parquet"), &batch(vec![("id", ids(1), false)]));
+        let sim = sim(vec![table()]).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, root.path(), "db.t", state.path());
+        for (k, t) in [("flag", "boolean"), ("d", "date"), ("m", "int")] {
+            f.partition_types.insert(k.into(), t.into());
+        }
+        let r = load(f).await.map(|_| stored(&sim, "db", "t")["1"].clone());
+        (r, sim.be_requests())
+    };
+    let (ok, _) = run("flag=true/d=2024-01-07/m=07").await;
+    let ok = ok.unwrap();
+    assert_eq!((ok["flag"].clone(), ok["d"].clone(), ok["m"].clone()), (json!(true), json!("2024-01-07"), json!("7")));
+    for (dirs, shown) in [
+        ("flag=yes/d=2024-01-07/m=1", "flag=yes"),
+        ("flag=false/d=2024-01-07T23:59:59Z/m=1", "d=2024-01-07T23:59:59Z"),
+        ("flag=false/d=2024-01-07/m=1.5", "m=1.5"),
+    ] {
+        let (e, sent) = run(dirs).await;
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains(shown), "{dirs}: {e}");
+        assert_eq!(sent, 0, "{dirs}: nothing may be sent");
+    }
+}
