@@ -509,6 +509,15 @@ async fn produce(
             Some(Ok(b)) => b,
             Some(Err(e)) => {
                 let e = Error::from(e);
+                if e.message().to_ascii_lowercase().contains("utf-8")
+                    && let Some((file, row, column)) = job.scanner.find_invalid_utf8(&chunk.slices).await
+                {
+                    return Produced::Failed(Error::data(format!(
+                        "file `{}`, row {row}, column `{column}`: the string is not valid UTF-8 (StarRocks strings \
+                         must be); cast the column to binary in the transform to load it into VARBINARY",
+                        job.scanner.plan().file_name(file)
+                    )));
+                }
                 let files: Vec<String> = chunk.slices.iter().map(|s| job.scanner.plan().file_name(s.file)).collect();
                 return Produced::Failed(Error::new(
                     e.kind(),

@@ -233,6 +233,99 @@ impl Scanner {
             .with_extension(access))
     }
 
+    /// The first value of a top-level string column of `slices` that is not
+    /// UTF-8, as (file index, row in the file counted from 1, column): the
+    /// Parquet reader only says that a column chunk holds one. `None` if
+    /// none is found (a nested string, or the files changed).
+    pub async fn find_invalid_utf8(&self, slices: &[Slice]) -> Option<(usize, u64, String)> {
+        match self.try_find_invalid_utf8(slices).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::debug!("looking for the value that is not UTF-8 failed: {e}");
+                None
+            }
+        }
+    }
+
+    async fn try_find_invalid_utf8(&self, slices: &[Slice]) -> Result<Option<(usize, u64, String)>> {
+        use object_store::ObjectStoreExt;
+        use parquet::column::reader::ColumnReader;
+        use parquet::file::reader::RowGroupReader;
+        use parquet::file::serialized_reader::SerializedRowGroupReader;
+        let store = &self.plan.location.store;
+        for s in slices {
+            let info = &self.plan.files[s.file];
+            let meta = object_store::ObjectMeta {
+                location: info.file.path.clone(),
+                last_modified: info.file.last_modified,
+                size: info.file.size,
+                e_tag: info.file.etag.clone(),
+                version: None,
+            };
+            let md =
+                datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata::new(store.as_ref(), &meta)
+                    .with_page_index_policy(Some(parquet::file::metadata::PageIndexPolicy::Skip))
+                    .fetch_metadata()
+                    .await?;
+            // Top-level string columns (a leaf of path length one whose
+            // Arrow type is a string).
+            let descr = md.file_metadata().schema_descr();
+            let targets: Vec<(usize, String, i16)> = descr
+                .columns()
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.path().parts().len() == 1)
+                .filter(|(_, c)| {
+                    info.schema.field_with_name(c.name()).is_ok_and(|f| {
+                        matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                    })
+                })
+                .map(|(i, c)| (i, c.name().to_string(), c.max_def_level()))
+                .collect();
+            let mut row = s.first_row;
+            for g in s.row_groups.clone() {
+                let rg = md.row_group(g);
+                for (ci, name, max_def) in &targets {
+                    let (start, len) = rg.column(*ci).byte_range();
+                    let bytes = store
+                        .get_range(&info.file.path, start..start + len)
+                        .await
+                        .map_err(|e| Error::infra(crate::source::describe_store_error(&e)))?;
+                    let seg = crate::dict::delta::Segment { start, bytes, file_len: info.file.size };
+                    let props = Arc::new(parquet::file::properties::ReaderProperties::builder().build());
+                    let reader = SerializedRowGroupReader::new(Arc::new(seg), rg, None, props)?;
+                    let ColumnReader::ByteArrayColumnReader(mut col) = reader.get_column_reader(*ci)? else {
+                        continue;
+                    };
+                    let (mut done, mut defs, mut values) = (0u64, Vec::new(), Vec::new());
+                    loop {
+                        defs.clear();
+                        values.clear();
+                        let d = (*max_def > 0).then_some(&mut defs);
+                        let (records, _, _) = col.read_records(8192, d, None, &mut values)?;
+                        if records == 0 {
+                            break;
+                        }
+                        let mut vals = values.iter();
+                        for k in 0..records {
+                            if defs.get(k).is_some_and(|d| d < max_def) {
+                                continue; // NULL
+                            }
+                            if let Some(v) = vals.next()
+                                && std::str::from_utf8(v.data()).is_err()
+                            {
+                                return Ok(Some((s.file, row + done + k as u64 + 1, name.clone())));
+                            }
+                        }
+                        done += records as u64;
+                    }
+                }
+                row += rg.num_rows().max(0) as u64;
+            }
+        }
+        Ok(None)
+    }
+
     /// Streams the transformed rows of the given slices, in order.
     pub async fn scan(&self, slices: &[Slice]) -> Result<SendableRecordBatchStream> {
         let files = slices.iter().map(|s| self.partitioned_file(s)).collect::<Result<Vec<_>>>()?;

@@ -285,10 +285,10 @@ pub(crate) struct Decoded {
 
 /// A contiguous piece of a file held in memory (a row group's bytes),
 /// readable by the Parquet decoder at file offsets.
-struct Segment {
-    start: u64,
-    bytes: Bytes,
-    file_len: u64,
+pub(crate) struct Segment {
+    pub(crate) start: u64,
+    pub(crate) bytes: Bytes,
+    pub(crate) file_len: u64,
 }
 
 impl Segment {

@@ -68,7 +68,7 @@
 //! SeaweedFS (the S3 used by the tests) honours both conditions; the
 //! integration tests run the concurrency checks against it.
 
-mod delta;
+pub(crate) mod delta;
 mod lease;
 mod lookup;
 mod set;

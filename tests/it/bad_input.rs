@@ -121,32 +121,36 @@ async fn out_of_range_value_names_file_row_and_column() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_utf8_names_the_file() {
+async fn invalid_utf8_names_file_row_and_column() {
     use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
     use parquet::file::writer::SerializedFileWriter;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad_utf8.parquet");
     let schema = Arc::new(
-        parquet::schema::parser::parse_message_type("message m { required int64 id; required binary v (UTF8); }")
+        parquet::schema::parser::parse_message_type("message m { required int64 id; optional binary v (UTF8); }")
             .unwrap(),
     );
     let mut w = SerializedFileWriter::new(std::fs::File::create(&path).unwrap(), schema, Default::default()).unwrap();
-    let mut rg = w.next_row_group().unwrap();
-    let mut c = rg.next_column().unwrap().unwrap();
-    c.typed::<Int64Type>().write_batch(&[1, 2], None, None).unwrap();
-    c.close().unwrap();
-    let mut c = rg.next_column().unwrap().unwrap();
-    c.typed::<ByteArrayType>()
-        .write_batch(&[ByteArray::from("ok"), ByteArray::from(vec![0xff, 0xfe, 0x41])], None, None)
-        .unwrap();
-    c.close().unwrap();
-    rg.close().unwrap();
+    // Two row groups, NULLs before it: the bad value is the file's fourth row.
+    for (ids, defs, vals) in
+        [([1, 2], [1, 0], ByteArray::from("ok")), ([3, 4], [0, 1], ByteArray::from(vec![0xff, 0xfe, 0x41]))]
+    {
+        let mut rg = w.next_row_group().unwrap();
+        let mut c = rg.next_column().unwrap().unwrap();
+        c.typed::<Int64Type>().write_batch(&ids, None, None).unwrap();
+        c.close().unwrap();
+        let mut c = rg.next_column().unwrap().unwrap();
+        c.typed::<ByteArrayType>().write_batch(&[vals], Some(&defs), None).unwrap();
+        c.close().unwrap();
+        rg.close().unwrap();
+    }
     w.close().unwrap();
     let sim = sim(vec![table("VARCHAR(10)")]).await;
     let state = tempfile::tempdir().unwrap();
     let e = fails(&sim, dir.path(), state.path()).await;
-    assert!(e.to_string().contains("bad_utf8.parquet"), "{e}");
-    assert!(e.to_string().to_lowercase().contains("utf"), "{e}");
+    let m = e.to_string();
+    assert!(m.contains("bad_utf8.parquet") && m.contains("row 4") && m.contains("`v`"), "{m}");
+    assert!(m.to_lowercase().contains("utf-8"), "{m}");
     assert!(sim.rows("db", "t").is_empty());
 }
 
