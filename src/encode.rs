@@ -1438,7 +1438,8 @@ impl Writer<'_> {
         match &self.w {
             W::Str { to: StrTo::Str { .. }, .. }
             | W::Bin { to: BinTo::Str { .. }, .. }
-            | W::Int { to: IntTo::Str { .. }, .. } => true,
+            | W::Int { to: IntTo::Str { .. }, .. }
+            | W::Time { .. } => true,
             W::Dict { values, .. } => values.is_plain_str(),
             _ => false,
         }

@@ -67,6 +67,42 @@ async fn empty_strings_beside_strings_that_need_base64_stay_empty() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_string_column_of_an_escaped_row_is_escaped() {
+    // `s` needs the escaped part; the row's other string-typed columns (from
+    // a TIME, an integer, bytes) must be escaped too, since the header
+    // decodes every string column of that part.
+    let dir = tempfile::tempdir().unwrap();
+    let s: ArrayRef = Arc::new(StringArray::from(vec!["a\u{1}", "plain"]));
+    let t: ArrayRef = Arc::new(Time32SecondArray::from(vec![3723, 86399]));
+    let i: ArrayRef = Arc::new(Int64Array::from(vec![-42, 7]));
+    let b: ArrayRef = Arc::new(BinaryArray::from(vec![&b"xy"[..], &b""[..]]));
+    write_parquet(
+        &dir.path().join("part-0.parquet"),
+        &batch(vec![("id", ids(2), false), ("s", s, true), ("t", t, true), ("i", i, true), ("b", b, true)]),
+    );
+    let sim = sim(vec![dup_table(
+        "db",
+        "t",
+        "id",
+        vec![
+            col_nn("id", "BIGINT"),
+            col("s", "VARCHAR(8)"),
+            col("t", "VARCHAR(8)"),
+            col("i", "VARCHAR(8)"),
+            col("b", "VARCHAR(8)"),
+        ],
+    )])
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let r = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap();
+    assert_eq!(r.load.chunks_base64, 1);
+    let got = stored(&sim, "db", "t");
+    let row = |id: &str| ["s", "t", "i", "b"].map(|c| got[id][c].clone());
+    assert_eq!(row("1"), [json!("a\u{1}"), json!("01:02:03"), json!("-42"), json!("xy")]);
+    assert_eq!(row("2"), [json!("plain"), json!("23:59:59"), json!("7"), json!("")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_rows_keep_empty_binaries_and_refuse_null_documents() {
     let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("j", "JSON"), col("b", "VARBINARY")]);
     // A JSON scalar sends its row as JSON; the row's VARBINARY goes in hex
