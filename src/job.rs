@@ -500,6 +500,12 @@ pub struct Report {
 /// What stays the same across runs of "one job" whose inputs may change:
 /// target, source, transform, mode and label prefix.
 fn identity(p: &Prepared) -> String {
+    identity_in(p, p.settings.mode)
+}
+
+/// [`identity`] as if the job ran in `mode` (the journals of the same job
+/// in another mode live there).
+fn identity_in(p: &Prepared, mode: Mode) -> String {
     let s = &p.settings;
     let text = format!(
         "{}.{}|{}|{}|{}|{}",
@@ -507,7 +513,7 @@ fn identity(p: &Prepared) -> String {
         s.table,
         p.plan.location.display,
         s.transform.fingerprint_text(),
-        s.mode.name(),
+        mode.name(),
         s.label_prefix
     );
     blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
@@ -516,16 +522,26 @@ fn identity(p: &Prepared) -> String {
 /// Refuses to start when an earlier job with the same identity but other
 /// inputs is unfinished, or finished in a mode that appends: re-running would
 /// load its rows twice.
-fn check_earlier_jobs(p: &Prepared, dir: &std::path::Path) -> Result<()> {
+fn check_earlier_jobs(p: &Prepared, jobs: &std::path::Path) -> Result<()> {
     // An overwrite replaces whatever earlier jobs loaded.
     if p.settings.mode == Mode::Overwrite {
         return Ok(());
     }
+    // The same job in another mode (append, then atomic) is an earlier job
+    // too: its rows are in the table.
+    for mode in [Mode::Append, Mode::Atomic, Mode::Overwrite] {
+        check_earlier_jobs_in(p, &jobs.join(identity_in(p, mode)), mode)?;
+    }
+    Ok(())
+}
+
+fn check_earlier_jobs_in(p: &Prepared, dir: &std::path::Path, mode: Mode) -> Result<()> {
+    let same_mode = mode == p.settings.mode;
     let Ok(rd) = std::fs::read_dir(dir) else { return Ok(()) };
     for e in rd.flatten() {
         let path = e.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if !name.ends_with(".journal") || name.starts_with(&p.plan.fingerprint) {
+        if !name.ends_with(".journal") || (same_mode && name.starts_with(&p.plan.fingerprint)) {
             continue;
         }
         let Ok(v) = journal::read(&path) else { continue };
@@ -541,17 +557,26 @@ fn check_earlier_jobs(p: &Prepared, dir: &std::path::Path) -> Result<()> {
         if name.contains(".finalize.") {
             continue;
         }
-        let finished = match p.settings.mode {
+        let finished = match mode {
             Mode::Atomic => v.modes.iter().any(|m| matches!(m, journal::ModeRecord::AtomicCommitted { .. })),
             _ => v.done.len() >= owned,
         };
+        if !same_mode {
+            // Rows of the job in another mode are in the table once an append
+            // committed a chunk, or an atomic or overwrite job finished.
+            let visible = if mode == Mode::Append { !v.done.is_empty() } else { finished };
+            if !visible {
+                continue;
+            }
+        }
         let state = if finished {
             "finished".to_string()
         } else {
             format!("unfinished, {}/{} chunks committed", v.done.len(), v.header.chunks)
         };
+        let how = if same_mode { "with other inputs".to_string() } else { format!("in {} mode", mode.name()) };
         return Err(Error::config(format!(
-            "job {} loaded this source into `{}` with other inputs ({state}; journal `{}`); its files or settings changed since, \
+            "job {} loaded this source into `{}` {how} ({state}; journal `{}`); its files or settings changed since, \
              so running this job would load its rows again. Use --mode overwrite to replace them, a where clause to load only new \
              partitions, or --new-job to load anyway",
             v.header.fingerprint,
@@ -755,7 +780,7 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
     }
     let dir = s.state_dir.join("jobs").join(identity(&p));
     if !s.new_job {
-        check_earlier_jobs(&p, &dir)?;
+        check_earlier_jobs(&p, &s.state_dir.join("jobs"))?;
     }
     let jpath = dir.join(journal_name(&p.plan.fingerprint, s.shard));
     let journal = Journal::open(&jpath, header)?;

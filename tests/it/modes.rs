@@ -312,6 +312,12 @@ async fn changed_inputs_and_changed_schemas_are_refused() {
     f.transform.select = Some(SELECT.into());
     load(f.clone()).await.unwrap();
     let rows = sim1.rows("db", "t").len();
+    // The same job in another mode would load its rows again.
+    let mut atomic = f.clone();
+    atomic.mode = Some("atomic".into());
+    let e = load(atomic).await.unwrap_err();
+    assert!(e.to_string().contains("in append mode") && e.to_string().contains("would load its rows again"), "{e}");
+    assert_eq!(sim1.rows("db", "t").len(), rows);
     // A source file changes: the same command would load its rows again.
     let victim = std::fs::read_dir(dir.path().join("dt=2024-02-29/region=eu"))
         .unwrap()
