@@ -111,10 +111,19 @@ pub enum ModeRecord {
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Record {
     Job(JobHeader),
-    Started { index: usize, label: String },
+    Started {
+        index: usize,
+        label: String,
+    },
     Committed(PartRecord),
     Done(DoneRecord),
     Mode(ModeRecord),
+    /// A label StarRocks committed with other rows than were sent.
+    Mismatch {
+        index: usize,
+        label: String,
+        message: String,
+    },
 }
 
 /// An open journal (exclusively locked).
@@ -139,6 +148,9 @@ pub struct JournalView {
     pub started: BTreeMap<String, usize>,
     /// Steps of atomic and overwrite jobs, in order.
     pub modes: Vec<ModeRecord>,
+    /// Labels StarRocks committed with other rows than were sent, with the
+    /// verification error: a re-run must fail the same way, not count them.
+    pub mismatched: BTreeMap<String, String>,
 }
 
 /// The journal file of a job.
@@ -182,6 +194,7 @@ fn fold(records: Vec<Record>, path: &Path) -> Result<JournalView> {
         committed: BTreeMap::new(),
         started: BTreeMap::new(),
         modes: Vec::new(),
+        mismatched: BTreeMap::new(),
     };
     for r in it {
         v.apply(r, path)?;
@@ -209,6 +222,10 @@ impl JournalView {
                 self.done.insert(d.index, d);
             }
             Record::Mode(m) => self.modes.push(m),
+            Record::Mismatch { label, message, .. } => {
+                self.started.remove(&label);
+                self.mismatched.insert(label, message);
+            }
         }
         Ok(())
     }
@@ -269,6 +286,7 @@ impl Journal {
                     committed: BTreeMap::new(),
                     started: BTreeMap::new(),
                     modes: Vec::new(),
+                    mismatched: BTreeMap::new(),
                 },
             };
             j.append(&Record::Job(header.clone()))?;
@@ -336,6 +354,19 @@ impl Journal {
         let r = Record::Mode(m);
         self.append(&r)?;
         self.state.apply(r, &self.path.clone())
+    }
+
+    /// Records that StarRocks committed `label` with other rows than were
+    /// sent (the verification error in `message`).
+    pub fn mismatch(&mut self, index: usize, label: &str, message: &str) -> Result<()> {
+        let r = Record::Mismatch { index, label: label.to_string(), message: message.to_string() };
+        self.append(&r)?;
+        self.state.apply(r, &self.path.clone())
+    }
+
+    /// The verification error recorded for a label, if any.
+    pub fn mismatched(&self, label: &str) -> Option<&str> {
+        self.state.mismatched.get(label).map(String::as_str)
     }
 
     /// The steps recorded so far.

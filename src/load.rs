@@ -719,6 +719,20 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
         (job.progress)(Progress::Committed { index: chunk.index, rows: done.rows, bytes: done.bytes, skipped: true });
         return Ok(());
     }
+    // A part StarRocks committed with other rows than were sent stays wrong:
+    // every run fails on it until the table is repaired (and the journal
+    // moved aside).
+    let mismatch = {
+        let j = job.journal.lock().unwrap();
+        Part::ALL.iter().find_map(|&p| j.mismatched(&part_label(chunk, p)).map(str::to_string))
+    };
+    if let Some(msg) = mismatch {
+        return Err(Error::verify(format!(
+            "{msg} (recorded by an earlier run in journal `{}`: the chunk's rows in StarRocks differ from its source; \
+             repair the table, then run with --mode overwrite or a new state directory)",
+            job.journal.lock().unwrap().path().display()
+        )));
+    }
     let timeout = load_timeout(&job.options, chunk);
     let settle_deadline = Duration::from_secs(timeout + 120);
     // Parts an earlier run sent without recording a verdict.
@@ -782,11 +796,15 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
                     if let (Some(l), Some(sent)) = (loaded, rows)
                         && (l != sent || r.filtered_rows.unwrap_or(0) != 0)
                     {
-                        return Err(Error::verify(format!(
+                        let msg = format!(
                             "chunk {} (label `{label}`): sent {sent} rows, StarRocks loaded {l} (filtered {})",
                             chunk.index,
                             r.filtered_rows.unwrap_or(0)
-                        )));
+                        );
+                        // A re-run finds the label committed: it must fail
+                        // the same way rather than count the chunk as loaded.
+                        job.journal.lock().unwrap().mismatch(chunk.index, &label, &msg)?;
+                        return Err(Error::verify(msg));
                     }
                     if rows.is_none() && !was_earlier {
                         // A reply of success for a body we aborted cannot be.

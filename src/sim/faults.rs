@@ -37,6 +37,9 @@ pub enum Fault {
     Garbage,
     /// Reply `Label Already Exists` / `RUNNING` without loading.
     LabelRunning,
+    /// Lose the last row of a CSV body, then load and commit the rest (a BE
+    /// that stores other rows than it was sent; verification must notice).
+    LoseRow,
 }
 
 /// A fault with its trigger and how many times it may fire.
@@ -72,7 +75,7 @@ pub struct FaultSpec {
     /// Firings (default 1).
     pub times: Option<u32>,
     /// `reset_before_body`, `reset_after_commit`, `fail`, `publish_timeout`,
-    /// `delay`, `slow_read`, `http`, `garbage`, `label_running`.
+    /// `delay`, `slow_read`, `http`, `garbage`, `label_running`, `lose_row`.
     pub fault: String,
     /// Message for `fail`.
     pub message: Option<String>,
@@ -103,6 +106,7 @@ impl FaultSpec {
             "http" => Fault::Http(self.status.unwrap_or(503)),
             "garbage" => Fault::Garbage,
             "label_running" => Fault::LabelRunning,
+            "lose_row" => Fault::LoseRow,
             other => return Err(format!("unknown fault `{other}`")),
         };
         Ok(FaultRule { trigger, fault, times: self.times.unwrap_or(1) })

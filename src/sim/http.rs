@@ -541,6 +541,14 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
         }
         return Ok(LoadResult::fail(&label, txn_id, m).to_resp());
     }
+    if has(&Fault::LoseRow)
+        && let BodyFormat::Csv { delim, .. } = &spec.format
+    {
+        // Cut the body after its second-last row delimiter.
+        let body = buf.strip_suffix(delim.as_slice()).unwrap_or(&buf);
+        let cut = body.windows(delim.len()).rposition(|w| w == delim.as_slice()).map_or(0, |p| p + delim.len());
+        buf.truncate(cut);
+    }
     // Parse and apply.
     let result = if state.discard {
         let rows = if discard_csv { Ok(csv_rows) } else { store::count_rows(&spec, &buf) };

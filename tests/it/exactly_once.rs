@@ -107,3 +107,24 @@ async fn forgotten_labels_are_still_protected_by_the_journal() {
     assert_eq!(r.load.chunks_loaded, 0);
     check_exact(&sim);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_that_failed_verification_fails_every_rerun() {
+    // The BE commits one row fewer than it was sent: the run fails
+    // verification, and a re-run, finding the label committed, must fail the
+    // same way instead of counting the chunk as loaded.
+    let (sim, _state, mut f) = setup().await;
+    f.parallel = Some(1);
+    sim.add_fault(FaultRule::on_request(1, Fault::LoseRow));
+    let e = load(f.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), starload::ErrorKind::Verify, "{e}");
+    assert!(e.to_string().contains("StarRocks loaded"), "{e}");
+    let (rows, requests) = (sim.rows("corpus", "t").len(), sim.be_requests());
+    for _ in 0..2 {
+        let e = load(f.clone()).await.unwrap_err();
+        assert_eq!(e.kind(), starload::ErrorKind::Verify, "{e}");
+        assert!(e.to_string().contains("recorded by an earlier run"), "{e}");
+    }
+    assert_eq!(sim.rows("corpus", "t").len(), rows);
+    assert_eq!(sim.be_requests(), requests, "nothing more is sent for a chunk known to be wrong");
+}
