@@ -1046,16 +1046,18 @@ enum StrTo {
     JsonText,
     /// A JSON string inside a JSON document.
     Doc,
-    /// VARBINARY: the UTF-8 bytes.
-    Binary { max: Option<usize> },
+    /// VARBINARY: the UTF-8 bytes (`nested`: inside an ARRAY, MAP or
+    /// STRUCT, see [`write_binary`]).
+    Binary { max: Option<usize>, nested: bool },
     /// Any other scalar: parsed with the BE's rules, sent canonically.
     Parse(SrType),
 }
 
 /// What binary data becomes.
 enum BinTo {
-    /// VARBINARY(n), base64 on the wire.
-    Binary { max: Option<usize> },
+    /// VARBINARY(n), base64 on the wire (`nested`: inside an ARRAY, MAP or
+    /// STRUCT, see [`write_binary`]).
+    Binary { max: Option<usize>, nested: bool },
     /// CHAR/VARCHAR(n): must be valid UTF-8.
     Str { max: usize },
     /// A base64 string inside a JSON document.
@@ -1217,6 +1219,21 @@ fn decs(a: &ArrayRef) -> std::result::Result<(Decs<'_>, u8), String> {
     Ok((v, s))
 }
 
+/// Marks a VARBINARY writer as one inside an ARRAY, MAP or STRUCT.
+fn nested(mut w: Writer<'_>) -> Writer<'_> {
+    match &mut w.w {
+        W::Bin { to: BinTo::Binary { nested, .. }, .. } | W::Str { to: StrTo::Binary { nested, .. }, .. } => {
+            *nested = true
+        }
+        W::Dict { values, .. } => {
+            let v = std::mem::replace(values.as_mut(), Writer { w: W::Null, nulls: None });
+            **values = nested(v);
+        }
+        _ => {}
+    }
+    w
+}
+
 /// Builds the writer for `array` into `ty`. Errors explain why a pair of
 /// types cannot be loaded exactly.
 fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::result::Result<Writer<'a>, String> {
@@ -1273,7 +1290,7 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
             let to = match t {
                 SrType::Char(n) | SrType::Varchar(n) => StrTo::Str { max: *n as usize },
                 SrType::Json => StrTo::JsonText,
-                SrType::Varbinary(n) => StrTo::Binary { max: n.map(|n| n as usize) },
+                SrType::Varbinary(n) => StrTo::Binary { max: n.map(|n| n as usize), nested: false },
                 SrType::Boolean
                 | SrType::TinyInt
                 | SrType::SmallInt
@@ -1290,7 +1307,7 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
         (D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_), t) => {
             let a = bins(array).ok_or("bad binary array")?;
             let to = match t {
-                SrType::Varbinary(n) => BinTo::Binary { max: n.map(|n| n as usize) },
+                SrType::Varbinary(n) => BinTo::Binary { max: n.map(|n| n as usize), nested: false },
                 SrType::Char(n) | SrType::Varchar(n) => BinTo::Str { max: *n as usize },
                 _ => return Err(format!("binary data cannot be loaded into {t}")),
             };
@@ -1305,13 +1322,18 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
         (D::List(_) | D::LargeList(_) | D::FixedSizeList(_, _), SrType::Array(et)) => {
             let (offs, child_arr) = list_parts(array).ok_or("bad list array")?;
             let child = build(child_arr, et, zone, false).map_err(|e| format!("element: {e}"))?;
-            W::List { offs, child: Box::new(child) }
+            W::List { offs, child: Box::new(nested(child)) }
         }
         (D::Map(_, _), SrType::Map(kt, vt)) => {
             let m = array.as_map();
             let keys = build(m.keys(), kt, zone, false).map_err(|e| format!("map key: {e}"))?;
             let values = build(m.values(), vt, zone, false).map_err(|e| format!("map value: {e}"))?;
-            W::Map { offs: Offs::I32(m.value_offsets()), keys: Box::new(keys), values: Box::new(values), doc: false }
+            W::Map {
+                offs: Offs::I32(m.value_offsets()),
+                keys: Box::new(nested(keys)),
+                values: Box::new(nested(values)),
+                doc: false,
+            }
         }
         (D::Struct(_) | D::Map(..) | D::List(_) | D::LargeList(_) | D::FixedSizeList(..), SrType::Json) => {
             return build_doc(array, zone);
@@ -1324,7 +1346,7 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
                     return Err(format!("target struct field `{name}` has no source field"));
                 };
                 let child = build(s.column(idx), t, zone, false).map_err(|e| format!("field `{name}`: {e}"))?;
-                fields.push((json_string(name), child));
+                fields.push((json_string(name), nested(child)));
             }
             if let Some(extra) = fs.iter().find(|f| !tfs.iter().any(|(n, _)| n.eq_ignore_ascii_case(f.name()))) {
                 return Err(format!("source struct field `{}` has no field in the target", extra.name()));
@@ -1580,13 +1602,13 @@ impl Writer<'_> {
             W::Bin { a, to } => {
                 let b = a.get(i);
                 match to {
-                    BinTo::Binary { max } => {
+                    BinTo::Binary { max, nested } => {
                         if let Some(m) = max
                             && b.len() > *m
                         {
                             return bad(format!("binary value of {} bytes is longer than VARBINARY({m})", b.len()));
                         }
-                        write_base64(out, b, mode)?;
+                        write_binary(out, b, mode, *nested)?;
                     }
                     BinTo::Doc => write_base64(out, b, Mode::Doc)?,
                     BinTo::Str { max } => {
@@ -1836,13 +1858,13 @@ fn write_str(s: &str, to: &StrTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {
             }
             Ok(())
         }
-        StrTo::Binary { max } => {
+        StrTo::Binary { max, nested } => {
             if let Some(m) = max
                 && s.len() > *m
             {
                 return bad(format!("value of {} bytes is longer than VARBINARY({m})", s.len()));
             }
-            write_base64(out, s.as_bytes(), mode)
+            write_binary(out, s.as_bytes(), mode, *nested)
         }
         StrTo::Parse(ty) => {
             let v = value::parse_csv_field(ty, s)
@@ -1965,6 +1987,24 @@ fn write_hex(out: &mut Vec<u8>, b: &[u8]) {
         out.push(HEX[(c >> 4) as usize]);
         out.push(HEX[(c & 15) as usize]);
     }
+}
+
+/// A VARBINARY value. In a JSON row, a top-level one goes in hex through the
+/// column's `unhex`; one inside an ARRAY, MAP or STRUCT has no expression to
+/// decode it and the BE stores a JSON string's bytes as they are: it goes as
+/// that string when its bytes are UTF-8, and is refused otherwise.
+fn write_binary(out: &mut Vec<u8>, b: &[u8], mode: Mode, nested: bool) -> CellResult {
+    if nested && mode == Mode::Json {
+        let s = std::str::from_utf8(b).map_err(|_| {
+            CellError::Bad(
+                "a binary value inside an ARRAY, MAP or STRUCT that is not UTF-8 cannot be loaded exactly in a JSON row"
+                    .into(),
+            )
+        })?;
+        push_json_string(out, s);
+        return Ok(());
+    }
+    write_base64(out, b, mode)
 }
 
 /// A binary value: base64 in CSV (the BE's VARBINARY converter decodes it)

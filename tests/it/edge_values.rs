@@ -286,3 +286,42 @@ async fn typed_partition_values_must_read_as_what_they_say() {
         assert_eq!(sent, 0, "{dirs}: nothing may be sent");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_inside_arrays_is_exact_in_json_rows_or_refused() {
+    let table =
+        || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("j", "JSON"), col("ab", "ARRAY<VARBINARY>")]);
+    let lists = |vals: &[&[u8]]| -> ArrayRef {
+        let mut b = ListBuilder::new(BinaryBuilder::new());
+        for v in vals {
+            b.values().append_value(v);
+            b.append(true);
+        }
+        Arc::new(b.finish())
+    };
+    // Row 1 goes as JSON (a JSON scalar): its UTF-8 bytes go as a JSON string,
+    // stored as they are. Row 2 goes as CSV (base64 in the array text).
+    let dir = tempfile::tempdir().unwrap();
+    let j: ArrayRef = Arc::new(StringArray::from(vec!["7", "{}"]));
+    write_parquet(
+        &dir.path().join("ok.parquet"),
+        &batch(vec![("id", ids(2), false), ("j", j, true), ("ab", lists(&[b"ab", b"\x00\xff"]), true)]),
+    );
+    let sim1 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&sim1, dir.path(), "db.t", state.path())).await.unwrap();
+    let got = stored(&sim1, "db", "t");
+    assert_eq!(got["1"]["ab"], json!([{"b64": "YWI="}]));
+    assert_eq!(got["2"]["ab"], json!([{"b64": "AP8="}]));
+    // Bytes that are not UTF-8 in a JSON row cannot travel exactly: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let j: ArrayRef = Arc::new(StringArray::from(vec!["{}", "7"]));
+    write_parquet(
+        &dir.path().join("bad.parquet"),
+        &batch(vec![("id", ids(2), false), ("j", j, true), ("ab", lists(&[b"ok", b"\x00\xff"]), true)]),
+    );
+    let sim2 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim2, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(e.contains("bad.parquet") && e.contains("row 2") && e.contains("`ab`") && e.contains("UTF-8"), "{e}");
+}
