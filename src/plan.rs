@@ -42,6 +42,9 @@ pub struct FileInfo {
     /// differ in nullability, from [`Plan::file_schema`]); files read with it
     /// are mapped to the common schema by name.
     pub schema: SchemaRef,
+    /// Spark wrote the file's dates and timestamps in the hybrid
+    /// Julian/Gregorian calendar (see [`legacy_calendar`]).
+    pub legacy_calendar: bool,
 }
 
 impl FileInfo {
@@ -174,7 +177,8 @@ pub async fn read_footers(
                 .iter()
                 .map(|rg| RowGroupInfo { rows: rg.num_rows().max(0) as u64, bytes: rg.total_byte_size().max(0) as u64 })
                 .collect();
-            Ok((FileInfo { file: f, row_groups, schema: schema.clone() }, schema))
+            let legacy_calendar = legacy_calendar(fm.key_value_metadata());
+            Ok((FileInfo { file: f, row_groups, schema: schema.clone(), legacy_calendar }, schema))
         }
     }))
     .buffered(FOOTER_CONCURRENCY)
@@ -212,6 +216,25 @@ pub async fn read_footers(
         }
     }
     Ok((files, schema))
+}
+
+/// Whether Spark wrote a file's dates and timestamps in the hybrid
+/// Julian/Gregorian calendar of Java's old date classes: Spark 3 marks such
+/// files `org.apache.spark.legacyDateTime` / `legacyINT96`
+/// (`...RebaseModeInWrite=LEGACY`), and every file of Spark 2.x is one.
+/// Their values before 1582-10-15 (and, through the old calendar's time
+/// zone rules, timestamps before 1900) mean other days than they say in the
+/// proleptic Gregorian calendar Arrow and StarRocks use.
+pub fn legacy_calendar(kv: Option<&Vec<parquet::file::metadata::KeyValue>>) -> bool {
+    let Some(kv) = kv else { return false };
+    let get = |k: &str| kv.iter().find(|e| e.key == k).map(|e| e.value.as_deref().unwrap_or(""));
+    if get("org.apache.spark.legacyDateTime").is_some() || get("org.apache.spark.legacyINT96").is_some() {
+        return true;
+    }
+    get("org.apache.spark.version").is_some_and(|v| {
+        let major: u32 = v.split('.').next().and_then(|m| m.trim().parse().ok()).unwrap_or(3);
+        major < 3
+    })
 }
 
 /// INT96 timestamps (Hive/Spark) are instants in UTC, whatever Arrow type
@@ -453,6 +476,7 @@ mod tests {
             },
             row_groups: groups.iter().map(|&(rows, bytes)| RowGroupInfo { rows, bytes }).collect(),
             schema: Arc::new(Schema::empty()),
+            legacy_calendar: false,
         }
     }
 

@@ -331,7 +331,28 @@ impl Scanner {
         let files = slices.iter().map(|s| self.partitioned_file(s)).collect::<Result<Vec<_>>>()?;
         let ctx = self.context(files)?;
         let df = ctx.sql(&self.transform.sql()).await?;
-        Ok(df.execute_stream().await?)
+        let stream = df.execute_stream().await?;
+        if !slices.iter().any(|s| self.plan.files[s.file].legacy_calendar) {
+            return Ok(stream);
+        }
+        // Rows of files in Spark's legacy calendar: refuse the values whose
+        // day it would shift.
+        use futures::StreamExt;
+        let schema = stream.schema();
+        let check = LegacyCheck {
+            plan: self.plan.clone(),
+            slices: slices.to_vec(),
+            filtered: self.transform.filter.is_some(),
+            seen: 0,
+        };
+        let checked = stream.scan(check, |check, batch| {
+            let out = batch.and_then(|b| match check.check(&b) {
+                Ok(()) => Ok(b),
+                Err(msg) => Err(datafusion::error::DataFusionError::Execution(msg)),
+            });
+            futures::future::ready(Some(out))
+        });
+        Ok(Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, checked)))
     }
 
     /// Runs `outer` over the transformed rows of every file: `{t}` in it
@@ -404,6 +425,93 @@ impl Scanner {
     /// The plan being scanned.
     pub fn plan(&self) -> &Arc<Plan> {
         &self.plan
+    }
+}
+
+/// Checks the dates and timestamps of rows read from files in Spark's
+/// legacy (hybrid Julian) calendar.
+struct LegacyCheck {
+    plan: Arc<Plan>,
+    slices: Vec<Slice>,
+    filtered: bool,
+    /// Rows of the stream before the current batch.
+    seen: u64,
+}
+
+/// 1582-10-15, the first day both calendars agree on, in days since the epoch.
+const GREGORIAN_START_DAYS: i64 = -141_427;
+/// 1900-01-01T00:00:00Z in seconds: the old calendar's time zone rules
+/// differ before it.
+const LEGACY_TIMESTAMP_SECS: i64 = -2_208_988_800;
+
+impl LegacyCheck {
+    fn check(&mut self, b: &datafusion::arrow::record_batch::RecordBatch) -> std::result::Result<(), String> {
+        use arrow::array::{Array, AsArray};
+        use arrow::datatypes::{Date32Type, Date64Type, TimeUnit};
+        let mut first: Option<(usize, usize)> = None;
+        for (c, col) in b.columns().iter().enumerate() {
+            let early = |v: i64, per_sec: i64, days: bool| {
+                if days { v < GREGORIAN_START_DAYS } else { v.div_euclid(per_sec) < LEGACY_TIMESTAMP_SECS }
+            };
+            let bad: Option<usize> = match col.data_type() {
+                DataType::Date32 => {
+                    let a = col.as_primitive::<Date32Type>();
+                    (0..a.len()).find(|&r| a.is_valid(r) && early(a.value(r) as i64, 1, true))
+                }
+                DataType::Date64 => {
+                    let a = col.as_primitive::<Date64Type>();
+                    (0..a.len()).find(|&r| a.is_valid(r) && early(a.value(r).div_euclid(86_400_000), 1, true))
+                }
+                DataType::Timestamp(unit, _) => {
+                    let per_sec = match unit {
+                        TimeUnit::Second => 1,
+                        TimeUnit::Millisecond => 1_000,
+                        TimeUnit::Microsecond => 1_000_000,
+                        TimeUnit::Nanosecond => 1_000_000_000,
+                    };
+                    let a = arrow::compute::cast(col, &DataType::Int64).map_err(|e| e.to_string())?;
+                    let a = a.as_primitive::<arrow::datatypes::Int64Type>();
+                    (0..a.len()).find(|&r| a.is_valid(r) && early(a.value(r), per_sec, false))
+                }
+                _ => None,
+            };
+            if let Some(r) = bad
+                && first.is_none_or(|(fr, _)| r < fr)
+            {
+                first = Some((r, c));
+            }
+        }
+        let Some((r, c)) = first else {
+            self.seen += b.num_rows() as u64;
+            return Ok(());
+        };
+        let column = b.schema().field(c).name().clone();
+        let why = "the file was written by Spark in the legacy hybrid Julian calendar (Spark 2.x, or \
+                   datetimeRebaseModeInWrite=LEGACY), where a date before 1582-10-15 or a timestamp before 1900 means \
+                   another day than it says in the proleptic Gregorian calendar StarRocks uses; rewrite it with Spark 3 \
+                   in CORRECTED mode, or filter or convert these values in the transform";
+        let row = self.seen + r as u64;
+        // Which file, unless a where clause dropped rows in between.
+        let mut left = row;
+        for s in &self.slices {
+            if left < s.rows {
+                if !self.plan.files[s.file].legacy_calendar {
+                    // A file in the proleptic calendar: its value is exact.
+                    self.seen += b.num_rows() as u64;
+                    return Ok(());
+                }
+                if !self.filtered {
+                    return Err(format!(
+                        "file `{}`, row {}, column `{column}`: {why}",
+                        self.plan.file_name(s.file),
+                        s.first_row + left + 1
+                    ));
+                }
+                break;
+            }
+            left -= s.rows;
+        }
+        Err(format!("row {} after the where clause, column `{column}`: {why}", row + 1))
     }
 }
 

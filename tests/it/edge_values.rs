@@ -325,3 +325,61 @@ async fn binary_inside_arrays_is_exact_in_json_rows_or_refused() {
     let e = load(job_file(&sim2, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
     assert!(e.contains("bad.parquet") && e.contains("row 2") && e.contains("`ab`") && e.contains("UTF-8"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ancient_values_of_spark_legacy_calendar_files_are_refused() {
+    use parquet::file::metadata::KeyValue;
+    use parquet::file::properties::WriterProperties;
+    let write = |path: &Path, kv: &[(&str, &str)], days: Vec<i32>, micros: Vec<i64>| {
+        let b = batch(vec![
+            ("id", ids(days.len() as i64), false),
+            ("d", Arc::new(Date32Array::from(days)) as ArrayRef, true),
+            ("ts", Arc::new(TimestampMicrosecondArray::from(micros).with_timezone("UTC")) as ArrayRef, true),
+        ]);
+        let props = WriterProperties::builder()
+            .set_key_value_metadata(Some(kv.iter().map(|(k, v)| KeyValue::new(k.to_string(), v.to_string())).collect()))
+            .build();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), b.schema(), Some(props)).unwrap();
+        w.write(&b).unwrap();
+        w.close().unwrap();
+    };
+    let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("d", "DATE"), col("ts", "DATETIME")]);
+    let (y1, y2024) = (-719_162, 19_723); // 0001-01-01, 2024-01-01
+    let (t1850, t2024) = (-3_786_825_600_000_000i64, 1_704_067_200_000_000i64);
+    // (footer key-values, dates, timestamps, the column refused in row 2)
+    type Case<'a> = (&'a [(&'a str, &'a str)], Vec<i32>, Vec<i64>, Option<&'a str>);
+    let cases: [Case; 4] = [
+        // Spark 3 with LEGACY rebase: a date before 1582-10-15.
+        (
+            &[("org.apache.spark.version", "3.5.1"), ("org.apache.spark.legacyDateTime", "")],
+            vec![y2024, y1],
+            vec![t2024, t2024],
+            Some("`d`"),
+        ),
+        // Spark 2.x: a timestamp before 1900.
+        (&[("org.apache.spark.version", "2.4.8")], vec![y2024, y2024], vec![t2024, t1850], Some("`ts`")),
+        // Spark 3 in CORRECTED mode, and a file from elsewhere: exact.
+        (&[("org.apache.spark.version", "3.5.1")], vec![y1, y2024], vec![t1850, t2024], None),
+        (&[], vec![y1, y2024], vec![t1850, t2024], None),
+    ];
+    for (kv, days, micros, refused) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join("part-0.parquet"), kv, days, micros);
+        let sim = sim(vec![table()]).await;
+        let state = tempfile::tempdir().unwrap();
+        let r = load(job_file(&sim, dir.path(), "db.t", state.path())).await;
+        match refused {
+            Some(col) => {
+                let e = r.unwrap_err().to_string();
+                assert!(e.contains("part-0.parquet") && e.contains("row 2") && e.contains(col), "{kv:?}: {e}");
+                assert!(e.contains("Julian"), "{e}");
+            }
+            None => {
+                r.unwrap_or_else(|e| panic!("{kv:?}: {e}"));
+                let got = stored(&sim, "db", "t");
+                assert_eq!(got["1"]["d"], json!("0001-01-01"), "{kv:?}");
+            }
+        }
+    }
+}
