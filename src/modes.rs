@@ -180,8 +180,19 @@ async fn targets(ctx: &RunCtx, meta: &mut Meta, tag: &str) -> Result<Targets> {
             })?;
         *expected.entry(part.name.clone()).or_default() += n;
     }
-    let temps = expected.keys().map(|n| (format!("stl_{fp8}_{tag}_{n}"), n.clone())).collect();
+    let temps = expected.keys().map(|n| (temp_partition_name(fp8, tag, n), n.clone())).collect();
     Ok(Targets { temps, ranges, shadow: None, expected })
+}
+
+/// The temporary partition standing in for partition `live`: `stl_<fp8>_<tag>_<live>`,
+/// or, when that passes the FE's 64 characters (`FeNameFormat`: a letter,
+/// then up to 63 word characters), the live name's hash in its place.
+fn temp_partition_name(fp8: &str, tag: &str, live: &str) -> String {
+    let name = format!("stl_{fp8}_{tag}_{live}");
+    if name.len() <= 64 {
+        return name;
+    }
+    format!("stl_{fp8}_{tag}_h{}", &blake3::hash(live.as_bytes()).to_hex()[..24])
 }
 
 /// Creates what is missing of the targets (another shard may be creating
@@ -767,4 +778,19 @@ async fn produce_floor(
             .map_err(|_| FloorErr::Failed(Error::infra("the transaction load ended early")))?;
     }
     Ok((rows, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_partition_names_fit_the_fe() {
+        assert_eq!(temp_partition_name("0123abcd", "0", "p20240101"), "stl_0123abcd_0_p20240101");
+        let long = format!("p_{}", "x".repeat(60));
+        let a = temp_partition_name("0123abcd", "0", &long);
+        let b = temp_partition_name("0123abcd", "0", &format!("{long}y"));
+        assert!(a.len() <= 64 && b.len() <= 64 && a != b, "{a} {b}");
+        assert!(a.starts_with("stl_0123abcd_0_h") && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    }
 }

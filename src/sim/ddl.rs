@@ -331,7 +331,15 @@ enum BoundSpec {
 }
 
 fn add_temp(tb: &mut Table, name: &str, spec: BoundSpec) -> Result<(), String> {
-    crate::meta::check_ident("partition", name).map_err(|e| e.to_string())?;
+    // FeNameFormat.checkPartitionName: a letter, then up to 63 word characters.
+    let ok = name.len() <= 64
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        return Err(format!(
+            "Incorrect partition name '{name}': a letter, then up to 63 letters, digits or underscores"
+        ));
+    }
     if tb.temp.iter().any(|(d, _)| d.name.eq_ignore_ascii_case(name))
         || tb.def.partitions.iter().any(|d| d.name.eq_ignore_ascii_case(name))
     {
