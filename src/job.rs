@@ -455,6 +455,17 @@ fn check_keyed_options(s: &Settings, t: &TargetTable) -> Result<()> {
             "delete_when cannot be combined with --mode overwrite (the replaced partitions start empty)",
         ));
     }
+    // Rows that replace each other by key are applied in commit order, not
+    // source order, across chunks and across a chunk's loads.
+    let replaces = matches!(t.keys, crate::meta::KeysType::Primary | crate::meta::KeysType::Unique)
+        || t.columns.iter().any(|c| c.agg.as_deref().is_some_and(|a| a.to_ascii_uppercase().starts_with("REPLACE")));
+    if replaces && s.merge_condition.is_none() && !(s.mode == Mode::Atomic && s.parallel == 1) {
+        tracing::warn!(
+            "`{name}` keeps one row per key: if the source holds several rows with one key, which of them stays depends on \
+             the order chunks commit, not on the source order; give a version column as merge_condition (Primary Key \
+             tables), or use --mode atomic --parallel 1 (docs/modes.md)"
+        );
+    }
     Ok(())
 }
 

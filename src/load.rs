@@ -772,7 +772,7 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
         // Settle every upload first: committed ones go to the journal
         // whatever else happened.
         let mut failure: Option<Verdict> = None;
-        let mut data_error: Option<(Verdict, Option<client::LoadReply>)> = None;
+        let mut data_error: Option<(Verdict, Option<client::LoadReply>, String)> = None;
         let sent_rows = match &produced {
             Produced::Done { rows, .. } => Some(*rows),
             _ => None,
@@ -827,7 +827,7 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
                         _ => failure = failure.or(Some(Verdict::Retry(why))),
                     }
                 }
-                v @ (Verdict::DataError(_) | Verdict::Fatal(_)) => data_error = Some((v, reply)),
+                v @ (Verdict::DataError(_) | Verdict::Fatal(_)) => data_error = Some((v, reply, label.clone())),
                 v @ (Verdict::Retry(_) | Verdict::Throttled(_)) => {
                     // Throttling outranks a plain retry: back off longer.
                     if !matches!(failure, Some(Verdict::Throttled(_))) {
@@ -847,8 +847,9 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
             }
             return Err(e);
         }
-        if let Some((v, reply)) = data_error {
-            return handle_failure(job, chunk, v, &mut retries, &mut throttles, counters, reply.as_ref()).await;
+        if let Some((v, reply, label)) = data_error {
+            let failed = Failed { reply: reply.as_ref(), label: &label };
+            return handle_failure(job, chunk, v, &mut retries, &mut throttles, counters, Some(failed)).await;
         }
         if let Produced::Done { rows, bytes } = produced {
             let j = job.journal.lock().unwrap();
@@ -940,6 +941,12 @@ async fn retry_wait(
     Ok(())
 }
 
+/// The load a data error came from.
+struct Failed<'a> {
+    reply: Option<&'a client::LoadReply>,
+    label: &'a str,
+}
+
 async fn handle_failure(
     job: &Job,
     chunk: &Chunk,
@@ -947,15 +954,17 @@ async fn handle_failure(
     retries: &mut u32,
     throttles: &mut u32,
     counters: &Counters,
-    reply: Option<&client::LoadReply>,
+    failed: Option<Failed<'_>>,
 ) -> Result<()> {
+    let reply = failed.as_ref().and_then(|f| f.reply);
+    let label = failed.as_ref().map_or(chunk.label.as_str(), |f| f.label);
     match verdict {
         Verdict::Retry(m) | Verdict::Ambiguous(m) => {
             retry_wait(job, chunk, retries, throttles, false, &m, counters).await
         }
         Verdict::Throttled(m) => retry_wait(job, chunk, retries, throttles, true, &m, counters).await,
         Verdict::DataError(m) => {
-            let mut msg = format!("StarRocks rejected rows of chunk {} (label `{}`): {m}", chunk.index, chunk.label);
+            let mut msg = format!("StarRocks rejected rows of chunk {} (label `{label}`): {m}", chunk.index);
             if let Some(url) = reply.and_then(|r| r.error_url.as_deref())
                 && let Some(log) = job.client.error_log(url, 2000).await
             {

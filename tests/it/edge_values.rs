@@ -383,3 +383,28 @@ async fn ancient_values_of_spark_legacy_calendar_files_are_refused() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_load_is_named_by_its_own_label() {
+    // Row 2 needs the escaped part and has no partition: StarRocks rejects
+    // that load (`…_b`); the plain load of rows 1 and 3 commits.
+    let dir = tempfile::tempdir().unwrap();
+    let s: ArrayRef = Arc::new(StringArray::from(vec!["a", "b\u{1}", "c"]));
+    let dt: ArrayRef = Arc::new(Date32Array::from(vec![19_723, 19_800, 19_724]));
+    write_parquet(
+        &dir.path().join("part-0.parquet"),
+        &batch(vec![("id", ids(3), false), ("s", s, true), ("dt", dt, true)]),
+    );
+    let mut t = dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("s", "VARCHAR(8)"), col("dt", "DATE")]);
+    t.partition_by = Some("dt".into());
+    t.partitions = vec![starload::sim::tables::PartitionSpec {
+        name: "p202401".into(),
+        values: vec![],
+        range: Some(("2024-01-01".into(), "2024-02-01".into())),
+    }];
+    let sim = sim(vec![t]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(e.contains("_0_b`"), "{e}");
+    assert_eq!(sim.rows("db", "t").len(), 2, "the chunk's plain load committed");
+}
