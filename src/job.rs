@@ -718,21 +718,32 @@ pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
             )));
         }
     } else {
-        // Journals are not shared: every chunk's plain label must be
-        // committed (a chunk whose rows all went to its base64 or JSON part
-        // has those labels instead).
+        // Journals are not shared: one of a chunk's loads (plain, escaped
+        // `_b`, JSON `_j`) must be committed and none of them in flight or
+        // aborted (a part tried and not committed). A part that was never
+        // started is unknown to StarRocks, as is a part the chunk never
+        // needed: only the shards' journals tell those apart.
         verified_by = "label states".to_string();
         for c in &chunks {
-            let mut ok = false;
+            let mut committed = false;
+            let mut unfinished: Option<(String, &str)> = None;
             for suffix in ["", "_b", "_j"] {
-                if client.label_state_patiently(&s.db, &format!("{}{suffix}", c.label), Duration::from_secs(60)).await?
-                    == crate::client::LabelState::Committed
-                {
-                    ok = true;
-                    break;
+                let label = format!("{}{suffix}", c.label);
+                match client.label_state_patiently(&s.db, &label, Duration::from_secs(60)).await? {
+                    crate::client::LabelState::Committed => committed = true,
+                    crate::client::LabelState::Running => unfinished = unfinished.or(Some((label, "still running"))),
+                    crate::client::LabelState::Aborted => unfinished = unfinished.or(Some((label, "aborted"))),
+                    crate::client::LabelState::Unknown => {}
                 }
             }
-            if !ok {
+            if let Some((label, state)) = unfinished {
+                return Err(Error::verify(format!(
+                    "chunk {}: its load `{label}` is {state}; re-run shard {} of {shards}",
+                    c.index,
+                    c.index % shards
+                )));
+            }
+            if !committed {
                 return Err(Error::verify(format!(
                     "chunk {} (label `{}`) is not committed; re-run shard {} of {shards}",
                     c.index,

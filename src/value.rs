@@ -125,6 +125,8 @@ pub fn cmp_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
         (Str(x), Str(y)) => Some(x.cmp(y)),
         (Decimal(x, _), Decimal(y, _)) => Some(x.cmp(y)),
         (Bool(x), Bool(y)) => Some(x.cmp(y)),
+        (Float(x), Float(y)) => x.partial_cmp(y),
+        (Double(x), Double(y)) => x.partial_cmp(y),
         (Null, Null) => Some(std::cmp::Ordering::Equal),
         _ => None,
     }

@@ -408,3 +408,25 @@ async fn a_rejected_load_is_named_by_its_own_label() {
     assert!(e.contains("_0_b`"), "{e}");
     assert_eq!(sim.rows("db", "t").len(), 2, "the chunk's plain load committed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalize_without_journals_refuses_a_chunk_whose_load_aborted() {
+    use starload::sim::{Fault, FaultRule};
+    let dir = tempfile::tempdir().unwrap();
+    let s: ArrayRef = Arc::new(StringArray::from(vec!["a", "b\u{1}", "c"]));
+    write_parquet(&dir.path().join("part-0.parquet"), &batch(vec![("id", ids(3), false), ("s", s, true)]));
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("s", "VARCHAR(8)")])]).await;
+    // The chunk's escaped load (`…_0_b`) is refused; its plain load commits.
+    sim.add_fault(FaultRule::on_label("_0_b", Fault::Fail("too many filtered rows".into())));
+    let state = tempfile::tempdir().unwrap();
+    let f = job_file(&sim, dir.path(), "db.t", state.path());
+    load(f.clone()).await.unwrap_err();
+    assert_eq!(sim.rows("db", "t").len(), 2);
+    // finalize elsewhere (no journals): the plain label is committed, but the
+    // chunk is not complete.
+    let other = tempfile::tempdir().unwrap();
+    let g = job_file(&sim, dir.path(), "db.t", other.path());
+    let p = starload::job::prepare(settings(g)).await.unwrap();
+    let e = starload::job::finalize(p, 1).await.unwrap_err().to_string();
+    assert!(e.contains("_0_b`") && e.contains("aborted"), "{e}");
+}
