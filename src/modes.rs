@@ -536,6 +536,15 @@ pub(crate) async fn atomic(ctx: &RunCtx) -> Result<LoadReport> {
                     ..Default::default()
                 });
             }
+            Ok(TxnOutcome::Empty) => {
+                rollback(ctx, &label).await?;
+                return Ok(LoadReport {
+                    chunks: p.plan.chunks.len(),
+                    chunks_empty: p.plan.chunks.len(),
+                    seconds: start.elapsed().as_secs_f64(),
+                    ..Default::default()
+                });
+            }
             Ok(TxnOutcome::NeedsFloor(part)) => {
                 // Rows that need another body kind: every load of a
                 // transaction must carry the same headers, so start over.
@@ -558,8 +567,13 @@ pub(crate) async fn atomic(ctx: &RunCtx) -> Result<LoadReport> {
 }
 
 enum TxnOutcome {
-    Committed { rows: u64, bytes: u64 },
+    Committed {
+        rows: u64,
+        bytes: u64,
+    },
     NeedsFloor(Part),
+    /// No row to load: the transaction is rolled back.
+    Empty,
 }
 
 async fn rollback(ctx: &RunCtx, label: &str) -> Result<()> {
@@ -691,7 +705,9 @@ async fn run_txn(ctx: &RunCtx, label: &str, floor: Part, timeout: u64) -> Result
         }
     }
     if rows == 0 {
-        return Err(Error::config("the job has no rows to load (after the where clause)"));
+        // Nothing to commit (a where clause that keeps no row): like an
+        // append of no rows, the job succeeds and the table is unchanged.
+        return Ok(TxnOutcome::Empty);
     }
     let pre = txn_verdict(
         "prepare",

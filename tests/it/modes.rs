@@ -220,6 +220,17 @@ async fn atomic_loads_everything_in_one_transaction_or_nothing() {
     let e = load(g).await.unwrap_err();
     assert!(e.to_string().contains("max_txn_bytes"), "{e}");
     assert_eq!(sim2.be_requests(), 0);
+    // A where clause that keeps no row: nothing to commit, like an append.
+    let sim3 = crate::support::sim(vec![table("a", false, "DUP_KEYS")]).await;
+    let state3 = tempfile::tempdir().unwrap();
+    let mut h = job_file(&sim3, &corpus().join("pyarrow"), "db.a", state3.path());
+    h.mode = Some("atomic".into());
+    h.transform.select = Some(SELECT.into());
+    h.transform.filter = Some("1 = 0".into());
+    let r = load(h).await.unwrap();
+    assert_eq!((r.load.rows_loaded, r.load.chunks_empty), (0, r.load.chunks));
+    assert!(sim3.rows("db", "a").is_empty());
+    assert_eq!(sim3.loads("db", "a"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
