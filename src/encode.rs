@@ -1090,20 +1090,72 @@ struct Writer<'a> {
 
 enum W<'a> {
     Null,
-    Bool { a: &'a BooleanArray, to_int: bool },
-    Int { v: Ints<'a>, to: IntTo },
-    Float { v: Floats<'a>, to: FloatTo },
-    Dec { v: Decs<'a>, scale: u8, to_scale: u8, max: i128, doc: bool },
-    Date32 { v: &'a [i32], datetime: bool },
-    Date64 { v: &'a [i64], datetime: bool },
-    Ts { v: &'a [i64], unit: TimeUnit, zone: Option<Zone> },
-    Time { v: Vec<i64>, unit: TimeUnit, max: usize },
-    Str { a: Strs<'a>, to: StrTo },
-    Bin { a: Bins<'a>, to: BinTo },
-    Dict { keys: Ints<'a>, values: Box<Writer<'a>> },
-    List { offs: Offs<'a>, child: Box<Writer<'a>> },
-    Map { offs: Offs<'a>, keys: Box<Writer<'a>>, values: Box<Writer<'a>>, doc: bool },
-    Struct { fields: Vec<(Vec<u8>, Writer<'a>)> },
+    Bool {
+        a: &'a BooleanArray,
+        to_int: bool,
+    },
+    Int {
+        v: Ints<'a>,
+        to: IntTo,
+    },
+    Float {
+        v: Floats<'a>,
+        to: FloatTo,
+    },
+    Dec {
+        v: Decs<'a>,
+        scale: u8,
+        to_scale: u8,
+        max: i128,
+        doc: bool,
+    },
+    Date32 {
+        v: &'a [i32],
+        datetime: bool,
+    },
+    Date64 {
+        v: &'a [i64],
+        datetime: bool,
+    },
+    Ts {
+        v: &'a [i64],
+        unit: TimeUnit,
+        zone: Option<Zone>,
+    },
+    Time {
+        v: Vec<i64>,
+        unit: TimeUnit,
+        max: usize,
+    },
+    Str {
+        a: Strs<'a>,
+        to: StrTo,
+    },
+    Bin {
+        a: Bins<'a>,
+        to: BinTo,
+    },
+    Dict {
+        keys: Ints<'a>,
+        values: Box<Writer<'a>>,
+    },
+    /// `doc`: part of a JSON column's document (its values keep their JSON
+    /// types in every body kind).
+    List {
+        offs: Offs<'a>,
+        child: Box<Writer<'a>>,
+        doc: bool,
+    },
+    Map {
+        offs: Offs<'a>,
+        keys: Box<Writer<'a>>,
+        values: Box<Writer<'a>>,
+        doc: bool,
+    },
+    Struct {
+        fields: Vec<(Vec<u8>, Writer<'a>)>,
+        doc: bool,
+    },
 }
 
 enum Floats<'a> {
@@ -1322,7 +1374,7 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
         (D::List(_) | D::LargeList(_) | D::FixedSizeList(_, _), SrType::Array(et)) => {
             let (offs, child_arr) = list_parts(array).ok_or("bad list array")?;
             let child = build(child_arr, et, zone, false).map_err(|e| format!("element: {e}"))?;
-            W::List { offs, child: Box::new(nested(child)) }
+            W::List { offs, child: Box::new(nested(child)), doc: false }
         }
         (D::Map(_, _), SrType::Map(kt, vt)) => {
             let m = array.as_map();
@@ -1340,6 +1392,17 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
         }
         (D::Struct(fs), SrType::Struct(tfs)) => {
             let s = array.as_struct();
+            // Fields map by name whatever the case: two that differ only in
+            // case would both claim one target field.
+            for (i, f) in fs.iter().enumerate() {
+                if let Some(g) = fs.iter().skip(i + 1).find(|g| g.name().eq_ignore_ascii_case(f.name())) {
+                    return Err(format!(
+                        "source struct fields `{}` and `{}` differ only in case; rename one in the transform",
+                        f.name(),
+                        g.name()
+                    ));
+                }
+            }
             let mut fields = Vec::new();
             for (name, t) in tfs {
                 let Some(idx) = fs.iter().position(|f| f.name().eq_ignore_ascii_case(name)) else {
@@ -1351,7 +1414,7 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
             if let Some(extra) = fs.iter().find(|f| !tfs.iter().any(|(n, _)| n.eq_ignore_ascii_case(f.name()))) {
                 return Err(format!("source struct field `{}` has no field in the target", extra.name()));
             }
-            W::Struct { fields }
+            W::Struct { fields, doc: false }
         }
         (D::Time32(unit) | D::Time64(unit), SrType::Char(_) | SrType::Varchar(_)) => {
             let v: Vec<i64> = match dt {
@@ -1425,7 +1488,7 @@ fn build_doc(array: &ArrayRef, zone: Zone) -> std::result::Result<Writer<'_>, St
         }
         D::List(_) | D::LargeList(_) | D::FixedSizeList(..) => {
             let (offs, child_arr) = list_parts(array).ok_or("bad list")?;
-            W::List { offs, child: Box::new(build_doc(child_arr, zone)?) }
+            W::List { offs, child: Box::new(build_doc(child_arr, zone)?), doc: true }
         }
         D::Map(..) => {
             let m = array.as_map();
@@ -1442,7 +1505,7 @@ fn build_doc(array: &ArrayRef, zone: Zone) -> std::result::Result<Writer<'_>, St
             for (i, f) in fs.iter().enumerate() {
                 fields.push((json_string(f.name()), build_doc(s.column(i), zone)?));
             }
-            W::Struct { fields }
+            W::Struct { fields, doc: true }
         }
         dt => return Err(format!("{dt} cannot be written into a JSON value")),
     };
@@ -1622,9 +1685,15 @@ impl Writer<'_> {
                 let k = keys.get(i);
                 values.write(k as usize, mode, out)?;
             }
-            W::List { offs, child } => {
+            W::List { offs, child, doc } => {
                 let (s, e) = offs.range(i);
-                let elem_mode = if matches!(mode, Mode::Csv | Mode::CsvElem) { Mode::CsvElem } else { mode };
+                let elem_mode = if *doc {
+                    Mode::Doc
+                } else if matches!(mode, Mode::Csv | Mode::CsvElem) {
+                    Mode::CsvElem
+                } else {
+                    mode
+                };
                 out.push(b'[');
                 for (n, j) in (s..e).enumerate() {
                     if n > 0 {
@@ -1636,8 +1705,14 @@ impl Writer<'_> {
             }
             W::Map { offs, keys, values, doc } => {
                 let (s, e) = offs.range(i);
-                let csv = matches!(mode, Mode::Csv | Mode::CsvElem);
-                let elem_mode = if csv { Mode::CsvElem } else { mode };
+                let csv = !*doc && matches!(mode, Mode::Csv | Mode::CsvElem);
+                let elem_mode = if *doc {
+                    Mode::Doc
+                } else if csv {
+                    Mode::CsvElem
+                } else {
+                    mode
+                };
                 let mut seen: Vec<Vec<u8>> = Vec::new();
                 out.push(b'{');
                 for (n, j) in (s..e).enumerate() {
@@ -1660,10 +1735,10 @@ impl Writer<'_> {
                 }
                 out.push(b'}');
             }
-            W::Struct { fields } => {
+            W::Struct { fields, doc } => {
                 // A struct is a JSON object, whether inside a JSON column or a
                 // STRUCT column in a JSON row.
-                let inner = if mode == Mode::Doc || mode == Mode::Csv { Mode::Doc } else { Mode::Json };
+                let inner = if *doc || mode == Mode::Doc || mode == Mode::Csv { Mode::Doc } else { Mode::Json };
                 let start = out.len();
                 out.push(b'{');
                 for (n, (name, f)) in fields.iter().enumerate() {

@@ -569,14 +569,34 @@ impl TableProvider for SliceTable {
         let table_schema = TableSchema::builder(self.file_schema.clone())
             .with_table_partition_cols(self.partition_fields.clone())
             .build();
+        // Filters prune row groups by their statistics; rows are still
+        // filtered exactly above the scan. Not a filter on a float column:
+        // Parquet's min/max leave NaN out while comparisons rank NaN above
+        // every number, so a row group of NaNs that match would be pruned.
+        // (The physical optimizer also hands the scan the filters above it,
+        // so pruning is switched off for the whole scan then.)
+        let schema = self.schema();
+        let on_floats = |e: &Expr| {
+            e.column_refs().iter().any(|c| {
+                schema.field_with_name(&c.name).is_ok_and(|f| {
+                    let mut t = f.data_type();
+                    while let DataType::Dictionary(_, v) = t {
+                        t = v;
+                    }
+                    matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64) || t.is_nested()
+                })
+            })
+        };
         let mut options = TableParquetOptions::default();
         options.global.coerce_int96 = Some("us".to_string());
         options.global.coerce_int96_tz = Some("UTC".to_string());
         options.global.pushdown_filters = false;
+        if filters.iter().any(on_floats) {
+            options.global.pruning = false;
+            options.global.enable_page_index = false;
+        }
         let mut source = ParquetSource::new(table_schema).with_table_parquet_options(options);
-        // Filters prune row groups by their statistics; rows are still
-        // filtered exactly above the scan.
-        if let Some(expr) = filters.iter().cloned().reduce(|a, b| a.and(b)) {
+        if let Some(expr) = filters.iter().filter(|e| !on_floats(e)).cloned().reduce(|a, b| a.and(b)) {
             let df_schema = datafusion::common::DFSchema::try_from(self.schema().as_ref().clone())?;
             let physical = state.create_physical_expr(expr, &df_schema)?;
             source = source.with_predicate(physical);

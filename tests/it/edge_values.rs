@@ -430,3 +430,80 @@ async fn finalize_without_journals_refuses_a_chunk_whose_load_aborted() {
     let e = starload::job::finalize(p, 1).await.unwrap_err().to_string();
     assert!(e.contains("_0_b`") && e.contains("aborted"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_where_clause_on_floats_keeps_the_nan_rows_it_matches() {
+    // Row group 1 is [0.1, NaN]: its statistics (max 0.1, NaN left out) must
+    // not prune it for `f > 0.5`, which NaN satisfies (NaN sorts above every
+    // number).
+    use parquet::file::properties::WriterProperties;
+    let dir = tempfile::tempdir().unwrap();
+    let b = batch(vec![
+        ("id", ids(4), false),
+        ("f", Arc::new(Float64Array::from(vec![0.1, f64::NAN, 0.9, 0.2])) as ArrayRef, true),
+    ]);
+    let props = WriterProperties::builder().set_max_row_group_row_count(Some(2)).build();
+    let mut w = ArrowWriter::try_new(
+        std::fs::File::create(dir.path().join("part-0.parquet")).unwrap(),
+        b.schema(),
+        Some(props),
+    )
+    .unwrap();
+    w.write(&b).unwrap();
+    w.close().unwrap();
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("f", "DOUBLE")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+    f.transform.filter = Some("f > 0.5".into());
+    load(f).await.unwrap();
+    let got: Vec<String> = stored(&sim, "db", "t").into_keys().collect();
+    assert_eq!(got, ["2", "3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_documents_keep_their_types_in_every_body_kind() {
+    use arrow::buffer::OffsetBuffer;
+    use arrow::datatypes::DataType;
+    // Row 1 goes as CSV, row 2 as JSON (its `s` is a JSON scalar).
+    let mut lb = ListBuilder::new(BooleanBuilder::new());
+    for _ in 0..2 {
+        lb.values().append_value(true);
+        lb.values().append_value(false);
+        lb.values().append_null();
+        lb.append(true);
+    }
+    let bools: ArrayRef = Arc::new(lb.finish());
+    let dec: ArrayRef = Arc::new(Decimal128Array::from(vec![25, -5]).with_precision_and_scale(10, 1).unwrap());
+    let flag: ArrayRef = Arc::new(BooleanArray::from(vec![true, false]));
+    let quoted: ArrayRef = Arc::new(StringArray::from(vec!["a\"b", "c"]));
+    let st = StructArray::from(vec![
+        (Arc::new(Field::new("d", DataType::Decimal128(10, 1), true)), dec),
+        (Arc::new(Field::new("b", DataType::Boolean, true)), flag),
+        (Arc::new(Field::new("q", DataType::Utf8, true)), quoted),
+    ]);
+    let item = Arc::new(Field::new("item", st.data_type().clone(), true));
+    let structs: ArrayRef =
+        Arc::new(ListArray::new(item, OffsetBuffer::from_lengths([1, 1]), Arc::new(st) as ArrayRef, None));
+    let s: ArrayRef = Arc::new(StringArray::from(vec!["{}", "7"]));
+    let dir = tempfile::tempdir().unwrap();
+    write_parquet(
+        &dir.path().join("part-0.parquet"),
+        &batch(vec![("id", ids(2), false), ("s", s, true), ("lb", bools, true), ("ls", structs, true)]),
+    );
+    let sim = sim(vec![dup_table(
+        "db",
+        "t",
+        "id",
+        vec![col_nn("id", "BIGINT"), col("s", "JSON"), col("lb", "JSON"), col("ls", "JSON")],
+    )])
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let r = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap();
+    assert_eq!(r.load.chunks_json, 1);
+    let got = stored(&sim, "db", "t");
+    for id in ["1", "2"] {
+        assert_eq!(got[id]["lb"], json!({"json": [true, false, null]}), "row {id}");
+    }
+    assert_eq!(got["1"]["ls"], json!({"json": [{"d": 2.5, "b": true, "q": "a\"b"}]}));
+    assert_eq!(got["2"]["ls"], json!({"json": [{"d": -0.5, "b": false, "q": "c"}]}));
+}
