@@ -45,6 +45,10 @@ pub struct FileInfo {
     /// Spark wrote the file's dates and timestamps in the hybrid
     /// Julian/Gregorian calendar (see [`legacy_calendar`]).
     pub legacy_calendar: bool,
+    /// The file has INT96 columns that may hold nanoseconds below a
+    /// microsecond (any writer but Spark, whose timestamps are
+    /// microseconds): the scan checks them, since it reads microseconds.
+    pub int96_nanos: bool,
 }
 
 impl FileInfo {
@@ -178,7 +182,12 @@ pub async fn read_footers(
                 .map(|rg| RowGroupInfo { rows: rg.num_rows().max(0) as u64, bytes: rg.total_byte_size().max(0) as u64 })
                 .collect();
             let legacy_calendar = legacy_calendar(fm.key_value_metadata());
-            Ok((FileInfo { file: f, row_groups, schema: schema.clone(), legacy_calendar }, schema))
+            let by_spark =
+                fm.key_value_metadata().is_some_and(|kv| kv.iter().any(|e| e.key == "org.apache.spark.version"));
+            let int96_nanos = !by_spark
+                && fm.schema_descr().columns().iter().any(|c| c.physical_type() == parquet::basic::Type::INT96);
+            let info = FileInfo { file: f, row_groups, schema: schema.clone(), legacy_calendar, int96_nanos };
+            Ok((info, schema))
         }
     }))
     .buffered(FOOTER_CONCURRENCY)
@@ -477,6 +486,7 @@ mod tests {
             row_groups: groups.iter().map(|&(rows, bytes)| RowGroupInfo { rows, bytes }).collect(),
             schema: Arc::new(Schema::empty()),
             legacy_calendar: false,
+            int96_nanos: false,
         }
     }
 

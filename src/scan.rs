@@ -248,8 +248,59 @@ impl Scanner {
     }
 
     async fn try_find_invalid_utf8(&self, slices: &[Slice]) -> Result<Option<(usize, u64, String)>> {
-        use object_store::ObjectStoreExt;
         use parquet::column::reader::ColumnReader;
+        // Top-level string columns (a leaf of path length one whose Arrow
+        // type is a string).
+        let is_string = |info: &crate::plan::FileInfo, c: &parquet::schema::types::ColumnDescriptor| {
+            info.schema
+                .field_with_name(c.name())
+                .is_ok_and(|f| matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
+        };
+        self.first_raw(
+            slices,
+            is_string,
+            |r| if let ColumnReader::ByteArrayColumnReader(c) = r { Some(c) } else { None },
+            |v: &parquet::data_type::ByteArray| std::str::from_utf8(v.data()).is_err(),
+        )
+        .await
+    }
+
+    /// The first INT96 timestamp of `slices` with nanoseconds below a
+    /// microsecond (Impala, Hive and pyarrow write nanoseconds; the reader
+    /// takes microseconds and would drop them), as (file index, row from
+    /// 1, column). Files Spark wrote are skipped: Spark's timestamps are
+    /// microseconds.
+    pub async fn find_int96_nanos(&self, slices: &[Slice]) -> Result<Option<(usize, u64, String)>> {
+        use parquet::basic::Type as Physical;
+        use parquet::column::reader::ColumnReader;
+        let slices: Vec<Slice> = slices.iter().filter(|s| self.plan.files[s.file].int96_nanos).cloned().collect();
+        if slices.is_empty() {
+            return Ok(None);
+        }
+        self.first_raw(
+            &slices,
+            |_, c| c.physical_type() == Physical::INT96,
+            |r| if let ColumnReader::Int96ColumnReader(c) = r { Some(c) } else { None },
+            |v: &parquet::data_type::Int96| {
+                let d = v.data();
+                let nanos_of_day = d[0] as u64 | (d[1] as u64) << 32;
+                !nanos_of_day.is_multiple_of(1000)
+            },
+        )
+        .await
+    }
+
+    /// Reads the top-level columns `pick_column` selects of `slices` without
+    /// decoding them to Arrow, and returns the first non-NULL value `bad`
+    /// holds for, as (file index, row of the file from 1, column).
+    async fn first_raw<T: parquet::data_type::DataType>(
+        &self,
+        slices: &[Slice],
+        pick_column: impl Fn(&crate::plan::FileInfo, &parquet::schema::types::ColumnDescriptor) -> bool,
+        reader_of: impl Fn(parquet::column::reader::ColumnReader) -> Option<parquet::column::reader::ColumnReaderImpl<T>>,
+        bad: impl Fn(&T::T) -> bool,
+    ) -> Result<Option<(usize, u64, String)>> {
+        use object_store::ObjectStoreExt;
         use parquet::file::reader::RowGroupReader;
         use parquet::file::serialized_reader::SerializedRowGroupReader;
         let store = &self.plan.location.store;
@@ -267,19 +318,12 @@ impl Scanner {
                     .with_page_index_policy(Some(parquet::file::metadata::PageIndexPolicy::Skip))
                     .fetch_metadata()
                     .await?;
-            // Top-level string columns (a leaf of path length one whose
-            // Arrow type is a string).
             let descr = md.file_metadata().schema_descr();
             let targets: Vec<(usize, String, i16)> = descr
                 .columns()
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.path().parts().len() == 1)
-                .filter(|(_, c)| {
-                    info.schema.field_with_name(c.name()).is_ok_and(|f| {
-                        matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-                    })
-                })
+                .filter(|(_, c)| c.path().parts().len() == 1 && pick_column(info, c))
                 .map(|(i, c)| (i, c.name().to_string(), c.max_def_level()))
                 .collect();
             let mut row = s.first_row;
@@ -294,9 +338,7 @@ impl Scanner {
                     let seg = crate::dict::delta::Segment { start, bytes, file_len: info.file.size };
                     let props = Arc::new(parquet::file::properties::ReaderProperties::builder().build());
                     let reader = SerializedRowGroupReader::new(Arc::new(seg), rg, None, props)?;
-                    let ColumnReader::ByteArrayColumnReader(mut col) = reader.get_column_reader(*ci)? else {
-                        continue;
-                    };
+                    let Some(mut col) = reader_of(reader.get_column_reader(*ci)?) else { continue };
                     let (mut done, mut defs, mut values) = (0u64, Vec::new(), Vec::new());
                     loop {
                         defs.clear();
@@ -311,9 +353,7 @@ impl Scanner {
                             if defs.get(k).is_some_and(|d| d < max_def) {
                                 continue; // NULL
                             }
-                            if let Some(v) = vals.next()
-                                && std::str::from_utf8(v.data()).is_err()
-                            {
+                            if vals.next().is_some_and(&bad) {
                                 return Ok(Some((s.file, row + done + k as u64 + 1, name.clone())));
                             }
                         }
@@ -331,6 +371,15 @@ impl Scanner {
         let files = slices.iter().map(|s| self.partitioned_file(s)).collect::<Result<Vec<_>>>()?;
         let ctx = self.context(files)?;
         let df = ctx.sql(&self.transform.sql()).await?;
+        // INT96 nanoseconds the microsecond reader would drop: refused before
+        // anything of the chunk is read.
+        if let Some((file, row, column)) = self.find_int96_nanos(slices).await? {
+            return Err(Error::data(format!(
+                "file `{}`, row {row}, column `{column}`: the INT96 timestamp has nanoseconds below a microsecond; \
+                 DATETIME keeps microseconds (truncate it in the transform if intended)",
+                self.plan.file_name(file)
+            )));
+        }
         let stream = df.execute_stream().await?;
         if !slices.iter().any(|s| self.plan.files[s.file].legacy_calendar) {
             return Ok(stream);

@@ -507,3 +507,34 @@ async fn json_documents_keep_their_types_in_every_body_kind() {
     assert_eq!(got["1"]["ls"], json!({"json": [{"d": 2.5, "b": true, "q": "a\"b"}]}));
     assert_eq!(got["2"]["ls"], json!({"json": [{"d": -0.5, "b": false, "q": "c"}]}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn int96_nanoseconds_below_a_microsecond_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let python = std::env::var("STARLOAD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = r#"
+import sys, pyarrow as pa, pyarrow.parquet as pq
+ns = 1_704_067_200_000_000_000
+for name, second in [("ok", ns + 123_456_000), ("bad", ns + 123_456_789)]:
+    t = pa.table({"id": pa.array([1, 2], pa.int64()), "t": pa.array([ns, second], pa.timestamp("ns"))})
+    pq.write_table(t, f"{sys.argv[1]}/{name}/part-0.parquet", use_deprecated_int96_timestamps=True, row_group_size=1)
+"#;
+    std::fs::create_dir_all(dir.path().join("ok")).unwrap();
+    std::fs::create_dir_all(dir.path().join("bad")).unwrap();
+    let out = std::process::Command::new(python).arg("-c").arg(script).arg(dir.path()).output().expect("python");
+    assert!(out.status.success(), "pyarrow: {}", String::from_utf8_lossy(&out.stderr));
+    let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("t", "DATETIME")]);
+    let sim1 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&sim1, &dir.path().join("ok"), "db.t", state.path())).await.unwrap();
+    let mut got: Vec<Option<String>> = sim1.rows("db", "t").iter().map(|r| r[1].display()).collect();
+    got.sort();
+    assert_eq!(got, [Some("2024-01-01 00:00:00".into()), Some("2024-01-01 00:00:00.123456".into())]);
+    let sim2 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim2, &dir.path().join("bad"), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(
+        e.contains("part-0.parquet") && e.contains("row 2") && e.contains("`t`") && e.contains("nanoseconds"),
+        "{e}"
+    );
+}
