@@ -354,11 +354,24 @@ fn check_same_schema(a: &Schema, a_name: &str, b: &Schema, b_name: &str) -> Resu
     Ok(())
 }
 
-/// Types equal up to field names of nested containers and nullability.
+/// Types equal up to field names of nested containers, nullability, and
+/// the Arrow layout writers pick for one Parquet type (a string is Utf8 from
+/// pyarrow, LargeUtf8 or Utf8View from polars, a dictionary from a
+/// categorical): each file is read with its own schema and cast to the
+/// first file's, which loses nothing.
 fn same_type(a: &DataType, b: &DataType) -> bool {
     use DataType::*;
+    let layout = |t: &DataType| -> Option<u8> {
+        match t {
+            Utf8 | LargeUtf8 | Utf8View => Some(0),
+            Binary | LargeBinary | BinaryView => Some(1),
+            _ => None,
+        }
+    };
     match (a, b) {
-        (List(x), List(y)) | (LargeList(x), LargeList(y)) => same_type(x.data_type(), y.data_type()),
+        (Dictionary(_, x), y) | (y, Dictionary(_, x)) => same_type(x, y),
+        _ if layout(a).is_some() && layout(a) == layout(b) => true,
+        (List(x) | LargeList(x), List(y) | LargeList(y)) => same_type(x.data_type(), y.data_type()),
         (Map(x, _), Map(y, _)) => same_type(x.data_type(), y.data_type()),
         (Struct(x), Struct(y)) => {
             x.len() == y.len()

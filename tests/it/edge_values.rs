@@ -538,3 +538,27 @@ for name, second in [("ok", ns + 123_456_000), ("bad", ns + 123_456_789)]:
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_whose_writers_chose_other_string_layouts_load_together() {
+    // pyarrow writes Utf8, polars LargeUtf8 or a dictionary (categorical):
+    // one Parquet type, one source.
+    let dir = tempfile::tempdir().unwrap();
+    let small: ArrayRef = Arc::new(StringArray::from(vec!["a", "b"]));
+    let large: ArrayRef = Arc::new(LargeStringArray::from(vec!["c", "d\u{1}"]));
+    let dict: ArrayRef = Arc::new(vec!["e", "e"].into_iter().collect::<DictionaryArray<arrow::datatypes::Int32Type>>());
+    write_parquet(&dir.path().join("a.parquet"), &batch(vec![("id", ids(2), false), ("s", small, true)]));
+    write_parquet(
+        &dir.path().join("b.parquet"),
+        &batch(vec![("id", Arc::new(Int64Array::from(vec![3, 4])), false), ("s", large, true)]),
+    );
+    write_parquet(
+        &dir.path().join("c.parquet"),
+        &batch(vec![("id", Arc::new(Int64Array::from(vec![5, 6])), false), ("s", dict, true)]),
+    );
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("s", "VARCHAR(8)")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap();
+    let got: Vec<serde_json::Value> = stored(&sim, "db", "t").values().map(|o| o["s"].clone()).collect();
+    assert_eq!(got, [json!("a"), json!("b"), json!("c"), json!("d\u{1}"), json!("e"), json!("e")]);
+}
