@@ -209,10 +209,29 @@ impl JobFile {
     }
 }
 
+/// `text` with the credentials of a URL (`scheme://user:pass@host`) or an
+/// address (`user:pass@host:port`) replaced by `***`, for messages.
+pub fn redact_url(text: &str) -> String {
+    let (scheme, rest) = match text.find("://") {
+        Some(i) => text.split_at(i + 3),
+        None => ("", text),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}***@{}", &rest[at + 1..]),
+        None => text.to_string(),
+    }
+}
+
 impl JobFile {
     /// The settings as TOML, with secret values redacted.
     pub fn redacted_toml(&self) -> String {
         let mut c = self.clone();
+        for v in
+            [&mut c.fe, &mut c.mysql, &mut c.metrics_pushgateway, &mut c.source, &mut c.metastore].into_iter().flatten()
+        {
+            *v = redact_url(v);
+        }
         let secret = |k: &str| {
             let k = k.to_ascii_lowercase();
             k.contains("secret") || k.contains("token") || k.contains("password") || k.contains("key_id")
@@ -255,6 +274,14 @@ pub fn partition_type(name: &str) -> Result<arrow::datatypes::DataType> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_redacted_from_urls() {
+        assert_eq!(redact_url("http://u:p@fe:8030/x"), "http://***@fe:8030/x");
+        assert_eq!(redact_url("u:p@fe:9030"), "***@fe:9030");
+        assert_eq!(redact_url("http://fe:8030/a@b"), "http://fe:8030/a@b");
+        assert_eq!(redact_url("s3://bucket/p"), "s3://bucket/p");
+    }
 
     #[test]
     fn sizes() {

@@ -139,9 +139,18 @@ impl Settings {
         }
         let (db, table) = meta::split_table(&need(f.table, "table")?)?;
         let fe_text = f.fe.unwrap_or_else(|| "http://127.0.0.1:8030".into());
-        let fe = url::Url::parse(&fe_text).map_err(|e| Error::config(format!("bad FE URL `{fe_text}`: {e}")))?;
+        let shown = crate::config::redact_url(&fe_text);
+        let fe = url::Url::parse(&fe_text).map_err(|e| Error::config(format!("bad FE URL `{shown}`: {e}")))?;
         if !matches!(fe.scheme(), "http" | "https") || !fe.username().is_empty() || fe.password().is_some() {
-            return Err(Error::config(format!("FE URL `{fe_text}` must be http(s)://host:port, without credentials")));
+            return Err(Error::config(format!("FE URL `{shown}` must be http(s)://host:port, without credentials")));
+        }
+        if let Some(m) = &f.mysql
+            && m.contains('@')
+        {
+            return Err(Error::config(format!(
+                "MySQL address `{}` must be host:port, without credentials",
+                crate::config::redact_url(m)
+            )));
         }
         let mysql = f.mysql.unwrap_or_else(|| format!("{}:9030", fe.host_str().unwrap_or("127.0.0.1")));
         let label_prefix = f.label_prefix.unwrap_or_else(|| "starload".into());
@@ -162,8 +171,28 @@ impl Settings {
                     | "max_filter_ratio"
                     | "authorization"
                     | "expect"
+                    | "timeout"
+                    | "strip_outer_array"
+                    | "ignore_json_size"
+                    | "jsonpaths"
+                    | "json_root"
+                    | "partial_update"
+                    | "partial_update_mode"
+                    | "merge_condition"
+                    | "temporary_partitions"
+                    | "partitions"
+                    | "where"
+                    | "db"
+                    | "table"
+                    | "transaction_id"
             ) {
                 return Err(Error::config(format!("header `{k}` is set by starload and cannot be overridden")));
+            }
+            // Headers that would make the BE read other values than were sent.
+            if matches!(lower.as_str(), "trim_space" | "enclose" | "escape" | "skip_header" | "null_marker") {
+                return Err(Error::config(format!(
+                    "header `{k}` changes how the BE reads the body starload writes; it cannot be set"
+                )));
             }
             crate::client::header("extra", v)?;
         }

@@ -518,11 +518,21 @@ fn job_file(a: &JobArgs) -> Result<JobFile> {
 }
 
 async fn run(cmd: Cmd) -> Result<()> {
+    // `--print-config` prints and exits, whatever the command.
+    let job_args = match &cmd {
+        Cmd::Load(a) | Cmd::Plan(a) | Cmd::Dict(DictCmd::Build(a)) => Some(a),
+        Cmd::Finalize(a) => Some(&a.job),
+        Cmd::Dict(DictCmd::Show(a)) => Some(&a.job),
+        Cmd::Dict(DictCmd::Export(a)) => Some(&a.job),
+        _ => None,
+    };
+    if let Some(a) = job_args
+        && a.print_config
+    {
+        print!("{}", job_file(a)?.redacted_toml());
+        return Ok(());
+    }
     match cmd {
-        Cmd::Load(a) | Cmd::Plan(a) if a.print_config => {
-            print!("{}", job_file(&a)?.redacted_toml());
-            Ok(())
-        }
         Cmd::Plan(a) => {
             let settings = Settings::resolve(job_file(&a)?)?;
             let p = job::prepare(settings).await?;

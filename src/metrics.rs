@@ -108,9 +108,16 @@ pub async fn push(url: &str, target: &str, text: &str) -> Result<()> {
         .timeout(std::time::Duration::from_secs(30))
         .send()
         .await
-        .map_err(|e| Error::infra(format!("cannot push metrics to {url}: {e}")))?;
+        .map_err(|e| {
+            let e = e.without_url();
+            Error::infra(format!("cannot push metrics to {}: {e}", crate::config::redact_url(url)))
+        })?;
     if !resp.status().is_success() {
-        return Err(Error::infra(format!("the Pushgateway at {url} answered HTTP {}", resp.status())));
+        return Err(Error::infra(format!(
+            "the Pushgateway at {} answered HTTP {}",
+            crate::config::redact_url(url),
+            resp.status()
+        )));
     }
     Ok(())
 }

@@ -287,3 +287,36 @@ async fn metrics_go_to_a_textfile_and_a_pushgateway() {
     assert_eq!(metric(&body, "rows_loaded"), rows);
     assert!(!body.contains(PASSWORD));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_urls_never_show_and_print_config_only_prints() {
+    let sim = sim(vec![corpus_table(&corpus().join("pyarrow"), "corpus", "t")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let src = corpus().join("pyarrow").display().to_string();
+    let st = state.path().display().to_string();
+    let secret = "TopSecret99";
+    // An FE URL or a MySQL address with credentials: refused, not echoed.
+    for (fe, mysql) in [
+        (format!("http://root:{secret}@127.0.0.1:1"), sim.mysql_addr()),
+        ("http://[::1".to_string() + &format!(":{secret}@x"), sim.mysql_addr()),
+        (sim.fe_url(), format!("root:{secret}@{}", sim.mysql_addr())),
+    ] {
+        let o = starload(&[&["load"][..], &job_args(&sim, &fe, &mysql, &src, &st)].concat(), PASSWORD);
+        assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(!all_output(&o, state.path()).contains(secret), "{}", String::from_utf8_lossy(&o.stderr));
+        let o =
+            starload(&[&["plan", "--print-config"][..], &job_args(&sim, &fe, &mysql, &src, &st)].concat(), PASSWORD);
+        assert!(o.status.success());
+        assert!(!all_output(&o, state.path()).contains(secret), "{}", String::from_utf8_lossy(&o.stdout));
+    }
+    // --print-config prints and does nothing else, for every job command.
+    let (fe, mysql) = (sim.fe_url(), sim.mysql_addr());
+    let args = job_args(&sim, &fe, &mysql, &src, &st);
+    for cmd in [&["finalize", "--shards", "1"][..], &["dict", "build", "--bitmap-dict", "x=c_str"][..]] {
+        let o = starload(&[cmd, &["--print-config"][..], &args].concat(), PASSWORD);
+        assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("corpus.t"), "{cmd:?}");
+    }
+    assert_eq!(sim.be_requests(), 0);
+    assert!(!state.path().join("dicts").exists(), "no dictionary was built");
+}

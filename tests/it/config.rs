@@ -189,3 +189,18 @@ fn links(text: &str) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn headers_that_change_what_the_be_reads_cannot_be_set() {
+    for h in ["timeout", "strip_outer_array", "partial_update", "merge_condition", "trim_space", "enclose", "jsonpaths"]
+    {
+        let mut f = starload::config::JobFile {
+            source: Some("/tmp/x".into()),
+            table: Some("db.t".into()),
+            ..Default::default()
+        };
+        f.headers.insert(h.into(), "1".into());
+        let e = starload::job::Settings::resolve(f).unwrap_err().to_string();
+        assert!(e.contains(h), "{h}: {e}");
+    }
+}
