@@ -369,6 +369,26 @@ fn parse_spec(req: &Request<Incoming>) -> Result<LoadSpec, String> {
     })
 }
 
+/// Aborts the transaction of a Stream Load whose handler ends while it is
+/// still in PREPARE (the connection dropped before the body ended).
+struct CancelOnDrop {
+    state: Arc<State>,
+    db: String,
+    label: String,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let open = self
+            .state
+            .with_db(&self.db, |d| d.labels.get(&self.label).is_some_and(|t| t.state == TxnState::Prepare))
+            .unwrap_or(false);
+        if open {
+            set_state(&self.state, &self.db, &self.label, TxnState::Aborted, "cancelled: the client went away");
+        }
+    }
+}
+
 pub(crate) fn set_state(state: &State, db: &str, label: &str, st: TxnState, reason: &str) {
     state.with_db(db, |d| {
         if let Some(t) = d.labels.get_mut(label) {
@@ -458,6 +478,9 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
             Txn { id: txn_id, table: table.clone(), state: TxnState::Prepare, reason: String::new() },
         );
     });
+    // A client that goes away mid-body drops this handler: the BE cancels
+    // the load, and its label is free again.
+    let _cancel = CancelOnDrop { state: state.clone(), db: db.clone(), label: label.clone() };
     if has(&Fault::ResetBeforeBody) {
         set_state(&state, &db, &label, TxnState::Aborted, "connection reset");
         return Err(std::io::Error::other("injected reset before body"));

@@ -227,3 +227,35 @@ async fn sigkill_at_random_moments_never_loads_a_row_twice() {
     );
     assert!(kills >= jobs, "too few kills ({kills})");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_mid_body_leaves_no_running_label() {
+    // As a BE cancels a Stream Load whose connection dropped, the simulator
+    // must not keep its label in PREPARE (a re-run would wait on it).
+    let sim = crate::support::sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT")])]).await;
+    // A slow BE: the handler is waiting between reads when the client goes.
+    sim.add_fault(FaultRule::on_label("gone_mid_body", Fault::SlowRead(1)));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let url = format!("{}/api/db/t/_stream_load", sim.fe_url());
+    let auth = |r: reqwest::RequestBuilder| {
+        r.basic_auth(USER, Some(PASSWORD)).header("label", "gone_mid_body").header("format", "csv")
+    };
+    let redirect = auth(client.put(&url)).header("Expect", "100-continue").send().await.unwrap();
+    let be = redirect.headers()["location"].to_str().unwrap().to_string();
+    // A body that sends a little, then never ends; the client gives up.
+    use futures::StreamExt;
+    let body = futures::stream::once(async { Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"1\n2\n3\n")) })
+        .chain(futures::stream::pending());
+    let r = auth(client.put(&be)).timeout(std::time::Duration::from_millis(500)).body(reqwest::Body::wrap_stream(body));
+    assert!(r.send().await.is_err());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let s = sim.label_state("db", "gone_mid_body");
+        if s != "PREPARE" && s != "PREPARED" {
+            assert_eq!(s, "ABORTED");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "label still {s}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
