@@ -140,8 +140,8 @@ struct FinalizeArgs {
     #[command(flatten)]
     job: JobArgs,
     /// The number of shards the job ran as.
-    #[arg(long)]
-    shards: usize,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    shards: u32,
 }
 
 #[derive(Subcommand, Debug)]
@@ -584,7 +584,7 @@ async fn run(cmd: Cmd) -> Result<()> {
             f.shard = None;
             let settings = Settings::resolve(f)?;
             let p = job::prepare(settings).await?;
-            let r = job::finalize(p, a.shards).await?;
+            let r = job::finalize(p, a.shards as usize).await?;
             if a.job.json {
                 println!("{}", serde_json::to_string_pretty(&r).map_err(|e| Error::internal(e.to_string()))?);
             } else {
@@ -708,7 +708,15 @@ fn status(a: StatusArgs) -> Result<()> {
     }
     let mut out = Vec::new();
     for p in paths {
-        let v = starload::journal::read(&p)?;
+        // A journal torn where its header should be (a crash right after it
+        // was created) holds nothing yet: shown, not fatal to the others.
+        let v = match starload::journal::read(&p) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("{}: unreadable ({e}); a load of that job recovers it", p.display());
+                continue;
+            }
+        };
         let rows: u64 = v.done.values().map(|c| c.rows).sum();
         if a.json {
             out.push(serde_json::json!({

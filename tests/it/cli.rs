@@ -320,3 +320,17 @@ async fn credentials_in_urls_never_show_and_print_config_only_prints() {
     assert_eq!(sim.be_requests(), 0);
     assert!(!state.path().join("dicts").exists(), "no dictionary was built");
 }
+
+#[test]
+fn status_survives_a_torn_journal_and_finalize_needs_a_shard() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("jobs/0123456789abcdef");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A crash right after the journal was created: an empty file.
+    std::fs::write(dir.join("deadbeef.journal"), b"").unwrap();
+    let o = starload(&["status", "--state-dir", &state.path().display().to_string()], PASSWORD);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unreadable"));
+    let o = starload(&["finalize", "--shards", "0", "--source", "/tmp/x", "--table", "db.t"], PASSWORD);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+}
