@@ -1088,74 +1088,25 @@ struct Writer<'a> {
     w: W<'a>,
 }
 
+/// How a column's values are written. `doc` on `List`, `Map` and `Struct`:
+/// part of a JSON column's document (its values keep their JSON types in
+/// every body kind).
 enum W<'a> {
     Null,
-    Bool {
-        a: &'a BooleanArray,
-        to_int: bool,
-    },
-    Int {
-        v: Ints<'a>,
-        to: IntTo,
-    },
-    Float {
-        v: Floats<'a>,
-        to: FloatTo,
-    },
-    Dec {
-        v: Decs<'a>,
-        scale: u8,
-        to_scale: u8,
-        max: i128,
-        doc: bool,
-    },
-    Date32 {
-        v: &'a [i32],
-        datetime: bool,
-    },
-    Date64 {
-        v: &'a [i64],
-        datetime: bool,
-    },
-    Ts {
-        v: &'a [i64],
-        unit: TimeUnit,
-        zone: Option<Zone>,
-    },
-    Time {
-        v: Vec<i64>,
-        unit: TimeUnit,
-        max: usize,
-    },
-    Str {
-        a: Strs<'a>,
-        to: StrTo,
-    },
-    Bin {
-        a: Bins<'a>,
-        to: BinTo,
-    },
-    Dict {
-        keys: Ints<'a>,
-        values: Box<Writer<'a>>,
-    },
-    /// `doc`: part of a JSON column's document (its values keep their JSON
-    /// types in every body kind).
-    List {
-        offs: Offs<'a>,
-        child: Box<Writer<'a>>,
-        doc: bool,
-    },
-    Map {
-        offs: Offs<'a>,
-        keys: Box<Writer<'a>>,
-        values: Box<Writer<'a>>,
-        doc: bool,
-    },
-    Struct {
-        fields: Vec<(Vec<u8>, Writer<'a>)>,
-        doc: bool,
-    },
+    Bool { a: &'a BooleanArray, to_int: bool },
+    Int { v: Ints<'a>, to: IntTo },
+    Float { v: Floats<'a>, to: FloatTo },
+    Dec { v: Decs<'a>, scale: u8, to_scale: u8, max: i128, doc: bool },
+    Date32 { v: &'a [i32], datetime: bool },
+    Date64 { v: &'a [i64], datetime: bool },
+    Ts { v: &'a [i64], unit: TimeUnit, zone: Option<Zone> },
+    Time { v: Vec<i64>, unit: TimeUnit, max: usize },
+    Str { a: Strs<'a>, to: StrTo },
+    Bin { a: Bins<'a>, to: BinTo },
+    Dict { keys: Ints<'a>, values: Box<Writer<'a>> },
+    List { offs: Offs<'a>, child: Box<Writer<'a>>, doc: bool },
+    Map { offs: Offs<'a>, keys: Box<Writer<'a>>, values: Box<Writer<'a>>, doc: bool },
+    Struct { fields: Vec<(Vec<u8>, Writer<'a>)>, doc: bool },
 }
 
 enum Floats<'a> {

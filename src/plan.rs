@@ -146,13 +146,7 @@ pub async fn read_footers(
         let store = loc.store.clone();
         async move {
             let name = loc.display_path(&f.path);
-            let meta = object_store::ObjectMeta {
-                location: f.path.clone(),
-                last_modified: f.last_modified,
-                size: f.size,
-                e_tag: f.etag.clone(),
-                version: None,
-            };
+            let meta = f.object_meta();
             let fetch =
                 DFParquetMetadata::new(store.as_ref(), &meta).with_page_index_policy(Some(PageIndexPolicy::Skip));
             let md = tokio::time::timeout(timeout, fetch.fetch_metadata())

@@ -220,14 +220,7 @@ impl Scanner {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        let meta = object_store::ObjectMeta {
-            location: info.file.path.clone(),
-            last_modified: info.file.last_modified,
-            size: info.file.size,
-            e_tag: info.file.etag.clone(),
-            version: None,
-        };
-        Ok(PartitionedFile::new_from_meta(meta)
+        Ok(PartitionedFile::new_from_meta(info.file.object_meta())
             .with_partition_values(values)
             .with_arrow_schema(info.schema.clone())
             .with_extension(access))
@@ -306,13 +299,7 @@ impl Scanner {
         let store = &self.plan.location.store;
         for s in slices {
             let info = &self.plan.files[s.file];
-            let meta = object_store::ObjectMeta {
-                location: info.file.path.clone(),
-                last_modified: info.file.last_modified,
-                size: info.file.size,
-                e_tag: info.file.etag.clone(),
-                version: None,
-            };
+            let meta = info.file.object_meta();
             let md =
                 datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata::new(store.as_ref(), &meta)
                     .with_page_index_policy(Some(parquet::file::metadata::PageIndexPolicy::Skip))

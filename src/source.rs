@@ -229,6 +229,19 @@ pub struct SourceFile {
     pub partition_values: Vec<Option<String>>,
 }
 
+impl SourceFile {
+    /// The object store's description of the file, as the plan saw it.
+    pub fn object_meta(&self) -> object_store::ObjectMeta {
+        object_store::ObjectMeta {
+            location: self.path.clone(),
+            last_modified: self.last_modified,
+            size: self.size,
+            e_tag: self.etag.clone(),
+            version: None,
+        }
+    }
+}
+
 /// The files of a source.
 #[derive(Debug, Clone)]
 pub struct Listing {

@@ -14,14 +14,6 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn write_parquet(path: &Path, batch: &RecordBatch) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let f = std::fs::File::create(path).unwrap();
-    let mut w = ArrowWriter::try_new(f, batch.schema(), None).unwrap();
-    w.write(batch).unwrap();
-    w.close().unwrap();
-}
-
 fn batch(fields: Vec<(&str, ArrayRef, bool)>) -> RecordBatch {
     let schema = Schema::new(
         fields.iter().map(|(n, a, nullable)| Field::new(*n, a.data_type().clone(), *nullable)).collect::<Vec<_>>(),

@@ -30,6 +30,15 @@ pub async fn sim_with(tables: Vec<TableSpec>, f: impl FnOnce(&mut SimConfig)) ->
     Sim::start(cfg).await.expect("simulator starts")
 }
 
+/// Writes one record batch as a Parquet file (creating its directory).
+pub fn write_parquet(path: &Path, batch: &arrow::record_batch::RecordBatch) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
 /// A column spec.
 pub fn col(name: &str, ty: &str) -> ColumnSpec {
     ColumnSpec { name: name.into(), ty: ty.into(), nullable: true, default: None, agg: None }
