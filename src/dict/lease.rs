@@ -75,6 +75,8 @@ pub(crate) struct Lease {
     renewer: tokio::task::JoinHandle<()>,
     /// Time spent waiting for it.
     pub(crate) waited: Duration,
+    /// Taken over from a holder whose lease lapsed (a crashed build).
+    pub(crate) took_over: bool,
 }
 
 fn store_error(what: &str, e: object_store::Error) -> Error {
@@ -109,7 +111,7 @@ impl Lease {
             };
             let body = PutPayload::from(serde_json::to_vec_pretty(&info).unwrap_or_default());
             match store.put_opts(&path, body.clone(), PutMode::Create.into()).await {
-                Ok(_) => return Ok(Lease::hold(store, path, info, s, start.elapsed())),
+                Ok(_) => return Ok(Lease::hold(store, path, info, s, start.elapsed(), false)),
                 Err(object_store::Error::AlreadyExists { .. }) => {}
                 Err(object_store::Error::NotImplemented { .. }) => return Err(unsupported(store.as_ref())),
                 Err(e) => return Err(store_error(&format!("cannot take the build lease of {what}"), e)),
@@ -136,7 +138,7 @@ impl Lease {
                         "took over the expired build lease of {what} from {}",
                         holder.as_ref().map_or("an unreadable lease file", |h| h.owner.as_str())
                     );
-                    return Ok(Lease::hold(store, path, info, s, start.elapsed()));
+                    return Ok(Lease::hold(store, path, info, s, start.elapsed(), true));
                 }
                 continue;
             }
@@ -145,7 +147,7 @@ impl Lease {
                 let who = holder.as_ref().map_or("an unknown builder".to_string(), |h| format!("`{}`", h.owner));
                 return Err(Error::infra(format!(
                     "dictionary {what} is being built by {who} (lease until {}); gave up after waiting {:.1} s \
-                     (raise the lock wait, or re-run when that build is done)",
+                     (re-run when that build is done; a crashed build's lease lapses after its TTL)",
                     rfc3339(expires_ms),
                     s.wait.as_secs_f64()
                 )));
@@ -198,10 +200,17 @@ impl Lease {
         }
     }
 
-    fn hold(store: Arc<dyn ObjectStore>, path: Path, info: LeaseInfo, s: &LeaseSettings, waited: Duration) -> Lease {
+    fn hold(
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        info: LeaseInfo,
+        s: &LeaseSettings,
+        waited: Duration,
+        took_over: bool,
+    ) -> Lease {
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = tokio::spawn(renew(store.clone(), path.clone(), info.clone(), s.ttl, lost.clone()));
-        Lease { store, path, info, lost, renewer, waited }
+        Lease { store, path, info, lost, renewer, waited, took_over }
     }
 
     /// Checks that the lease is still ours (just before publishing).

@@ -685,6 +685,7 @@ impl DictStore {
         }
         let n = cur.as_ref().map_or(1, |c| c.version + 1);
         let vt = d.value_type();
+        self.check_unpublished(key, n, lease).await?;
 
         let t = Instant::now();
         let sorted = tokio::task::spawn_blocking(move || d.into_sorted()).await.map_err(join_error)??;
@@ -715,12 +716,76 @@ impl DictStore {
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             builder: opts.owner.clone(),
         };
-        lease.check(&what).await?;
-        self.publish(key, &v).await?;
+        let published = match lease.check(&what).await {
+            Ok(()) => self.publish(key, &v).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = published {
+            // Still ours and certainly not published: remove the data file
+            // so the next build does not take it for a removed version.
+            let manifest = self.loc.store.head(&self.manifest_path(key, n)).await.map_err(norm);
+            if matches!(manifest, Err(object_store::Error::NotFound { .. })) && lease.check(&what).await.is_ok() {
+                let _ = self.loc.store.delete(&self.data_path(key, &v.files[v.files.len() - 1].path)).await;
+            }
+            return Err(e);
+        }
         report.version = Some(v);
         report.published = true;
         report.first_new_id = Some(base + 1);
         Ok(report)
+    }
+
+    /// Data files of version `from` or later: written, never published.
+    async fn unpublished(&self, key: &DictKey, from: u64) -> Result<Vec<(u64, Path)>> {
+        let prefix = self.dir(key).join("data");
+        let listed: Vec<object_store::ObjectMeta> =
+            match self.loc.store.list(Some(&prefix)).try_collect().await.map_err(norm) {
+                Ok(l) => l,
+                Err(object_store::Error::NotFound { .. }) => Vec::new(),
+                Err(e) => return Err(store_error(format!("cannot list {}", self.show(&prefix)), e)),
+            };
+        let mut out: Vec<(u64, Path)> = listed
+            .into_iter()
+            .filter_map(|m| {
+                let n: u64 = m.location.filename()?.strip_prefix('v')?.split('-').next()?.parse().ok()?;
+                (n >= from).then_some((n, m.location))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Before version `n` is written: a data file of version `n` or later
+    /// is either left by a crashed build (whose lapsed lease this build
+    /// took over: removed) or belongs to a version whose manifest was
+    /// deleted — its ids may be in StarRocks tables already, so building
+    /// `n` again would give other values those ids: refused.
+    async fn check_unpublished(&self, key: &DictKey, n: u64, lease: &Lease) -> Result<()> {
+        let found = self.unpublished(key, n).await?;
+        let Some((m, first)) = found.first() else { return Ok(()) };
+        if lease.took_over {
+            for (_, p) in &found {
+                tracing::warn!("removing {}, left unpublished by a crashed build", self.show(p));
+                match self.loc.store.delete(p).await.map_err(norm) {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(store_error(format!("cannot remove {}", self.show(p)), e)),
+                }
+            }
+            return Ok(());
+        }
+        Err(Error::data(format!(
+            "dictionary {}: {} holds version {m}, but no manifest publishes it (the newest is {}). Its manifest \
+             {} was removed, or a build failed after writing it. Restore the manifest if it was published — loads \
+             may use its ids, and a dictionary is never rebuilt with new ids; delete the file only if no load \
+             used version {m}",
+            self.what(key),
+            self.show(first),
+            match n - 1 {
+                0 => "none".to_string(),
+                c => format!("version {c}"),
+            },
+            self.show(&self.manifest_path(key, *m)),
+        )))
     }
 
     fn file_what(&self, key: &DictKey, f: &DeltaFile) -> String {
@@ -850,8 +915,18 @@ impl DictStore {
             LeaseSettings { owner: opts.owner.clone(), ttl: opts.lease_ttl, wait: opts.lock_wait, poll: opts.poll };
         let lease = Lease::acquire(self.loc.store.clone(), self.lock_path(key), &what, &settings).await?;
         let r = async {
-            let keep: std::collections::HashSet<String> =
-                self.current(key).await?.map(|v| v.files.into_iter().map(|f| f.path).collect()).unwrap_or_default();
+            let cur = self.current(key).await?;
+            let next = cur.as_ref().map_or(1, |v| v.version + 1);
+            let mut keep: std::collections::HashSet<String> =
+                cur.map(|v| v.files.into_iter().map(|f| f.path).collect()).unwrap_or_default();
+            // Files past the newest version may be a published version
+            // whose manifest was removed: kept unless a crashed build's
+            // lapsed lease was taken over (see check_unpublished).
+            if !lease.took_over {
+                for (_, p) in self.unpublished(key, next).await? {
+                    keep.insert(format!("data/{}", p.filename().unwrap_or_default()));
+                }
+            }
             let prefix = self.dir(key).join("data");
             let listed: Vec<object_store::ObjectMeta> =
                 match self.loc.store.list(Some(&prefix)).try_collect().await.map_err(norm) {
