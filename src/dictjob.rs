@@ -208,7 +208,20 @@ pub async fn export_files(
     state_dir: &std::path::Path,
 ) -> Result<(std::path::PathBuf, crate::dict::Version)> {
     let v = match version {
-        Some(n) => dstore.version(key, n).await?,
+        Some(n) => {
+            let have = dstore.versions(key).await?;
+            if !have.contains(&n) {
+                return Err(Error::config(format!(
+                    "dictionary {key} has no version {n} (published: {})",
+                    if have.is_empty() {
+                        "none".to_string()
+                    } else {
+                        have.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+                    }
+                )));
+            }
+            dstore.version(key, n).await?
+        }
         None => dstore
             .current(key)
             .await?

@@ -196,6 +196,19 @@ impl Settings {
             }
             crate::client::header("extra", v)?;
         }
+        if let Some(l) = f.log_format.as_deref() {
+            if !l.eq_ignore_ascii_case("text") && !l.eq_ignore_ascii_case("json") {
+                return Err(Error::config(format!("log_format `{l}` must be `text` or `json`")));
+            }
+        }
+        for (name, v) in [("http_timeout_secs", f.http_timeout_secs), ("source_timeout_secs", f.source_timeout_secs)] {
+            if v == Some(0) {
+                return Err(Error::config(format!("{name} must be at least 1")));
+            }
+        }
+        if f.batch_size == Some(0) {
+            return Err(Error::config("batch_size must be at least 1"));
+        }
         let dict_default = f.state_dir.clone().unwrap_or_else(|| PathBuf::from(".starload"));
         let parallel = f.parallel.unwrap_or(DEFAULT_PARALLEL);
         if parallel == 0 || parallel > 256 {
@@ -216,7 +229,7 @@ impl Settings {
             chunk_bytes: f.chunk_bytes.map(|b| b.0).unwrap_or(DEFAULT_CHUNK_BYTES),
             parallel,
             zone,
-            batch_size: f.batch_size.unwrap_or(8192).max(1),
+            batch_size: f.batch_size.unwrap_or(8192),
             max_retries: f.max_retries.unwrap_or(8),
             transform: Transform {
                 select: f.transform.select,

@@ -131,6 +131,35 @@ struct JobArgs {
     bitmap_dict: Vec<String>,
 }
 
+/// `println!` that ends the process quietly (exit 0) when the reader of
+/// stdout went away (`starload status | head -1`), like other Unix tools,
+/// instead of panicking; any other write error is an error.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            return Err(stdout_error(e));
+        }
+    }};
+}
+
+/// `print!` with [`outln!`]'s broken-pipe handling.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($t)*) {
+            return Err(stdout_error(e));
+        }
+    }};
+}
+
+fn stdout_error(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    Error::internal(format!("cannot write to stdout: {e}"))
+}
+
 fn parse_size(s: &str) -> std::result::Result<u64, String> {
     parse_bytes(s)
 }
@@ -314,7 +343,7 @@ fn init_logging(json: bool) {
 
 async fn dict(cmd: DictCmd) -> Result<()> {
     let json_out = |v: &dyn erased::Json| -> Result<()> {
-        println!("{}", v.to_json()?);
+        outln!("{}", v.to_json()?);
         Ok(())
     };
     match cmd {
@@ -332,7 +361,7 @@ async fn dict(cmd: DictCmd) -> Result<()> {
             for b in &built {
                 let r = &b.report;
                 let v = r.version.as_ref();
-                println!(
+                outln!(
                     "{}: {} distinct values in {} rows ({} NULL), {} new{}; version {} holds {} values (ids 1..={}) [{:.1} s]",
                     b.column,
                     r.distinct_values,
@@ -371,7 +400,7 @@ async fn dict(cmd: DictCmd) -> Result<()> {
                 return json_out(&out);
             }
             for s in &out {
-                println!(
+                outln!(
                     "{}: version {} of {:?}, {} values of type {}, ids 1..={}, {} files, {}, built {} by {}{}",
                     s.key,
                     s.version,
@@ -383,7 +412,13 @@ async fn dict(cmd: DictCmd) -> Result<()> {
                     human_bytes(s.total_bytes),
                     s.created_at,
                     s.builder,
-                    s.lease.as_ref().map(|l| format!("; being built by {l:?}")).unwrap_or_default()
+                    s.lease
+                        .as_ref()
+                        .map(|l| format!(
+                            "; being built by `{}` since {} (lease until {})",
+                            l.owner, l.acquired_at, l.expires_at
+                        ))
+                        .unwrap_or_default()
                 );
             }
             Ok(())
@@ -397,9 +432,13 @@ async fn dict(cmd: DictCmd) -> Result<()> {
             if a.job.json {
                 return json_out(&r);
             }
-            println!(
+            outln!(
                 "exported {} values of the dictionary of `{}` into {} ({} chunks loaded, {} already committed)",
-                r.source_rows, a.column, r.target, r.load.chunks_loaded, r.load.chunks_skipped
+                r.source_rows,
+                a.column,
+                r.target,
+                r.load.chunks_loaded,
+                r.load.chunks_skipped
             );
             Ok(())
         }
@@ -452,14 +491,17 @@ async fn load(a: &JobArgs, f: JobFile) -> Result<job::Report> {
     }
     let report = report?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::internal(e.to_string()))?);
+        outln!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::internal(e.to_string()))?);
     } else if report.load.chunks_loaded == 0 {
-        println!(
+        outln!(
             "nothing to load: all {} chunks of job {} were already committed ({} rows in {})",
-            report.load.chunks, report.job, report.load.rows_skipped, report.target
+            report.load.chunks,
+            report.job,
+            report.load.rows_skipped,
+            report.target
         );
     } else {
-        println!(
+        outln!(
             "loaded {} rows in {} chunks into {} ({} chunks already committed, {} retries) in {:.1} s: {:.0} rows/s, {:.1} MiB/s",
             report.load.rows_loaded,
             report.load.chunks_loaded,
@@ -529,7 +571,7 @@ async fn run(cmd: Cmd) -> Result<()> {
     if let Some(a) = job_args
         && a.print_config
     {
-        print!("{}", job_file(a)?.redacted_toml());
+        out!("{}", job_file(a)?.redacted_toml());
         return Ok(());
     }
     match cmd {
@@ -538,9 +580,9 @@ async fn run(cmd: Cmd) -> Result<()> {
             let p = job::prepare(settings).await?;
             let view = job::plan_view(&p);
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&view).map_err(|e| Error::internal(e.to_string()))?);
+                outln!("{}", serde_json::to_string_pretty(&view).map_err(|e| Error::internal(e.to_string()))?);
             } else {
-                print_plan(&view);
+                print_plan(&view)?;
             }
             Ok(())
         }
@@ -586,9 +628,9 @@ async fn run(cmd: Cmd) -> Result<()> {
             let p = job::prepare(settings).await?;
             let r = job::finalize(p, a.shards as usize).await?;
             if a.job.json {
-                println!("{}", serde_json::to_string_pretty(&r).map_err(|e| Error::internal(e.to_string()))?);
+                outln!("{}", serde_json::to_string_pretty(&r).map_err(|e| Error::internal(e.to_string()))?);
             } else {
-                println!(
+                outln!(
                     "job {}: all {} chunks committed (checked by {}){}",
                     r.job,
                     r.chunks,
@@ -646,10 +688,10 @@ async fn run(cmd: Cmd) -> Result<()> {
             let mut m = starload::meta::Meta::connect(&a.mysql, &a.user, &password).await?;
             let (names, rows) = m.query_with_columns(&a.statement).await?;
             if !names.is_empty() {
-                println!("{}", names.join("\t"));
+                outln!("{}", names.join("\t"));
             }
             for r in rows {
-                println!(
+                outln!(
                     "{}",
                     r.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())).collect::<Vec<_>>().join("\t")
                 );
@@ -729,7 +771,7 @@ fn status(a: StatusArgs) -> Result<()> {
                 "in_flight": v.started.iter().map(|(l, i)| serde_json::json!({"index": i, "label": l})).collect::<Vec<_>>(),
             }));
         } else {
-            println!(
+            outln!(
                 "job {} -> {} from {}: {}/{} chunks done ({} rows), {} labels in flight",
                 v.header.fingerprint,
                 v.header.target,
@@ -740,20 +782,20 @@ fn status(a: StatusArgs) -> Result<()> {
                 v.started.len()
             );
             for (i, d) in &v.done {
-                println!("  chunk {i:>5}  done       rows={} bytes={}  {}", d.rows, d.bytes, d.labels.join(" "));
+                outln!("  chunk {i:>5}  done       rows={} bytes={}  {}", d.rows, d.bytes, d.labels.join(" "));
             }
             for (l, c) in &v.committed {
                 if !v.done.contains_key(&c.index) {
-                    println!("  chunk {:>5}  part committed  {l}  format={}", c.index, c.format);
+                    outln!("  chunk {:>5}  part committed  {l}  format={}", c.index, c.format);
                 }
             }
             for (l, i) in &v.started {
-                println!("  chunk {i:>5}  in flight  {l}  (resolved through get_load_state on the next run)");
+                outln!("  chunk {i:>5}  in flight  {l}  (resolved through get_load_state on the next run)");
             }
         }
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| Error::internal(e.to_string()))?);
+        outln!("{}", serde_json::to_string_pretty(&out).map_err(|e| Error::internal(e.to_string()))?);
     }
     Ok(())
 }
@@ -769,22 +811,22 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-fn print_plan(v: &job::PlanView) {
-    println!("job        {}", v.job);
-    println!("source     {}", v.source);
-    println!("target     {} ({})", v.target, v.table_model);
-    println!("timezone   {} (timestamps with a zone are converted to it)", v.timezone);
-    println!("partitions {}", if v.partition_keys.is_empty() { "(none)".into() } else { v.partition_keys.join(", ") });
-    println!("rows       {} in {} files, {}", v.rows, v.files.len(), human_bytes(v.bytes));
-    println!("format     {} (JSON for chunks holding values CSV cannot carry)", v.format);
-    println!("\ncolumns:");
+fn print_plan(v: &job::PlanView) -> Result<()> {
+    outln!("job        {}", v.job);
+    outln!("source     {}", v.source);
+    outln!("target     {} ({})", v.target, v.table_model);
+    outln!("timezone   {} (timestamps with a zone are converted to it)", v.timezone);
+    outln!("partitions {}", if v.partition_keys.is_empty() { "(none)".into() } else { v.partition_keys.join(", ") });
+    outln!("rows       {} in {} files, {}", v.rows, v.files.len(), human_bytes(v.bytes));
+    outln!("format     {} (JSON for chunks holding values CSV cannot carry)", v.format);
+    outln!("\ncolumns:");
     for c in &v.columns {
-        println!("  {:<24} {:<40} -> {:<24} {}", c.source, c.source_type, c.target, c.target_type);
+        outln!("  {:<24} {:<40} -> {:<24} {}", c.source, c.source_type, c.target, c.target_type);
     }
     for d in &v.defaulted {
-        println!("  {:<24} {:<40} -> {:<24} (default)", "-", "-", d);
+        outln!("  {:<24} {:<40} -> {:<24} (default)", "-", "-", d);
     }
-    println!("\nfiles:");
+    outln!("\nfiles:");
     for f in &v.files {
         let parts: Vec<String> = v
             .partition_keys
@@ -792,7 +834,7 @@ fn print_plan(v: &job::PlanView) {
             .zip(&f.partition)
             .map(|(k, p)| format!("{k}={}", p.as_deref().unwrap_or("NULL")))
             .collect();
-        println!(
+        outln!(
             "  {}  {} rows, {} row groups, {}  {}",
             f.path,
             f.rows,
@@ -801,11 +843,12 @@ fn print_plan(v: &job::PlanView) {
             parts.join(" ")
         );
     }
-    println!("\nchunks:");
+    outln!("\nchunks:");
     for c in &v.chunks {
-        println!("  {:>5}  {}  {} rows, ~{}", c.index, c.label, c.rows, human_bytes(c.est_bytes));
+        outln!("  {:>5}  {}  {} rows, ~{}", c.index, c.label, c.rows, human_bytes(c.est_bytes));
         for s in &c.slices {
-            println!("         {s}");
+            outln!("         {s}");
         }
     }
+    Ok(())
 }

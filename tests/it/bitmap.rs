@@ -424,4 +424,14 @@ async fn the_dict_commands_build_show_and_export() {
     let text = run(&["dict", "export", "--column", "u", "--to", "bm.dict_u"]);
     assert!(text.contains("exported 5 values"), "{text}");
     assert_eq!(sim.rows("bm", "dict_u").len(), 5);
+    // A version that was never published is a usage error (exit 2).
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_starload"))
+        .args(["dict", "export", "--column", "u", "--to", "bm.dict_u", "--version", "9", "--config"])
+        .arg(&job)
+        .env("STARROCKS_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no version 9 (published: 1)"), "{err}");
 }

@@ -334,3 +334,22 @@ fn status_survives_a_torn_journal_and_finalize_needs_a_shard() {
     let o = starload(&["finalize", "--shards", "0", "--source", "/tmp/x", "--table", "db.t"], PASSWORD);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// `starload … | head -1`: a reader that went away ends the process
+/// quietly (exit 0), not with a panic on the broken pipe.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_starload"))
+        .args(["load", "--print-config", "--source", "/tmp/x", "--table", "db.t", "--fe", "http://127.0.0.1:1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run starload");
+    // The only read end of the pipe, closed before the child writes.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

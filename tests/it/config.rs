@@ -204,3 +204,26 @@ fn headers_that_change_what_the_be_reads_cannot_be_set() {
         assert!(e.contains(h), "{h}: {e}");
     }
 }
+
+#[test]
+fn values_that_cannot_work_are_refused_at_once() {
+    let base = || starload::config::JobFile {
+        source: Some("/tmp/x".into()),
+        table: Some("db.t".into()),
+        ..Default::default()
+    };
+    let cases: Vec<(starload::config::JobFile, &str)> = vec![
+        (starload::config::JobFile { log_format: Some("xml".into()), ..base() }, "log_format"),
+        (starload::config::JobFile { http_timeout_secs: Some(0), ..base() }, "http_timeout_secs"),
+        (starload::config::JobFile { source_timeout_secs: Some(0), ..base() }, "source_timeout_secs"),
+        (starload::config::JobFile { batch_size: Some(0), ..base() }, "batch_size"),
+        (starload::config::JobFile { parallel: Some(0), ..base() }, "parallel"),
+    ];
+    for (f, key) in cases {
+        let e = starload::job::Settings::resolve(f).unwrap_err();
+        assert_eq!(e.kind(), starload::ErrorKind::Config, "{key}: {e}");
+        assert!(e.to_string().contains(key), "{key}: {e}");
+    }
+    let ok = starload::config::JobFile { log_format: Some("JSON".into()), ..base() };
+    starload::job::Settings::resolve(ok).unwrap();
+}
