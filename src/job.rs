@@ -196,10 +196,11 @@ impl Settings {
             }
             crate::client::header("extra", v)?;
         }
-        if let Some(l) = f.log_format.as_deref() {
-            if !l.eq_ignore_ascii_case("text") && !l.eq_ignore_ascii_case("json") {
-                return Err(Error::config(format!("log_format `{l}` must be `text` or `json`")));
-            }
+        if let Some(l) = f.log_format.as_deref()
+            && !l.eq_ignore_ascii_case("text")
+            && !l.eq_ignore_ascii_case("json")
+        {
+            return Err(Error::config(format!("log_format `{l}` must be `text` or `json`")));
         }
         for (name, v) in [("http_timeout_secs", f.http_timeout_secs), ("source_timeout_secs", f.source_timeout_secs)] {
             if v == Some(0) {
