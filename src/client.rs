@@ -309,8 +309,10 @@ impl Client {
                 return Ok(Err(Attempt::Refused(Verdict::Fatal(self.untrusted(&e).unwrap_or_default()))));
             }
             // Nothing was begun on the server: the FE starts no transaction.
+            // An FE that is down or restarting is a failed attempt, within
+            // `max_retries` (not the much longer throttling budget).
             Err(e) => {
-                return Ok(Err(Attempt::Refused(Verdict::Throttled(format!(
+                return Ok(Err(Attempt::Refused(Verdict::Retry(format!(
                     "FE {} did not answer: {}",
                     self.settings.fe,
                     err_chain(&e)

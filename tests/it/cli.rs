@@ -353,3 +353,29 @@ fn a_closed_stdout_is_not_a_panic() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// An FE that refuses connections (down, wrong port) fails the load within
+/// `--max-retries`, naming the FE, as a retryable infrastructure error —
+/// not after the throttling budget (an hour of back-off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_fe_refusing_connections_fails_within_max_retries() {
+    let src = corpus().join("pyarrow");
+    let sim = sim(vec![corpus_table(&src, "corpus", "t")]).await;
+    let state = tempfile::tempdir().unwrap();
+    // A port nothing listens on (bound, then released).
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let fe = format!("http://{dead}");
+    let mysql = sim.mysql_addr();
+    let (src_s, state_s) = (src.display().to_string(), state.path().display().to_string());
+    let mut a: Vec<String> = vec!["load".into(), "--max-retries".into(), "1".into()];
+    a.extend(job_args(&sim, &fe, &mysql, &src_s, &state_s).iter().map(|s| s.to_string()));
+    let start = std::time::Instant::now();
+    let o = tokio::task::spawn_blocking(move || starload(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>(), PASSWORD))
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains(&format!("FE {fe}/ did not answer")), "{err}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(120), "took {:?}", start.elapsed());
+    assert!(sim.rows("corpus", "t").is_empty());
+}
