@@ -190,7 +190,11 @@ pub fn open(source: &str, opts: &StoreOptions) -> Result<Location> {
     }
     // `file:///x`, and Hive's `file:/x`.
     let local = source.strip_prefix("file://").or_else(|| source.strip_prefix("file:")).unwrap_or(source);
-    let abs = std::path::absolute(local).map_err(|e| Error::config(format!("bad source path `{source}`: {e}")))?;
+    // Resolved (symlinks, `..`): one directory is one job whichever way it
+    // is named, so a re-run through a symlink resumes instead of reloading.
+    let abs = std::fs::canonicalize(local)
+        .or_else(|_| std::path::absolute(local))
+        .map_err(|e| Error::config(format!("bad source path `{source}`: {e}")))?;
     let root = Path::from_absolute_path(&abs)
         .map_err(|e| Error::config(format!("bad source path `{}`: {e}", abs.display())))?;
     Ok(Location {

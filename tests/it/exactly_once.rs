@@ -38,6 +38,23 @@ async fn rerun_of_a_finished_load_sends_nothing() {
     check_exact(&sim);
 }
 
+/// The same directory through a symlink (or `..`) is the same job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_through_a_symlink_is_the_same_job() {
+    let (sim, state, mut f) = setup().await;
+    let first = load(f.clone()).await.unwrap();
+    let link = state.path().join("via-link");
+    std::os::unix::fs::symlink(corpus().join("pyarrow"), &link).unwrap();
+    let requests = sim.be_requests();
+    for src in [link.clone(), link.join("dt=2024-02-28").join("..")] {
+        f.source = Some(src.display().to_string());
+        let again = load(f.clone()).await.unwrap();
+        assert_eq!((again.load.chunks_loaded, again.load.chunks_skipped), (0, first.load.chunks), "{src:?}");
+    }
+    assert_eq!(sim.be_requests(), requests);
+    check_exact(&sim);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rerun_without_the_journal_is_protected_by_labels() {
     let (sim, state, f) = setup().await;
