@@ -66,9 +66,18 @@ struct RgPlan {
     first_row: u64,
 }
 
+/// Rows per row group for `n` values: a multiple of 8 groups of at most
+/// [`RG_ROWS`] (and at least 16K rows), so the groups share out evenly
+/// among the encoding threads without depending on how many there are.
+fn rows_per_group(n: usize) -> usize {
+    let groups = 8 * n.div_ceil(8 * RG_ROWS).max(1);
+    n.div_ceil(groups).max(1 << 14)
+}
+
 /// Cuts the sorted values into row groups (a function of the values only,
 /// so the same values always give the same file).
 fn plan_row_groups(ranges: &[Range]) -> Vec<RgPlan> {
+    let rg_rows = rows_per_group(ranges.iter().map(|r| r.order.len()).sum());
     let mut out: Vec<RgPlan> = Vec::new();
     let mut cur: Option<RgPlan> = None;
     let mut row = 0u64;
@@ -76,7 +85,7 @@ fn plan_row_groups(ranges: &[Range]) -> Vec<RgPlan> {
         for k in 0..r.order.len() {
             let len = r.value(k).len();
             match &mut cur {
-                Some(c) if c.rows < RG_ROWS && c.bytes + len <= RG_BYTES => {
+                Some(c) if c.rows < rg_rows && c.bytes + len <= RG_BYTES => {
                     c.rows += 1;
                     c.bytes += len;
                 }
@@ -184,25 +193,40 @@ fn encode(sorted: Sorted, first_id: u64, mut sink: Sink) -> Result<(u64, String)
     let writer = ArrowWriter::try_new(sink, schema.clone(), Some(props()))?;
     let (mut fw, factory) = writer.into_serialized_writer()?;
     let window = rayon::current_num_threads().max(1);
+    let windows: Vec<&[RgPlan]> = plan.chunks(window).collect();
     let mut freed = 0usize;
-    for (wi, group) in plan.chunks(window).enumerate() {
-        let encoded: Vec<Vec<ArrowColumnChunk>> = group
-            .par_iter()
-            .enumerate()
-            .map(|(j, p)| {
-                let values: ArrayRef = Arc::new(gather(&ranges, p));
-                let ids: ArrayRef =
-                    Arc::new(UInt64Array::from_iter_values((0..p.rows as u64).map(|r| first_id + p.first_row + r)));
-                encode_row_group(&factory, &schema, wi * window + j, values, ids)
-            })
-            .collect::<Result<_>>()?;
-        for cols in encoded {
-            let mut rgw = fw.next_row_group()?;
-            for c in cols {
-                c.append_to_row_group(&mut rgw)?;
-            }
-            rgw.close()?;
-        }
+    let mut ready: Vec<Vec<ArrowColumnChunk>> = Vec::new();
+    // Window `wi` is encoded (in parallel) while window `wi - 1` is written
+    // out (checksummed and handed to the upload).
+    for wi in 0..=windows.len() {
+        let (encoded, appended) = rayon::join(
+            || -> Result<Vec<Vec<ArrowColumnChunk>>> {
+                let Some(group) = windows.get(wi) else { return Ok(Vec::new()) };
+                group
+                    .par_iter()
+                    .enumerate()
+                    .map(|(j, p)| {
+                        let values: ArrayRef = Arc::new(gather(&ranges, p));
+                        let ids: ArrayRef = Arc::new(UInt64Array::from_iter_values(
+                            (0..p.rows as u64).map(|r| first_id + p.first_row + r),
+                        ));
+                        encode_row_group(&factory, &schema, wi * window + j, values, ids)
+                    })
+                    .collect()
+            },
+            || -> Result<()> {
+                for cols in ready.drain(..) {
+                    let mut rgw = fw.next_row_group()?;
+                    for c in cols {
+                        c.append_to_row_group(&mut rgw)?;
+                    }
+                    rgw.close()?;
+                }
+                Ok(())
+            },
+        );
+        appended?;
+        ready = encoded?;
         // Ranges before the next window's first are done.
         let upto = plan.get((wi + 1) * window).map_or(ranges.len(), |p| p.range);
         while freed < upto {
@@ -554,4 +578,18 @@ fn decode(seg: Segment, meta: &ArrowReaderMetadata, s: &RgSpan, with_ids: bool) 
     let values = v.as_binary::<i32>().clone();
     let ids = if with_ids { Some(cat(ids)?.as_primitive::<arrow::datatypes::UInt64Type>().clone()) } else { None };
     Ok(Decoded { values, ids, first_row: s.first_row })
+}
+
+#[cfg(test)]
+mod row_group_tests {
+    use super::*;
+
+    #[test]
+    fn row_groups_come_in_eights_of_at_most_rg_rows() {
+        assert_eq!(rows_per_group(10), 1 << 14);
+        assert_eq!(rows_per_group(750_000), 93_750);
+        assert_eq!(rows_per_group(7_200_000), 900_000);
+        let n = 9 * RG_ROWS;
+        assert_eq!(rows_per_group(n), n.div_ceil(16));
+    }
 }
