@@ -1931,7 +1931,10 @@ fn write_str(s: &str, to: &StrTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {
 /// Whether source text means exactly the canonical value (no rounding,
 /// truncation, or ignored trailing junk).
 fn text_is_exact(ty: &SrType, src: &str, canon: &str) -> bool {
-    let t = src.trim();
+    // No spaces, signs, leading zeros or other forms the BE would read as
+    // the same number, date or truth value: `007` into BIGINT would be
+    // stored as 7 (a zip code losing its zeros) with no error.
+    let t = src;
     match ty {
         SrType::Date | SrType::Datetime => {
             // Accept the canonical forms (and a `T` separator / trailing zeros
@@ -1949,17 +1952,25 @@ fn text_is_exact(ty: &SrType, src: &str, canon: &str) -> bool {
                 || (matches!(ty, SrType::Datetime) && c.ends_with(" 00:00:00") && norm == c[..10])
         }
         SrType::Decimal { scale, .. } => {
-            // The value must have no more fraction digits than the scale.
-            let frac = t.split_once('.').map(|(_, f)| f.trim_end_matches('0').len()).unwrap_or(0);
-            frac <= *scale as usize && !t.contains(['e', 'E'])
+            // Plain digits, and no more fraction digits than the scale.
+            let (int, frac) = match t.split_once('.') {
+                Some((i, f)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => (i, f),
+                Some(_) => return false,
+                None => (t, ""),
+            };
+            canonical_integer(int)
+                && frac.trim_end_matches('0').len() <= *scale as usize
+                && !(int == "-0" && frac.bytes().all(|b| b == b'0'))
         }
         SrType::Boolean => matches!(t.to_ascii_lowercase().as_str(), "0" | "1" | "true" | "false"),
-        _ => {
-            // Integers: plain digits only.
-            let d = t.strip_prefix(['-', '+']).unwrap_or(t);
-            !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
-        }
+        _ => canonical_integer(t) && t != "-0",
     }
+}
+
+/// `-?(0|[1-9][0-9]*)`, also `-0` (callers decide about negative zero).
+fn canonical_integer(t: &str) -> bool {
+    let d = t.strip_prefix('-').unwrap_or(t);
+    !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && (d == "0" || !d.starts_with('0'))
 }
 
 fn write_plain_str(s: &str, mode: Mode, out: &mut Vec<u8>) -> CellResult {
@@ -2271,6 +2282,45 @@ fn short(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_canonical_text_goes_into_typed_columns() {
+        let exact = |ty: SrType, s: &str| {
+            let v = value::parse_csv_field(&ty, s).ok();
+            let canon = match v {
+                Some(value::Value::Bool(b)) => (b as u8).to_string(),
+                Some(value::Value::Int(i)) => i.to_string(),
+                Some(value::Value::Decimal(x, sc)) => value::format_decimal(x, sc),
+                Some(value::Value::Date(d)) => value::format_date(d),
+                Some(value::Value::Datetime(us)) => value::format_datetime(us),
+                _ => return false,
+            };
+            text_is_exact(&ty, s, &canon)
+        };
+        for s in ["0", "7", "-7", "9223372036854775807", "-9223372036854775808"] {
+            assert!(exact(SrType::BigInt, s), "{s}");
+        }
+        for s in ["007", "+7", " 7", "7 ", "-0", "00", "", "1e1", "7.0"] {
+            assert!(!exact(SrType::BigInt, s), "{s}");
+        }
+        let dec = SrType::Decimal { precision: 10, scale: 2 };
+        for s in ["0", "1", "1.5", "1.50", "1.500", "-0.5", "0.00", "-12.34"] {
+            assert!(exact(dec.clone(), s), "{s}");
+        }
+        for s in ["007.50", "+1", " 1.5 ", ".5", "1.", "-0.0", "-0", "1e1", "1.555"] {
+            assert!(!exact(dec.clone(), s), "{s}");
+        }
+        for s in ["0", "1", "true", "FALSE", "True"] {
+            assert!(exact(SrType::Boolean, s), "{s}");
+        }
+        for s in ["false ", " 1", "yes", "2"] {
+            assert!(!exact(SrType::Boolean, s), "{s}");
+        }
+        assert!(exact(SrType::Date, "2024-01-05"));
+        for s in [" 2024-01-05", "2024-01-05 ", "20240105"] {
+            assert!(!exact(SrType::Date, s), "{s}");
+        }
+    }
 
     #[test]
     fn text_forms() {
