@@ -26,6 +26,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Slice};
 
+mod checked;
+
 /// The user's SQL transform over the source (`source` in SQL).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transform {
@@ -156,6 +158,7 @@ impl Scanner {
         let df = ctx.sql(&s.transform.sql()).await.map_err(|e| {
             Error::config(format!("the transform `{}` does not plan: {}", s.transform.sql(), Error::from(e)))
         })?;
+        checked::check_row_wise(df.logical_plan(), &s.transform.sql())?;
         s.output_schema = Arc::new(df.schema().as_arrow().clone());
         Ok(s)
     }
@@ -177,7 +180,7 @@ impl Scanner {
             .with_target_partitions(1)
             .with_batch_size(self.batch_size)
             .with_information_schema(false);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = checked::session(config);
         ctx.register_object_store(self.plan.location.store_url.as_ref(), self.plan.location.store.clone());
         let table = SliceTable {
             file_schema: self.plan.file_schema.clone(),
@@ -367,7 +370,7 @@ impl Scanner {
                 self.plan.file_name(file)
             )));
         }
-        let stream = df.execute_stream().await?;
+        let stream = checked::execute(&ctx, df).await?;
         if !slices.iter().any(|s| self.plan.files[s.file].legacy_calendar) {
             return Ok(stream);
         }
@@ -406,7 +409,7 @@ impl Scanner {
         let files = slices.iter().map(|s| self.partitioned_file(s)).collect::<Result<Vec<_>>>()?;
         let ctx = self.context(files)?;
         let sql = outer.replace("{t}", &format!("({}) AS t", self.transform.sql()));
-        Ok(ctx.sql(&sql).await?.collect().await?)
+        checked::collect(&ctx, ctx.sql(&sql).await?).await
     }
 
     /// Streams `outer` over the transformed rows of every file in `ways`
@@ -438,7 +441,7 @@ impl Scanner {
                 let run = async {
                     let files = slices.iter().map(|s| me.partitioned_file(s)).collect::<Result<Vec<_>>>()?;
                     let ctx = me.context(files)?;
-                    Ok::<_, Error>(ctx.sql(&sql).await?.execute_stream().await?)
+                    checked::execute(&ctx, ctx.sql(&sql).await?).await
                 };
                 match run.await {
                     Err(e) => {

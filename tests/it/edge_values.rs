@@ -554,3 +554,89 @@ async fn files_whose_writers_chose_other_string_layouts_load_together() {
     let got: Vec<serde_json::Value> = stored(&sim, "db", "t").values().map(|o| o["s"].clone()).collect();
     assert_eq!(got, [json!("a"), json!("b"), json!("c"), json!("d\u{1}"), json!("e"), json!("e")]);
 }
+
+/// Integer arithmetic in the transform fails instead of wrapping around
+/// (`i16 * i16` of 30000 was -5888, `-i64::MIN` stayed negative).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transform_arithmetic_that_overflows_fails_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mn: ArrayRef = Arc::new(Int64Array::from(vec![i64::MIN, 0]));
+    let i16s: ArrayRef = Arc::new(Int16Array::from(vec![30000, 1]));
+    let u8s: ArrayRef = Arc::new(UInt8Array::from(vec![200, 1]));
+    let i32s: ArrayRef = Arc::new(Int32Array::from(vec![2_000_000_000, 1]));
+    write_parquet(
+        &dir.path().join("part-0.parquet"),
+        &batch(vec![
+            ("id", ids(2), false),
+            ("mn", mn, true),
+            ("i16", i16s, true),
+            ("u8", u8s, true),
+            ("i32", i32s, true),
+        ]),
+    );
+    for (expr, target) in [
+        ("-mn", "LARGEINT"),
+        ("mn - 1", "LARGEINT"),
+        ("i16 * i16", "BIGINT"),
+        ("u8 + u8", "BIGINT"),
+        ("i32 * i32", "BIGINT"),
+    ] {
+        let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", target)])]).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+        f.transform.select = Some(format!("id, {expr} AS v"));
+        let e = load(f).await.expect_err(expr).to_string();
+        assert!(e.to_lowercase().contains("overflow"), "{expr}: {e}");
+        assert!(stored(&sim, "db", "t").is_empty(), "{expr}");
+    }
+    // Widened first, the same products are exact.
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", "BIGINT")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+    f.transform.select = Some("id, CAST(i32 AS BIGINT) * i32 - CAST(i16 AS BIGINT) * -i16 AS v".into());
+    load(f).await.unwrap();
+    let got = stored(&sim, "db", "t");
+    let v = |id: &str| got[id]["v"].to_string().trim_matches('"').to_string();
+    assert_eq!(v("1"), (4_000_000_000_000_000_000i64 + 900_000_000).to_string());
+    assert_eq!(v("2"), "2");
+}
+
+/// A transform that looks at more than one row would be answered per chunk
+/// (DISTINCT, aggregates, windows, LIMIT, subqueries): refused at planning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transforms_that_are_not_row_by_row_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let g: ArrayRef = Arc::new(Int64Array::from_iter_values((0..300).map(|i| i % 3)));
+    write_parquet(&dir.path().join("part-0.parquet"), &batch(vec![("id", ids(300), false), ("g", g, true)]));
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("a", "BIGINT")])]).await;
+    for (select, filter) in [
+        ("DISTINCT g AS id, 0 AS a", None),
+        ("min(g) AS id, count(*) AS a", None),
+        ("id, row_number() OVER () AS a", None),
+        ("id, sum(g) OVER (ORDER BY id) AS a", None),
+        ("id, 0 AS a", Some("id IN (SELECT max(id) FROM source)")),
+        ("id, 0 AS a", Some("id < 100 LIMIT 10")),
+        ("id, 0 AS a", Some("EXISTS (SELECT 1 FROM source s WHERE s.id = 7)")),
+        ("id, (SELECT max(g) FROM source) AS a", None),
+    ] {
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+        f.transform.select = Some(select.into());
+        f.transform.filter = filter.map(Into::into);
+        let e = load(f).await.expect_err(select);
+        assert_eq!(e.kind(), starload::ErrorKind::Config, "{select} {filter:?}: {e}");
+        assert!(e.to_string().contains("row by row"), "{select} {filter:?}: {e}");
+    }
+    assert_eq!(sim.be_requests(), 0);
+    // Row-wise expressions, CASE and scalar functions are fine.
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+    f.transform.select = Some("id, CASE WHEN g = 0 THEN abs(id - 1000) ELSE g END AS a".into());
+    f.transform.filter = Some("g IN (0, 2)".into());
+    load(f).await.unwrap();
+    let got = stored(&sim, "db", "t");
+    assert_eq!(got.len(), 200);
+    let a = |id: &str| got[id]["a"].to_string().trim_matches('"').to_string();
+    assert_eq!((a("1"), a("3")), ("999".to_string(), "2".to_string()));
+    assert!(!got.contains_key("2"));
+}

@@ -1,0 +1,146 @@
+//! What the transform may compute, and how: it runs row by row, and its
+//! arithmetic fails instead of wrapping around.
+//!
+//! The transform is one SQL query per chunk. A construct that looks at
+//! more than one row (an aggregate, a window, DISTINCT, LIMIT, a subquery, a
+//! join) would give an answer per chunk, which depends on `chunk_bytes` and
+//! is not what the query means over the whole source: refused at planning.
+//!
+//! DataFusion's `+`, `-`, `*` and unary minus wrap around on integer
+//! overflow (`i16 * i16` of 30000 gives -5888). The physical plan is
+//! rewritten to the checked kernels, which fail the chunk with an overflow
+//! error, and expressions are kept out of the Parquet scan node (projection
+//! pushdown off) so that every expression lives in a node rewritten here.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema};
+use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::{Expr, LogicalPlan, Operator};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{BinaryExpr, Literal, NegativeExpr};
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
+use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+
+use crate::error::{Error, Result};
+
+/// A session whose physical plans keep expressions out of the scan node.
+pub(crate) fn session(config: SessionConfig) -> SessionContext {
+    let rules = PhysicalOptimizer::new().rules.into_iter().filter(|r| r.name() != "ProjectionPushdown").collect();
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_physical_optimizer_rules(rules)
+        .build();
+    SessionContext::new_with_state(state)
+}
+
+/// Runs `df` with checked arithmetic.
+pub(crate) async fn execute(ctx: &SessionContext, df: DataFrame) -> Result<SendableRecordBatchStream> {
+    let plan = checked_plan(df.create_physical_plan().await?)?;
+    Ok(datafusion::physical_plan::execute_stream(plan, ctx.task_ctx())?)
+}
+
+/// Runs `df` with checked arithmetic and collects its batches.
+pub(crate) async fn collect(ctx: &SessionContext, df: DataFrame) -> Result<Vec<arrow::array::RecordBatch>> {
+    let plan = checked_plan(df.create_physical_plan().await?)?;
+    Ok(datafusion::physical_plan::collect(plan, ctx.task_ctx()).await?)
+}
+
+fn checked_plan(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    let out = plan.transform_up(|node| {
+        if let Some(p) = node.downcast_ref::<ProjectionExec>() {
+            let schema = p.input().schema();
+            let exprs = p
+                .expr()
+                .iter()
+                .map(|e| Ok(ProjectionExpr { expr: checked_expr(e.expr.clone(), &schema)?, alias: e.alias.clone() }))
+                .collect::<datafusion::common::Result<Vec<_>>>()?;
+            let new: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(exprs, p.input().clone())?);
+            return Ok(Transformed::yes(new));
+        }
+        if let Some(f) = node.downcast_ref::<FilterExec>() {
+            let predicate = checked_expr(f.predicate().clone(), &f.input().schema())?;
+            let new: Arc<dyn ExecutionPlan> = Arc::new(FilterExecBuilder::from(f).with_predicate(predicate).build()?);
+            return Ok(Transformed::yes(new));
+        }
+        Ok(Transformed::no(node))
+    })?;
+    Ok(out.data)
+}
+
+fn checked_expr(expr: Arc<dyn PhysicalExpr>, schema: &Schema) -> datafusion::common::Result<Arc<dyn PhysicalExpr>> {
+    let out = expr.transform_up(|e| {
+        if let Some(b) = e.downcast_ref::<BinaryExpr>()
+            && matches!(b.op(), Operator::Plus | Operator::Minus | Operator::Multiply)
+        {
+            let new = BinaryExpr::new(b.left().clone(), *b.op(), b.right().clone()).with_fail_on_overflow(true);
+            return Ok(Transformed::yes(Arc::new(new) as Arc<dyn PhysicalExpr>));
+        }
+        if let Some(n) = e.downcast_ref::<NegativeExpr>() {
+            let dt = n.arg().data_type(schema)?;
+            if matches!(dt, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64) {
+                // -x as 0 - x, checked: -(-2^63) fails instead of wrapping.
+                let zero: Arc<dyn PhysicalExpr> = Arc::new(Literal::new(ScalarValue::new_zero(&dt)?));
+                let new = BinaryExpr::new(zero, Operator::Minus, n.arg().clone()).with_fail_on_overflow(true);
+                return Ok(Transformed::yes(Arc::new(new) as Arc<dyn PhysicalExpr>));
+            }
+        }
+        Ok(Transformed::no(e))
+    })?;
+    Ok(out.data)
+}
+
+/// Refuses a transform that is not row by row (see the module docs).
+pub(crate) fn check_row_wise(plan: &LogicalPlan, sql: &str) -> Result<()> {
+    let mut bad: Option<String> = None;
+    plan.apply(|node| {
+        let what = match node {
+            LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::TableScan(_) => None,
+            LogicalPlan::SubqueryAlias(_) => None,
+            LogicalPlan::Aggregate(_) => Some("an aggregate (GROUP BY, COUNT, SUM…)".to_string()),
+            LogicalPlan::Window(_) => Some("a window function".to_string()),
+            LogicalPlan::Distinct(_) => Some("DISTINCT".to_string()),
+            LogicalPlan::Limit(_) => Some("LIMIT".to_string()),
+            LogicalPlan::Sort(_) => Some("ORDER BY".to_string()),
+            other => Some(format!("`{}`", other.display())),
+        };
+        if what.is_none() {
+            for e in node.expressions() {
+                e.apply(|x| {
+                    if matches!(
+                        x,
+                        Expr::ScalarSubquery(_)
+                            | Expr::InSubquery(_)
+                            | Expr::Exists(_)
+                            | Expr::SetComparison(_)
+                            | Expr::AggregateFunction(_)
+                            | Expr::WindowFunction(_)
+                    ) {
+                        bad.get_or_insert_with(|| format!("`{x}`"));
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                })?;
+            }
+        }
+        if let Some(w) = what {
+            bad.get_or_insert(w);
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(if bad.is_some() { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    })?;
+    match bad {
+        None => Ok(()),
+        Some(w) => Err(Error::config(format!(
+            "the transform `{sql}` uses {w}, which looks at more than one row; the transform runs on each chunk \
+             separately, so it must work row by row (aggregate in StarRocks, or prepare the source)"
+        ))),
+    }
+}
