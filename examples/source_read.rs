@@ -90,7 +90,11 @@ async fn read(url: &str, ways: usize) {
     let planned = start.elapsed().as_secs_f64();
     let parquet_bytes: u64 = plan.files.iter().map(|f| f.file.size).sum();
     let files = plan.files.len();
-    let scanner = Arc::new(Scanner::new(Arc::new(plan), &[], Transform::default(), 8192).await.expect("scanner"));
+    let scanner = Arc::new(
+        Scanner::new(Arc::new(plan), &[], Transform::default(), 8192, &starload::encode::Zone::Utc)
+            .await
+            .expect("scanner"),
+    );
     let mut rx = scanner.stream_all("SELECT * FROM {t}", ways);
     let mut rows = 0u64;
     while let Some(b) = rx.recv().await {

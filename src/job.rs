@@ -410,7 +410,14 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
     };
     let plan = Arc::new(plan::build(loc, listing, &inputs, &settings.label_prefix, settings.store.op_timeout()).await?);
     let scanner = Arc::new(
-        Scanner::new(plan.clone(), &settings.partition_types, settings.transform.clone(), settings.batch_size).await?,
+        Scanner::new(
+            plan.clone(),
+            &settings.partition_types,
+            settings.transform.clone(),
+            settings.batch_size,
+            &settings.zone,
+        )
+        .await?,
     );
     // Columns only the delete predicate reads are not loaded.
     // So are source columns only dictionary expressions read.

@@ -492,7 +492,7 @@ async fn load(a: &JobArgs, f: JobFile) -> Result<job::Report> {
     let report = report?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::internal(e.to_string()))?);
-    } else if report.load.chunks_loaded == 0 {
+    } else if report.load.chunks_loaded == 0 && report.load.chunks_skipped > 0 {
         outln!(
             "nothing to load: all {} chunks of job {} were already committed ({} rows in {})",
             report.load.chunks,

@@ -122,6 +122,28 @@ pub struct Scanner {
     transform: Transform,
     batch_size: usize,
     output_schema: SchemaRef,
+    /// The file schema DataFusion sees: timestamps with a zone are in the
+    /// job's zone, so the transform's dates, `date_trunc` and comparisons
+    /// with zone-less literals agree with the DATETIME values loaded.
+    file_schema: SchemaRef,
+}
+
+/// `dt` with every timestamp that has a zone in zone `tz` (the same
+/// instants).
+fn in_zone(dt: &DataType, tz: &Arc<str>) -> DataType {
+    let field = |f: &FieldRef| Arc::new(f.as_ref().clone().with_data_type(in_zone(f.data_type(), tz)));
+    match dt {
+        DataType::Timestamp(u, Some(_)) => DataType::Timestamp(*u, Some(tz.clone())),
+        DataType::List(f) => DataType::List(field(f)),
+        DataType::LargeList(f) => DataType::LargeList(field(f)),
+        DataType::ListView(f) => DataType::ListView(field(f)),
+        DataType::LargeListView(f) => DataType::LargeListView(field(f)),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(field(f), *n),
+        DataType::Struct(fs) => DataType::Struct(fs.iter().map(field).collect()),
+        DataType::Map(f, sorted) => DataType::Map(field(f), *sorted),
+        DataType::Dictionary(k, v) => DataType::Dictionary(k.clone(), Box::new(in_zone(v, tz))),
+        other => other.clone(),
+    }
 }
 
 impl Scanner {
@@ -133,6 +155,7 @@ impl Scanner {
         partition_types: &[(String, DataType)],
         transform: Transform,
         batch_size: usize,
+        zone: &crate::encode::Zone,
     ) -> Result<Scanner> {
         let partition_fields = plan
             .partition_keys
@@ -146,7 +169,25 @@ impl Scanner {
                 Arc::new(Field::new(k, dt, true))
             })
             .collect();
-        let mut s = Scanner { plan, partition_fields, transform, batch_size, output_schema: Arc::new(Schema::empty()) };
+        let file_schema = match zone.arrow_tz() {
+            Some(tz) => Arc::new(Schema::new_with_metadata(
+                plan.file_schema
+                    .fields()
+                    .iter()
+                    .map(|f| Arc::new(f.as_ref().clone().with_data_type(in_zone(f.data_type(), &tz))))
+                    .collect::<Vec<_>>(),
+                plan.file_schema.metadata().clone(),
+            )),
+            None => plan.file_schema.clone(),
+        };
+        let mut s = Scanner {
+            plan,
+            partition_fields,
+            transform,
+            batch_size,
+            output_schema: Arc::new(Schema::empty()),
+            file_schema,
+        };
         // Every partition value must parse as its column's type: found here,
         // before anything is sent, naming the file.
         for (i, f) in s.plan.files.iter().enumerate() {
@@ -183,7 +224,7 @@ impl Scanner {
         let ctx = checked::session(config);
         ctx.register_object_store(self.plan.location.store_url.as_ref(), self.plan.location.store.clone());
         let table = SliceTable {
-            file_schema: self.plan.file_schema.clone(),
+            file_schema: self.file_schema.clone(),
             partition_fields: self.partition_fields.clone(),
             store_url: self.plan.location.store_url.clone(),
             files,

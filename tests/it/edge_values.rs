@@ -640,3 +640,70 @@ async fn transforms_that_are_not_row_by_row_are_refused() {
     assert_eq!((a("1"), a("3")), ("999".to_string(), "2".to_string()));
     assert!(!got.contains_key("2"));
 }
+
+/// The transform sees zoned timestamps in the job's zone: its dates,
+/// `date_trunc` and comparisons with zone-less literals agree with the
+/// DATETIME values loaded (they used UTC days).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transform_computes_in_the_job_time_zone() {
+    use arrow::datatypes::TimeUnit;
+    let dir = tempfile::tempdir().unwrap();
+    let h = 3_600_000_000i64;
+    // 2024-03-10 20:00, 16:00 and 00:00 UTC.
+    let base = 1_710_028_800_000_000i64;
+    let ts = TimestampMicrosecondArray::from(vec![base + 20 * h, base + 16 * h, base]).with_timezone("UTC");
+    let list = ListArray::new(
+        Arc::new(Field::new(
+            "item",
+            arrow::datatypes::DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        )),
+        arrow::buffer::OffsetBuffer::from_lengths([1, 0, 2]),
+        Arc::new(ts.clone().slice(0, 3)),
+        None,
+    );
+    write_parquet(
+        &dir.path().join("part-0.parquet"),
+        &batch(vec![("id", ids(3), false), ("tsz", Arc::new(ts), true), ("l", Arc::new(list), true)]),
+    );
+    let table = || {
+        dup_table(
+            "db",
+            "t",
+            "id",
+            vec![
+                col_nn("id", "BIGINT"),
+                col("a", "DATETIME"),
+                col("b", "DATE"),
+                col("c", "DATETIME"),
+                col("l", "ARRAY<DATETIME>"),
+            ],
+        )
+    };
+    let s1 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&s1, dir.path(), "db.t", state.path());
+    f.timezone = Some("Asia/Shanghai".into());
+    f.transform.select = Some("id, tsz AS a, CAST(tsz AS DATE) AS b, date_trunc('day', tsz) AS c, l".into());
+    load(f.clone()).await.unwrap();
+    let got = stored(&s1, "db", "t");
+    // DATETIME is stored as wall-clock microseconds: hours after base.
+    let hours = |v: &serde_json::Value| (v["ts_us"].as_str().unwrap().parse::<i64>().unwrap() - base) / h;
+    let row = |id: &str| (hours(&got[id]["a"]), got[id]["b"].as_str().unwrap().to_string(), hours(&got[id]["c"]));
+    assert_eq!(row("1"), (28, "2024-03-11".to_string(), 24));
+    assert_eq!(row("2"), (24, "2024-03-11".to_string(), 24));
+    assert_eq!(row("3"), (8, "2024-03-10".to_string(), 0));
+    let l: Vec<i64> = got["3"]["l"].as_array().unwrap().iter().map(hours).collect();
+    assert_eq!(l, vec![24, 8]);
+
+    let s2 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    f = job_file(&s2, dir.path(), "db.t", state.path());
+    f.timezone = Some("Asia/Shanghai".into());
+    f.transform.select = Some("id, tsz AS a".into());
+    f.transform.filter = Some("tsz >= '2024-03-11 00:00:00'".into());
+    let r = load(f).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 2);
+    let got = stored(&s2, "db", "t");
+    assert_eq!((hours(&got["1"]["a"]), hours(&got["2"]["a"])), (28, 24));
+}
