@@ -135,14 +135,18 @@ impl Plan {
 }
 
 /// Reads the footer of every file and returns the files with their row
-/// groups and the common Arrow schema. A file that is not Parquet, is
-/// truncated, or whose schema differs from the others is an error naming it.
+/// groups, the common Arrow schema, and the partition keys (indices) the
+/// files also store, with the directory's value in every row: those become
+/// file columns (their values are dropped from the files' partition values).
+/// A file that is not Parquet, is truncated, or whose schema differs from
+/// the others is an error naming it.
 pub async fn read_footers(
     loc: &Location,
     listing: &Listing,
     timeout: std::time::Duration,
-) -> Result<(Vec<FileInfo>, SchemaRef)> {
-    let results: Vec<Result<(FileInfo, SchemaRef)>> = stream::iter(listing.files.iter().cloned().map(|f| {
+) -> Result<(Vec<FileInfo>, SchemaRef, Vec<usize>)> {
+    let keys = &listing.partition_keys;
+    let results: Vec<Result<(FileInfo, SchemaRef, Vec<bool>)>> = stream::iter(listing.files.iter().cloned().map(|f| {
         let store = loc.store.clone();
         async move {
             let name = loc.display_path(&f.path);
@@ -180,8 +184,20 @@ pub async fn read_footers(
                 fm.key_value_metadata().is_some_and(|kv| kv.iter().any(|e| e.key == "org.apache.spark.version"));
             let int96_nanos = !by_spark
                 && fm.schema_descr().columns().iter().any(|c| c.physical_type() == parquet::basic::Type::INT96);
+            // Partition columns the writer also kept inside the file
+            // (polars' `partition_by`): whether every row there holds the
+            // directory's value, by the row groups' statistics.
+            let agrees = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    schema.fields().iter().find(|fl| fl.name().eq_ignore_ascii_case(k)).is_some_and(|fl| {
+                        stored_partition_agrees(&md, &schema, fl, f.partition_values.get(i).cloned().flatten())
+                    })
+                })
+                .collect();
             let info = FileInfo { file: f, row_groups, schema: schema.clone(), legacy_calendar, int96_nanos };
-            Ok((info, schema))
+            Ok((info, schema, agrees))
         }
     }))
     .buffered(FOOTER_CONCURRENCY)
@@ -190,8 +206,16 @@ pub async fn read_footers(
 
     let mut files: Vec<FileInfo> = Vec::with_capacity(results.len());
     let mut common: Option<(SchemaRef, String)> = None;
+    let mut all_agree = vec![true; keys.len()];
+    let mut disagrees: Vec<Option<String>> = vec![None; keys.len()];
     for r in results {
-        let (mut info, schema) = r?;
+        let (mut info, schema, agrees) = r?;
+        for (i, a) in agrees.into_iter().enumerate() {
+            if !a && all_agree[i] {
+                all_agree[i] = false;
+                disagrees[i] = Some(loc.display_path(&info.file.path));
+            }
+        }
         let name = loc.display_path(&info.file.path);
         match &mut common {
             None => common = Some((schema, name)),
@@ -211,14 +235,81 @@ pub async fn read_footers(
     }
     let schema =
         common.map(|c| c.0).ok_or_else(|| Error::config(format!("source `{}` holds no data files", loc.display)))?;
-    for k in &listing.partition_keys {
+    let mut stored_keys = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
         if schema.fields().iter().any(|f| f.name().eq_ignore_ascii_case(k)) {
-            return Err(Error::config(format!(
-                "partition column `{k}` is also stored inside the Parquet files; rename one of them"
-            )));
+            if !all_agree[i] {
+                return Err(Error::config(format!(
+                    "partition column `{k}` is also stored inside the Parquet files, and `{}` does not hold its \
+                     directory's value in every row (or has no statistics that show it); rename one of them",
+                    disagrees[i].as_deref().unwrap_or("a file")
+                )));
+            }
+            tracing::info!(
+                "partition column `{k}` is also stored inside the files, with the same values: loaded from there"
+            );
+            stored_keys.push(i);
         }
     }
-    Ok((files, schema))
+    // Those keys are columns of the files now.
+    if !stored_keys.is_empty() {
+        for f in &mut files {
+            for &i in stored_keys.iter().rev() {
+                if i < f.file.partition_values.len() {
+                    f.file.partition_values.remove(i);
+                }
+            }
+        }
+    }
+    Ok((files, schema, stored_keys))
+}
+
+/// Whether the row groups' statistics show that column `field` holds `dir`
+/// (the directory's value; `None`: NULL) in every row.
+fn stored_partition_agrees(
+    md: &parquet::file::metadata::ParquetMetaData,
+    schema: &Schema,
+    field: &Field,
+    dir: Option<String>,
+) -> bool {
+    use arrow::array::Array;
+    use datafusion::common::ScalarValue;
+    use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+    let Ok(conv) = StatisticsConverter::try_new(field.name(), schema, md.file_metadata().schema_descr()) else {
+        return false;
+    };
+    let rgs = md.row_groups();
+    let (Ok(nulls), Ok(mins), Ok(maxes)) =
+        (conv.row_group_null_counts(rgs), conv.row_group_mins(rgs), conv.row_group_maxes(rgs))
+    else {
+        return false;
+    };
+    let want = match dir {
+        None => None,
+        Some(v) => match ScalarValue::try_from_string(v, field.data_type()) {
+            Ok(w) if !w.is_null() => Some(w.to_string()),
+            _ => return false,
+        },
+    };
+    rgs.iter().enumerate().all(|(g, rg)| {
+        let rows = rg.num_rows().max(0) as u64;
+        if rows == 0 {
+            return true;
+        }
+        if nulls.is_null(g) {
+            return false;
+        }
+        let n = nulls.value(g);
+        match &want {
+            None => n == rows,
+            Some(w) => {
+                let text = |a: &arrow::array::ArrayRef| {
+                    (!a.is_null(g)).then(|| ScalarValue::try_from_array(a, g).ok().map(|v| v.to_string())).flatten()
+                };
+                n == 0 && text(&mins).as_ref() == Some(w) && text(&maxes).as_ref() == Some(w)
+            }
+        }
+    })
 }
 
 /// Whether Spark wrote a file's dates and timestamps in the hybrid
@@ -460,7 +551,11 @@ pub async fn build(
     if inputs.chunk_bytes == 0 {
         return Err(Error::config("chunk size must be positive"));
     }
-    let (files, file_schema) = read_footers(&location, &listing, timeout).await?;
+    let (files, file_schema, stored_keys) = read_footers(&location, &listing, timeout).await?;
+    let mut listing = listing;
+    for &i in stored_keys.iter().rev() {
+        listing.partition_keys.remove(i);
+    }
     let fingerprint = fingerprint(inputs, &files, &listing.partition_keys);
     let chunks = cut_chunks(&files, inputs.chunk_bytes)
         .into_iter()

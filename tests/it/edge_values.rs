@@ -707,3 +707,40 @@ async fn the_transform_computes_in_the_job_time_zone() {
     let got = stored(&s2, "db", "t");
     assert_eq!((hours(&got["1"]["a"]), hours(&got["2"]["a"])), (28, 24));
 }
+
+/// polars' `write_parquet(partition_by=…)` keeps the key inside the files:
+/// loaded from there when every row holds its directory's value (by the
+/// row groups' statistics); otherwise refused naming the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_keys_also_stored_in_the_files_load_when_they_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |sub: &str, first: i64, k: Option<i64>, s: &str| {
+        let d = dir.path().join(sub);
+        std::fs::create_dir_all(&d).unwrap();
+        let id: ArrayRef = Arc::new(Int64Array::from_iter_values(first..first + 3));
+        let kk: ArrayRef = Arc::new(Int64Array::from(vec![k; 3]));
+        let ss: ArrayRef = Arc::new(StringArray::from(vec![s; 3]));
+        write_parquet(&d.join("0.parquet"), &batch(vec![("id", id, false), ("k", kk, true), ("s", ss, true)]));
+    };
+    write("k=7/s=a%2Fb", 1, Some(7), "a/b");
+    write("k=8/s=c", 4, Some(8), "c");
+    write("k=__HIVE_DEFAULT_PARTITION__/s=c", 7, None, "c");
+    let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("k", "BIGINT"), col("s", "VARCHAR(8)")]);
+    let s1 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let r = load(job_file(&s1, dir.path(), "db.t", state.path())).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 9);
+    let got = stored(&s1, "db", "t");
+    let row = |id: &str| (got[id]["k"].clone(), got[id]["s"].clone());
+    assert_eq!(row("1"), (json!("7"), json!("a/b")));
+    assert_eq!(row("6"), (json!("8"), json!("c")));
+    assert_eq!(row("9"), (json!(null), json!("c")));
+
+    // A file whose stored key differs from its directory.
+    write("k=9/s=c", 10, Some(10), "c");
+    let s2 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&s2, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(e.contains("partition column `k` is also stored") && e.contains("k=9/s=c/0.parquet"), "{e}");
+    assert_eq!(s2.be_requests(), 0);
+}
