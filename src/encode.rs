@@ -1960,6 +1960,7 @@ fn text_is_exact(ty: &SrType, src: &str, canon: &str) -> bool {
                 canon.to_string()
             };
             norm == c
+                || (matches!(ty, SrType::Date) && norm.strip_suffix(" 00:00:00") == Some(c.as_str()))
                 || (matches!(ty, SrType::Datetime) && format!("{norm} 00:00:00") == c)
                 || (matches!(ty, SrType::Datetime) && c.ends_with(" 00:00:00") && norm == c[..10])
         }
@@ -2329,6 +2330,11 @@ mod tests {
             assert!(!exact(SrType::Boolean, s), "{s}");
         }
         assert!(exact(SrType::Date, "2024-01-05"));
+        // Midnight is exact in a DATE; another time is not.
+        for s in ["2024-01-05 00:00:00", "2024-01-05T00:00:00", "2024-01-05 00:00:00.000"] {
+            assert!(exact(SrType::Date, s), "{s}");
+        }
+        assert!(!exact(SrType::Date, "2024-01-05 10:00:00"));
         for s in [" 2024-01-05", "2024-01-05 ", "20240105"] {
             assert!(!exact(SrType::Date, s), "{s}");
         }

@@ -167,6 +167,11 @@ impl Pruner {
         let ctx = SessionContext::new();
         let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
         let expr = ctx.parse_sql_expr(sql, &df_schema)?;
+        // Arithmetic here would be unchecked (and folded with wrapping): such
+        // a conjunct does not prune; the checked row filter decides.
+        if crate::scan::checked::has_arithmetic(&expr) {
+            return Err(Error::config("arithmetic is not evaluated for pruning"));
+        }
         let phys = ctx.create_physical_expr(expr, &df_schema)?;
         let out = phys.evaluate(&batch)?.into_array(1)?;
         let b =

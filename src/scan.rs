@@ -26,7 +26,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Slice};
 
-mod checked;
+pub(crate) mod checked;
 
 /// The user's SQL transform over the source (`source` in SQL).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -122,9 +122,11 @@ pub struct Scanner {
     transform: Transform,
     batch_size: usize,
     output_schema: SchemaRef,
-    /// The file schema DataFusion sees: timestamps with a zone are in the
-    /// job's zone, so the transform's dates, `date_trunc` and comparisons
-    /// with zone-less literals agree with the DATETIME values loaded.
+    /// The file schema DataFusion reads: timestamps with a zone are in the
+    /// job's zone (the same instants); the `source` table then shows the
+    /// top-level ones as that zone's wall-clock time (see `context`), so the
+    /// transform's dates, `date_trunc` and literals agree with the DATETIME
+    /// values loaded.
     file_schema: SchemaRef,
 }
 
@@ -169,17 +171,15 @@ impl Scanner {
                 Arc::new(Field::new(k, dt, true))
             })
             .collect();
-        let file_schema = match zone.arrow_tz() {
-            Some(tz) => Arc::new(Schema::new_with_metadata(
-                plan.file_schema
-                    .fields()
-                    .iter()
-                    .map(|f| Arc::new(f.as_ref().clone().with_data_type(in_zone(f.data_type(), &tz))))
-                    .collect::<Vec<_>>(),
-                plan.file_schema.metadata().clone(),
-            )),
-            None => plan.file_schema.clone(),
-        };
+        let tz = zone.arrow_tz().unwrap_or_else(|| "UTC".into());
+        let file_schema = Arc::new(Schema::new_with_metadata(
+            plan.file_schema
+                .fields()
+                .iter()
+                .map(|f| Arc::new(f.as_ref().clone().with_data_type(in_zone(f.data_type(), &tz))))
+                .collect::<Vec<_>>(),
+            plan.file_schema.metadata().clone(),
+        ));
         let mut s = Scanner {
             plan,
             partition_fields,
@@ -229,7 +229,32 @@ impl Scanner {
             store_url: self.plan.location.store_url.clone(),
             files,
         };
-        ctx.register_table("source", Arc::new(table))?;
+        let raw: Arc<dyn TableProvider> = Arc::new(table);
+        // Timestamps with a zone reach the transform as the wall-clock time
+        // of the job's zone, without zone: what the DATETIME column stores,
+        // and what its dates, `date_trunc` and literals (also times a DST
+        // change skips or repeats) mean in StarRocks.
+        let zoned = |f: &FieldRef| matches!(f.data_type(), DataType::Timestamp(_, Some(_)));
+        if !self.file_schema.fields().iter().any(zoned) {
+            ctx.register_table("source", raw)?;
+            return Ok(ctx);
+        }
+        let df = ctx.read_table(raw)?;
+        let exprs: Vec<Expr> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                let c = Expr::Column(datafusion::common::Column::new_unqualified(f.name()));
+                if zoned(f) {
+                    datafusion::functions::datetime::expr_fn::to_local_time(vec![c]).alias(f.name())
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let view = df.select(exprs)?.into_unoptimized_plan();
+        ctx.register_table("source", Arc::new(datafusion::catalog::view::ViewTable::new(view, None)))?;
         Ok(ctx)
     }
 
@@ -676,7 +701,11 @@ impl TableProvider for SliceTable {
             options.global.enable_page_index = false;
         }
         let mut source = ParquetSource::new(table_schema).with_table_parquet_options(options);
-        if let Some(expr) = filters.iter().filter(|e| !on_floats(e)).cloned().reduce(|a, b| a.and(b)) {
+        // Arithmetic would be evaluated unchecked by the pruners: left to the
+        // checked filter above the scan.
+        if let Some(expr) =
+            filters.iter().filter(|e| !on_floats(e) && !checked::has_arithmetic(e)).cloned().reduce(|a, b| a.and(b))
+        {
             let df_schema = datafusion::common::DFSchema::try_from(self.schema().as_ref().clone())?;
             let physical = state.create_physical_expr(expr, &df_schema)?;
             source = source.with_predicate(physical);

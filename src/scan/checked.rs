@@ -30,15 +30,55 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
 
-/// A session whose physical plans keep expressions out of the scan node.
+/// A session whose plans compute every expression where it is checked:
+/// no constant folding at planning (DataFusion folds `2147483647 + 1` with
+/// wrapping arithmetic), and no projection or filter copied into the scan
+/// node (its file pruner evaluates filters unchecked).
 pub(crate) fn session(config: SessionConfig) -> SessionContext {
-    let rules = PhysicalOptimizer::new().rules.into_iter().filter(|r| r.name() != "ProjectionPushdown").collect();
+    let logical = datafusion::optimizer::Optimizer::new()
+        .rules
+        .into_iter()
+        .filter(|r| r.name() != "simplify_expressions")
+        .collect();
+    let physical = PhysicalOptimizer::new()
+        .rules
+        .into_iter()
+        .filter(|r| r.name() != "ProjectionPushdown" && !r.name().starts_with("FilterPushdown"))
+        .collect();
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
-        .with_physical_optimizer_rules(rules)
+        .with_optimizer_rules(logical)
+        .with_physical_optimizer_rules(physical)
         .build();
     SessionContext::new_with_state(state)
+}
+
+/// Whether an expression holds arithmetic (which only checked evaluation
+/// may compute): such filters are not used to prune files or row groups.
+pub(crate) fn has_arithmetic(e: &Expr) -> bool {
+    let mut found = false;
+    let _ = e.apply(|x| {
+        if let Expr::BinaryExpr(b) = x
+            && matches!(
+                b.op,
+                Operator::Plus
+                    | Operator::Minus
+                    | Operator::Multiply
+                    | Operator::Divide
+                    | Operator::Modulo
+                    | Operator::BitwiseShiftLeft
+                    | Operator::BitwiseShiftRight
+            )
+        {
+            found = true;
+        }
+        if matches!(x, Expr::Negative(_)) {
+            found = true;
+        }
+        Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    });
+    found
 }
 
 /// Runs `df` with checked arithmetic.
@@ -100,10 +140,14 @@ fn checked_expr(expr: Arc<dyn PhysicalExpr>, schema: &Schema) -> datafusion::com
 /// Refuses a transform that is not row by row (see the module docs).
 pub(crate) fn check_row_wise(plan: &LogicalPlan, sql: &str) -> Result<()> {
     let mut bad: Option<String> = None;
+    let mut bad_shift: Option<String> = None;
     plan.apply(|node| {
         let what = match node {
             LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::TableScan(_) => None,
             LogicalPlan::SubqueryAlias(_) => None,
+            // Unnesting a struct keeps one row per row; a list does not.
+            LogicalPlan::Unnest(u) if u.list_type_columns.is_empty() => None,
+            LogicalPlan::Unnest(_) => Some("unnest of a list".to_string()),
             LogicalPlan::Aggregate(_) => Some("an aggregate (GROUP BY, COUNT, SUM…)".to_string()),
             LogicalPlan::Window(_) => Some("a window function".to_string()),
             LogicalPlan::Distinct(_) => Some("DISTINCT".to_string()),
@@ -126,6 +170,14 @@ pub(crate) fn check_row_wise(plan: &LogicalPlan, sql: &str) -> Result<()> {
                         bad.get_or_insert_with(|| format!("`{x}`"));
                         return Ok(TreeNodeRecursion::Stop);
                     }
+                    // Shifts wrap around (`i64 << 1`, `id << 64` is `id`)
+                    // and have no checked kernel.
+                    if let Expr::BinaryExpr(b) = x
+                        && matches!(b.op, Operator::BitwiseShiftLeft | Operator::BitwiseShiftRight)
+                    {
+                        bad_shift.get_or_insert_with(|| format!("`{x}`"));
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
                     Ok(TreeNodeRecursion::Continue)
                 })?;
             }
@@ -134,8 +186,14 @@ pub(crate) fn check_row_wise(plan: &LogicalPlan, sql: &str) -> Result<()> {
             bad.get_or_insert(w);
             return Ok(TreeNodeRecursion::Stop);
         }
-        Ok(if bad.is_some() { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        Ok(if bad.is_some() || bad_shift.is_some() { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
     })?;
+    if let Some(w) = bad_shift {
+        return Err(Error::config(format!(
+            "the transform `{sql}` uses the bit shift {w}, which wraps around silently; use multiplication or \
+             division by a power of two (checked)"
+        )));
+    }
     match bad {
         None => Ok(()),
         Some(w) => Err(Error::config(format!(

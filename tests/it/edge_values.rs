@@ -575,6 +575,10 @@ async fn transform_arithmetic_that_overflows_fails_the_load() {
         ]),
     );
     for (expr, target) in [
+        // Literal-only arithmetic is not folded with wrapping at planning.
+        ("9223372036854775807 + 1", "LARGEINT"),
+        ("CAST(2147483647 AS INT) * CAST(2 AS INT)", "BIGINT"),
+        ("CASE WHEN id > 0 THEN CAST(-128 AS TINYINT) * CAST(-1 AS TINYINT) END", "BIGINT"),
         ("-mn", "LARGEINT"),
         ("mn - 1", "LARGEINT"),
         ("i16 * i16", "BIGINT"),
@@ -618,6 +622,9 @@ async fn transforms_that_are_not_row_by_row_are_refused() {
         ("id, 0 AS a", Some("id < 100 LIMIT 10")),
         ("id, 0 AS a", Some("EXISTS (SELECT 1 FROM source s WHERE s.id = 7)")),
         ("id, (SELECT max(g) FROM source) AS a", None),
+        // Shifts wrap around and have no checked kernel.
+        ("id, g << 62 AS a", None),
+        ("id, 0 AS a", Some("id >> 64 = id")),
     ] {
         let state = tempfile::tempdir().unwrap();
         let mut f = job_file(&sim, dir.path(), "db.t", state.path());
@@ -625,7 +632,8 @@ async fn transforms_that_are_not_row_by_row_are_refused() {
         f.transform.filter = filter.map(Into::into);
         let e = load(f).await.expect_err(select);
         assert_eq!(e.kind(), starload::ErrorKind::Config, "{select} {filter:?}: {e}");
-        assert!(e.to_string().contains("row by row"), "{select} {filter:?}: {e}");
+        let msg = e.to_string();
+        assert!(msg.contains("row by row") || msg.contains("bit shift"), "{select} {filter:?}: {e}");
     }
     assert_eq!(sim.be_requests(), 0);
     // Row-wise expressions, CASE and scalar functions are fine.
@@ -743,4 +751,86 @@ async fn partition_keys_also_stored_in_the_files_load_when_they_agree() {
     let e = load(job_file(&s2, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
     assert!(e.contains("partition column `k` is also stored") && e.contains("k=9/s=c/0.parquet"), "{e}");
     assert_eq!(s2.be_requests(), 0);
+}
+
+/// With the default zone (UTC) too, a file's zoned timestamps reach the
+/// transform as the wall-clock time loaded; local times a DST change skips
+/// or repeats are ordinary DATETIME literals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoned_timestamps_are_wall_clock_in_the_transform() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = 3_600_000_000i64;
+    // 2024-01-01 03:00 UTC (2023-12-31 22:00 in New York), and
+    // 2024-11-03 05:30 UTC (01:30 EDT, the first of the repeated hour).
+    let ts = TimestampMicrosecondArray::from(vec![1_704_067_200_000_000 + 3 * h, 1_730_592_000_000_000 + 11 * h / 2])
+        .with_timezone("America/New_York");
+    write_parquet(&dir.path().join("part-0.parquet"), &batch(vec![("id", ids(2), false), ("ts", Arc::new(ts), true)]));
+    let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("d", "DATE")]);
+    for (zone, filter, want) in [
+        (None, "ts >= '2024-01-01 00:00:00' AND ts < '2024-01-02'", vec![("1", "2024-01-01")]),
+        (
+            Some("America/New_York"),
+            "ts >= '2024-11-03 01:00:00' AND ts < '2024-11-03 02:00:00'",
+            vec![("2", "2024-11-03")],
+        ),
+        (Some("America/New_York"), "CAST(ts AS DATE) = '2023-12-31'", vec![("1", "2023-12-31")]),
+    ] {
+        let s = sim(vec![table()]).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&s, dir.path(), "db.t", state.path());
+        f.timezone = zone.map(Into::into);
+        f.transform.select = Some("id, CAST(ts AS DATE) AS d".into());
+        f.transform.filter = Some(filter.into());
+        load(f).await.unwrap_or_else(|e| panic!("{zone:?} {filter}: {e}"));
+        let got = stored(&s, "db", "t");
+        assert_eq!(got.len(), want.len(), "{zone:?} {filter}: {got:?}");
+        for (id, d) in want {
+            assert_eq!(got[id]["d"], json!(d), "{zone:?} {filter}");
+        }
+    }
+}
+
+/// Arithmetic over partition values in `--where` is not used to prune (it
+/// would be unchecked): the checked row filter fails instead of files being
+/// skipped; a struct may be unnested (one row per row).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arithmetic_on_partitions_is_checked_and_structs_unnest() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in [3i64, 50_000] {
+        let d = dir.path().join(format!("n={n}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let st = StructArray::from(vec![
+            (
+                Arc::new(Field::new("a", arrow::datatypes::DataType::Int64, true)),
+                Arc::new(Int64Array::from(vec![n])) as ArrayRef,
+            ),
+            (
+                Arc::new(Field::new("b", arrow::datatypes::DataType::Utf8, true)),
+                Arc::new(StringArray::from(vec!["x"])) as ArrayRef,
+            ),
+        ]);
+        write_parquet(
+            &d.join("0.parquet"),
+            &batch(vec![("id", Arc::new(Int64Array::from(vec![n])), false), ("st", Arc::new(st), true)]),
+        );
+    }
+    let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("a", "BIGINT"), col("b", "VARCHAR(4)")]);
+    let s1 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&s1, dir.path(), "db.t", state.path());
+    f.partition_types.insert("n".into(), "int".into());
+    f.transform.select = Some("id, st.a AS a, st.b AS b".into());
+    f.transform.filter = Some("n * n > 0".into());
+    let e = load(f.clone()).await.unwrap_err().to_string();
+    assert!(e.to_lowercase().contains("overflow"), "{e}");
+    assert!(stored(&s1, "db", "t").is_empty());
+
+    let s2 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&s2, dir.path(), "db.t", state.path());
+    f.transform.select = Some("id, unnest(st)".into());
+    // Not refused as "not row by row": it plans, and its columns (named
+    // `source.st.a`, `source.st.b` by DataFusion) are then matched to the table.
+    let e = load(f).await.unwrap_err().to_string();
+    assert!(e.contains("`source.st.a`") && e.contains("has no column"), "{e}");
 }
