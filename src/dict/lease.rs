@@ -75,8 +75,9 @@ pub(crate) struct Lease {
     renewer: tokio::task::JoinHandle<()>,
     /// Time spent waiting for it.
     pub(crate) waited: Duration,
-    /// Taken over from a holder whose lease lapsed (a crashed build).
-    pub(crate) took_over: bool,
+    /// The token of the holder whose lapsed lease this one took over (a
+    /// crashed build): the data files it wrote carry it in their names.
+    pub(crate) took_over: Option<String>,
 }
 
 fn store_error(what: &str, e: object_store::Error) -> Error {
@@ -111,7 +112,7 @@ impl Lease {
             };
             let body = PutPayload::from(serde_json::to_vec_pretty(&info).unwrap_or_default());
             match store.put_opts(&path, body.clone(), PutMode::Create.into()).await {
-                Ok(_) => return Ok(Lease::hold(store, path, info, s, start.elapsed(), false)),
+                Ok(_) => return Ok(Lease::hold(store, path, info, s, start.elapsed(), None)),
                 Err(object_store::Error::AlreadyExists { .. }) => {}
                 Err(object_store::Error::NotImplemented { .. }) => return Err(unsupported(store.as_ref())),
                 Err(e) => return Err(store_error(&format!("cannot take the build lease of {what}"), e)),
@@ -138,7 +139,8 @@ impl Lease {
                         "took over the expired build lease of {what} from {}",
                         holder.as_ref().map_or("an unreadable lease file", |h| h.owner.as_str())
                     );
-                    return Ok(Lease::hold(store, path, info, s, start.elapsed(), true));
+                    let crashed = holder.as_ref().map(|h| h.token.clone());
+                    return Ok(Lease::hold(store, path, info, s, start.elapsed(), crashed));
                 }
                 continue;
             }
@@ -206,11 +208,16 @@ impl Lease {
         info: LeaseInfo,
         s: &LeaseSettings,
         waited: Duration,
-        took_over: bool,
+        took_over: Option<String>,
     ) -> Lease {
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = tokio::spawn(renew(store.clone(), path.clone(), info.clone(), s.ttl, lost.clone()));
         Lease { store, path, info, lost, renewer, waited, took_over }
+    }
+
+    /// This acquisition's token (named in the data files it writes).
+    pub(crate) fn token(&self) -> &str {
+        &self.info.token
     }
 
     /// Checks that the lease is still ours (just before publishing).

@@ -692,7 +692,9 @@ impl DictStore {
         timings.sort = t.elapsed();
 
         let t = Instant::now();
-        let rel = format!("data/v{n:08}-{}.parquet", fingerprint(key, vt, n, base, &sorted));
+        // The lease token in the name: a build that takes over this one's
+        // lease after a crash knows which files are its leftovers.
+        let rel = format!("data/v{n:08}-{}-{}.parquet", fingerprint(key, vt, n, base, &sorted), lease.token());
         let (size, blake3) = delta::write(&self.loc.store, &self.data_path(key, &rel), sorted, base + 1)
             .await
             .map_err(|e| e.context(format!("writing dictionary {what}")))?;
@@ -756,23 +758,25 @@ impl DictStore {
     }
 
     /// Before version `n` is written: a data file of version `n` or later
-    /// is either left by a crashed build (whose lapsed lease this build
-    /// took over: removed) or belongs to a version whose manifest was
-    /// deleted — its ids may be in StarRocks tables already, so building
-    /// `n` again would give other values those ids: refused.
+    /// is either left by the crashed build whose lapsed lease this build
+    /// took over (its token is in the file's name: removed) or belongs to a
+    /// version whose manifest was deleted — its ids may be in StarRocks
+    /// tables already, so building `n` again would give other values those
+    /// ids: refused.
     async fn check_unpublished(&self, key: &DictKey, n: u64, lease: &Lease) -> Result<()> {
-        let found = self.unpublished(key, n).await?;
-        let Some((m, first)) = found.first() else { return Ok(()) };
-        if lease.took_over {
-            for (_, p) in &found {
+        let mut found = self.unpublished(key, n).await?;
+        if let Some(token) = &lease.took_over {
+            let mine = |p: &Path| p.filename().is_some_and(|f| f.ends_with(&format!("-{token}.parquet")));
+            for (_, p) in found.iter().filter(|(_, p)| mine(p)) {
                 tracing::warn!("removing {}, left unpublished by a crashed build", self.show(p));
                 match self.loc.store.delete(p).await.map_err(norm) {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                     Err(e) => return Err(store_error(format!("cannot remove {}", self.show(p)), e)),
                 }
             }
-            return Ok(());
+            found.retain(|(_, p)| !mine(p));
         }
+        let Some((m, first)) = found.first() else { return Ok(()) };
         Err(Error::data(format!(
             "dictionary {}: {} holds version {m}, but no manifest publishes it (the newest is {}). Its manifest \
              {} was removed, or a build failed after writing it. Restore the manifest if it was published — loads \
@@ -920,11 +924,14 @@ impl DictStore {
             let mut keep: std::collections::HashSet<String> =
                 cur.map(|v| v.files.into_iter().map(|f| f.path).collect()).unwrap_or_default();
             // Files past the newest version may be a published version
-            // whose manifest was removed: kept unless a crashed build's
-            // lapsed lease was taken over (see check_unpublished).
-            if !lease.took_over {
-                for (_, p) in self.unpublished(key, next).await? {
-                    keep.insert(format!("data/{}", p.filename().unwrap_or_default()));
+            // whose manifest was removed: kept, unless written by the
+            // crashed build whose lapsed lease was taken over (see
+            // check_unpublished).
+            for (_, p) in self.unpublished(key, next).await? {
+                let name = p.filename().unwrap_or_default().to_string();
+                let crashed = lease.took_over.as_ref().is_some_and(|t| name.ends_with(&format!("-{t}.parquet")));
+                if !crashed {
+                    keep.insert(format!("data/{name}"));
                 }
             }
             let prefix = self.dir(key).join("data");

@@ -189,16 +189,25 @@ async fn same_inputs_give_identical_bytes() {
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
-                (e.file_name().to_string_lossy().to_string(), std::fs::read(e.path()).unwrap())
+                // The name ends with the build's lease token.
+                let name = e.file_name().to_string_lossy().to_string();
+                let stem = name.rsplit_once('-').unwrap().0.to_string();
+                (stem, std::fs::read(e.path()).unwrap())
             })
             .collect()
     };
     let (f1, f2) = (files(&d1), files(&d2));
     assert_eq!(f1.len(), 1);
-    assert_eq!(f1.keys().collect::<Vec<_>>(), f2.keys().collect::<Vec<_>>(), "same file names");
+    assert_eq!(f1.keys().collect::<Vec<_>>(), f2.keys().collect::<Vec<_>>(), "same file names but the token");
     assert!(f1 == f2, "same delta bytes");
     let (v1, v2) = (s1.current(&key).await.unwrap().unwrap(), s2.current(&key).await.unwrap().unwrap());
-    assert_eq!(v1.files, v2.files);
+    let strip = |v: &Version| -> Vec<_> {
+        v.files
+            .iter()
+            .map(|f| (f.path.rsplit_once('-').unwrap().0.to_string(), f.count, f.size, f.blake3.clone()))
+            .collect()
+    };
+    assert_eq!(strip(&v1), strip(&v2));
 }
 
 /// Two builders race on one dictionary: exactly one publishes each
@@ -305,6 +314,13 @@ async fn removed_newest_manifest_is_refused_never_rebuilt() {
     assert_eq!(e.kind(), starload::ErrorKind::Data);
     assert!(s.cleanup(&key, &opts("cleaner")).await.unwrap().is_empty(), "the evidence is kept");
     assert!(s.build(&key, &DataType::Utf8, some(&["e"]), &opts("a")).await.is_err(), "still refused");
+    // A crashed builder's lapsed lease: taking it over removes only that
+    // builder's own files (named by its token), not version 2's.
+    let lock = d.path().join("db.t/c/lock.json");
+    let ghost = r#"{"owner":"ghost","token":"0123456789abcdef01234567","acquired_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:00:01Z","expires_at_ms":1}"#;
+    std::fs::write(&lock, ghost).unwrap();
+    let e = s.build(&key, &DataType::Utf8, some(&["e"]), &opts("a")).await.unwrap_err();
+    assert!(e.to_string().contains("holds version 2, but no manifest publishes it"), "{e}");
     std::fs::write(&manifest, saved).unwrap();
     let v3 = s.build(&key, &DataType::Utf8, some(&["e", "a"]), &opts("a")).await.unwrap().version.unwrap();
     assert_eq!(v3.version, 3);
