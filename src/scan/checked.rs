@@ -31,15 +31,11 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use crate::error::{Error, Result};
 
 /// A session whose plans compute every expression where it is checked:
-/// no constant folding at planning (DataFusion folds `2147483647 + 1` with
-/// wrapping arithmetic), and no projection or filter copied into the scan
-/// node (its file pruner evaluates filters unchecked).
+/// no projection or filter copied into the scan node (its file pruner
+/// evaluates filters unchecked). Constant folding (DataFusion folds
+/// `2147483647 + 1` with wrapping arithmetic) is checked beforehand by
+/// [`check_constants`].
 pub(crate) fn session(config: SessionConfig) -> SessionContext {
-    let logical = datafusion::optimizer::Optimizer::new()
-        .rules
-        .into_iter()
-        .filter(|r| r.name() != "simplify_expressions")
-        .collect();
     let physical = PhysicalOptimizer::new()
         .rules
         .into_iter()
@@ -48,7 +44,6 @@ pub(crate) fn session(config: SessionConfig) -> SessionContext {
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
-        .with_optimizer_rules(logical)
         .with_physical_optimizer_rules(physical)
         .build();
     SessionContext::new_with_state(state)
@@ -201,4 +196,50 @@ pub(crate) fn check_row_wise(plan: &LogicalPlan, sql: &str) -> Result<()> {
              separately, so it must work row by row (aggregate in StarRocks, or prepare the source)"
         ))),
     }
+}
+
+/// Refuses a transform whose constant arithmetic overflows: DataFusion
+/// folds constants at planning with wrapping arithmetic, so each constant
+/// subexpression with arithmetic is first evaluated here, checked.
+pub(crate) fn check_constants(ctx: &SessionContext, plan: &LogicalPlan, sql: &str) -> Result<()> {
+    let state = ctx.state();
+    let analyzed = state.analyzer().execute_and_check(plan.clone(), state.config_options(), |_, _| {})?;
+    let mut bad: Option<String> = None;
+    analyzed.apply(|node| {
+        for e in node.expressions() {
+            e.apply(|x| {
+                if bad.is_some() {
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                if x.column_refs().is_empty() && has_arithmetic(x) {
+                    if constant_overflows(x) {
+                        bad = Some(x.to_string());
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                    return Ok(TreeNodeRecursion::Jump);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(if bad.is_some() { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    })?;
+    match bad {
+        None => Ok(()),
+        Some(e) => Err(Error::config(format!(
+            "the transform `{sql}`: the constant `{e}` overflows its type (arithmetic is checked; widen it first)"
+        ))),
+    }
+}
+
+fn constant_overflows(e: &Expr) -> bool {
+    let schema = datafusion::common::DFSchema::empty();
+    let props = datafusion::logical_expr::execution_props::ExecutionProps::new();
+    let planning = datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default();
+    let Ok(p) = datafusion::physical_expr::create_physical_expr(e, &schema, &props, &planning) else { return false };
+    let Ok(p) = checked_expr(p, &Schema::empty()) else { return false };
+    let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(1));
+    let Ok(batch) = arrow::array::RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &opts) else {
+        return false;
+    };
+    p.evaluate(&batch).is_err_and(|e| e.to_string().to_ascii_lowercase().contains("overflow"))
 }
