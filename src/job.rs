@@ -326,9 +326,15 @@ fn hive_partition_type(t: &str) -> arrow::datatypes::DataType {
 /// Lists the source: a path or URL (Hive layout, pruned by the where
 /// clause), or a Hive table through its metastore (partitions filtered in the
 /// metastore, then pruned). Fills partition types from the metastore.
-async fn list_source(settings: &mut Settings) -> Result<(source::Location, source::Listing)> {
+///
+/// Conjuncts reading a key in `unpruned` do not prune (keys the files also
+/// store: their rows are filtered on the files' typed values).
+async fn list_source(settings: &mut Settings, unpruned: &[String]) -> Result<(source::Location, source::Listing)> {
     let timeout = settings.store.op_timeout();
     let filter = settings.transform.filter.clone();
+    let pruner_of = |types: &[(String, arrow::datatypes::DataType)]| -> Result<Option<crate::prune::Pruner>> {
+        Ok(crate::prune::Pruner::new(filter.as_deref(), types)?.map(|p| p.without(unpruned)))
+    };
     if let Some(ht) = settings.hive_table.clone() {
         let (hdb, htable) = ht
             .split_once('.')
@@ -352,11 +358,14 @@ async fn list_source(settings: &mut Settings) -> Result<(source::Location, sourc
                 settings.partition_types.push((c.name.clone(), hive_partition_type(&c.hive_type)));
             }
         }
-        let pruner = crate::prune::Pruner::new(filter.as_deref(), &settings.partition_types)?;
+        let pruner = pruner_of(&settings.partition_types)?;
         let parts = if keys.is_empty() {
             vec![(loc.root.clone(), vec![])]
         } else {
-            let pushed = filter.as_deref().and_then(|w| crate::hms::partition_filter(w, &t.partition_keys));
+            let pushed = filter
+                .as_deref()
+                .filter(|_| unpruned.is_empty())
+                .and_then(|w| crate::hms::partition_filter(w, &t.partition_keys));
             let mut out = Vec::new();
             for p in ms.partitions(hdb, htable, pushed.as_deref()).await? {
                 let values: Vec<Option<String>> = p
@@ -379,7 +388,7 @@ async fn list_source(settings: &mut Settings) -> Result<(source::Location, sourc
     }
     let src = settings.source.clone().ok_or_else(|| Error::config("`source` or `hive_table` is required"))?;
     let loc = source::open(&src, &settings.store)?;
-    let pruner = crate::prune::Pruner::new(filter.as_deref(), &settings.partition_types)?;
+    let pruner = pruner_of(&settings.partition_types)?;
     let f = |parts: &[(String, Option<String>)]| pruner.as_ref().is_none_or(|p| p.matches(parts));
     let listing = source::list_nonempty(&loc, Some(&f), timeout).await?;
     Ok((loc, listing))
@@ -387,7 +396,7 @@ async fn list_source(settings: &mut Settings) -> Result<(source::Location, sourc
 
 pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
     let started = std::time::Instant::now();
-    let (loc, listing) = list_source(&mut settings).await?;
+    let (loc, listing) = list_source(&mut settings, &[]).await?;
     // The target schema first: a mismatch is reported before anything else.
     let mut meta = Meta::connect(&settings.mysql, &settings.user, &settings.password).await?;
     let target = meta.table(&settings.db, &settings.table).await?;
@@ -408,7 +417,17 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
             format!("merge_condition={:?}", settings.merge_condition),
         ],
     };
-    let plan = Arc::new(plan::build(loc, listing, &inputs, &settings.label_prefix, settings.store.op_timeout()).await?);
+    let mut plan = plan::build(loc, listing, &inputs, &settings.label_prefix, settings.store.op_timeout()).await?;
+    // Keys the files also store are file columns: the where clause filters
+    // their typed values, so the directories' text must not have pruned.
+    let stored = plan.stored_partition_keys.clone();
+    let pruned_on_stored = crate::prune::Pruner::new(settings.transform.filter.as_deref(), &settings.partition_types)?
+        .is_some_and(|p| p.reads_any(&stored));
+    if pruned_on_stored {
+        let (loc, listing) = list_source(&mut settings, &stored).await?;
+        plan = plan::build(loc, listing, &inputs, &settings.label_prefix, settings.store.op_timeout()).await?;
+    }
+    let plan = Arc::new(plan);
     let scanner = Arc::new(
         Scanner::new(
             plan.clone(),

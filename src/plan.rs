@@ -117,6 +117,9 @@ pub struct Plan {
     pub chunks: Vec<Chunk>,
     /// The job fingerprint (hex).
     pub fingerprint: String,
+    /// Partition keys the files also store (with the directories' values):
+    /// file columns, not in `partition_keys`.
+    pub stored_partition_keys: Vec<String>,
 }
 
 impl Plan {
@@ -553,8 +556,9 @@ pub async fn build(
     }
     let (files, file_schema, stored_keys) = read_footers(&location, &listing, timeout).await?;
     let mut listing = listing;
+    let mut stored_partition_keys = Vec::new();
     for &i in stored_keys.iter().rev() {
-        listing.partition_keys.remove(i);
+        stored_partition_keys.insert(0, listing.partition_keys.remove(i));
     }
     let fingerprint = fingerprint(inputs, &files, &listing.partition_keys);
     let chunks = cut_chunks(&files, inputs.chunk_bytes)
@@ -568,7 +572,15 @@ pub async fn build(
             est_bytes,
         })
         .collect();
-    Ok(Plan { location, partition_keys: listing.partition_keys, files, file_schema, chunks, fingerprint })
+    Ok(Plan {
+        location,
+        partition_keys: listing.partition_keys,
+        files,
+        file_schema,
+        chunks,
+        fingerprint,
+        stored_partition_keys,
+    })
 }
 
 #[cfg(test)]

@@ -133,6 +133,17 @@ impl Pruner {
         Ok(Some(Pruner { conjuncts, types: types.iter().map(|(k, t)| (k.to_ascii_lowercase(), t.clone())).collect() }))
     }
 
+    /// Whether a conjunct that can prune reads one of `keys`.
+    pub fn reads_any(&self, keys: &[String]) -> bool {
+        self.conjuncts.iter().any(|c| keys.iter().any(|k| c.columns.contains(&k.to_ascii_lowercase())))
+    }
+
+    /// This pruner without the conjuncts that read one of `keys`.
+    pub fn without(mut self, keys: &[String]) -> Pruner {
+        self.conjuncts.retain(|c| !keys.iter().any(|k| c.columns.contains(&k.to_ascii_lowercase())));
+        self
+    }
+
     /// Whether a partition with these values (a prefix of the keys, outermost
     /// first) can hold matching rows. Conjuncts over columns not known yet, or
     /// that fail to evaluate, do not prune.

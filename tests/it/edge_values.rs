@@ -748,8 +748,20 @@ async fn partition_keys_also_stored_in_the_files_load_when_they_agree() {
     assert_eq!(row("6"), (json!("8"), json!("c")));
     assert_eq!(row("9"), (json!(null), json!("c")));
 
+    // A where clause on a stored key filters the files' typed values; the
+    // directories' text must not prune ('10' < '7' as text, 10 > 7).
+    write("k=10/s=c", 10, Some(10), "c");
+    let s3 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&s3, dir.path(), "db.t", state.path());
+    f.transform.filter = Some("k > '7'".into());
+    let r = load(f).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 6);
+    let got = stored(&s3, "db", "t");
+    assert!(got.contains_key("4") && got.contains_key("12") && !got.contains_key("1"), "{got:?}");
+
     // A file whose stored key differs from its directory.
-    write("k=9/s=c", 10, Some(10), "c");
+    write("k=9/s=c", 20, Some(10), "c");
     let s2 = sim(vec![table()]).await;
     let state = tempfile::tempdir().unwrap();
     let e = load(job_file(&s2, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
