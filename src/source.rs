@@ -485,7 +485,30 @@ pub async fn list_nonempty(
     if l.files.is_empty() {
         return Err(Error::config(format!("source `{}` holds no data files", loc.display)));
     }
+    check_distinct_local_files(loc, &l.files)?;
     Ok(l)
+}
+
+/// On a local file system, two listed paths of one file (a directory
+/// symlink inside the source pointing at another partition) would load its
+/// rows twice: refused, naming both.
+fn check_distinct_local_files(loc: &Location, files: &[SourceFile]) -> Result<()> {
+    if loc.store_url != ObjectStoreUrl::local_filesystem() {
+        return Ok(());
+    }
+    let mut seen: std::collections::HashMap<std::path::PathBuf, &SourceFile> = std::collections::HashMap::new();
+    for f in files {
+        let Ok(real) = std::fs::canonicalize(format!("/{}", f.path)) else { continue };
+        if let Some(first) = seen.insert(real, f) {
+            return Err(Error::config(format!(
+                "`{}` and `{}` are the same file (through a symbolic link): its rows would load twice; remove the \
+                 link or point the source elsewhere",
+                loc.display_path(&first.path),
+                loc.display_path(&f.path)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Re-checks that files have not changed since they were listed.

@@ -850,3 +850,20 @@ async fn arithmetic_on_partitions_is_checked_and_structs_unnest() {
     let e = load(f).await.unwrap_err().to_string();
     assert!(e.contains("`source.st.a`") && e.contains("has no column"), "{e}");
 }
+
+/// A file reachable twice in a local source (a symbolic link to a file or
+/// directory of another partition) would load its rows twice: refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_reachable_twice_through_a_symlink_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d1 = dir.path().join("k=1");
+    std::fs::create_dir_all(&d1).unwrap();
+    std::fs::create_dir_all(dir.path().join("k=2")).unwrap();
+    write_parquet(&d1.join("0.parquet"), &batch(vec![("id", ids(3), false)]));
+    std::os::unix::fs::symlink(d1.join("0.parquet"), dir.path().join("k=2/0.parquet")).unwrap();
+    let s = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("k", "VARCHAR(4)")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&s, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(e.contains("are the same file") && e.contains("k=1/0.parquet") && e.contains("k=2/0.parquet"), "{e}");
+    assert_eq!(s.be_requests(), 0);
+}
