@@ -131,24 +131,6 @@ impl Arena {
     pub(crate) fn memory(&self) -> usize {
         self.bytes.capacity() + self.offsets.capacity() * 4
     }
-
-    fn concat(mut parts: Vec<Arena>) -> Result<Arena> {
-        if parts.len() == 1 {
-            return Ok(parts.pop().unwrap_or_default());
-        }
-        let values = parts.iter().map(Arena::len).sum();
-        let bytes: usize = parts.iter().map(|p| p.bytes.len()).sum();
-        if u32::try_from(bytes).is_err() {
-            return Err(Error::data("one sort range of a dictionary build holds more than 4 GiB of values"));
-        }
-        let mut out = Arena::with_capacity(values, bytes);
-        for p in parts {
-            let base = out.bytes.len() as u32;
-            out.bytes.extend_from_slice(&p.bytes);
-            out.offsets.extend(p.offsets[1..].iter().map(|o| o + base));
-        }
-        Ok(out)
-    }
 }
 
 /// One shard of a [`Distinct`] set.
@@ -474,7 +456,9 @@ impl Distinct {
         let spl = Splitters::new(raw);
         let nr = spl.raw.len() + 1;
 
-        // Move every new value into its range, one group of shards per task.
+        // Move every new value into its range, one group of shards per task,
+        // in two passes: locate and count, then copy each value once into
+        // its place in an exactly sized range arena.
         let per = SHARDS / group_count();
         let mut groups: Vec<Vec<SetShard>> = Vec::new();
         let mut it = shards.into_iter();
@@ -485,45 +469,96 @@ impl Distinct {
             }
             groups.push(g);
         }
-        let parts: Vec<(Vec<Arena>, u64, u64)> = groups
-            .into_par_iter()
+        debug_assert!(nr <= u16::MAX as usize + 1);
+        struct Located {
+            range: Vec<u16>,
+            count: Vec<usize>,
+            bytes: Vec<usize>,
+            sum: u64,
+            mix: u64,
+        }
+        let located: Vec<Located> = groups
+            .par_iter()
             .map(|group| {
-                let mut parts: Vec<Arena> = (0..nr).map(|_| Arena::default()).collect();
-                let (mut sum, mut mix) = (0u64, 0u64);
+                let mut l = Located { range: Vec::new(), count: vec![0; nr], bytes: vec![0; nr], sum: 0, mix: 0 };
                 for shard in group {
                     for i in 0..shard.arena.len() {
                         if !shard.is_new(i) {
                             continue;
                         }
                         let v = shard.arena.get(i);
-                        parts[spl.locate(v)].push(v)?;
+                        let r = spl.locate(v);
+                        l.range.push(r as u16);
+                        l.count[r] += 1;
+                        l.bytes[r] += v.len();
                         let h = hash_bytes(v);
-                        sum = sum.wrapping_add(h);
-                        mix = mix.wrapping_add((h ^ (h >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                        l.sum = l.sum.wrapping_add(h);
+                        l.mix = l.mix.wrapping_add((h ^ (h >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    }
+                }
+                l
+            })
+            .collect();
+        let (mut sum, mut mix) = (0u64, 0u64);
+        for l in &located {
+            sum = sum.wrapping_add(l.sum);
+            mix = mix.wrapping_add(l.mix);
+        }
+        let mut arenas: Vec<Arena> = Vec::with_capacity(nr);
+        for r in 0..nr {
+            let (count, bytes): (usize, usize) =
+                located.iter().fold((0, 0), |(c, b), l| (c + l.count[r], b + l.bytes[r]));
+            if u32::try_from(bytes).is_err() {
+                return Err(Error::data("one sort range of a dictionary build holds more than 4 GiB of values"));
+            }
+            arenas.push(Arena { bytes: vec![0; bytes], offsets: vec![0; count + 1] });
+        }
+        {
+            // Each group's region of each range: (bytes, end offsets, base).
+            type Region<'a> = (&'a mut [u8], &'a mut [u32], u32);
+            let mut regions: Vec<Vec<Region<'_>>> = (0..groups.len()).map(|_| Vec::with_capacity(nr)).collect();
+            for (r, arena) in arenas.iter_mut().enumerate() {
+                let (mut b, mut o) = (&mut arena.bytes[..], &mut arena.offsets[1..]);
+                let mut base = 0u32;
+                for (g, l) in located.iter().enumerate() {
+                    let (bh, bt) = std::mem::take(&mut b).split_at_mut(l.bytes[r]);
+                    let (oh, ot) = std::mem::take(&mut o).split_at_mut(l.count[r]);
+                    regions[g].push((bh, oh, base));
+                    (b, o) = (bt, ot);
+                    base += l.bytes[r] as u32;
+                }
+            }
+            groups.into_par_iter().zip(regions).zip(&located).for_each(|((group, mut regions), l)| {
+                let mut at = vec![(0usize, 0usize); nr];
+                let mut k = 0;
+                for shard in group {
+                    for i in 0..shard.arena.len() {
+                        if !shard.is_new(i) {
+                            continue;
+                        }
+                        let v = shard.arena.get(i);
+                        let r = l.range[k] as usize;
+                        k += 1;
+                        let (bytes, ends, base) = &mut regions[r];
+                        let (pos, idx) = &mut at[r];
+                        bytes[*pos..*pos + v.len()].copy_from_slice(v);
+                        *pos += v.len();
+                        ends[*idx] = *base + *pos as u32;
+                        *idx += 1;
                     }
                     // `shard` is dropped here: memory moves rather than doubles.
                 }
-                Ok((parts, sum, mix))
-            })
-            .collect::<Result<_>>()?;
-        let (mut sum, mut mix) = (0u64, 0u64);
-        let mut by_range: Vec<Vec<Arena>> = (0..nr).map(|_| Vec::with_capacity(parts.len())).collect();
-        for (p, s, m) in parts {
-            sum = sum.wrapping_add(s);
-            mix = mix.wrapping_add(m);
-            for (b, a) in p.into_iter().enumerate() {
-                by_range[b].push(a);
-            }
+            });
         }
-        let ranges: Vec<Range> = by_range
+        drop(located);
+        let ranges: Vec<Range> = arenas
             .into_par_iter()
             .enumerate()
-            .map(|(b, parts)| {
-                let arena = Arena::concat(parts)?;
+            .map(|(b, arena)| {
                 let order = sort_arena(&arena, spl.range_prefix(b));
-                Ok(Range { arena, order })
+                Range { arena, order }
             })
-            .collect::<Result<_>>()?;
+            .collect();
         let bytes = ranges.iter().map(|r| r.arena.bytes.len() as u64).sum();
         Ok(Sorted { ranges, count: n as u64, bytes, set_hash: (sum, mix) })
     }
