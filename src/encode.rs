@@ -90,7 +90,7 @@ impl Zone {
         }
     }
 
-    fn offset_secs(&self, utc_us: i64) -> i64 {
+    pub(crate) fn offset_secs(&self, utc_us: i64) -> i64 {
         match self {
             Zone::Utc => 0,
             Zone::Fixed(o) => *o as i64,

@@ -128,6 +128,10 @@ pub struct Scanner {
     /// transform's dates, `date_trunc` and literals agree with the DATETIME
     /// values loaded.
     file_schema: SchemaRef,
+    /// The job's zone (Arrow form): the session zone of `current_date()`.
+    zone: Arc<str>,
+    /// The job's zone as configured: `now()` is its wall-clock time.
+    zone_name: String,
 }
 
 /// `dt` with every timestamp that has a zone in zone `tz` (the same
@@ -187,6 +191,8 @@ impl Scanner {
             batch_size,
             output_schema: Arc::new(Schema::empty()),
             file_schema,
+            zone: tz,
+            zone_name: zone.name(),
         };
         // Every partition value must parse as its column's type: found here,
         // before anything is sent, naming the file.
@@ -218,11 +224,14 @@ impl Scanner {
     }
 
     fn context(&self, files: Vec<PartitionedFile>) -> Result<SessionContext> {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_target_partitions(1)
             .with_batch_size(self.batch_size)
             .with_information_schema(false);
+        // The job's zone for current_date() (now() is registered below).
+        config.options_mut().execution.time_zone = Some(self.zone.to_string());
         let ctx = checked::session(config);
+        checked::register_wall_clock_now(&ctx, &self.zone_name);
         ctx.register_object_store(self.plan.location.store_url.as_ref(), self.plan.location.store.clone());
         let table = SliceTable {
             file_schema: self.file_schema.clone(),

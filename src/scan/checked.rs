@@ -243,3 +243,72 @@ fn constant_overflows(e: &Expr) -> bool {
     };
     p.evaluate(&batch).is_err_and(|e| e.to_string().to_ascii_lowercase().contains("overflow"))
 }
+
+/// `now()` (and `current_timestamp`) as the job zone's wall-clock time
+/// without zone, in microseconds: the zoned source timestamps reach the
+/// transform that way (see `Scanner::context`), so comparisons such as
+/// `ts > now() - INTERVAL '3' HOUR` compare like with like, and the value
+/// loads into DATETIME as it reads.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct WallClockNow {
+    signature: datafusion::logical_expr::Signature,
+    aliases: Vec<String>,
+    /// The job zone (as `Zone::parse` reads it).
+    zone: String,
+}
+
+impl WallClockNow {
+    fn at(&self, t: chrono::DateTime<chrono::Utc>) -> ScalarValue {
+        let us = t.timestamp_micros();
+        let off = crate::encode::Zone::parse(&self.zone).map(|z| z.offset_secs(us)).unwrap_or(0);
+        ScalarValue::TimestampMicrosecond(Some(us + off * 1_000_000), None)
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for WallClockNow {
+    fn name(&self) -> &str {
+        "now"
+    }
+
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None))
+    }
+
+    fn invoke_with_args(
+        &self,
+        _: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::common::Result<datafusion::logical_expr::ColumnarValue> {
+        Ok(datafusion::logical_expr::ColumnarValue::Scalar(self.at(chrono::Utc::now())))
+    }
+
+    fn simplify(
+        &self,
+        args: Vec<Expr>,
+        info: &datafusion::logical_expr::simplify::SimplifyContext,
+    ) -> datafusion::common::Result<datafusion::logical_expr::simplify::ExprSimplifyResult> {
+        use datafusion::logical_expr::simplify::ExprSimplifyResult;
+        // One value for the whole statement, like DataFusion's own now().
+        Ok(match info.query_execution_start_time() {
+            Some(t) => ExprSimplifyResult::Simplified(Expr::Literal(self.at(t), None)),
+            None => ExprSimplifyResult::Original(args),
+        })
+    }
+}
+
+/// Registers [`WallClockNow`] for the job zone `zone`.
+pub(crate) fn register_wall_clock_now(ctx: &SessionContext, zone: &str) {
+    let f = WallClockNow {
+        signature: datafusion::logical_expr::Signature::nullary(datafusion::logical_expr::Volatility::Stable),
+        aliases: vec!["current_timestamp".to_string()],
+        zone: zone.to_string(),
+    };
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(f));
+}

@@ -867,3 +867,25 @@ async fn a_file_reachable_twice_through_a_symlink_is_refused() {
     assert!(e.contains("are the same file") && e.contains("k=1/0.parquet") && e.contains("k=2/0.parquet"), "{e}");
     assert_eq!(s.be_requests(), 0);
 }
+
+/// `now()` is in the job's zone, like the zoned timestamps it is compared
+/// with ("the last hours" must not shift by the zone's offset).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn now_follows_the_job_time_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64;
+    let h = 3_600_000_000i64;
+    let ts = TimestampMicrosecondArray::from(vec![now_us - 3 * h, now_us + 3 * h]).with_timezone("UTC");
+    write_parquet(&dir.path().join("part-0.parquet"), &batch(vec![("id", ids(2), false), ("ts", Arc::new(ts), true)]));
+    for zone in [None, Some("Asia/Tokyo"), Some("America/New_York")] {
+        let s = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT")])]).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&s, dir.path(), "db.t", state.path());
+        f.timezone = zone.map(Into::into);
+        f.transform.select = Some("id".into());
+        f.transform.filter = Some("ts < now()".into());
+        let r = load(f).await.unwrap_or_else(|e| panic!("{zone:?}: {e}"));
+        assert_eq!(r.load.rows_loaded, 1, "{zone:?}");
+        assert!(stored(&s, "db", "t").contains_key("1"), "{zone:?}");
+    }
+}
