@@ -34,6 +34,11 @@ pub struct LeaseInfo {
     pub expires_at: String,
     /// `expires_at` in milliseconds since the epoch.
     pub expires_at_ms: i64,
+    /// Tokens of crashed builders whose lapsed leases led to this one (most
+    /// recent last): their unpublished data files are leftovers to remove,
+    /// even when a builder crashed again before removing them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crashed: Vec<String>,
 }
 
 fn now_ms() -> i64 {
@@ -56,6 +61,9 @@ fn new_token(owner: &str) -> String {
     h.finalize().to_hex()[..24].to_string()
 }
 
+/// Crashed builders remembered in a lease (a chain of crashes).
+const MAX_CRASHED: usize = 16;
+
 /// How to wait for and hold a lease.
 #[derive(Debug, Clone)]
 pub(crate) struct LeaseSettings {
@@ -75,9 +83,9 @@ pub(crate) struct Lease {
     renewer: tokio::task::JoinHandle<()>,
     /// Time spent waiting for it.
     pub(crate) waited: Duration,
-    /// The token of the holder whose lapsed lease this one took over (a
-    /// crashed build): the data files it wrote carry it in their names.
-    pub(crate) took_over: Option<String>,
+    /// The tokens of the crashed builders whose lapsed leases led to this
+    /// one: the data files they wrote carry them in their names.
+    pub(crate) took_over: Vec<String>,
 }
 
 fn store_error(what: &str, e: object_store::Error) -> Error {
@@ -109,10 +117,11 @@ impl Lease {
                 acquired_at: rfc3339(now_ms()),
                 expires_at: rfc3339(now_ms() + ttl_ms),
                 expires_at_ms: now_ms() + ttl_ms,
+                crashed: Vec::new(),
             };
             let body = PutPayload::from(serde_json::to_vec_pretty(&info).unwrap_or_default());
             match store.put_opts(&path, body.clone(), PutMode::Create.into()).await {
-                Ok(_) => return Ok(Lease::hold(store, path, info, s, start.elapsed(), None)),
+                Ok(_) => return Ok(Lease::hold(store, path, info, s, start.elapsed(), Vec::new())),
                 Err(object_store::Error::AlreadyExists { .. }) => {}
                 Err(object_store::Error::NotImplemented { .. }) => return Err(unsupported(store.as_ref())),
                 Err(e) => return Err(store_error(&format!("cannot take the build lease of {what}"), e)),
@@ -134,12 +143,19 @@ impl Lease {
             // An unreadable lease file lapses a TTL after it was written.
             let expires_ms = holder.as_ref().map_or(modified_ms + ttl_ms, |h| h.expires_at_ms);
             if now_ms() > expires_ms {
+                let mut info = info;
+                if let Some(h) = &holder {
+                    info.crashed = h.crashed.iter().chain([&h.token]).cloned().collect();
+                    let excess = info.crashed.len().saturating_sub(MAX_CRASHED);
+                    info.crashed.drain(..excess);
+                }
+                let body = PutPayload::from(serde_json::to_vec_pretty(&info).unwrap_or_default());
                 if Lease::take_over(&store, &path, etag, &raw, body).await? {
                     tracing::warn!(
                         "took over the expired build lease of {what} from {}",
                         holder.as_ref().map_or("an unreadable lease file", |h| h.owner.as_str())
                     );
-                    let crashed = holder.as_ref().map(|h| h.token.clone());
+                    let crashed = info.crashed.clone();
                     return Ok(Lease::hold(store, path, info, s, start.elapsed(), crashed));
                 }
                 continue;
@@ -208,7 +224,7 @@ impl Lease {
         info: LeaseInfo,
         s: &LeaseSettings,
         waited: Duration,
-        took_over: Option<String>,
+        took_over: Vec<String>,
     ) -> Lease {
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = tokio::spawn(renew(store.clone(), path.clone(), info.clone(), s.ttl, lost.clone()));

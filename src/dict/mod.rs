@@ -633,6 +633,8 @@ impl DictStore {
         if let Some(c) = &cur {
             type_matches(key, c, d.value_type())?;
         }
+        // Also when this build has nothing new to publish.
+        self.remove_crash_leftovers(key, cur.as_ref().map_or(1, |c| c.version + 1), lease).await?;
         let (input_rows, null_rows, distinct_values) = (d.rows(), d.nulls(), d.len());
         let source_type = d.source_type().to_string();
 
@@ -764,18 +766,8 @@ impl DictStore {
     /// tables already, so building `n` again would give other values those
     /// ids: refused.
     async fn check_unpublished(&self, key: &DictKey, n: u64, lease: &Lease) -> Result<()> {
-        let mut found = self.unpublished(key, n).await?;
-        if let Some(token) = &lease.took_over {
-            let mine = |p: &Path| p.filename().is_some_and(|f| f.ends_with(&format!("-{token}.parquet")));
-            for (_, p) in found.iter().filter(|(_, p)| mine(p)) {
-                tracing::warn!("removing {}, left unpublished by a crashed build", self.show(p));
-                match self.loc.store.delete(p).await.map_err(norm) {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(store_error(format!("cannot remove {}", self.show(p)), e)),
-                }
-            }
-            found.retain(|(_, p)| !mine(p));
-        }
+        self.remove_crash_leftovers(key, n, lease).await?;
+        let found = self.unpublished(key, n).await?;
         let Some((m, first)) = found.first() else { return Ok(()) };
         Err(Error::data(format!(
             "dictionary {}: {} holds version {m}, but no manifest publishes it (the newest is {}). Its manifest \
@@ -790,6 +782,25 @@ impl DictStore {
             },
             self.show(&self.manifest_path(key, *m)),
         )))
+    }
+
+    /// Removes the unpublished data files (version `n` or later) of the
+    /// crashed builders whose lapsed leases led to `lease`.
+    async fn remove_crash_leftovers(&self, key: &DictKey, n: u64, lease: &Lease) -> Result<()> {
+        if lease.took_over.is_empty() {
+            return Ok(());
+        }
+        for (_, p) in self.unpublished(key, n).await? {
+            if !crashed_file(lease, &p) {
+                continue;
+            }
+            tracing::warn!("removing {}, left unpublished by a crashed build", self.show(&p));
+            match self.loc.store.delete(&p).await.map_err(norm) {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(store_error(format!("cannot remove {}", self.show(&p)), e)),
+            }
+        }
+        Ok(())
     }
 
     fn file_what(&self, key: &DictKey, f: &DeltaFile) -> String {
@@ -928,10 +939,8 @@ impl DictStore {
             // crashed build whose lapsed lease was taken over (see
             // check_unpublished).
             for (_, p) in self.unpublished(key, next).await? {
-                let name = p.filename().unwrap_or_default().to_string();
-                let crashed = lease.took_over.as_ref().is_some_and(|t| name.ends_with(&format!("-{t}.parquet")));
-                if !crashed {
-                    keep.insert(format!("data/{name}"));
+                if !crashed_file(&lease, &p) {
+                    keep.insert(format!("data/{}", p.filename().unwrap_or_default()));
                 }
             }
             let prefix = self.dir(key).join("data");
@@ -960,6 +969,12 @@ impl DictStore {
         lease.release().await;
         r
     }
+}
+
+/// Whether a data file was written by one of the crashed builders whose
+/// lapsed leases led to `lease` (its name ends with their token).
+fn crashed_file(lease: &Lease, p: &Path) -> bool {
+    p.filename().is_some_and(|f| lease.took_over.iter().any(|t| f.ends_with(&format!("-{t}.parquet"))))
 }
 
 /// Store errors that mean "not found" as `NotFound` (HDFS reports a file

@@ -571,3 +571,37 @@ async fn hdfs_dictionaries_publish_conditionally() {
 fn rand_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000
 }
+
+/// Two crashes in a row: A crashes after writing its data file; B takes
+/// A's lapsed lease over and crashes before removing that file; C, taking
+/// B's lease over, still knows A's file for a leftover (the lease carries
+/// the chain) and publishes. Also when C has nothing new to publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_crashed_builds_leaves_nothing_stuck() {
+    for nothing_new in [false, true] {
+        let (d, s) = local();
+        let key = DictKey::new("db.t", "c").unwrap();
+        s.build(&key, &DataType::Utf8, some(&["a"]), &opts("first")).await.unwrap();
+        let crashing =
+            BuildOptions { fault: Some(Fault::CrashBeforePublish), lease_ttl: Duration::from_millis(300), ..opts("a") };
+        s.build(&key, &DataType::Utf8, some(&["b"]), &crashing).await.unwrap_err();
+        let lock = d.path().join("db.t/c/lock.json");
+        let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&lock).unwrap()).unwrap();
+        // B took A's lease over (inheriting A) and crashed at once.
+        let b = serde_json::json!({
+            "owner": "b", "token": "bbbbbbbbbbbbbbbbbbbbbbbb", "acquired_at": "2026-01-01T00:00:00Z",
+            "expires_at": "2026-01-01T00:00:01Z", "expires_at_ms": 1, "crashed": [a["token"]],
+        });
+        std::fs::write(&lock, serde_json::to_vec(&b).unwrap()).unwrap();
+        let input = if nothing_new { some(&["a"]) } else { some(&["c"]) };
+        let r = s.build(&key, &DataType::Utf8, input, &opts("c")).await.unwrap();
+        let files: Vec<String> = std::fs::read_dir(d.path().join("db.t/c/data"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert!(!files.iter().any(|f| f.ends_with(&format!("-{}.parquet", a["token"].as_str().unwrap()))), "{files:?}");
+        assert_eq!(r.published, !nothing_new);
+        // The next ordinary build is not stuck either.
+        s.build(&key, &DataType::Utf8, some(&["d"]), &opts("d")).await.unwrap();
+    }
+}
