@@ -329,9 +329,13 @@ fn hive_partition_type(t: &str) -> arrow::datatypes::DataType {
 ///
 /// Conjuncts reading a key in `unpruned` do not prune (keys the files also
 /// store: their rows are filtered on the files' typed values).
-async fn list_source(settings: &mut Settings, unpruned: &[String]) -> Result<(source::Location, source::Listing)> {
+async fn list_source(
+    settings: &mut Settings,
+    unpruned: &[String],
+    prune: bool,
+) -> Result<(source::Location, source::Listing)> {
     let timeout = settings.store.op_timeout();
-    let filter = settings.transform.filter.clone();
+    let filter = settings.transform.filter.clone().filter(|_| prune);
     let pruner_of = |types: &[(String, arrow::datatypes::DataType)]| -> Result<Option<crate::prune::Pruner>> {
         Ok(crate::prune::Pruner::new(filter.as_deref(), types)?.map(|p| p.without(unpruned)))
     };
@@ -396,7 +400,18 @@ async fn list_source(settings: &mut Settings, unpruned: &[String]) -> Result<(so
 
 pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
     let started = std::time::Instant::now();
-    let (loc, listing) = list_source(&mut settings, &[]).await?;
+    let (loc, listing, emptied) = match list_source(&mut settings, &[], true).await {
+        Ok((loc, listing)) => (loc, listing, None),
+        // Pruned to nothing: maybe on a key the files also store (below);
+        // listed without pruning to find out.
+        Err(e) if e.kind() == crate::error::ErrorKind::Config && e.to_string().contains("holds no data files") => {
+            match list_source(&mut settings, &[], false).await {
+                Ok((loc, listing)) => (loc, listing, Some(e)),
+                Err(_) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    };
     // The target schema first: a mismatch is reported before anything else.
     let mut meta = Meta::connect(&settings.mysql, &settings.user, &settings.password).await?;
     let target = meta.table(&settings.db, &settings.table).await?;
@@ -423,8 +438,13 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
     let stored = plan.stored_partition_keys.clone();
     let pruned_on_stored = crate::prune::Pruner::new(settings.transform.filter.as_deref(), &settings.partition_types)?
         .is_some_and(|p| p.reads_any(&stored));
+    if let Some(e) = emptied
+        && !pruned_on_stored
+    {
+        return Err(e);
+    }
     if pruned_on_stored {
-        let (loc, listing) = list_source(&mut settings, &stored).await?;
+        let (loc, listing) = list_source(&mut settings, &stored, true).await?;
         plan = plan::build(loc, listing, &inputs, &settings.label_prefix, settings.store.op_timeout()).await?;
     }
     let plan = Arc::new(plan);

@@ -759,6 +759,14 @@ async fn partition_keys_also_stored_in_the_files_load_when_they_agree() {
     assert_eq!(r.load.rows_loaded, 6);
     let got = stored(&s3, "db", "t");
     assert!(got.contains_key("4") && got.contains_key("12") && !got.contains_key("1"), "{got:?}");
+    // Even when the directories' text prunes every directory ('10' < '9').
+    let s4 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&s4, dir.path(), "db.t", state.path());
+    f.transform.filter = Some("k > '9' AND k < '11' AND k IS NOT NULL".into());
+    let r = load(f).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 3);
+    assert!(stored(&s4, "db", "t").contains_key("10"));
 
     // A file whose stored key differs from its directory.
     write("k=9/s=c", 20, Some(10), "c");
