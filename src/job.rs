@@ -405,10 +405,26 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
         // Pruned to nothing: maybe on a key the files also store (below);
         // listed without pruning to find out.
         Err(e) if e.kind() == crate::error::ErrorKind::Config && e.to_string().contains("holds no data files") => {
-            match list_source(&mut settings, &[], false).await {
-                Ok((loc, listing)) => (loc, listing, Some(e)),
+            let (loc, listing) = match list_source(&mut settings, &[], false).await {
+                Ok(l) => l,
                 Err(_) => return Err(e),
+            };
+            // Only if the files store a partition key (one footer tells):
+            // a where naming a partition that does not exist yet fails at
+            // once, without reading every footer of the source.
+            let probe =
+                source::Listing { partition_keys: listing.partition_keys.clone(), files: listing.files[..1].to_vec() };
+            let stores_a_key =
+                plan::read_footers(&loc, &probe, settings.store.op_timeout()).await.is_ok_and(|(_, schema, _)| {
+                    listing
+                        .partition_keys
+                        .iter()
+                        .any(|k| schema.fields().iter().any(|f| f.name().eq_ignore_ascii_case(k)))
+                });
+            if !stores_a_key {
+                return Err(e);
             }
+            (loc, listing, Some(e))
         }
         Err(e) => return Err(e),
     };
