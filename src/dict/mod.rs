@@ -421,17 +421,22 @@ impl DictStore {
         format!("{key} (at {})", self.show(&self.dir(key)))
     }
 
+    /// The objects under `prefix` (none if it does not exist).
+    async fn list_under(&self, prefix: &Path, what: impl Fn() -> String) -> Result<Vec<object_store::ObjectMeta>> {
+        match self.loc.store.list(Some(prefix)).try_collect().await.map_err(norm) {
+            Ok(l) => Ok(l),
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(store_error(what(), e)),
+        }
+    }
+
     /// Published version numbers, ascending.
     pub async fn versions(&self, key: &DictKey) -> Result<Vec<u64>> {
-        let prefix = self.dir(key).join("versions");
-        let listed: Vec<object_store::ObjectMeta> =
-            match self.loc.store.list(Some(&prefix)).try_collect().await.map_err(norm) {
-                Ok(l) => l,
-                Err(object_store::Error::NotFound { .. }) => Vec::new(),
-                Err(e) => {
-                    return Err(store_error(format!("cannot list the versions of dictionary {}", self.what(key)), e));
-                }
-            };
+        let listed = self
+            .list_under(&self.dir(key).join("versions"), || {
+                format!("cannot list the versions of dictionary {}", self.what(key))
+            })
+            .await?;
         let mut out: Vec<u64> = listed
             .iter()
             .filter_map(|m| m.location.filename())
@@ -687,7 +692,7 @@ impl DictStore {
         }
         let n = cur.as_ref().map_or(1, |c| c.version + 1);
         let vt = d.value_type();
-        self.check_unpublished(key, n, lease).await?;
+        self.check_unpublished(key, n).await?;
 
         let t = Instant::now();
         let sorted = tokio::task::spawn_blocking(move || d.into_sorted()).await.map_err(join_error)??;
@@ -739,34 +744,32 @@ impl DictStore {
         Ok(report)
     }
 
+    /// The dictionary's data files.
+    async fn data_files(&self, key: &DictKey) -> Result<Vec<Path>> {
+        let prefix = self.dir(key).join("data");
+        let listed = self.list_under(&prefix, || format!("cannot list {}", self.show(&prefix))).await?;
+        Ok(listed.into_iter().map(|m| m.location).collect())
+    }
+
     /// Data files of version `from` or later: written, never published.
     async fn unpublished(&self, key: &DictKey, from: u64) -> Result<Vec<(u64, Path)>> {
-        let prefix = self.dir(key).join("data");
-        let listed: Vec<object_store::ObjectMeta> =
-            match self.loc.store.list(Some(&prefix)).try_collect().await.map_err(norm) {
-                Ok(l) => l,
-                Err(object_store::Error::NotFound { .. }) => Vec::new(),
-                Err(e) => return Err(store_error(format!("cannot list {}", self.show(&prefix)), e)),
-            };
-        let mut out: Vec<(u64, Path)> = listed
+        let mut out: Vec<(u64, Path)> = self
+            .data_files(key)
+            .await?
             .into_iter()
-            .filter_map(|m| {
-                let n: u64 = m.location.filename()?.strip_prefix('v')?.split('-').next()?.parse().ok()?;
-                (n >= from).then_some((n, m.location))
-            })
+            .filter_map(|p| data_version(&p).filter(|&n| n >= from).map(|n| (n, p)))
             .collect();
         out.sort();
         Ok(out)
     }
 
-    /// Before version `n` is written: a data file of version `n` or later
-    /// is either left by the crashed build whose lapsed lease this build
-    /// took over (its token is in the file's name: removed) or belongs to a
-    /// version whose manifest was deleted — its ids may be in StarRocks
-    /// tables already, so building `n` again would give other values those
-    /// ids: refused.
-    async fn check_unpublished(&self, key: &DictKey, n: u64, lease: &Lease) -> Result<()> {
-        self.remove_crash_leftovers(key, n, lease).await?;
+    /// Before version `n` is written: the leftovers of crashed builds are
+    /// gone (see [`Self::remove_crash_leftovers`], run when the lease was
+    /// taken), so a data file of version `n` or later belongs to a version
+    /// whose manifest was deleted — its ids may be in StarRocks tables
+    /// already, so building `n` again would give other values those ids:
+    /// refused.
+    async fn check_unpublished(&self, key: &DictKey, n: u64) -> Result<()> {
         let found = self.unpublished(key, n).await?;
         let Some((m, first)) = found.first() else { return Ok(()) };
         Err(Error::data(format!(
@@ -932,35 +935,24 @@ impl DictStore {
         let r = async {
             let cur = self.current(key).await?;
             let next = cur.as_ref().map_or(1, |v| v.version + 1);
-            let mut keep: std::collections::HashSet<String> =
+            let keep: std::collections::HashSet<String> =
                 cur.map(|v| v.files.into_iter().map(|f| f.path).collect()).unwrap_or_default();
             // Files past the newest version may be a published version
             // whose manifest was removed: kept, unless written by the
             // crashed build whose lapsed lease was taken over (see
             // check_unpublished).
-            for (_, p) in self.unpublished(key, next).await? {
-                if !crashed_file(&lease, &p) {
-                    keep.insert(format!("data/{}", p.filename().unwrap_or_default()));
-                }
-            }
-            let prefix = self.dir(key).join("data");
-            let listed: Vec<object_store::ObjectMeta> =
-                match self.loc.store.list(Some(&prefix)).try_collect().await.map_err(norm) {
-                    Ok(l) => l,
-                    Err(object_store::Error::NotFound { .. }) => Vec::new(),
-                    Err(e) => return Err(store_error(format!("cannot list {}", self.show(&prefix)), e)),
-                };
             let mut removed = Vec::new();
-            for m in listed {
-                let Some(name) = m.location.filename() else { continue };
+            for p in self.data_files(key).await? {
+                let Some(name) = p.filename() else { continue };
                 let rel = format!("data/{name}");
-                if keep.contains(&rel) {
+                let past_newest = data_version(&p).is_some_and(|n| n >= next);
+                if keep.contains(&rel) || (past_newest && !crashed_file(&lease, &p)) {
                     continue;
                 }
                 lease.check(&what).await?;
-                match self.loc.store.delete(&m.location).await.map_err(norm) {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => removed.push(self.show(&m.location)),
-                    Err(e) => return Err(store_error(format!("cannot remove {}", self.show(&m.location)), e)),
+                match self.loc.store.delete(&p).await.map_err(norm) {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => removed.push(self.show(&p)),
+                    Err(e) => return Err(store_error(format!("cannot remove {}", self.show(&p)), e)),
                 }
             }
             Ok(removed)
@@ -969,6 +961,11 @@ impl DictStore {
         lease.release().await;
         r
     }
+}
+
+/// The version of a data file (`data/v00000002-….parquet`).
+fn data_version(p: &Path) -> Option<u64> {
+    p.filename()?.strip_prefix('v')?.split('-').next()?.parse().ok()
 }
 
 /// Whether a data file was written by one of the crashed builders whose
