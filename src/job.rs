@@ -385,49 +385,49 @@ async fn list_source(
             out
         };
         let listing = source::list_partitions(&loc, keys, parts, timeout).await?;
-        if listing.files.is_empty() {
-            return Err(Error::config(format!("Hive table `{ht}` holds no data files (after partition pruning)")));
-        }
+        source::check_distinct_local_files(&loc, &listing.files)?;
         return Ok((loc, listing));
     }
     let src = settings.source.clone().ok_or_else(|| Error::config("`source` or `hive_table` is required"))?;
     let loc = source::open(&src, &settings.store)?;
     let pruner = pruner_of(&settings.partition_types)?;
     let f = |parts: &[(String, Option<String>)]| pruner.as_ref().is_none_or(|p| p.matches(parts));
-    let listing = source::list_nonempty(&loc, Some(&f), timeout).await?;
+    let listing = source::list(&loc, Some(&f), timeout).await?;
+    source::check_distinct_local_files(&loc, &listing.files)?;
     Ok((loc, listing))
+}
+
+/// The error of a source (after pruning) without data files.
+fn no_data_files(settings: &Settings, loc: &source::Location) -> Error {
+    match &settings.hive_table {
+        Some(ht) => Error::config(format!("Hive table `{ht}` holds no data files (after partition pruning)")),
+        None => Error::config(format!("source `{}` holds no data files", loc.display)),
+    }
 }
 
 pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
     let started = std::time::Instant::now();
-    let (loc, listing, emptied) = match list_source(&mut settings, &[], true).await {
-        Ok((loc, listing)) => (loc, listing, None),
-        // Pruned to nothing: maybe on a key the files also store (below);
-        // listed without pruning to find out.
-        Err(e) if e.kind() == crate::error::ErrorKind::Config && e.to_string().contains("holds no data files") => {
-            let (loc, listing) = match list_source(&mut settings, &[], false).await {
-                Ok(l) => l,
-                Err(_) => return Err(e),
-            };
-            // Only if the files store a partition key (one footer tells):
-            // a where naming a partition that does not exist yet fails at
-            // once, without reading every footer of the source.
-            let probe =
-                source::Listing { partition_keys: listing.partition_keys.clone(), files: listing.files[..1].to_vec() };
+    let (mut loc, mut listing) = list_source(&mut settings, &[], true).await?;
+    // Pruned to nothing: maybe on a key the files also store (below), if
+    // the first file of the unpruned source stores one (one footer tells;
+    // a where naming a partition that does not exist yet fails at once).
+    let mut emptied = false;
+    if listing.files.is_empty() {
+        let (all_loc, all) = list_source(&mut settings, &[], false).await?;
+        if let Some(first) = all.files.first() {
+            let probe = source::Listing { partition_keys: all.partition_keys.clone(), files: vec![first.clone()] };
             let stores_a_key =
-                plan::read_footers(&loc, &probe, settings.store.op_timeout()).await.is_ok_and(|(_, schema, _)| {
-                    listing
-                        .partition_keys
-                        .iter()
-                        .any(|k| schema.fields().iter().any(|f| f.name().eq_ignore_ascii_case(k)))
+                plan::read_footers(&all_loc, &probe, settings.store.op_timeout()).await.is_ok_and(|(_, schema, _)| {
+                    all.partition_keys.iter().any(|k| schema.fields().iter().any(|f| f.name().eq_ignore_ascii_case(k)))
                 });
-            if !stores_a_key {
-                return Err(e);
+            if stores_a_key {
+                (loc, listing, emptied) = (all_loc, all, true);
             }
-            (loc, listing, Some(e))
         }
-        Err(e) => return Err(e),
-    };
+    }
+    if listing.files.is_empty() {
+        return Err(no_data_files(&settings, &loc));
+    }
     // The target schema first: a mismatch is reported before anything else.
     let mut meta = Meta::connect(&settings.mysql, &settings.user, &settings.password).await?;
     let target = meta.table(&settings.db, &settings.table).await?;
@@ -454,10 +454,8 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
     let stored = plan.stored_partition_keys.clone();
     let pruned_on_stored = crate::prune::Pruner::new(settings.transform.filter.as_deref(), &settings.partition_types)?
         .is_some_and(|p| p.reads_any(&stored));
-    if let Some(e) = emptied
-        && !pruned_on_stored
-    {
-        return Err(e);
+    if emptied && !pruned_on_stored {
+        return Err(no_data_files(&settings, &plan.location));
     }
     if pruned_on_stored {
         let (loc, listing) = list_source(&mut settings, &stored, true).await?;

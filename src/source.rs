@@ -475,24 +475,10 @@ pub async fn list_partitions(
     Ok(Listing { partition_keys: keys, files })
 }
 
-/// Lists, returning an error if nothing is left to load.
-pub async fn list_nonempty(
-    loc: &Location,
-    filter: Option<PartitionFilter<'_>>,
-    timeout: std::time::Duration,
-) -> Result<Listing> {
-    let l = list(loc, filter, timeout).await?;
-    if l.files.is_empty() {
-        return Err(Error::config(format!("source `{}` holds no data files", loc.display)));
-    }
-    check_distinct_local_files(loc, &l.files)?;
-    Ok(l)
-}
-
 /// On a local file system, two listed paths of one file (a directory
 /// symlink inside the source pointing at another partition) would load its
 /// rows twice: refused, naming both.
-fn check_distinct_local_files(loc: &Location, files: &[SourceFile]) -> Result<()> {
+pub fn check_distinct_local_files(loc: &Location, files: &[SourceFile]) -> Result<()> {
     if loc.store_url != ObjectStoreUrl::local_filesystem() {
         return Ok(());
     }
