@@ -78,18 +78,6 @@ impl Zone {
             .map_err(|_| Error::config(format!("unknown time zone `{s}` (use UTC, +08:00 or an IANA name)")))
     }
     /// Seconds to add to a UTC instant (in µs) to get local wall time.
-    /// The zone as an Arrow timestamp zone, `None` for UTC.
-    pub fn arrow_tz(&self) -> Option<std::sync::Arc<str>> {
-        match self {
-            Zone::Utc => None,
-            Zone::Fixed(o) => {
-                let a = o.unsigned_abs();
-                Some(format!("{}{:02}:{:02}", if *o < 0 { '-' } else { '+' }, a / 3600, a % 3600 / 60).into())
-            }
-            Zone::Named(tz) => Some(tz.name().into()),
-        }
-    }
-
     pub(crate) fn offset_secs(&self, utc_us: i64) -> i64 {
         match self {
             Zone::Utc => 0,
@@ -104,7 +92,7 @@ impl Zone {
             }
         }
     }
-    /// The zone's name.
+    /// The zone's name (also its Arrow timestamp zone).
     pub fn name(&self) -> String {
         match self {
             Zone::Utc => "UTC".into(),

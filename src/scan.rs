@@ -128,10 +128,9 @@ pub struct Scanner {
     /// transform's dates, `date_trunc` and literals agree with the DATETIME
     /// values loaded.
     file_schema: SchemaRef,
-    /// The job's zone (Arrow form): the session zone of `current_date()`.
-    zone: Arc<str>,
-    /// The job's zone as configured: `now()` is its wall-clock time.
-    zone_name: String,
+    /// The job's zone: the session zone (`current_date()`), and `now()` is
+    /// its wall-clock time.
+    zone: crate::encode::Zone,
 }
 
 /// `dt` with every timestamp that has a zone in zone `tz` (the same
@@ -175,7 +174,7 @@ impl Scanner {
                 Arc::new(Field::new(k, dt, true))
             })
             .collect();
-        let tz = zone.arrow_tz().unwrap_or_else(|| "UTC".into());
+        let tz: Arc<str> = zone.name().into();
         let file_schema = Arc::new(Schema::new_with_metadata(
             plan.file_schema
                 .fields()
@@ -191,8 +190,7 @@ impl Scanner {
             batch_size,
             output_schema: Arc::new(Schema::empty()),
             file_schema,
-            zone: tz,
-            zone_name: zone.name(),
+            zone: *zone,
         };
         // Every partition value must parse as its column's type: found here,
         // before anything is sent, naming the file.
@@ -229,9 +227,9 @@ impl Scanner {
             .with_batch_size(self.batch_size)
             .with_information_schema(false);
         // The job's zone for current_date() (now() is registered below).
-        config.options_mut().execution.time_zone = Some(self.zone.to_string());
+        config.options_mut().execution.time_zone = Some(self.zone.name());
         let ctx = checked::session(config);
-        checked::register_wall_clock_now(&ctx, &self.zone_name);
+        checked::register_wall_clock_now(&ctx, &self.zone.name());
         ctx.register_object_store(self.plan.location.store_url.as_ref(), self.plan.location.store.clone());
         let table = SliceTable {
             file_schema: self.file_schema.clone(),
