@@ -32,18 +32,26 @@ use crate::error::{Error, Result};
 
 /// A session whose plans compute every expression where it is checked:
 /// no projection or filter copied into the scan node (its file pruner
-/// evaluates filters unchecked). Constant folding (DataFusion folds
-/// `2147483647 + 1` with wrapping arithmetic) is checked beforehand by
-/// [`check_constants`].
+/// evaluates filters unchecked), and integer `+ - *` and negation turned
+/// into [`CheckedArith`] calls right after type coercion, so that constant
+/// folding (DataFusion folds `2147483647 + 1` with wrapping arithmetic, also
+/// after its simplifier has rewritten `coalesce(9223372036854775807, id) + 1`
+/// into a constant) meets the checked function, fails and leaves the
+/// expression to fail at run time. [`check_constants`] reports the plain
+/// cases at planning.
 pub(crate) fn session(config: SessionConfig) -> SessionContext {
     let physical = PhysicalOptimizer::new()
         .rules
         .into_iter()
         .filter(|r| r.name() != "ProjectionPushdown" && !r.name().starts_with("FilterPushdown"))
         .collect();
+    let mut analyzer = datafusion::optimizer::Analyzer::new().rules;
+    let at = analyzer.iter().position(|r| r.name() == "type_coercion").map_or(analyzer.len(), |i| i + 1);
+    analyzer.insert(at, Arc::new(CheckedIntegerArithmetic));
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
+        .with_analyzer_rules(analyzer)
         .with_physical_optimizer_rules(physical)
         .build();
     SessionContext::new_with_state(state)
@@ -69,6 +77,11 @@ pub(crate) fn has_arithmetic(e: &Expr) -> bool {
             found = true;
         }
         if matches!(x, Expr::Negative(_)) {
+            found = true;
+        }
+        if let Expr::ScalarFunction(f) = x
+            && f.func.inner().downcast_ref::<CheckedArith>().is_some()
+        {
             found = true;
         }
         Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
@@ -311,4 +324,128 @@ pub(crate) fn register_wall_clock_now(ctx: &SessionContext, zone: &str) {
         zone: zone.to_string(),
     };
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(f));
+}
+
+/// Integer `+`, `-`, `*` that fail on overflow, as a function: the
+/// simplifier folds a constant call by evaluating it, and an evaluation
+/// that fails leaves the call in place (where a `BinaryExpr` would have been
+/// folded with wrapping arithmetic before [`checked_plan`] could see it).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CheckedArith {
+    op: Operator,
+    name: &'static str,
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl CheckedArith {
+    fn udf(op: Operator) -> Arc<datafusion::logical_expr::ScalarUDF> {
+        let name = match op {
+            Operator::Plus => "checked_add",
+            Operator::Minus => "checked_sub",
+            _ => "checked_mul",
+        };
+        let signature = datafusion::logical_expr::Signature::any(2, datafusion::logical_expr::Volatility::Immutable);
+        Arc::new(datafusion::logical_expr::ScalarUDF::from(CheckedArith { op, name, signature }))
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for CheckedArith {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    /// Shown as the operator it replaces (plans, error messages).
+    fn schema_name(&self, args: &[Expr]) -> datafusion::common::Result<String> {
+        Ok(format!("{} {} {}", args[0].schema_name(), self.op, args[1].schema_name()))
+    }
+
+    fn return_type(&self, args: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(args[0].clone())
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::common::Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::logical_expr::ColumnarValue;
+        let datum = |v: &ColumnarValue| -> datafusion::common::Result<Box<dyn arrow::array::Datum>> {
+            Ok(match v {
+                ColumnarValue::Array(a) => Box::new(a.clone()),
+                ColumnarValue::Scalar(s) => Box::new(s.to_scalar()?),
+            })
+        };
+        let (l, r) = (datum(&args.args[0])?, datum(&args.args[1])?);
+        let kernel = match self.op {
+            Operator::Plus => arrow::compute::kernels::numeric::add,
+            Operator::Minus => arrow::compute::kernels::numeric::sub,
+            _ => arrow::compute::kernels::numeric::mul,
+        };
+        let out = kernel(l.as_ref(), r.as_ref())?;
+        if args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// The analyzer rule that puts [`CheckedArith`] in place of integer `+`,
+/// `-`, `*` (both sides of one integer type after coercion) and of integer
+/// negation (`0 - x`). Other arithmetic (decimals) is checked in the
+/// physical plan by [`checked_plan`].
+#[derive(Debug)]
+struct CheckedIntegerArithmetic;
+
+impl datafusion::optimizer::AnalyzerRule for CheckedIntegerArithmetic {
+    fn name(&self) -> &str {
+        "starload_checked_integer_arithmetic"
+    }
+
+    fn analyze(
+        &self,
+        plan: LogicalPlan,
+        _: &datafusion::common::config::ConfigOptions,
+    ) -> datafusion::common::Result<LogicalPlan> {
+        let out = plan.transform_up_with_subqueries(|node| {
+            let inputs = node.inputs();
+            let mut schema = datafusion::logical_expr::utils::merge_schema(&inputs);
+            if let LogicalPlan::TableScan(ts) = &node {
+                schema.merge(ts.projected_schema.as_ref());
+            }
+            let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let saved = names.save(&e);
+                let t = e.transform_up(|x| checked_integer_expr(x, &schema))?;
+                Ok(if t.transformed { t.update_data(|e| saved.restore(e)) } else { t })
+            })
+        })?;
+        Ok(out.data)
+    }
+}
+
+fn checked_integer_expr(
+    e: Expr,
+    schema: &datafusion::common::DFSchema,
+) -> datafusion::common::Result<Transformed<Expr>> {
+    use datafusion::logical_expr::ExprSchemable;
+    let int = |dt: &DataType| dt.is_integer();
+    match e {
+        Expr::BinaryExpr(b)
+            if matches!(b.op, Operator::Plus | Operator::Minus | Operator::Multiply)
+                && int(&b.left.get_type(schema)?)
+                && b.left.get_type(schema)? == b.right.get_type(schema)? =>
+        {
+            let f = CheckedArith::udf(b.op);
+            Ok(Transformed::yes(f.call(vec![*b.left, *b.right])))
+        }
+        Expr::Negative(x) if int(&x.get_type(schema)?) => {
+            let dt = x.get_type(schema)?;
+            let zero = Expr::Literal(ScalarValue::new_zero(&dt)?, None);
+            Ok(Transformed::yes(CheckedArith::udf(Operator::Minus).call(vec![zero, *x])))
+        }
+        other => Ok(Transformed::no(other)),
+    }
 }

@@ -579,6 +579,11 @@ async fn transform_arithmetic_that_overflows_fails_the_load() {
         ("9223372036854775807 + 1", "LARGEINT"),
         ("CAST(2147483647 AS INT) * CAST(2 AS INT)", "BIGINT"),
         ("CASE WHEN id > 0 THEN CAST(-128 AS TINYINT) * CAST(-1 AS TINYINT) END", "BIGINT"),
+        // Constants that appear only after the simplifier's rewrites.
+        ("coalesce(9223372036854775807, id) + 1", "LARGEINT"),
+        ("CASE WHEN true THEN 9223372036854775807 ELSE id END * 2", "LARGEINT"),
+        ("nullif(9223372036854775807, id) + 9223372036854775807", "LARGEINT"),
+        ("-(coalesce(-9223372036854775808, id))", "LARGEINT"),
         ("-mn", "LARGEINT"),
         ("mn - 1", "LARGEINT"),
         ("i16 * i16", "BIGINT"),
