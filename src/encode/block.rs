@@ -75,6 +75,31 @@ impl Strings<'_> {
         }
     }
 
+    /// Copies value `i` (`len` bytes) to the start of `room`, maybe writing
+    /// past it (see [`copy_wide`]).
+    #[inline(always)]
+    fn copy_to(&self, i: usize, len: usize, room: &mut [u8]) {
+        match self {
+            Strings::Offsets32 { offs, data } => copy_wide(data, offs[i] as usize, len, room),
+            Strings::Offsets64 { offs, data } => copy_wide(data, offs[i] as usize, len, room),
+            Strings::View { views, bufs } => {
+                let v = views[i];
+                if len <= 12 {
+                    let b = v.to_le_bytes();
+                    if room.len() >= 12 {
+                        room[..12].copy_from_slice(&b[4..16]);
+                    } else {
+                        room[..len].copy_from_slice(&b[4..4 + len]);
+                    }
+                } else {
+                    let buf = (v >> 64) as u32 as usize;
+                    let off = (v >> 96) as u32 as usize;
+                    copy_wide(&bufs[buf], off, len, room);
+                }
+            }
+        }
+    }
+
     /// The bytes of value `i`, through `f` (an inline view lives on the stack).
     #[inline(always)]
     fn with<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> R {
@@ -146,6 +171,8 @@ struct Scratch {
     skip: Vec<u8>,
     /// Per row: where its next cell goes.
     pos: Vec<usize>,
+    /// Per row: where it ends (past its delimiter).
+    ends: Vec<usize>,
     /// Per column: staged (its cells in `staged`) or typed.
     is_staged: Vec<bool>,
     staged: Vec<Cells>,
@@ -189,7 +216,7 @@ fn render(
 ) -> std::result::Result<usize, EncodeError> {
     let n = hi - lo;
     let ncols = cols.len();
-    let Scratch { lens, skip, pos, is_staged, staged } = scratch;
+    let Scratch { lens, skip, pos, ends, is_staged, staged } = scratch;
     lens.clear();
     lens.resize(n * ncols, 0);
     skip.clear();
@@ -258,7 +285,9 @@ fn render(
     }
     let mut at = 0usize;
     let mut written = 0;
-    for (k, (p, &s)) in pos.iter_mut().zip(skip.iter()).enumerate() {
+    ends.clear();
+    ends.resize(n, 0);
+    for (k, ((p, e), &s)) in pos.iter_mut().zip(ends.iter_mut()).zip(skip.iter()).enumerate() {
         if s != 0 {
             rerouted.push((lo + k, part_of(s)));
             *p = 0;
@@ -267,6 +296,7 @@ fn render(
         let len = *p;
         *p = at;
         at += len;
+        *e = at;
         written += 1;
     }
     let base = *used;
@@ -292,7 +322,7 @@ fn render(
                 pos[k] = o + len + 1;
             }
         } else {
-            write(col, Cursor { lo, l, skip, pos, term, nulls: col.nulls }, dst)?;
+            write(col, Cursor { lo, l, skip, pos, ends, term, nulls: col.nulls }, dst)?;
         }
     }
     Ok(written)
@@ -447,6 +477,10 @@ struct Cursor<'s> {
     l: &'s [u32],
     skip: &'s [u8],
     pos: &'s mut [usize],
+    /// Per row: where it ends. Columns are written left to right, so the
+    /// bytes from a cell to its row's end are not written yet: a copy may
+    /// run past its cell up to there (it is overwritten later).
+    ends: &'s [usize],
     term: u8,
     nulls: Option<&'s arrow::buffer::NullBuffer>,
 }
@@ -486,6 +520,47 @@ impl Cursor<'_> {
         }
         Ok(())
     }
+
+    /// [`Cursor::fill`] whose `f(row in block, room, len)` writes the
+    /// cell's `len` bytes at the start of `room` (the rest of the row) and
+    /// may write past them.
+    #[inline(always)]
+    fn fill_wide(&mut self, dst: &mut [u8], mut f: impl FnMut(usize, &mut [u8], usize)) {
+        for k in 0..self.l.len() {
+            if self.skip[k] != 0 {
+                continue;
+            }
+            let o = self.pos[k];
+            let len = self.l[k] as usize;
+            let room = &mut dst[o..self.ends[k]];
+            if self.nulls.is_some_and(|nl| nl.is_null(self.lo + k)) {
+                room[..2].copy_from_slice(b"\\N");
+            } else {
+                f(k, room, len);
+            }
+            room[len] = self.term;
+            self.pos[k] = o + len + 1;
+        }
+    }
+}
+
+/// Copies `data[a..a + len]` to the start of `room`, as a fixed-size copy of
+/// 16, 32 or 64 bytes when both sides have that many (short values are most
+/// values; a call to `memcpy` per value cost more than the copy).
+#[inline(always)]
+fn copy_wide(data: &[u8], a: usize, len: usize, room: &mut [u8]) {
+    #[inline(always)]
+    fn fixed<const N: usize>(data: &[u8], a: usize, len: usize, room: &mut [u8]) -> bool {
+        if len <= N && room.len() >= N && data.len() - a >= N {
+            room[..N].copy_from_slice(&data[a..a + N]);
+            true
+        } else {
+            false
+        }
+    }
+    if !(fixed::<16>(data, a, len, room) || fixed::<32>(data, a, len, room) || fixed::<64>(data, a, len, room)) {
+        room[..len].copy_from_slice(&data[a..a + len]);
+    }
 }
 
 /// Writes the cells of a typed column whose lengths pass 1 found.
@@ -505,15 +580,16 @@ fn write(col: &Col<'_, '_>, mut at: Cursor<'_>, dst: &mut [u8]) -> std::result::
         },
         Kind::Date(v) => at.each(dst, |k, c| {
             let t = date_text(v[lo + k] as i64).map_err(|e| cell_error(e, lo + k))?;
-            c.copy_from_slice(&t);
+            // A fixed-size copy (`c` is 10 bytes; a slice copy calls memcpy).
+            c[..10].copy_from_slice(&t);
             Ok(())
         }),
         Kind::Ts { v, mul } => at.each(dst, |k, c| {
             let (t, len) = datetime_text(v[lo + k] * mul).map_err(|e| cell_error(e, lo + k))?;
             if len == 19 {
-                c.copy_from_slice(&t[..19]);
+                c[..19].copy_from_slice(&t[..19]);
             } else {
-                c.copy_from_slice(&t);
+                c[..26].copy_from_slice(&t);
             }
             Ok(())
         }),
@@ -521,7 +597,10 @@ fn write(col: &Col<'_, '_>, mut at: Cursor<'_>, dst: &mut [u8]) -> std::result::
             2 => at.fill(dst, |k, c| put_dec(c, v[lo + k], 2)),
             scale => at.fill(dst, |k, c| put_dec(c, v[lo + k], scale)),
         },
-        Kind::Str { s, .. } => at.fill(dst, |k, c| s.with(lo + k, |b| c.copy_from_slice(b))),
+        Kind::Str { s, .. } => {
+            at.fill_wide(dst, |k, room, len| s.copy_to(lo + k, len, room));
+            Ok(())
+        }
     }
 }
 
@@ -762,7 +841,7 @@ mod tests {
                     "a long value of more than twelve bytes",
                     "quote\"d",
                 ];
-                let long = if bad { 40 } else { 20 };
+                let long = if bad { 40 } else { 100 };
                 let vals: Vec<Option<String>> = (0..n)
                     .map(|_| {
                         (!null(r)).then(|| {
