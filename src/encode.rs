@@ -2148,20 +2148,39 @@ const MAX_DAY: i64 = 2932896; // 9999-12-31
 /// calendar (year 0 is not a leap year there).
 #[inline]
 fn date_text(d: i64) -> std::result::Result<[u8; 10], CellError> {
-    // Real columns repeat a limited set of days: a small per-thread cache
-    // of rendered days saves the calendar arithmetic.
+    with_days(|c| c.text(d))
+}
+
+/// Rendered days by their low bits: real columns repeat a limited set of
+/// days, and a hit saves the calendar arithmetic.
+struct DayCache(Vec<(i64, [u8; 10])>);
+
+impl DayCache {
     const SLOTS: usize = 4096;
-    thread_local! {
-        static DAYS: std::cell::RefCell<Vec<(i64, [u8; 10])>> =
-            std::cell::RefCell::new(vec![(i64::MIN, [0; 10]); SLOTS]);
+
+    /// [`date_text`] through the cache.
+    #[inline(always)]
+    fn text(&mut self, d: i64) -> std::result::Result<[u8; 10], CellError> {
+        let slot = &mut self.0[(d as usize) & (Self::SLOTS - 1)];
+        if slot.0 == d {
+            return Ok(slot.1);
+        }
+        let t = date_text_uncached(d)?;
+        *slot = (d, t);
+        Ok(t)
     }
-    let slot = (d as usize) & (SLOTS - 1);
-    if let Some(t) = DAYS.with_borrow(|c| (c[slot].0 == d).then_some(c[slot].1)) {
-        return Ok(t);
-    }
-    let t = date_text_uncached(d)?;
-    DAYS.with_borrow_mut(|c| c[slot] = (d, t));
-    Ok(t)
+}
+
+thread_local! {
+    static DAYS: std::cell::RefCell<DayCache> =
+        std::cell::RefCell::new(DayCache(vec![(i64::MIN, [0; 10]); DayCache::SLOTS]));
+}
+
+/// Runs `f` with this thread's day cache (once per column of a block rather
+/// than once per value). `f` must not call [`date_text`].
+#[inline]
+fn with_days<R>(f: impl FnOnce(&mut DayCache) -> R) -> R {
+    DAYS.with_borrow_mut(f)
 }
 
 fn date_text_uncached(d: i64) -> std::result::Result<[u8; 10], CellError> {
@@ -2197,7 +2216,13 @@ fn put_2(to: &mut [u8], v: u32) {
 /// like [`date_text`]; returns the text and its length (19 or 26).
 #[inline]
 fn datetime_text(us: i64) -> std::result::Result<([u8; 26], usize), CellError> {
-    let date = date_text(us.div_euclid(86_400_000_000))?;
+    with_days(|c| datetime_text_with(us, c))
+}
+
+/// [`datetime_text`] with the day cache at hand.
+#[inline(always)]
+fn datetime_text_with(us: i64, days: &mut DayCache) -> std::result::Result<([u8; 26], usize), CellError> {
+    let date = days.text(us.div_euclid(86_400_000_000))?;
     let t = us.rem_euclid(86_400_000_000);
     let mut out = *b"0000-00-00 00:00:00.000000";
     out[..10].copy_from_slice(&date);

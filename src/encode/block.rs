@@ -100,6 +100,28 @@ impl Strings<'_> {
         }
     }
 
+    /// Value `i` holds no separator byte and is not the NULL marker (for
+    /// views; an inline view is checked as one 128-bit word).
+    #[inline(always)]
+    fn plain_at(&self, i: usize) -> bool {
+        if let Strings::View { views, .. } = self {
+            let v = views[i];
+            let len = v as u32;
+            if len <= 12 {
+                // The value's bytes, zero past its end (and above).
+                let d = v >> 32;
+                const ONES: u128 = u128::MAX / 255;
+                let has = |b: u8| {
+                    let y = d ^ (ONES * b as u128);
+                    y.wrapping_sub(ONES) & !y & (ONES << 7) != 0
+                };
+                const _: () = assert!(COLUMN_SEPARATOR == 1 && ROW_DELIMITER == 2);
+                return !(has(1) || has(2) || (len == 2 && d as u16 == u16::from_le_bytes(*b"\\N")));
+            }
+        }
+        self.with(i, |b| b != b"\\N" && plain_short(b))
+    }
+
     /// The bytes of value `i`, through `f` (an inline view lives on the stack).
     #[inline(always)]
     fn with<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> R {
@@ -399,7 +421,7 @@ fn lengths(col: &Col<'_, '_>, lo: usize, l: &mut [u32]) -> bool {
             // general writer sends such rows elsewhere.
             ok && match s.contiguous(lo, lo + n) {
                 Some(bytes) => plain(bytes) && !(0..n).any(|k| is_null_marker(s, lo + k, l[k])),
-                None => (0..n).all(|k| s.with(lo + k, |b| b != b"\\N" && plain_short(b))),
+                None => (0..n).all(|k| s.plain_at(lo + k)),
             }
         }
     };
@@ -578,20 +600,24 @@ fn write(col: &Col<'_, '_>, mut at: Cursor<'_>, dst: &mut [u8]) -> std::result::
             Ints::U32(v) => at.fill(dst, |k, c| put_digits(c, v[lo + k] as u64)),
             Ints::U64(v) => at.fill(dst, |k, c| put_digits(c, v[lo + k])),
         },
-        Kind::Date(v) => at.each(dst, |k, c| {
-            let t = date_text(v[lo + k] as i64).map_err(|e| cell_error(e, lo + k))?;
-            // A fixed-size copy (`c` is 10 bytes; a slice copy calls memcpy).
-            c[..10].copy_from_slice(&t);
-            Ok(())
+        Kind::Date(v) => with_days(|days| {
+            at.each(dst, |k, c| {
+                let t = days.text(v[lo + k] as i64).map_err(|e| cell_error(e, lo + k))?;
+                // A fixed-size copy (`c` is 10 bytes; a slice copy calls memcpy).
+                c[..10].copy_from_slice(&t);
+                Ok(())
+            })
         }),
-        Kind::Ts { v, mul } => at.each(dst, |k, c| {
-            let (t, len) = datetime_text(v[lo + k] * mul).map_err(|e| cell_error(e, lo + k))?;
-            if len == 19 {
-                c[..19].copy_from_slice(&t[..19]);
-            } else {
-                c[..26].copy_from_slice(&t);
-            }
-            Ok(())
+        Kind::Ts { v, mul } => with_days(|days| {
+            at.each(dst, |k, c| {
+                let (t, len) = datetime_text_with(v[lo + k] * mul, days).map_err(|e| cell_error(e, lo + k))?;
+                if len == 19 {
+                    c[..19].copy_from_slice(&t[..19]);
+                } else {
+                    c[..26].copy_from_slice(&t);
+                }
+                Ok(())
+            })
         }),
         Kind::Dec { v, scale, .. } => match *scale {
             2 => at.fill(dst, |k, c| put_dec(c, v[lo + k], 2)),
@@ -780,9 +806,19 @@ mod tests {
             }
             6 => {
                 // Beyond 64 bits now and then: staged.
-                let a = Decimal128Array::from_iter(
-                    (0..n).map(|_| Some(r.pick(&[i128::from(u64::MAX) * 1000, -7], |r| (r.next() >> 3) as i128))),
-                );
+                let a = Decimal128Array::from_iter((0..n).map(|_| {
+                    Some(r.pick(
+                        &[
+                            i128::from(u64::MAX) * 1000,
+                            i128::from(u64::MAX),
+                            i128::from(i64::MAX) + 1,
+                            i128::from(i64::MIN),
+                            i128::from(i64::MIN) - 1,
+                            -7,
+                        ],
+                        |r| (r.next() >> 3) as i128,
+                    ))
+                }));
                 (Arc::new(a.with_precision_and_scale(38, 10).unwrap()), "DECIMAL(38,10)")
             }
             7 => {
@@ -920,6 +956,27 @@ mod tests {
             }
         }
         assert!(errors > 100, "the bad cases must fail ({errors})");
+    }
+
+    /// The word-at-a-time check of inline views agrees with the byte scan.
+    #[test]
+    fn inline_view_check_is_the_byte_scan() {
+        let mut vals: Vec<String> = vec!["\\N".into(), "\\NN".into(), "N\\".into(), "\\".into(), String::new()];
+        for len in 1..=14usize {
+            for at in 0..len {
+                for b in [0u8, 1, 2, 3, 0x7f, b'\\', b'N', b'a'] {
+                    let mut v = vec![b'x'; len];
+                    v[at] = b;
+                    vals.push(String::from_utf8(v).unwrap());
+                }
+            }
+        }
+        let a = StringViewArray::from_iter_values(&vals);
+        let s = Strings::View { views: a.views(), bufs: a.data_buffers() };
+        for (i, v) in vals.iter().enumerate() {
+            let want = v.as_bytes() != b"\\N" && plain_short(v.as_bytes());
+            assert_eq!(s.plain_at(i), want, "{v:?}");
+        }
     }
 
     #[test]
