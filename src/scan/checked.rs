@@ -226,7 +226,10 @@ pub(crate) fn check_constants(ctx: &SessionContext, plan: &LogicalPlan, sql: &st
                 }
                 if x.column_refs().is_empty() && has_arithmetic(x) {
                     if constant_overflows(x) {
-                        bad = Some(x.to_string());
+                        // As written (`Display` would show the checked
+                        // functions), without the column's alias.
+                        let e = if let Expr::Alias(a) = x { a.expr.as_ref() } else { x };
+                        bad = Some(e.schema_name().to_string());
                         return Ok(TreeNodeRecursion::Stop);
                     }
                     return Ok(TreeNodeRecursion::Jump);
@@ -358,13 +361,24 @@ impl datafusion::logical_expr::ScalarUDFImpl for CheckedArith {
         &self.signature
     }
 
-    /// Shown as the operator it replaces (plans, error messages).
+    /// Named like the operator it replaces (column names; `Display`, in
+    /// EXPLAIN output, still shows the function).
     fn schema_name(&self, args: &[Expr]) -> datafusion::common::Result<String> {
         Ok(format!("{} {} {}", args[0].schema_name(), self.op, args[1].schema_name()))
     }
 
     fn return_type(&self, args: &[DataType]) -> datafusion::common::Result<DataType> {
         Ok(args[0].clone())
+    }
+
+    /// Nullable like the operator: only when an operand is (an overflow is
+    /// an error, never NULL).
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> datafusion::common::Result<arrow::datatypes::FieldRef> {
+        let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
+        Ok(Arc::new(arrow::datatypes::Field::new(self.name, args.arg_fields[0].data_type().clone(), nullable)))
     }
 
     fn invoke_with_args(
