@@ -490,7 +490,7 @@ impl Encoder {
         floor: Part,
         out: &mut Encoded,
     ) -> std::result::Result<(), EncodeError> {
-        self.encode_inner(batch, floor, out)
+        self.encode_inner(batch, floor, out, true)
     }
 
     /// Encodes a batch, routing each row to the first part that carries all
@@ -499,7 +499,20 @@ impl Encoder {
     /// values CSV cannot carry, STRUCT columns…). CSV bodies get whole rows;
     /// JSON rows are objects joined by `,` (no enclosing brackets).
     pub fn encode(&self, batch: &RecordBatch, out: &mut Encoded) -> std::result::Result<(), EncodeError> {
-        self.encode_inner(batch, Part::Csv, out)
+        self.encode_inner(batch, Part::Csv, out, true)
+    }
+
+    /// [`Encoder::encode`], splitting the batch across the pool's threads
+    /// only when `split`. The pieces of a split batch are joined with one
+    /// more copy of all but the first: worth it only when nothing else keeps
+    /// the threads busy (when other batches are waiting, pass `false`).
+    pub fn encode_split(
+        &self,
+        batch: &RecordBatch,
+        out: &mut Encoded,
+        split: bool,
+    ) -> std::result::Result<(), EncodeError> {
+        self.encode_inner(batch, Part::Csv, out, split)
     }
 
     fn encode_inner(
@@ -507,6 +520,7 @@ impl Encoder {
         batch: &RecordBatch,
         floor: Part,
         out: &mut Encoded,
+        split: bool,
     ) -> std::result::Result<(), EncodeError> {
         let rows = batch.num_rows();
         if rows == 0 {
@@ -547,7 +561,8 @@ impl Encoder {
             let hint = self.row_bytes_hint();
             // One piece per encoder thread at most: pieces after the first
             // are copied once more when joined.
-            let pieces = (rows / PAR_ROWS).clamp(1, rayon::current_num_threads().max(1));
+            let threads = if split { rayon::current_num_threads().max(1) } else { 1 };
+            let pieces = (rows / PAR_ROWS).clamp(1, threads);
             let ranges: Vec<std::ops::Range<usize>> =
                 (0..pieces).map(|k| k * rows / pieces..(k + 1) * rows / pieces).collect();
             // Only the rows' routes matter under a stronger floor: the

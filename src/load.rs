@@ -169,6 +169,9 @@ pub struct StageStats {
     pub encode_ns: AtomicU64,
     /// Waiting for an upload to take the next buffer (network, server).
     pub send_ns: AtomicU64,
+    /// Batches handed to the rayon pool and not encoded yet (a batch is
+    /// split across threads only when it is alone).
+    pub(crate) encoding: std::sync::atomic::AtomicUsize,
 }
 
 /// [`StageStats`] in seconds.
@@ -532,15 +535,20 @@ async fn produce(
         let base = dispatched;
         dispatched += batch.num_rows() as u64;
         let stats = job.stats.clone();
+        stats.encoding.fetch_add(1, Ordering::Relaxed);
         rayon::spawn(move || {
             let t = Instant::now();
             let r = match (&spec, &mut a) {
                 (Some(spec), Some(a)) => a.push(spec, &batch, base).map(|_| Encoded::default()),
                 _ => {
                     let mut out = Encoded::default();
-                    encoder.encode(&batch, &mut out).map(|_| out)
+                    // Other chunks' batches waiting: they keep the other
+                    // threads busy, so this one is not split.
+                    let alone = stats.encoding.load(Ordering::Relaxed) <= 1;
+                    encoder.encode_split(&batch, &mut out, alone).map(|_| out)
                 }
             };
+            stats.encoding.fetch_sub(1, Ordering::Relaxed);
             stats.encode_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             let _ = etx.send((r, a));
         });
