@@ -78,12 +78,48 @@ pub struct HivePartition {
     pub location: String,
 }
 
-/// Whether a table's files are Parquet: its input format or serde names
-/// Parquet (Hive's `MapredParquetInputFormat` / `ParquetHiveSerDe`, or
-/// another Parquet class).
-pub fn is_parquet(t: &HiveTable) -> bool {
-    let names_parquet = |s: &str| s.to_ascii_lowercase().contains("parquet");
-    names_parquet(&t.input_format) || names_parquet(&t.serde_lib)
+/// The input formats of plain Parquet tables (every file a complete part
+/// of the table).
+const PARQUET_INPUT_FORMATS: &[&str] = &[
+    "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+    "parquet.hive.DeprecatedParquetInputFormat",
+    "parquet.hive.MapredParquetInputFormat",
+];
+
+/// Refuses a table whose files are not all plain Parquet rows of the table:
+/// another storage format; a table format whose files are versions or
+/// deltas that only its own reader merges (Hudi's `HoodieParquetInputFormat`
+/// names Parquet too; Iceberg, Delta); a Hive transactional (ACID) table,
+/// whose `base_`/`delta_` directories hold the same rows more than once.
+pub fn check_plain_parquet(t: &HiveTable) -> Result<()> {
+    let name = format!("{}.{}", t.db, t.name);
+    let param = |k: &str| t.parameters.iter().find(|(pk, _)| pk.eq_ignore_ascii_case(k)).map(|(_, v)| v.trim());
+    if param("transactional").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Err(Error::config(format!(
+            "Hive table `{name}` is transactional (ACID): its base and delta directories are merged only by Hive's \
+             reader, so reading its files would load rows twice; load from a non-transactional copy"
+        )));
+    }
+    let table_format = param("table_type")
+        .filter(|v| ["iceberg", "hudi", "delta"].iter().any(|f| v.eq_ignore_ascii_case(f)))
+        .map(String::from);
+    let spark_provider = param("spark.sql.sources.provider")
+        .filter(|v| !v.eq_ignore_ascii_case("parquet") && !v.eq_ignore_ascii_case("hive"))
+        .map(String::from);
+    let other_format = table_format.or(spark_provider);
+    if let Some(f) = other_format {
+        return Err(Error::config(format!(
+            "Hive table `{name}` is a `{f}` table: its files are read through that format's own reader; load from \
+             a plain Parquet copy"
+        )));
+    }
+    if !PARQUET_INPUT_FORMATS.contains(&t.input_format.trim()) {
+        return Err(Error::config(format!(
+            "Hive table `{name}` is not stored as plain Parquet (input format `{}`, serde `{}`)",
+            t.input_format, t.serde_lib
+        )));
+    }
+    Ok(())
 }
 
 /// A connection to a Hive Metastore.
@@ -541,8 +577,14 @@ pub fn partition_filter(sql_where: &str, partition_keys: &[HiveColumn]) -> Optio
     let Statement::Query(q) = stmts.remove(0) else { return None };
     let SetExpr::Select(select) = *q.body else { return None };
     let term = Translator { keys: partition_keys }.implied(select.selection.as_ref()?)?;
-    Some(term.render(false))
+    // The metastore parses a filter recursively: one long `IN` list (600
+    // values, ~10 KB) overflows its stack and drops the connection. Long
+    // filters are left to the pruner (all partitions are listed).
+    Some(term.render(false)).filter(|f| f.len() <= MAX_FILTER_LEN)
 }
+
+/// The longest filter sent to the metastore.
+const MAX_FILTER_LEN: usize = 4096;
 
 /// A metastore filter expression.
 #[derive(Debug, Clone, PartialEq)]
@@ -788,10 +830,15 @@ fn compare(key: &HiveColumn, cmp: Cmp, lit: &Lit) -> Option<Term> {
     let k = &key.name;
     let value = match (KeyKind::of(&key.hive_type)?, lit) {
         (KeyKind::Str, Lit::Str(s)) => {
-            if !matches!(cmp, Cmp::Eq | Cmp::Ne) && !s.is_ascii() {
+            // Only `=`: the metastore's database may compare strings with
+            // its collation (Derby and MySQL pad with spaces, so `'a '` =
+            // `'a'`; MySQL ignores case), under which values equal byte for
+            // byte stay equal, but `<>` and the orderings can exclude a
+            // partition the where clause keeps.
+            if cmp != Cmp::Eq {
                 return None;
             }
-            return Some(Term::Atom(format!("{k} {} {}", cmp.text(), quote(s)?)));
+            return Some(Term::Atom(format!("{k} = {}", quote(s)?)));
         }
         (KeyKind::Int, Lit::Int(i)) => i64::try_from(*i).ok()?.to_string(),
         (KeyKind::Int, Lit::Str(s)) => canonical_int(s)?.to_string(),
@@ -1131,11 +1178,16 @@ mod tests {
     #[test]
     fn filter_string_comparisons() {
         assert_eq!(pf("dt = '2024-01-01'").as_deref(), Some(r#"dt = "2024-01-01""#));
-        assert_eq!(pf("dt >= '2024-01-01'").as_deref(), Some(r#"dt >= "2024-01-01""#));
-        assert_eq!(pf("dt <> 'x'").as_deref(), Some(r#"dt <> "x""#));
-        assert_eq!(pf("dt != 'x'").as_deref(), Some(r#"dt <> "x""#));
-        assert_eq!(pf("'2024-01-01' < dt").as_deref(), Some(r#"dt > "2024-01-01""#));
-        assert_eq!(pf("'b' >= dt").as_deref(), Some(r#"dt <= "b""#));
+        assert_eq!(pf("'2024-01-01' = dt").as_deref(), Some(r#"dt = "2024-01-01""#));
+        // The metastore's collation may hold `'trail '` equal to `'trail'`
+        // (or `'A'` to `'a'`): `<>` and orderings would exclude it.
+        assert_eq!(pf("dt <> 'trail'"), None);
+        assert_eq!(pf("dt != 'x'"), None);
+        assert_eq!(pf("dt >= '2024-01-01'"), None);
+        assert_eq!(pf("'2024-01-01' < dt"), None);
+        assert_eq!(pf("dt NOT IN ('a', 'b')"), None);
+        assert_eq!(pf("dt BETWEEN 'a' AND 'b'"), None);
+        assert_eq!(pf("dt IN ('a', 'b ')").as_deref(), Some(r#"dt = "a" or dt = "b ""#));
         // Quotes: double unless the value holds one; both or a backslash: dropped.
         assert_eq!(pf(r#"dt = 'say "hi"'"#).as_deref(), Some(r#"dt = 'say "hi"'"#));
         assert_eq!(pf(r#"dt = 'it''s "x"'"#), None);
@@ -1186,23 +1238,33 @@ mod tests {
         // One item that cannot be said drops the whole list...
         assert_eq!(pf("dt IN ('a', 1)"), None);
         // ...but NOT IN keeps what it can (fewer exclusions: wider).
-        assert_eq!(pf("dt NOT IN ('a', 1, 'b')").as_deref(), Some(r#"dt <> "a" and dt <> "b""#));
-        assert_eq!(pf("dt BETWEEN 'a' AND 'c'").as_deref(), Some(r#"dt >= "a" and dt <= "c""#));
-        assert_eq!(pf("dt BETWEEN 'a' AND 3").as_deref(), Some(r#"dt >= "a""#));
+        assert_eq!(
+            pf("region NOT IN (1, 'x', 3)").as_deref(),
+            Some("(region < 1 or region > 1) and (region < 3 or region > 3)")
+        );
+        // Strings: `=` only (see `filter_string_comparisons`).
+        assert_eq!(pf("dt NOT IN ('a', 1, 'b')"), None);
+        assert_eq!(pf("dt BETWEEN 'a' AND 'c'"), None);
+        assert_eq!(pf("day BETWEEN '2024-01-01' AND 3").as_deref(), Some(r#"day >= "2024-01-01""#));
         assert_eq!(pf("region NOT BETWEEN 1 AND 5").as_deref(), Some("region < 1 or region > 5"));
         assert_eq!(pf("region NOT BETWEEN 1 AND 'x'"), None);
         assert_eq!(pf("region IN (SELECT 1)"), None);
+        // Too long for the metastore's recursive parser: not pushed.
+        let many = (0..600).map(|i| format!("'v{i}'")).collect::<Vec<_>>().join(", ");
+        assert_eq!(pf(&format!("dt IN ({many})")), None);
+        let some = (0..100).map(|i| format!("'v{i}'")).collect::<Vec<_>>().join(", ");
+        assert!(pf(&format!("dt IN ({some})")).is_some());
     }
 
     #[test]
     fn filter_conjuncts_and_disjunctions() {
         assert_eq!(
-            pf("dt >= '2024-01-01' AND amount > 0 AND region = 3").as_deref(),
-            Some(r#"dt >= "2024-01-01" and region >= 3 and region <= 3"#)
+            pf("dt = '2024-01-01' AND amount > 0 AND region = 3").as_deref(),
+            Some(r#"dt = "2024-01-01" and region >= 3 and region <= 3"#)
         );
         assert_eq!(
-            pf("(dt >= '2024-01-01' AND (region > 1 AND name LIKE 'x%'))").as_deref(),
-            Some(r#"dt >= "2024-01-01" and region > 1"#)
+            pf("(day >= '2024-01-01' AND (region > 1 AND name LIKE 'x%'))").as_deref(),
+            Some(r#"day >= "2024-01-01" and region > 1"#)
         );
         assert_eq!(pf("dt = 'a' OR dt = 'b'").as_deref(), Some(r#"dt = "a" or dt = "b""#));
         assert_eq!(
@@ -1257,19 +1319,42 @@ mod tests {
     }
 
     #[test]
-    fn parquet_detection() {
+    fn only_plain_parquet_tables_are_read() {
         let mut t = to_table(&V::Struct(vec![]), "d", "t");
-        assert!(!is_parquet(&t));
+        assert!(check_plain_parquet(&t).is_err());
         t.input_format = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat".into();
-        assert!(is_parquet(&t));
-        t.input_format = "org.apache.hadoop.mapred.TextInputFormat".into();
-        t.serde_lib = "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe".into();
-        assert!(!is_parquet(&t));
         t.serde_lib = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe".into();
-        assert!(is_parquet(&t));
-        t.input_format = "org.apache.hadoop.hive.ql.io.orc.OrcInputFormat".into();
-        t.serde_lib = "org.apache.hadoop.hive.ql.io.orc.OrcSerde".into();
-        assert!(!is_parquet(&t));
+        check_plain_parquet(&t).unwrap();
+        // Spark's Hive-compatible Parquet tables.
+        t.parameters.insert("spark.sql.sources.provider".into(), "parquet".into());
+        check_plain_parquet(&t).unwrap();
+        let refused = |t: &HiveTable, what: &str| {
+            let e = check_plain_parquet(t).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Config);
+            assert!(e.to_string().contains(what), "{e}");
+        };
+        let mut text = t.clone();
+        text.input_format = "org.apache.hadoop.mapred.TextInputFormat".into();
+        text.serde_lib = "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe".into();
+        refused(&text, "not stored as plain Parquet");
+        let mut orc = t.clone();
+        orc.input_format = "org.apache.hadoop.hive.ql.io.orc.OrcInputFormat".into();
+        refused(&orc, "not stored as plain Parquet");
+        // Hudi names Parquet, but its files are versions of file groups.
+        let mut hudi = t.clone();
+        hudi.input_format = "org.apache.hudi.hadoop.HoodieParquetInputFormat".into();
+        refused(&hudi, "not stored as plain Parquet");
+        hudi.input_format = "org.apache.hudi.hadoop.realtime.HoodieParquetRealtimeInputFormat".into();
+        refused(&hudi, "not stored as plain Parquet");
+        let mut acid = t.clone();
+        acid.parameters.insert("transactional".into(), "TRUE".into());
+        refused(&acid, "transactional");
+        let mut iceberg = t.clone();
+        iceberg.parameters.insert("table_type".into(), "ICEBERG".into());
+        refused(&iceberg, "`ICEBERG` table");
+        let mut delta = t.clone();
+        delta.parameters.insert("spark.sql.sources.provider".into(), "delta".into());
+        refused(&delta, "`delta` table");
     }
 
     #[test]
@@ -1354,7 +1439,7 @@ mod tests {
         assert_eq!(t.partition_keys, vec![HiveColumn { name: "dt".into(), hive_type: "string".into() }]);
         assert_eq!(t.table_type, "EXTERNAL_TABLE");
         assert_eq!(t.parameters.get("EXTERNAL").map(String::as_str), Some("TRUE"));
-        assert!(is_parquet(&t));
+        check_plain_parquet(&t).unwrap();
         let p = to_partition(&partition_value(&["2024-01-01"], "s3a://b/p"));
         assert_eq!(p, HivePartition { values: vec!["2024-01-01".into()], location: "s3a://b/p".into() });
     }

@@ -327,6 +327,28 @@ fn hive_partition_type(t: &str) -> arrow::datatypes::DataType {
 /// clause), or a Hive table through its metastore (partitions filtered in the
 /// metastore, then pruned). Fills partition types from the metastore.
 ///
+/// Gives each partition key without a type in the job its metastore type;
+/// returns the keys conditions on which may be pushed to the metastore. A
+/// key the job gives another type is compared as that type by the pruner
+/// and the scan (`region = '7'` as int matches `007`), but the metastore
+/// would compare its own type: not pushed.
+fn metastore_types(
+    keys: &[crate::hms::HiveColumn],
+    types: &mut Vec<(String, arrow::datatypes::DataType)>,
+) -> Vec<crate::hms::HiveColumn> {
+    let mut pushable = Vec::new();
+    for c in keys {
+        let own = hive_partition_type(&c.hive_type);
+        match types.iter().find(|(k, _)| k.eq_ignore_ascii_case(&c.name)) {
+            Some((_, ty)) if *ty != own => continue,
+            Some(_) => {}
+            None => types.push((c.name.clone(), own)),
+        }
+        pushable.push(c.clone());
+    }
+    pushable
+}
+
 /// Conjuncts reading a key in `unpruned` do not prune (keys the files also
 /// store: their rows are filtered on the files' typed values).
 async fn list_source(
@@ -349,19 +371,10 @@ async fn list_source(
             .ok_or_else(|| Error::config("`metastore` (thrift://host:9083) is required with hive_table"))?;
         let mut ms = crate::hms::Metastore::connect(&uri, timeout).await?;
         let t = ms.table(hdb, htable).await?;
-        if !crate::hms::is_parquet(&t) {
-            return Err(Error::config(format!(
-                "Hive table `{ht}` is not stored as Parquet (input format `{}`, serde `{}`)",
-                t.input_format, t.serde_lib
-            )));
-        }
+        crate::hms::check_plain_parquet(&t)?;
         let loc = source::open(&t.location, &settings.store)?;
         let keys: Vec<String> = t.partition_keys.iter().map(|c| c.name.clone()).collect();
-        for c in &t.partition_keys {
-            if !settings.partition_types.iter().any(|(k, _)| k.eq_ignore_ascii_case(&c.name)) {
-                settings.partition_types.push((c.name.clone(), hive_partition_type(&c.hive_type)));
-            }
-        }
+        let pushable = metastore_types(&t.partition_keys, &mut settings.partition_types);
         let pruner = pruner_of(&settings.partition_types)?;
         let parts = if keys.is_empty() {
             vec![(loc.root.clone(), vec![])]
@@ -369,7 +382,7 @@ async fn list_source(
             let pushed = filter
                 .as_deref()
                 .filter(|_| unpruned.is_empty())
-                .and_then(|w| crate::hms::partition_filter(w, &t.partition_keys));
+                .and_then(|w| crate::hms::partition_filter(w, &pushable));
             let mut out = Vec::new();
             for p in ms.partitions(hdb, htable, pushed.as_deref()).await? {
                 let values: Vec<Option<String>> = p
@@ -1121,4 +1134,28 @@ fn http_client(s: &Settings) -> Result<Client> {
         ca_file: s.ca_file.clone(),
         connect_timeout: Duration::from_secs(30),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::DataType;
+
+    /// Keys the job re-types are not pushed to the metastore (which would
+    /// compare them as its own type); the others get the metastore's type.
+    #[test]
+    fn retyped_partition_keys_are_not_pushed() {
+        let col = |n: &str, t: &str| crate::hms::HiveColumn { name: n.into(), hive_type: t.into() };
+        let keys = vec![col("region", "string"), col("dt", "string"), col("n", "int")];
+        let mut types = vec![("REGION".to_string(), DataType::Int32), ("n".to_string(), DataType::Int32)];
+        let pushable = metastore_types(&keys, &mut types);
+        let names: Vec<&str> = pushable.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["dt", "n"]);
+        assert_eq!(types.len(), 3);
+        assert_eq!(types[2], ("dt".to_string(), DataType::Utf8));
+        assert_eq!(
+            crate::hms::partition_filter("region = '7' AND dt = 'a'", &pushable).as_deref(),
+            Some(r#"dt = "a""#)
+        );
+    }
 }

@@ -17,7 +17,7 @@ use parquet::arrow::parquet_to_arrow_schema;
 use parquet::file::metadata::PageIndexPolicy;
 
 use crate::error::{Error, Result};
-use crate::source::{Listing, Location, SourceFile, fingerprint_input};
+use crate::source::{Listing, Location, SourceFile, fingerprint_input, unescape_hive};
 
 /// How many Parquet footers are read at once while planning.
 const FOOTER_CONCURRENCY: usize = 32;
@@ -521,8 +521,32 @@ pub fn fingerprint(inputs: &FingerprintInputs, files: &[FileInfo], partition_key
     put(&partition_keys.join("/"));
     for f in files {
         put(&fingerprint_input(&f.file));
+        // A metastore gives partitions values that need not be in their
+        // paths (a renamed partition keeps its directory): those values are
+        // part of the job. Values read from the path already are (and
+        // leaving them out keeps directory jobs' fingerprints as they were).
+        if !values_in_path(&f.file, partition_keys) {
+            for v in &f.file.partition_values {
+                put(&v.as_ref().map_or_else(|| "NULL".to_string(), |v| format!("={v}")));
+            }
+        }
     }
     h.finalize().to_hex()[..32].to_string()
+}
+
+/// Whether every partition value of `f` is spelled by a `key=value`
+/// directory of its path (as a directory listing derives it).
+fn values_in_path(f: &crate::source::SourceFile, keys: &[String]) -> bool {
+    let dirs: Vec<(String, String)> = f
+        .path
+        .parts()
+        .filter_map(|p| p.as_ref().split_once('=').map(|(k, v)| (unescape_hive(k), unescape_hive(v))))
+        .collect();
+    keys.len() == f.partition_values.len()
+        && keys.iter().zip(&f.partition_values).all(|(k, v)| {
+            let v = v.as_deref().unwrap_or("__HIVE_DEFAULT_PARTITION__");
+            dirs.iter().any(|(dk, dv)| dk == k && dv == v)
+        })
 }
 
 /// The label of chunk `index`: `<prefix>_<fingerprint>_<index>`.
@@ -637,6 +661,29 @@ mod tests {
         assert_ne!(a, fingerprint(&inputs, &changed, &[]));
         let other = FingerprintInputs { target: "db.u".into(), ..inputs.clone() };
         assert_ne!(a, fingerprint(&other, &files, &[]));
+        // Partition values: hashed when the path does not spell them (a
+        // metastore partition renamed in place is another job); not when it
+        // does (directory jobs keep the fingerprints they always had).
+        let keys = ["dt".to_string()];
+        let with = |path: &str, v: Option<&str>| {
+            let mut f = file(path, &[(1, 1)]);
+            f.file.partition_values = vec![v.map(String::from)];
+            f
+        };
+        let bare = |path: &str| fingerprint(&inputs, &[file(path, &[(1, 1)])], &keys);
+        let fp = |f: FileInfo| fingerprint(&inputs, &[f], &keys);
+        assert_eq!(fp(with("t/dt=x/f.parquet", Some("x"))), bare("t/dt=x/f.parquet"));
+        // As a listing names it (Path::from would encode the `%` again).
+        let mut escaped = with("x", Some("a:b"));
+        escaped.file.path = Path::parse("t/dt=a%3Ab/f.parquet").unwrap();
+        let mut escaped_bare = file("x", &[(1, 1)]);
+        escaped_bare.file.path = escaped.file.path.clone();
+        assert_eq!(fp(escaped), fp(escaped_bare));
+        assert_eq!(fp(with("t/dt=__HIVE_DEFAULT_PARTITION__/f", None)), bare("t/dt=__HIVE_DEFAULT_PARTITION__/f"));
+        let renamed = fp(with("t/dt=x/f.parquet", Some("y")));
+        assert_ne!(renamed, bare("t/dt=x/f.parquet"));
+        assert_ne!(renamed, fp(with("t/dt=x/f.parquet", Some("z"))));
+        assert_ne!(fp(with("t/p1/f.parquet", None)), fp(with("t/p1/f.parquet", Some("NULL"))));
         let l = label("starload", &a, 7);
         assert!(l.len() <= 128 && l.ends_with("_7"));
         assert!(check_label_prefix("bad prefix").is_err());

@@ -471,7 +471,24 @@ pub async fn list_partitions(
         files.extend(r?);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    files.dedup_by(|a, b| a.path == b.path);
+    // Two partitions whose locations overlap (one nested in the other, or
+    // shared) list a file twice, with different values: which one it would
+    // get, and whether its rows load once, would depend on listing order.
+    if let Some(w) = files.windows(2).find(|w| w[0].path == w[1].path) {
+        let show = |f: &SourceFile| {
+            keys.iter()
+                .zip(&f.partition_values)
+                .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("NULL")))
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        return Err(Error::config(format!(
+            "`{}` lies in the locations of two partitions ({} and {}): partition locations must not overlap",
+            loc.display_path(&w[0].path),
+            show(&w[0]),
+            show(&w[1])
+        )));
+    }
     Ok(Listing { partition_keys: keys, files })
 }
 
@@ -534,6 +551,37 @@ pub async fn check_unchanged(loc: &Location, files: &[SourceFile]) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Partitions whose locations overlap (a metastore allows any
+    /// location) are refused, not deduplicated by listing order.
+    #[tokio::test]
+    async fn overlapping_partition_locations_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        for f in ["root.parquet", "dt=b/f.parquet", "common/c.parquet", "x/x.parquet"] {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, b"PAR1").unwrap();
+        }
+        let opts = StoreOptions::default();
+        let loc = open(root.to_str().unwrap(), &opts).unwrap();
+        let at = |sub: &str| path_in(&loc, &format!("file://{}", root.join(sub).display()), &opts).unwrap();
+        let v = |s: &str| vec![Some(s.to_string())];
+        let keys = vec!["dt".to_string()];
+        let t = std::time::Duration::from_secs(30);
+        for parts in [
+            // One partition at the table root, another below it.
+            vec![(at(""), v("a")), (at("dt=b"), v("b"))],
+            // Two partitions sharing one directory.
+            vec![(at("common"), v("a")), (at("common"), v("b")), (at("x"), v("x"))],
+        ] {
+            let e = list_partitions(&loc, keys.clone(), parts, t).await.unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Config, "{e}");
+            assert!(e.to_string().contains("two partitions"), "{e}");
+        }
+        let ok = list_partitions(&loc, keys, vec![(at("common"), v("a")), (at("x"), v("x"))], t).await.unwrap();
+        assert_eq!(ok.files.len(), 2);
+    }
 
     #[test]
     fn hive_unescape() {

@@ -276,7 +276,25 @@ async fn hive_table_partitions_anywhere_and_pruned_in_the_metastore() {
     let mut h = f.clone();
     h.hive_table = Some(format!("{db}.texty"));
     let e = load(h).await.unwrap_err();
-    assert!(e.to_string().contains("not stored as Parquet"), "{e}");
+    assert!(e.to_string().contains("not stored as plain Parquet"), "{e}");
+    // Two partitions sharing one location: refused (which values its rows
+    // got, and whether they loaded once, depended on listing order).
+    let shared = format!("file://{}", table_dir.join("dt=2024-02-29/region=us").display());
+    populate(
+        &uri,
+        &serde_json::json!({
+            "db": db, "table": "shared", "columns": columns,
+            "partition_keys": [{"name": "dt", "type": "string"}, {"name": "region", "type": "string"}],
+            "location": format!("file://{}", table_dir.display()), "format": "parquet",
+            "partitions": [{"values": ["2024-02-29", "us"], "location": shared},
+                           {"values": ["2024-02-29", "eu"], "location": shared}]
+        }),
+    );
+    let mut h = f.clone();
+    h.hive_table = Some(format!("{db}.shared"));
+    let e = load(h).await.unwrap_err();
+    assert_eq!(e.kind(), starload::ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("two partitions"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
