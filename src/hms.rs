@@ -252,6 +252,13 @@ impl Metastore {
                 Ok(to_table(t, db, table))
             }
             Reply::Exception(2, _) => Err(self.not_found(db, table).await),
+            // Hive 3 refuses transactional tables to clients without the
+            // ACID capabilities ("Your client does not appear to support
+            // insert-only tables"): not a fault that a retry mends.
+            Reply::Exception(_, msg) if msg.contains("does not appear to support") => Err(Error::config(format!(
+                "Hive table {what} is transactional (ACID) (the metastore says: {msg}); its base and delta \
+                 directories are merged only by Hive's reader: load from a non-transactional copy"
+            ))),
             Reply::Exception(_, msg) => {
                 Err(Error::infra(format!("Hive Metastore {}: cannot read table {what}: {msg}", self.uri)))
             }
@@ -1543,6 +1550,11 @@ mod tests {
                     V::Struct(vec![(1, V::string("Invalid method name: 'get_table_req'")), (2, V::I32(1))]),
                 ),
                 "get_table" if s(2) == "orders" => (thrift::REPLY, V::Struct(vec![(0, table_value())])),
+                // Hive 3 on an insert-only table, to a client without ACID capabilities.
+                "get_table" if s(2) == "acid" => (
+                    thrift::REPLY,
+                    V::Struct(vec![(1, nso("Your client does not appear to support insert-only tables. To skip ..."))]),
+                ),
                 "get_table" => (thrift::REPLY, V::Struct(vec![(2, nso("no such table"))])),
                 "get_database" if s(1) == "sales" => (thrift::REPLY, V::Struct(vec![(0, V::Struct(vec![]))])),
                 "get_database" => (thrift::REPLY, V::Struct(vec![(1, nso("no such db"))])),
@@ -1569,6 +1581,9 @@ mod tests {
         let mut ms = Metastore::connect(&uri, Duration::from_secs(5)).await.unwrap();
         let t = ms.table("sales", "orders").await.unwrap();
         assert_eq!(t.location, "hdfs://nn:8020/warehouse/orders");
+        let e = ms.table("sales", "acid").await.unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Config, "{e}");
+        assert!(e.to_string().contains("transactional"), "{e}");
         let e = ms.table("sales", "nope").await.unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Config);
         assert!(e.to_string().contains("table `sales.nope` not found"), "{e}");
@@ -1585,7 +1600,7 @@ mod tests {
         assert_eq!(ms.partitions("sales", "orders", Some("  ")).await.unwrap(), all);
         drop(ms);
         let calls = stop_fake(&uri, h);
-        assert_eq!(calls.iter().filter(|c| *c == "get_table_req").count(), 3);
+        assert_eq!(calls.iter().filter(|c| *c == "get_table_req").count(), 4);
     }
 
     #[tokio::test]
