@@ -84,6 +84,8 @@ const PARQUET_INPUT_FORMATS: &[&str] = &[
     "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
     "parquet.hive.DeprecatedParquetInputFormat",
     "parquet.hive.MapredParquetInputFormat",
+    // Tables Impala 1.x created.
+    "com.cloudera.impala.hive.serde.ParquetInputFormat",
 ];
 
 /// Refuses a table whose files are not all plain Parquet rows of the table:

@@ -323,10 +323,6 @@ fn hive_partition_type(t: &str) -> arrow::datatypes::DataType {
     }
 }
 
-/// Lists the source: a path or URL (Hive layout, pruned by the where
-/// clause), or a Hive table through its metastore (partitions filtered in the
-/// metastore, then pruned). Fills partition types from the metastore.
-///
 /// Gives each partition key without a type in the job its metastore type;
 /// returns the keys conditions on which may be pushed to the metastore. A
 /// key the job gives another type is compared as that type by the pruner
@@ -349,6 +345,10 @@ fn metastore_types(
     pushable
 }
 
+/// Lists the source: a path or URL (Hive layout, pruned by the where
+/// clause), or a Hive table through its metastore (partitions filtered in the
+/// metastore, then pruned). Fills partition types from the metastore.
+///
 /// Conjuncts reading a key in `unpruned` do not prune (keys the files also
 /// store: their rows are filtered on the files' typed values).
 async fn list_source(
