@@ -879,6 +879,7 @@ pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
             source: p.plan.location.display.clone(),
             chunks: p.plan.chunks.len(),
             schema: schema_digest(&p.target),
+            partitions: p.plan.partition_digest.clone(),
         };
         let journal = Journal::open(&jpath, header)?;
         let options = LoadOptions { parallel: s.parallel, ..LoadOptions::default() };
@@ -912,6 +913,7 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
         source: p.plan.location.display.clone(),
         chunks: p.plan.chunks.len(),
         schema: schema_digest(&p.target),
+        partitions: p.plan.partition_digest.clone(),
     };
     if s.mode == Mode::Atomic && s.shard.is_some() {
         return Err(Error::config("atomic jobs cannot be sharded (one transaction is one process)"));

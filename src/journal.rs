@@ -29,6 +29,10 @@ pub struct JobHeader {
     pub chunks: usize,
     /// Target schema digest when the journal was created.
     pub schema: String,
+    /// The plan's partition digest (see `plan::partition_digest`); absent
+    /// in journals of earlier versions.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub partitions: String,
 }
 
 /// A committed Stream Load: one part (the CSV rows or the JSON rows) of a
@@ -305,6 +309,14 @@ impl Journal {
                 header.target
             )));
         }
+        if !j.header.partitions.is_empty() && j.header.partitions != header.partitions {
+            return Err(Error::config(format!(
+                "the partition values of this job's files changed since it started (journal `{}`; a partition \
+                 renamed in the metastore keeps its files): the chunks already loaded carry the old values. To \
+                 load the files again under the new values, use another `label_prefix` and state directory",
+                path.display()
+            )));
+        }
         if j.header.schema != header.schema {
             return Err(Error::config(format!(
                 "the schema of `{}` changed since this job started (journal `{}`); the chunks already loaded used the old schema — finish or discard the job deliberately",
@@ -406,7 +418,14 @@ mod tests {
     use super::*;
 
     fn header(fp: &str) -> JobHeader {
-        JobHeader { fingerprint: fp.into(), target: "db.t".into(), source: "/x".into(), chunks: 3, schema: "s".into() }
+        JobHeader {
+            fingerprint: fp.into(),
+            target: "db.t".into(),
+            source: "/x".into(),
+            chunks: 3,
+            schema: "s".into(),
+            partitions: String::new(),
+        }
     }
 
     fn rec(i: usize) -> PartRecord {
@@ -464,6 +483,25 @@ mod tests {
         h.schema = "changed".into();
         let e = Journal::open(&p, h).unwrap_err();
         assert!(e.to_string().contains("schema"), "{e}");
+    }
+
+    /// A journal records the plan's partition digest: a re-run whose files
+    /// got other partition values (renamed in the metastore) is refused; a
+    /// journal of an earlier version (no digest) is accepted.
+    #[test]
+    fn refuses_changed_partition_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path_for(dir.path(), "abc");
+        let with = |d: &str| JobHeader { partitions: d.into(), ..header("abc") };
+        drop(Journal::open(&p, with("d1")).unwrap());
+        drop(Journal::open(&p, with("d1")).unwrap());
+        let e = Journal::open(&p, with("d2")).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Config);
+        assert!(e.to_string().contains("partition values"), "{e}");
+        let old = path_for(dir.path(), "old");
+        drop(Journal::open(&old, header("old")).unwrap());
+        assert!(!std::fs::read_to_string(&old).unwrap().contains("partitions"));
+        drop(Journal::open(&old, JobHeader { partitions: "d1".into(), ..header("old") }).unwrap());
     }
 
     #[test]

@@ -117,6 +117,8 @@ pub struct Plan {
     pub chunks: Vec<Chunk>,
     /// The job fingerprint (hex).
     pub fingerprint: String,
+    /// See [`partition_digest`].
+    pub partition_digest: String,
     /// Partition keys the files also store (with the directories' values):
     /// file columns, not in `partition_keys`.
     pub stored_partition_keys: Vec<String>,
@@ -521,17 +523,32 @@ pub fn fingerprint(inputs: &FingerprintInputs, files: &[FileInfo], partition_key
     put(&partition_keys.join("/"));
     for f in files {
         put(&fingerprint_input(&f.file));
-        // A metastore gives partitions values that need not be in their
-        // paths (a renamed partition keeps its directory): those values are
-        // part of the job. Values read from the path already are (and
-        // leaving them out keeps directory jobs' fingerprints as they were).
-        if !values_in_path(&f.file, partition_keys) {
-            for v in &f.file.partition_values {
-                put(&v.as_ref().map_or_else(|| "NULL".to_string(), |v| format!("={v}")));
-            }
-        }
     }
     h.finalize().to_hex()[..32].to_string()
+}
+
+/// A digest of the partition values a metastore gave files whose paths do
+/// not spell them (a partition renamed in the metastore keeps its
+/// directory, so the fingerprint does not change); empty when every value
+/// is in its path. The journal keeps it: a re-run whose values differ is
+/// refused rather than taken for the job already loaded. Not part of the
+/// fingerprint, so that jobs planned by earlier versions keep their ids
+/// (and their labels: a re-run after an upgrade loads nothing twice).
+pub fn partition_digest(files: &[FileInfo], partition_keys: &[String]) -> String {
+    let mut h = blake3::Hasher::new();
+    let mut any = false;
+    for f in files.iter().filter(|f| !values_in_path(&f.file, partition_keys)) {
+        any = true;
+        let mut put = |s: &str| {
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        };
+        put(f.file.path.as_ref());
+        for v in &f.file.partition_values {
+            put(&v.as_ref().map_or_else(|| "NULL".to_string(), |v| format!("={v}")));
+        }
+    }
+    if any { h.finalize().to_hex()[..32].to_string() } else { String::new() }
 }
 
 /// Whether every partition value of `f` is spelled by a `key=value`
@@ -585,6 +602,7 @@ pub async fn build(
         stored_partition_keys.insert(0, listing.partition_keys.remove(i));
     }
     let fingerprint = fingerprint(inputs, &files, &listing.partition_keys);
+    let partition_digest = partition_digest(&files, &listing.partition_keys);
     let chunks = cut_chunks(&files, inputs.chunk_bytes)
         .into_iter()
         .enumerate()
@@ -603,6 +621,7 @@ pub async fn build(
         file_schema,
         chunks,
         fingerprint,
+        partition_digest,
         stored_partition_keys,
     })
 }
@@ -661,29 +680,27 @@ mod tests {
         assert_ne!(a, fingerprint(&inputs, &changed, &[]));
         let other = FingerprintInputs { target: "db.u".into(), ..inputs.clone() };
         assert_ne!(a, fingerprint(&other, &files, &[]));
-        // Partition values: hashed when the path does not spell them (a
-        // metastore partition renamed in place is another job); not when it
-        // does (directory jobs keep the fingerprints they always had).
+        // Partition values are not in the fingerprint (ids of jobs planned
+        // before stay); values a path does not spell are in the digest.
         let keys = ["dt".to_string()];
         let with = |path: &str, v: Option<&str>| {
             let mut f = file(path, &[(1, 1)]);
             f.file.partition_values = vec![v.map(String::from)];
             f
         };
-        let bare = |path: &str| fingerprint(&inputs, &[file(path, &[(1, 1)])], &keys);
         let fp = |f: FileInfo| fingerprint(&inputs, &[f], &keys);
-        assert_eq!(fp(with("t/dt=x/f.parquet", Some("x"))), bare("t/dt=x/f.parquet"));
+        let digest = |f: FileInfo| partition_digest(&[f], &keys);
+        assert_eq!(fp(with("t/dt=x/f.parquet", Some("y"))), fp(with("t/dt=x/f.parquet", Some("x"))));
+        assert_eq!(digest(with("t/dt=x/f.parquet", Some("x"))), "");
+        assert_eq!(digest(with("t/dt=__HIVE_DEFAULT_PARTITION__/f", None)), "");
         // As a listing names it (Path::from would encode the `%` again).
         let mut escaped = with("x", Some("a:b"));
         escaped.file.path = Path::parse("t/dt=a%3Ab/f.parquet").unwrap();
-        let mut escaped_bare = file("x", &[(1, 1)]);
-        escaped_bare.file.path = escaped.file.path.clone();
-        assert_eq!(fp(escaped), fp(escaped_bare));
-        assert_eq!(fp(with("t/dt=__HIVE_DEFAULT_PARTITION__/f", None)), bare("t/dt=__HIVE_DEFAULT_PARTITION__/f"));
-        let renamed = fp(with("t/dt=x/f.parquet", Some("y")));
-        assert_ne!(renamed, bare("t/dt=x/f.parquet"));
-        assert_ne!(renamed, fp(with("t/dt=x/f.parquet", Some("z"))));
-        assert_ne!(fp(with("t/p1/f.parquet", None)), fp(with("t/p1/f.parquet", Some("NULL"))));
+        assert_eq!(digest(escaped), "");
+        let renamed = digest(with("t/dt=x/f.parquet", Some("y")));
+        assert_eq!(renamed.len(), 32);
+        assert_ne!(renamed, digest(with("t/dt=x/f.parquet", Some("z"))));
+        assert_ne!(digest(with("t/p1/f.parquet", None)), digest(with("t/p1/f.parquet", Some("NULL"))));
         let l = label("starload", &a, 7);
         assert!(l.len() <= 128 && l.ends_with("_7"));
         assert!(check_label_prefix("bad prefix").is_err());
