@@ -53,7 +53,7 @@ impl WireFormat {
 }
 
 /// The time zone tz-aware timestamps are converted to.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Zone {
     /// UTC (no conversion).
     Utc,

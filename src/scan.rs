@@ -229,7 +229,7 @@ impl Scanner {
         // The job's zone for current_date() (now() is registered below).
         config.options_mut().execution.time_zone = Some(self.zone.name());
         let ctx = checked::session(config);
-        checked::register_wall_clock_now(&ctx, &self.zone.name());
+        checked::register_wall_clock_now(&ctx, self.zone);
         ctx.register_object_store(self.plan.location.store_url.as_ref(), self.plan.location.store.clone());
         let table = SliceTable {
             file_schema: self.file_schema.clone(),

@@ -269,15 +269,13 @@ fn constant_overflows(e: &Expr) -> bool {
 struct WallClockNow {
     signature: datafusion::logical_expr::Signature,
     aliases: Vec<String>,
-    /// The job zone (as `Zone::parse` reads it).
-    zone: String,
+    zone: crate::encode::Zone,
 }
 
 impl WallClockNow {
     fn at(&self, t: chrono::DateTime<chrono::Utc>) -> ScalarValue {
         let us = t.timestamp_micros();
-        let off = crate::encode::Zone::parse(&self.zone).map(|z| z.offset_secs(us)).unwrap_or(0);
-        ScalarValue::TimestampMicrosecond(Some(us + off * 1_000_000), None)
+        ScalarValue::TimestampMicrosecond(Some(us + self.zone.offset_secs(us) * 1_000_000), None)
     }
 }
 
@@ -320,11 +318,11 @@ impl datafusion::logical_expr::ScalarUDFImpl for WallClockNow {
 }
 
 /// Registers [`WallClockNow`] for the job zone `zone`.
-pub(crate) fn register_wall_clock_now(ctx: &SessionContext, zone: &str) {
+pub(crate) fn register_wall_clock_now(ctx: &SessionContext, zone: crate::encode::Zone) {
     let f = WallClockNow {
         signature: datafusion::logical_expr::Signature::nullary(datafusion::logical_expr::Volatility::Stable),
         aliases: vec!["current_timestamp".to_string()],
-        zone: zone.to_string(),
+        zone,
     };
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(f));
 }
