@@ -398,7 +398,7 @@ async fn list_source(
             out
         };
         let listing = source::list_partitions(&loc, keys, parts, timeout).await?;
-        source::check_distinct_local_files(&loc, &listing.files)?;
+        source::check_distinct_files(&loc, &listing.partition_keys, &listing.files)?;
         return Ok((loc, listing));
     }
     let src = settings.source.clone().ok_or_else(|| Error::config("`source` or `hive_table` is required"))?;
@@ -406,7 +406,7 @@ async fn list_source(
     let pruner = pruner_of(&settings.partition_types)?;
     let f = |parts: &[(String, Option<String>)]| pruner.as_ref().is_none_or(|p| p.matches(parts));
     let listing = source::list(&loc, Some(&f), timeout).await?;
-    source::check_distinct_local_files(&loc, &listing.files)?;
+    source::check_distinct_files(&loc, &listing.partition_keys, &listing.files)?;
     Ok((loc, listing))
 }
 

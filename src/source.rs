@@ -471,45 +471,42 @@ pub async fn list_partitions(
         files.extend(r?);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    // Two partitions whose locations overlap (one nested in the other, or
-    // shared) list a file twice, with different values: which one it would
-    // get, and whether its rows load once, would depend on listing order.
-    if let Some(w) = files.windows(2).find(|w| w[0].path == w[1].path) {
-        let show = |f: &SourceFile| {
-            keys.iter()
-                .zip(&f.partition_values)
-                .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("NULL")))
-                .collect::<Vec<_>>()
-                .join("/")
-        };
-        return Err(Error::config(format!(
-            "`{}` lies in the locations of two partitions ({} and {}): partition locations must not overlap",
-            loc.display_path(&w[0].path),
-            show(&w[0]),
-            show(&w[1])
-        )));
-    }
     Ok(Listing { partition_keys: keys, files })
 }
 
-/// On a local file system, two listed paths of one file (a directory
-/// symlink inside the source pointing at another partition) would load its
-/// rows twice: refused, naming both.
-pub fn check_distinct_local_files(loc: &Location, files: &[SourceFile]) -> Result<()> {
-    if loc.store_url != ObjectStoreUrl::local_filesystem() {
-        return Ok(());
-    }
+/// Refuses a listing that reaches one file twice: its rows would load
+/// twice, or with whichever partition values came first. Two partitions of
+/// a metastore whose locations overlap (one nested in the other, or shared)
+/// list the same path; on a local file system a directory symlink inside
+/// the source gives one file two paths.
+pub fn check_distinct_files(loc: &Location, keys: &[String], files: &[SourceFile]) -> Result<()> {
+    let local = loc.store_url == ObjectStoreUrl::local_filesystem();
     let mut seen: std::collections::HashMap<std::path::PathBuf, &SourceFile> = std::collections::HashMap::new();
     for f in files {
-        let Ok(real) = std::fs::canonicalize(format!("/{}", f.path)) else { continue };
-        if let Some(first) = seen.insert(real, f) {
+        let id = if local { std::fs::canonicalize(format!("/{}", f.path)).ok() } else { None };
+        let id = id.unwrap_or_else(|| std::path::PathBuf::from(f.path.as_ref()));
+        let Some(first) = seen.insert(id, f) else { continue };
+        if first.path == f.path {
+            let show = |f: &SourceFile| {
+                keys.iter()
+                    .zip(&f.partition_values)
+                    .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("NULL")))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
             return Err(Error::config(format!(
-                "`{}` and `{}` are the same file (through a symbolic link): its rows would load twice; remove the \
-                 link or point the source elsewhere",
-                loc.display_path(&first.path),
-                loc.display_path(&f.path)
+                "`{}` lies in the locations of two partitions ({} and {}): partition locations must not overlap",
+                loc.display_path(&f.path),
+                show(first),
+                show(f)
             )));
         }
+        return Err(Error::config(format!(
+            "`{}` and `{}` are the same file (through a symbolic link): its rows would load twice; remove the \
+             link or point the source elsewhere",
+            loc.display_path(&first.path),
+            loc.display_path(&f.path)
+        )));
     }
     Ok(())
 }
@@ -575,11 +572,13 @@ mod tests {
             // Two partitions sharing one directory.
             vec![(at("common"), v("a")), (at("common"), v("b")), (at("x"), v("x"))],
         ] {
-            let e = list_partitions(&loc, keys.clone(), parts, t).await.unwrap_err();
+            let l = list_partitions(&loc, keys.clone(), parts, t).await.unwrap();
+            let e = check_distinct_files(&loc, &keys, &l.files).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::Config, "{e}");
             assert!(e.to_string().contains("two partitions"), "{e}");
         }
-        let ok = list_partitions(&loc, keys, vec![(at("common"), v("a")), (at("x"), v("x"))], t).await.unwrap();
+        let ok = list_partitions(&loc, keys.clone(), vec![(at("common"), v("a")), (at("x"), v("x"))], t).await.unwrap();
+        check_distinct_files(&loc, &keys, &ok.files).unwrap();
         assert_eq!(ok.files.len(), 2);
     }
 
