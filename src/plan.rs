@@ -509,10 +509,7 @@ pub fn cut_chunks(files: &[FileInfo], chunk_bytes: u64) -> Vec<(Vec<Slice>, u64,
 /// Hashes the job's inputs into its fingerprint (32 hex digits).
 pub fn fingerprint(inputs: &FingerprintInputs, files: &[FileInfo], partition_keys: &[String]) -> String {
     let mut h = blake3::Hasher::new();
-    let mut put = |s: &str| {
-        h.update(&(s.len() as u64).to_le_bytes());
-        h.update(s.as_bytes());
-    };
+    let mut put = |s: &str| put_field(&mut h, s);
     put("starload-job-v1");
     put(&inputs.target);
     put(&inputs.transform);
@@ -539,16 +536,18 @@ pub fn partition_digest(files: &[FileInfo], partition_keys: &[String]) -> String
     let mut any = false;
     for f in files.iter().filter(|f| !values_in_path(&f.file, partition_keys)) {
         any = true;
-        let mut put = |s: &str| {
-            h.update(&(s.len() as u64).to_le_bytes());
-            h.update(s.as_bytes());
-        };
-        put(f.file.path.as_ref());
+        put_field(&mut h, f.file.path.as_ref());
         for v in &f.file.partition_values {
-            put(&v.as_ref().map_or_else(|| "NULL".to_string(), |v| format!("={v}")));
+            put_field(&mut h, &v.as_ref().map_or_else(|| "NULL".to_string(), |v| format!("={v}")));
         }
     }
     if any { h.finalize().to_hex()[..32].to_string() } else { String::new() }
+}
+
+/// Hashes one field, length first (so fields cannot run into each other).
+fn put_field(h: &mut blake3::Hasher, s: &str) {
+    h.update(&(s.len() as u64).to_le_bytes());
+    h.update(s.as_bytes());
 }
 
 /// Whether every partition value of `f` is spelled by a `key=value`
