@@ -160,7 +160,7 @@ pub fn open(source: &str, opts: &StoreOptions) -> Result<Location> {
         return Ok(Location {
             store: Arc::new(store),
             store_url: ObjectStoreUrl::parse(format!("s3://{bucket}")).map_err(Error::from)?,
-            root: Path::from(key.trim_end_matches('/')),
+            root: remote_path(source, key)?,
             display: source.to_string(),
         });
     }
@@ -179,7 +179,7 @@ pub fn open(source: &str, opts: &StoreOptions) -> Result<Location> {
         return Ok(Location {
             store: Arc::new(store),
             store_url: ObjectStoreUrl::parse(&base).map_err(Error::from)?,
-            root: Path::from(path.trim_end_matches('/')),
+            root: remote_path(source, path)?,
             display: source.to_string(),
         });
     }
@@ -203,6 +203,15 @@ pub fn open(source: &str, opts: &StoreOptions) -> Result<Location> {
         root,
         display: abs.display().to_string(),
     })
+}
+
+/// The path in a bucket or file system, as written: a key or HDFS name is
+/// taken literally, so `dt=10%3A00` (Hive's escape of `10:00`) names the
+/// directory called that. (`Path::from` would percent-encode the `%`, and
+/// list the non-existent `dt=10%253A00`: a metastore partition located
+/// there silently held no rows.)
+fn remote_path(source: &str, path: &str) -> Result<Path> {
+    Path::parse(path.trim_end_matches('/')).map_err(|e| Error::config(format!("bad path in `{source}`: {e}")))
 }
 
 /// The path of `url` inside the store `loc` opened, if it lives there.
@@ -580,6 +589,15 @@ mod tests {
         let ok = list_partitions(&loc, keys.clone(), vec![(at("common"), v("a")), (at("x"), v("x"))], t).await.unwrap();
         check_distinct_files(&loc, &keys, &ok.files).unwrap();
         assert_eq!(ok.files.len(), 2);
+    }
+
+    #[test]
+    fn bucket_paths_are_taken_literally() {
+        let l = open("s3://b/w/t/dt=10%3A00/", &StoreOptions::default()).unwrap();
+        assert_eq!(l.root.as_ref(), "w/t/dt=10%3A00");
+        let l = open("s3a://b/w/x~y}", &StoreOptions::default()).unwrap();
+        assert_eq!(l.root.as_ref(), "w/x~y}");
+        assert!(open("s3://b/w//t", &StoreOptions::default()).is_err());
     }
 
     #[test]

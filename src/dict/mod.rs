@@ -373,7 +373,14 @@ impl DictStore {
     /// Dictionaries under `url` (a local directory, `s3://bucket/prefix`,
     /// `hdfs://nn/path`; see [`crate::source::open`] for options).
     pub fn open(url: &str, opts: &StoreOptions) -> Result<DictStore> {
-        Ok(DictStore { loc: crate::source::open(url, opts)? })
+        let mut loc = crate::source::open(url, opts)?;
+        // Dictionaries published before sources took bucket and HDFS paths
+        // literally live under the percent-encoded root (`~` as `%7E`): a
+        // dictionary that is not found is built anew, with new ids.
+        if loc.store_url != datafusion::execution::object_store::ObjectStoreUrl::local_filesystem() {
+            loc.root = Path::from(loc.root.as_ref());
+        }
+        Ok(DictStore { loc })
     }
 
     /// Dictionaries under `root` of an already opened store.

@@ -347,3 +347,75 @@ async fn a_file_that_changes_after_planning_is_not_loaded() {
     assert!(e.to_string().contains("changed since the job was planned"), "{e}");
     assert!(e.to_string().contains("region=us"), "{e}");
 }
+
+/// A Hive table on HDFS whose partition directories carry Hive's escapes
+/// (`10:00` is written `dt=10%3A00`): the metastore's locations are taken
+/// literally, every partition's rows arrive with their own value, and a
+/// source URL naming such a directory reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hive_partitions_on_hdfs_with_escaped_directory_names() {
+    let (Some(uri), Some(nn)) = (server("STARLOAD_TEST_HMS"), server("STARLOAD_TEST_HDFS")) else { return };
+    let store = hdfs_native_object_store::HdfsObjectStoreBuilder::new().with_url(nn.clone()).build().unwrap();
+    let root = format!("stl-esc-{}", std::process::id());
+    // Values as Hive spells their directories (FileUtils.escapePathName
+    // escapes `:` `%` `{` and keeps `}` `~` and spaces).
+    let parts = [("10:00", "dt=10%3A00"), ("50%", "dt=50%25"), ("a b}~", "dt=a b}~"), ("{x}", "dt=%7Bx}")];
+    let local = tempfile::tempdir().unwrap();
+    let mut partitions = Vec::new();
+    for (i, (value, dir)) in parts.iter().enumerate() {
+        let ids: Vec<i64> = (0..3).map(|j| (i * 10 + j) as i64).collect();
+        let batch = arrow::record_batch::RecordBatch::try_from_iter([(
+            "id",
+            Arc::new(arrow::array::Int64Array::from(ids)) as arrow::array::ArrayRef,
+        )])
+        .unwrap();
+        let file = local.path().join(format!("p{i}.parquet"));
+        write_parquet(&file, &batch);
+        let key = OPath::parse(format!("{root}/t/{dir}/part-0.parquet")).unwrap();
+        store.put(&key, PutPayload::from(std::fs::read(&file).unwrap())).await.unwrap();
+        partitions.push(serde_json::json!({"values": [value], "location": format!("{nn}/{root}/t/{dir}")}));
+    }
+    let db = format!("stl_esc_{}", std::process::id());
+    populate(
+        &uri,
+        &serde_json::json!({
+            "db": db, "table": "t", "columns": [{"name": "id", "type": "bigint"}],
+            "partition_keys": [{"name": "dt", "type": "string"}],
+            "location": format!("{nn}/{root}/t"), "format": "parquet", "partitions": partitions
+        }),
+    );
+    let table = dup_table("d", "t", "id", vec![col("id", "BIGINT"), col("dt", "VARCHAR(20)")]);
+    let want: std::collections::BTreeMap<i64, String> =
+        (0..parts.len()).flat_map(|i| (0..3).map(move |j| ((i * 10 + j) as i64, parts[i].0.to_string()))).collect();
+    let got = |sim: &starload::sim::Sim| -> std::collections::BTreeMap<i64, String> {
+        sim.rows("d", "t")
+            .iter()
+            .map(|r| {
+                let c: Vec<serde_json::Value> = r.iter().map(|v| v.canonical()).collect();
+                (c[0].as_str().unwrap().parse().unwrap(), c[1].as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    let sim = sim(vec![table.clone()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, Path::new("/unused"), "d.t", state.path());
+    f.source = None;
+    f.hive_table = Some(format!("{db}.t"));
+    f.metastore = Some(uri.clone());
+    let r = load(f).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 12);
+    assert_eq!(got(&sim), want);
+    // The same directories as a plain source, and one of them by name.
+    let sim2 = crate::support::sim(vec![table.clone()]).await;
+    let state2 = tempfile::tempdir().unwrap();
+    let mut g = job_file(&sim2, Path::new("/unused"), "d.t", state2.path());
+    g.source = Some(format!("{nn}/{root}/t"));
+    load(g).await.unwrap();
+    assert_eq!(got(&sim2), want);
+    let sim3 = crate::support::sim(vec![dup_table("d", "t", "id", vec![col("id", "BIGINT")])]).await;
+    let state3 = tempfile::tempdir().unwrap();
+    let mut h = job_file(&sim3, Path::new("/unused"), "d.t", state3.path());
+    h.source = Some(format!("{nn}/{root}/t/dt=10%3A00"));
+    let r = load(h).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 3);
+}
