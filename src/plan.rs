@@ -176,7 +176,23 @@ pub async fn read_footers(
                 })?;
             let fm = md.file_metadata();
             let unsupported = |e| Error::data(format!("`{name}`: unsupported Parquet schema: {e}"));
-            let hinted = parquet_to_arrow_schema(fm.schema_descr(), fm.key_value_metadata()).map_err(unsupported)?;
+            // arrow-ipc panics on some types an embedded Arrow schema may
+            // declare (polars writes `Int128` as a 128-bit integer, which
+            // pyarrow refuses too): a refusal naming the file, not a crash.
+            let hinted = std::panic::catch_unwind(|| {
+                parquet_to_arrow_schema(fm.schema_descr(), fm.key_value_metadata())
+            })
+            .map_err(|p| {
+                let why = p
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| p.downcast_ref::<&str>().copied())
+                    .unwrap_or("unreadable");
+                Error::data(format!(
+                    "`{name}`: its embedded Arrow schema (ARROW:schema) declares a type arrow-rs cannot read: {why}"
+                ))
+            })?
+            .map_err(unsupported)?;
             let schema = int96_as_utc(fm.schema_descr(), hinted).map_err(unsupported)?;
             let schema = strip_metadata(&schema);
             let row_groups = md
@@ -227,7 +243,8 @@ pub async fn read_footers(
             Some((c, first)) => {
                 check_same_schema(c, first, &schema, &name)?;
                 // A column nullable in any file is nullable in the source.
-                if let Some(w) = widen_nullability(c, &schema) {
+                // (and a dictionary is kept only when every file has it).
+                if let Some(w) = widen_schema(c, &schema) {
                     *c = Arc::new(w);
                 }
             }
@@ -370,10 +387,11 @@ fn int96_as_utc(descr: &parquet::schema::types::SchemaDescriptor, hinted: Schema
     Ok(Schema::new_with_metadata(fields, hinted.metadata().clone()))
 }
 
-/// `a` with every field that is nullable in `b` (at any depth) nullable;
+/// `a` with every field that is nullable in `b` (at any depth) nullable,
+/// and a dictionary `b` does not share replaced by its values' type;
 /// `None` when nothing changes. The two must have passed
 /// [`check_same_schema`].
-fn widen_nullability(a: &Schema, b: &Schema) -> Option<Schema> {
+fn widen_schema(a: &Schema, b: &Schema) -> Option<Schema> {
     fn widen(fa: &Field, fb: &Field) -> Field {
         let dt = match (fa.data_type(), fb.data_type()) {
             (DataType::List(x), DataType::List(y)) => DataType::List(Arc::new(widen(x, y))),
@@ -382,6 +400,12 @@ fn widen_nullability(a: &Schema, b: &Schema) -> Option<Schema> {
             (DataType::Struct(xs), DataType::Struct(ys)) if xs.len() == ys.len() => {
                 DataType::Struct(xs.iter().zip(ys.iter()).map(|(x, y)| Arc::new(widen(x, y))).collect())
             }
+            // A dictionary in one file and not (or of another key type) in
+            // the other: the values' type, so that no file is cast into a
+            // dictionary whose keys its values overflow (polars' Enum has
+            // `UInt8` keys; a plain string file may hold 300 values).
+            (DataType::Dictionary(ka, va), DataType::Dictionary(kb, vb)) if ka != kb || va != vb => va.as_ref().clone(),
+            (DataType::Dictionary(_, va), b) if !matches!(b, DataType::Dictionary(..)) => va.as_ref().clone(),
             (other, _) => other.clone(),
         };
         Field::new(fa.name(), dt, fa.is_nullable() || fb.is_nullable()).with_metadata(fa.metadata().clone())

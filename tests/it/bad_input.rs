@@ -63,6 +63,27 @@ async fn corrupt_and_truncated_files_are_named_before_sending() {
     assert!(!e.to_string().contains('\n'));
 }
 
+/// polars' `Int128` is declared in the file's embedded Arrow schema as a
+/// 128-bit integer, which arrow-rs panics on: a refusal naming the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_arrow_schema_arrow_cannot_read_is_refused() {
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/polars-int128.parquet"),
+        dir.path().join("wide.parquet"),
+    )
+    .unwrap();
+    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+    f.transform.select = Some("id".into());
+    let e = load(f).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Data, "{e}");
+    let m = e.to_string();
+    assert!(m.contains("wide.parquet") && m.contains("ARROW:schema") && m.contains("128"), "{m}");
+    assert_eq!(sim.be_requests(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_mismatches_name_column_and_types() {
     let dir = tempfile::tempdir().unwrap();

@@ -555,6 +555,32 @@ async fn files_whose_writers_chose_other_string_layouts_load_together() {
     assert_eq!(got, [json!("a"), json!("b"), json!("c"), json!("d\u{1}"), json!("e"), json!("e")]);
 }
 
+/// polars' Enum is a dictionary with `UInt8` keys: a first file holding one
+/// and a second plain file with 300 distinct values load together (the
+/// second was cast into the first's dictionary type and overflowed its keys).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_dictionary_first_does_not_bound_the_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let e: ArrayRef = Arc::new(vec!["x", "y"].into_iter().collect::<DictionaryArray<arrow::datatypes::UInt8Type>>());
+    write_parquet(&dir.path().join("a.parquet"), &batch(vec![("id", ids(2), false), ("s", e, true)]));
+    let many: Vec<String> = (0..300).map(|i| format!("v{i}")).collect();
+    let plain: ArrayRef = Arc::new(StringArray::from(many.clone()));
+    write_parquet(
+        &dir.path().join("b.parquet"),
+        &batch(vec![("id", Arc::new(Int64Array::from_iter_values(3..303)), false), ("s", plain, true)]),
+    );
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("s", "VARCHAR(8)")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap();
+    let got: Vec<serde_json::Value> = stored(&sim, "db", "t").into_values().map(|o| o["s"].clone()).collect();
+    let mut want = vec![json!("x"), json!("y")];
+    want.extend(many.iter().map(|v| json!(v)));
+    let mut got_sorted = got.clone();
+    got_sorted.sort_by_key(|v| v.to_string());
+    want.sort_by_key(|v| v.to_string());
+    assert_eq!(got_sorted, want);
+}
+
 /// Integer arithmetic in the transform fails instead of wrapping around
 /// (`i16 * i16` of 30000 was -5888, `-i64::MIN` stayed negative).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
