@@ -1878,6 +1878,9 @@ fn write_str(s: &str, to: &StrTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {
             if serde_json::from_str::<serde::de::IgnoredAny>(s).is_err() {
                 return bad("string is not valid JSON for a JSON column");
             }
+            if let Err(m) = value::json_numbers_exact(s) {
+                return bad(m);
+            }
             match mode {
                 Mode::Csv => {
                     let t = s.trim_start();

@@ -127,6 +127,36 @@ async fn json_rows_keep_empty_binaries_and_refuse_null_documents() {
     let e = load(job_file(&sim2, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
     assert!(e.contains("nulldoc.parquet") && e.contains("row 2") && e.contains("`j`") && e.contains("null"), "{e}");
     assert!(sim2.rows("db", "t").is_empty(), "nothing of the failing chunk may commit");
+
+    // Numbers StarRocks would turn into doubles (or refuse) are refused
+    // naming the row; those it keeps load as they are.
+    for (doc, ok) in [
+        (r#"{"big":123456789012345678901234567890}"#, false),
+        (r#"{"u":18446744073709551616}"#, false),
+        (r#"{"e":1e400}"#, false),
+        (r#"[3.14159265358979323846]"#, false),
+        (r#"{"u":18446744073709551615,"i":-9223372036854775808,"f":0.1}"#, true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let j: ArrayRef = Arc::new(StringArray::from(vec![Some("{\"a\":1}"), Some(doc)]));
+        let b: ArrayRef = Arc::new(BinaryArray::from(vec![Some(&b"\x00"[..]), Some(&b"\x01"[..])]));
+        write_parquet(
+            &dir.path().join("nums.parquet"),
+            &batch(vec![("id", ids(2), false), ("j", j, true), ("b", b, true)]),
+        );
+        let sim3 = sim(vec![table()]).await;
+        let state = tempfile::tempdir().unwrap();
+        let r = load(job_file(&sim3, dir.path(), "db.t", state.path())).await;
+        if ok {
+            r.unwrap();
+            let got = stored(&sim3, "db", "t");
+            assert_eq!(got["2"]["j"], json!({"json": serde_json::from_str::<serde_json::Value>(doc).unwrap()}));
+        } else {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("nums.parquet") && e.contains("row 2") && e.contains("`j`"), "{doc}: {e}");
+            assert!(sim3.rows("db", "t").is_empty(), "{doc}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
