@@ -42,9 +42,9 @@ pub struct FileInfo {
     /// differ in nullability, from [`Plan::file_schema`]); files read with it
     /// are mapped to the common schema by name.
     pub schema: SchemaRef,
-    /// Spark wrote the file's dates and timestamps in the hybrid
+    /// Which of the file's values Spark wrote in the hybrid
     /// Julian/Gregorian calendar (see [`legacy_calendar`]).
-    pub legacy_calendar: bool,
+    pub legacy_calendar: Legacy,
     /// The file has INT96 columns that may hold nanoseconds below a
     /// microsecond (any writer but Spark, whose timestamps are
     /// microseconds): the scan checks them, since it reads microseconds.
@@ -200,11 +200,21 @@ pub async fn read_footers(
                 .iter()
                 .map(|rg| RowGroupInfo { rows: rg.num_rows().max(0) as u64, bytes: rg.total_byte_size().max(0) as u64 })
                 .collect();
-            let legacy_calendar = legacy_calendar(fm.key_value_metadata());
+            let has_int96 =
+                fm.schema_descr().columns().iter().any(|c| c.physical_type() == parquet::basic::Type::INT96);
+            // Zoned INT64 timestamps (Spark never rebases TIMESTAMP_NTZ).
+            let has_zoned = fm.schema_descr().columns().iter().any(|c| match c.logical_type_ref() {
+                Some(parquet::basic::LogicalType::Timestamp(t)) => t.is_adjusted_to_u_t_c,
+                Some(_) => false,
+                None => matches!(
+                    c.converted_type(),
+                    parquet::basic::ConvertedType::TIMESTAMP_MILLIS | parquet::basic::ConvertedType::TIMESTAMP_MICROS
+                ),
+            });
+            let legacy_calendar = legacy_calendar(fm.key_value_metadata(), has_int96, has_zoned);
             let by_spark =
                 fm.key_value_metadata().is_some_and(|kv| kv.iter().any(|e| e.key == "org.apache.spark.version"));
-            let int96_nanos = !by_spark
-                && fm.schema_descr().columns().iter().any(|c| c.physical_type() == parquet::basic::Type::INT96);
+            let int96_nanos = !by_spark && has_int96;
             // Partition columns the writer also kept inside the file
             // (polars' `partition_by`): whether every row there holds the
             // directory's value, by the row groups' statistics.
@@ -334,23 +344,54 @@ fn stored_partition_agrees(
     })
 }
 
-/// Whether Spark wrote a file's dates and timestamps in the hybrid
-/// Julian/Gregorian calendar of Java's old date classes: Spark 3 marks such
-/// files `org.apache.spark.legacyDateTime` / `legacyINT96`
-/// (`...RebaseModeInWrite=LEGACY`), and every file of Spark 2.x is one.
-/// Their values before 1582-10-15 (and, through the old calendar's time
-/// zone rules, timestamps before 1900) mean other days than they say in the
-/// proleptic Gregorian calendar Arrow and StarRocks use.
-pub fn legacy_calendar(kv: Option<&Vec<parquet::file::metadata::KeyValue>>) -> bool {
-    let Some(kv) = kv else { return false };
-    let get = |k: &str| kv.iter().find(|e| e.key == k).map(|e| e.value.as_deref().unwrap_or(""));
-    if get("org.apache.spark.legacyDateTime").is_some() || get("org.apache.spark.legacyINT96").is_some() {
-        return true;
+/// Which values of a file Spark wrote in the hybrid Julian/Gregorian
+/// calendar of Java's old date classes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Legacy {
+    /// Dates.
+    pub dates: bool,
+    /// Timestamps (INT96, or zoned INT64 ones; after the transform they
+    /// cannot be told from the file's other timestamps, which are checked
+    /// too).
+    pub timestamps: bool,
+}
+
+impl Legacy {
+    /// Whether any value may be in the old calendar.
+    pub fn any(&self) -> bool {
+        self.dates || self.timestamps
     }
-    get("org.apache.spark.version").is_some_and(|v| {
-        let major: u32 = v.split('.').next().and_then(|m| m.trim().parse().ok()).unwrap_or(3);
-        major < 3
-    })
+}
+
+/// Which values of a file Spark wrote in the hybrid Julian/Gregorian
+/// calendar, as Spark itself decides when it reads one
+/// (`DataSourceUtils.datetimeRebaseSpec` / `int96RebaseSpec`): dates and
+/// TIMESTAMP_MICROS/MILLIS when the writer was Spark 2.x or the file is
+/// marked `org.apache.spark.legacyDateTime` (`datetimeRebaseModeInWrite=
+/// LEGACY`); INT96 timestamps when the writer was older than Spark 3.1 or the
+/// file is marked `org.apache.spark.legacyINT96`. Their values before
+/// 1582-10-15 (and, through the old calendar's time zone rules, timestamps
+/// before 1900) mean other days than they say in the proleptic Gregorian
+/// calendar Arrow and StarRocks use.
+pub fn legacy_calendar(
+    kv: Option<&Vec<parquet::file::metadata::KeyValue>>,
+    has_int96: bool,
+    has_zoned: bool,
+) -> Legacy {
+    let Some(kv) = kv else { return Legacy::default() };
+    let get = |k: &str| kv.iter().find(|e| e.key == k).map(|e| e.value.as_deref().unwrap_or(""));
+    // (major, minor); an unreadable version counts as a recent one.
+    let version = get("org.apache.spark.version").map(|v| {
+        let mut it = v.trim().split('.').map(|p| p.trim().parse::<u32>().ok());
+        match (it.next().flatten(), it.next().flatten()) {
+            (Some(major), Some(minor)) => (major, minor),
+            (Some(major), None) => (major, 0),
+            _ => (u32::MAX, 0),
+        }
+    });
+    let dates = get("org.apache.spark.legacyDateTime").is_some() || version.is_some_and(|v| v < (3, 0));
+    let int96 = has_int96 && (get("org.apache.spark.legacyINT96").is_some() || version.is_some_and(|v| v < (3, 1)));
+    Legacy { dates, timestamps: (dates && has_zoned) || int96 }
 }
 
 /// INT96 timestamps (Hive/Spark) are instants in UTC, whatever Arrow type
@@ -665,9 +706,39 @@ mod tests {
             },
             row_groups: groups.iter().map(|&(rows, bytes)| RowGroupInfo { rows, bytes }).collect(),
             schema: Arc::new(Schema::empty()),
-            legacy_calendar: false,
+            legacy_calendar: Legacy::default(),
             int96_nanos: false,
         }
+    }
+
+    #[test]
+    fn legacy_calendar_follows_sparks_own_rules() {
+        let kv = |pairs: &[(&str, &str)]| -> Vec<parquet::file::metadata::KeyValue> {
+            pairs.iter().map(|(k, v)| parquet::file::metadata::KeyValue::new(k.to_string(), v.to_string())).collect()
+        };
+        let v = |s: &str| ("org.apache.spark.version", s.to_string());
+        let l = |pairs: &[(&str, String)], int96: bool, zoned: bool| {
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let kv = kv(&pairs);
+            let got = legacy_calendar(Some(&kv), int96, zoned);
+            (got.dates, got.timestamps)
+        };
+        // Spark 3.0.x: dates corrected, INT96 still in the old calendar.
+        assert_eq!(l(&[v("3.0.3")], true, false), (false, true));
+        assert_eq!(l(&[v("3.0.3")], false, true), (false, false));
+        assert_eq!(l(&[v("3.1.0")], true, true), (false, false));
+        assert_eq!(l(&[v("3.10.1")], true, true), (false, false));
+        assert_eq!(l(&[v("2.4.8")], true, false), (true, true));
+        assert_eq!(l(&[v("2.4.8")], false, true), (true, true));
+        assert_eq!(l(&[v("2.4.8")], false, false), (true, false));
+        let dt = ("org.apache.spark.legacyDateTime", String::new());
+        let i96 = ("org.apache.spark.legacyINT96", String::new());
+        assert_eq!(l(&[v("3.5.1"), dt.clone()], true, false), (true, false));
+        assert_eq!(l(&[v("3.5.1"), dt], false, true), (true, true));
+        assert_eq!(l(&[v("3.5.1"), i96.clone()], true, false), (false, true));
+        assert_eq!(l(&[v("3.5.1"), i96], false, true), (false, false));
+        assert_eq!(l(&[], true, true), (false, false));
+        assert_eq!(legacy_calendar(None, true, true), Legacy::default());
     }
 
     #[test]

@@ -445,7 +445,7 @@ impl Scanner {
             )));
         }
         let stream = checked::execute(&ctx, df).await?;
-        if !slices.iter().any(|s| self.plan.files[s.file].legacy_calendar) {
+        if !slices.iter().any(|s| self.plan.files[s.file].legacy_calendar.any()) {
             return Ok(stream);
         }
         // Rows of files in Spark's legacy calendar: refuse the values whose
@@ -559,73 +559,142 @@ const LEGACY_TIMESTAMP_SECS: i64 = -2_208_988_800;
 
 impl LegacyCheck {
     fn check(&mut self, b: &datafusion::arrow::record_batch::RecordBatch) -> std::result::Result<(), String> {
-        use arrow::array::{Array, AsArray};
-        use arrow::datatypes::{Date32Type, Date64Type, TimeUnit};
-        let mut first: Option<(usize, usize)> = None;
+        // The first (row, column) whose value is early for its file.
+        let mut first: Option<(usize, usize, Option<(usize, u64)>)> = None;
         for (c, col) in b.columns().iter().enumerate() {
-            let early = |v: i64, per_sec: i64, days: bool| {
-                if days { v < GREGORIAN_START_DAYS } else { v.div_euclid(per_sec) < LEGACY_TIMESTAMP_SECS }
-            };
-            let bad: Option<usize> = match col.data_type() {
-                DataType::Date32 => {
-                    let a = col.as_primitive::<Date32Type>();
-                    (0..a.len()).find(|&r| a.is_valid(r) && early(a.value(r) as i64, 1, true))
+            for dates in [true, false] {
+                let Some(early) = early_rows(col.as_ref(), dates)? else { continue };
+                for r in early.iter().enumerate().filter(|(_, e)| **e).map(|(r, _)| r) {
+                    if first.is_some_and(|(fr, _, _)| fr <= r) {
+                        break;
+                    }
+                    let applies = |l: crate::plan::Legacy| if dates { l.dates } else { l.timestamps };
+                    match self.locate(r) {
+                        Some((file, row)) if applies(self.plan.files[file].legacy_calendar) => {
+                            first = Some((r, c, Some((file, row))));
+                            break;
+                        }
+                        // A file whose values of this kind are exact.
+                        Some(_) => {}
+                        // After a where clause: if any of the files may hold it.
+                        None if self.slices.iter().any(|s| applies(self.plan.files[s.file].legacy_calendar)) => {
+                            first = Some((r, c, None));
+                            break;
+                        }
+                        None => {}
+                    }
                 }
-                DataType::Date64 => {
-                    let a = col.as_primitive::<Date64Type>();
-                    (0..a.len()).find(|&r| a.is_valid(r) && early(a.value(r).div_euclid(86_400_000), 1, true))
-                }
-                DataType::Timestamp(unit, _) => {
-                    let per_sec = match unit {
-                        TimeUnit::Second => 1,
-                        TimeUnit::Millisecond => 1_000,
-                        TimeUnit::Microsecond => 1_000_000,
-                        TimeUnit::Nanosecond => 1_000_000_000,
-                    };
-                    let a = arrow::compute::cast(col, &DataType::Int64).map_err(|e| e.to_string())?;
-                    let a = a.as_primitive::<arrow::datatypes::Int64Type>();
-                    (0..a.len()).find(|&r| a.is_valid(r) && early(a.value(r), per_sec, false))
-                }
-                _ => None,
-            };
-            if let Some(r) = bad
-                && first.is_none_or(|(fr, _)| r < fr)
-            {
-                first = Some((r, c));
             }
         }
-        let Some((r, c)) = first else {
-            self.seen += b.num_rows() as u64;
+        let rows = b.num_rows() as u64;
+        let Some((r, c, at)) = first else {
+            self.seen += rows;
             return Ok(());
         };
         let column = b.schema().field(c).name().clone();
-        let why = "the file was written by Spark in the legacy hybrid Julian calendar (Spark 2.x, or \
-                   datetimeRebaseModeInWrite=LEGACY), where a date before 1582-10-15 or a timestamp before 1900 means \
-                   another day than it says in the proleptic Gregorian calendar StarRocks uses; rewrite it with Spark 3 \
-                   in CORRECTED mode, or filter or convert these values in the transform";
-        let row = self.seen + r as u64;
-        // Which file, unless a where clause dropped rows in between.
-        let mut left = row;
+        let why = "the file was written by Spark in the legacy hybrid Julian calendar (Spark 2.x or 3.0, or \
+                   datetimeRebaseModeInWrite / int96RebaseModeInWrite=LEGACY), where a date before 1582-10-15 or a \
+                   timestamp before 1900 means another day than it says in the proleptic Gregorian calendar StarRocks \
+                   uses; rewrite it with Spark 3 in CORRECTED mode, or filter or convert these values in the transform";
+        Err(match at {
+            Some((file, row)) => format!("file `{}`, row {row}, column `{column}`: {why}", self.plan.file_name(file)),
+            None => format!("row {} after the where clause, column `{column}`: {why}", self.seen + r as u64 + 1),
+        })
+    }
+
+    /// The file and 1-based row of row `r` of the current batch, unless a
+    /// where clause dropped rows in between.
+    fn locate(&self, r: usize) -> Option<(usize, u64)> {
+        if self.filtered {
+            return None;
+        }
+        let mut left = self.seen + r as u64;
         for s in &self.slices {
             if left < s.rows {
-                if !self.plan.files[s.file].legacy_calendar {
-                    // A file in the proleptic calendar: its value is exact.
-                    self.seen += b.num_rows() as u64;
-                    return Ok(());
-                }
-                if !self.filtered {
-                    return Err(format!(
-                        "file `{}`, row {}, column `{column}`: {why}",
-                        self.plan.file_name(s.file),
-                        s.first_row + left + 1
-                    ));
-                }
-                break;
+                return Some((s.file, s.first_row + left + 1));
             }
             left -= s.rows;
         }
-        Err(format!("row {} after the where clause, column `{column}`: {why}", row + 1))
+        None
     }
+}
+
+/// Per row of `a`: whether it holds, at any depth, a date (`dates`) or a
+/// timestamp (otherwise) that the legacy calendar shifts; `None` when `a`
+/// cannot hold one.
+fn early_rows(a: &dyn arrow::array::Array, dates: bool) -> std::result::Result<Option<Vec<bool>>, String> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Date32Type, Date64Type, TimeUnit};
+    let valid = |r: usize| a.is_valid(r);
+    let per_row = |f: &dyn Fn(usize) -> bool| -> Vec<bool> { (0..a.len()).map(|r| valid(r) && f(r)).collect() };
+    // Child rows folded into their parents' rows through offsets.
+    let fold = |child: Option<Vec<bool>>, range: &dyn Fn(usize) -> (usize, usize)| -> Option<Vec<bool>> {
+        let child = child?;
+        Some(per_row(&|r| {
+            let (lo, hi) = range(r);
+            child[lo.min(child.len())..hi.min(child.len())].iter().any(|e| *e)
+        }))
+    };
+    Ok(match a.data_type() {
+        DataType::Date32 if dates => {
+            let v = a.as_primitive::<Date32Type>();
+            Some(per_row(&|r| (v.value(r) as i64) < GREGORIAN_START_DAYS))
+        }
+        DataType::Date64 if dates => {
+            let v = a.as_primitive::<Date64Type>();
+            Some(per_row(&|r| v.value(r).div_euclid(86_400_000) < GREGORIAN_START_DAYS))
+        }
+        DataType::Timestamp(unit, _) if !dates => {
+            let per_sec = match unit {
+                TimeUnit::Second => 1,
+                TimeUnit::Millisecond => 1_000,
+                TimeUnit::Microsecond => 1_000_000,
+                TimeUnit::Nanosecond => 1_000_000_000,
+            };
+            let ints = arrow::compute::cast(a, &DataType::Int64).map_err(|e| e.to_string())?;
+            let v = ints.as_primitive::<arrow::datatypes::Int64Type>();
+            Some(per_row(&|r| v.value(r).div_euclid(per_sec) < LEGACY_TIMESTAMP_SECS))
+        }
+        DataType::Struct(_) => {
+            let s = a.as_struct();
+            let mut any: Option<Vec<bool>> = None;
+            for child in s.columns() {
+                if let Some(e) = early_rows(child.as_ref(), dates)? {
+                    let acc = any.get_or_insert_with(|| vec![false; a.len()]);
+                    for (x, y) in acc.iter_mut().zip(e) {
+                        *x |= y;
+                    }
+                }
+            }
+            any.map(|acc| per_row(&|r| acc[r]))
+        }
+        DataType::List(_) => {
+            let l = a.as_list::<i32>();
+            let o = l.value_offsets();
+            fold(early_rows(l.values().as_ref(), dates)?, &|r| (o[r] as usize, o[r + 1] as usize))
+        }
+        DataType::LargeList(_) => {
+            let l = a.as_list::<i64>();
+            let o = l.value_offsets();
+            fold(early_rows(l.values().as_ref(), dates)?, &|r| (o[r] as usize, o[r + 1] as usize))
+        }
+        DataType::FixedSizeList(_, n) => {
+            let l = a.as_fixed_size_list();
+            let n = *n as usize;
+            fold(early_rows(l.values().as_ref(), dates)?, &|r| (r * n, (r + 1) * n))
+        }
+        DataType::Map(..) => {
+            let m = a.as_map();
+            let o = m.value_offsets();
+            fold(early_rows(m.entries(), dates)?, &|r| (o[r] as usize, o[r + 1] as usize))
+        }
+        DataType::Dictionary(..) => {
+            let d = a.as_any_dictionary();
+            let keys = d.normalized_keys();
+            early_rows(d.values().as_ref(), dates)?.map(|e| per_row(&|r| e.get(keys[r]).copied().unwrap_or(false)))
+        }
+        _ => None,
+    })
 }
 
 /// Whether a typed partition value reads as exactly what its text says: the

@@ -371,7 +371,7 @@ async fn ancient_values_of_spark_legacy_calendar_files_are_refused() {
     let (t1850, t2024) = (-3_786_825_600_000_000i64, 1_704_067_200_000_000i64);
     // (footer key-values, dates, timestamps, the column refused in row 2)
     type Case<'a> = (&'a [(&'a str, &'a str)], Vec<i32>, Vec<i64>, Option<&'a str>);
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         // Spark 3 with LEGACY rebase: a date before 1582-10-15.
         (
             &[("org.apache.spark.version", "3.5.1"), ("org.apache.spark.legacyDateTime", "")],
@@ -383,6 +383,13 @@ async fn ancient_values_of_spark_legacy_calendar_files_are_refused() {
         (&[("org.apache.spark.version", "2.4.8")], vec![y2024, y2024], vec![t2024, t1850], Some("`ts`")),
         // Spark 3 in CORRECTED mode, and a file from elsewhere: exact.
         (&[("org.apache.spark.version", "3.5.1")], vec![y1, y2024], vec![t1850, t2024], None),
+        // Only INT96 in the old calendar, and the file has none: exact.
+        (
+            &[("org.apache.spark.version", "3.5.1"), ("org.apache.spark.legacyINT96", "")],
+            vec![y1, y2024],
+            vec![t1850, t2024],
+            None,
+        ),
         (&[], vec![y1, y2024], vec![t1850, t2024], None),
     ];
     for (kv, days, micros, refused) in cases {
@@ -401,6 +408,64 @@ async fn ancient_values_of_spark_legacy_calendar_files_are_refused() {
                 r.unwrap_or_else(|e| panic!("{kv:?}: {e}"));
                 let got = stored(&sim, "db", "t");
                 assert_eq!(got["1"]["d"], json!("0001-01-01"), "{kv:?}");
+            }
+        }
+    }
+
+    // Inside arrays, structs and maps too (they loaded shifted by days).
+    let list_of = |rows: Vec<Vec<i32>>| -> ArrayRef {
+        let mut b = arrow::array::ListBuilder::new(arrow::array::Date32Builder::new());
+        for r in rows {
+            b.values().append_slice(&r);
+            b.append(true);
+        }
+        Arc::new(b.finish())
+    };
+    let st = |micros: Vec<i64>| -> ArrayRef {
+        let t: ArrayRef = Arc::new(TimestampMicrosecondArray::from(micros).with_timezone("UTC"));
+        Arc::new(arrow::array::StructArray::from(vec![(
+            Arc::new(arrow::datatypes::Field::new("t", t.data_type().clone(), true)),
+            t,
+        )]))
+    };
+    let nested_table = || {
+        dup_table(
+            "db",
+            "t",
+            "id",
+            vec![col_nn("id", "BIGINT"), col("ad", "ARRAY<DATE>"), col("st", "STRUCT<t DATETIME>")],
+        )
+    };
+    for (kv, ad, ts, refused) in [
+        (
+            &[("org.apache.spark.version", "3.5.1"), ("org.apache.spark.legacyDateTime", "")][..],
+            vec![vec![y2024], vec![y2024, y1]],
+            vec![t2024, t2024],
+            Some("`ad`"),
+        ),
+        (&[("org.apache.spark.version", "2.4.8")][..], vec![vec![y2024], vec![]], vec![t2024, t1850], Some("`st`")),
+        (&[("org.apache.spark.version", "3.5.1")][..], vec![vec![y1], vec![y1]], vec![t1850, t1850], None),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let b = batch(vec![("id", ids(2), false), ("ad", list_of(ad), true), ("st", st(ts), true)]);
+        let props = WriterProperties::builder()
+            .set_key_value_metadata(Some(kv.iter().map(|(k, v)| KeyValue::new(k.to_string(), v.to_string())).collect()))
+            .build();
+        let path = dir.path().join("part-0.parquet");
+        let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), b.schema(), Some(props)).unwrap();
+        w.write(&b).unwrap();
+        w.close().unwrap();
+        let sim = sim(vec![nested_table()]).await;
+        let state = tempfile::tempdir().unwrap();
+        let r = load(job_file(&sim, dir.path(), "db.t", state.path())).await;
+        match refused {
+            Some(col) => {
+                let e = r.unwrap_err().to_string();
+                assert!(e.contains("part-0.parquet") && e.contains("row 2") && e.contains(col), "{kv:?}: {e}");
+            }
+            None => {
+                r.unwrap_or_else(|e| panic!("{kv:?}: {e}"));
+                assert_eq!(stored(&sim, "db", "t")["1"]["ad"], json!(["0001-01-01"]));
             }
         }
     }
