@@ -551,6 +551,9 @@ struct LegacyCheck {
     seen: u64,
 }
 
+/// A file (its index in the plan) and a 1-based row in it.
+type FileRow = (usize, u64);
+
 /// 1582-10-15, the first day both calendars agree on, in days since the epoch.
 const GREGORIAN_START_DAYS: i64 = -141_427;
 /// 1900-01-01T00:00:00Z in seconds: the old calendar's time zone rules
@@ -560,7 +563,7 @@ const LEGACY_TIMESTAMP_SECS: i64 = -2_208_988_800;
 impl LegacyCheck {
     fn check(&mut self, b: &datafusion::arrow::record_batch::RecordBatch) -> std::result::Result<(), String> {
         // The first (row, column) whose value is early for its file.
-        let mut first: Option<(usize, usize, Option<(usize, u64)>)> = None;
+        let mut first: Option<(usize, usize, Option<FileRow>)> = None;
         for (c, col) in b.columns().iter().enumerate() {
             for dates in [true, false] {
                 let Some(early) = early_rows(col.as_ref(), dates)? else { continue };
@@ -604,7 +607,7 @@ impl LegacyCheck {
 
     /// The file and 1-based row of row `r` of the current batch, unless a
     /// where clause dropped rows in between.
-    fn locate(&self, r: usize) -> Option<(usize, u64)> {
+    fn locate(&self, r: usize) -> Option<FileRow> {
         if self.filtered {
             return None;
         }

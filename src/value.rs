@@ -940,6 +940,83 @@ pub fn parse_object_entries(raw: &str) -> Result<Vec<(String, &serde_json::value
     serde_json::from_str::<Entries>(raw).map(|e| e.0).map_err(|e| e.to_string())
 }
 
+/// Checks that every number in a JSON text (already known to be valid
+/// JSON) keeps its value in a StarRocks JSON column. StarRocks keeps an
+/// integer that fits `i64` or `u64` as it is and parses every other number
+/// as a double: `123456789012345678901234567890` would be stored as
+/// `1.2345678901234568e+29`, `1e400` is refused by the server. A number is
+/// accepted when its decimal value is the one the nearest double prints as
+/// (`0.1`, `1.50`, `1e20`), and refused with the number otherwise.
+pub fn json_numbers_exact(s: &str) -> Result<(), String> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                // Skip the string, escapes included.
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    i += 1;
+                }
+                check_json_number(&s[start..i])?;
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
+fn check_json_number(t: &str) -> Result<(), String> {
+    let integral = !t.contains(['.', 'e', 'E']);
+    if integral && (t.parse::<i64>().is_ok() || t.parse::<u64>().is_ok()) {
+        return Ok(());
+    }
+    let shown = |t: &str| if t.len() > 40 { format!("{}…", &t[..40]) } else { t.to_string() };
+    let f: f64 = t.parse().map_err(|_| format!("bad JSON number {}", shown(t)))?;
+    if !f.is_finite() {
+        return Err(format!("the JSON number {} is beyond what StarRocks can store (a double)", shown(t)));
+    }
+    // Rust prints a double as the shortest text that reads back as it.
+    if decimal_digits(t) != decimal_digits(&format!("{f:e}")) {
+        return Err(format!(
+            "the JSON number {} would be stored as the double {f:e}: StarRocks keeps integers of up to 64 bits \
+             and doubles",
+            shown(t)
+        ));
+    }
+    Ok(())
+}
+
+/// A decimal number's value as (negative, significant digits, power of ten
+/// of the first of them); zero is `(false, "", 0)`.
+fn decimal_digits(t: &str) -> (bool, String, i64) {
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t),
+    };
+    let (mant, exp) = match t.find(['e', 'E']) {
+        Some(p) => (&t[..p], t[p + 1..].parse::<i64>().unwrap_or(0)),
+        None => (t, 0),
+    };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    let digits: String = int.chars().chain(frac.chars()).collect();
+    let lead = digits.len() - digits.trim_start_matches('0').len();
+    let sig = digits.trim_start_matches('0').trim_end_matches('0');
+    if sig.is_empty() {
+        return (false, String::new(), 0);
+    }
+    // The first significant digit's power of ten.
+    let pow = int.len() as i64 - 1 - lead as i64 + exp;
+    (neg, sig.to_string(), pow)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1078,81 +1155,4 @@ mod tests {
             Ok(Value::Struct(vec![("a".into(), Value::Null), ("b".into(), Value::Str("x".into()))]))
         );
     }
-}
-
-/// Checks that every number in a JSON text (already known to be valid
-/// JSON) keeps its value in a StarRocks JSON column. StarRocks keeps an
-/// integer that fits `i64` or `u64` as it is and parses every other number
-/// as a double: `123456789012345678901234567890` would be stored as
-/// `1.2345678901234568e+29`, `1e400` is refused by the server. A number is
-/// accepted when its decimal value is the one the nearest double prints as
-/// (`0.1`, `1.50`, `1e20`), and refused with the number otherwise.
-pub fn json_numbers_exact(s: &str) -> Result<(), String> {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'"' => {
-                // Skip the string, escapes included.
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-            }
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
-                    i += 1;
-                }
-                check_json_number(&s[start..i])?;
-            }
-            _ => i += 1,
-        }
-    }
-    Ok(())
-}
-
-fn check_json_number(t: &str) -> Result<(), String> {
-    let integral = !t.contains(['.', 'e', 'E']);
-    if integral && (t.parse::<i64>().is_ok() || t.parse::<u64>().is_ok()) {
-        return Ok(());
-    }
-    let shown = |t: &str| if t.len() > 40 { format!("{}…", &t[..40]) } else { t.to_string() };
-    let f: f64 = t.parse().map_err(|_| format!("bad JSON number {}", shown(t)))?;
-    if !f.is_finite() {
-        return Err(format!("the JSON number {} is beyond what StarRocks can store (a double)", shown(t)));
-    }
-    // Rust prints a double as the shortest text that reads back as it.
-    if decimal_digits(t) != decimal_digits(&format!("{f:e}")) {
-        return Err(format!(
-            "the JSON number {} would be stored as the double {f:e}: StarRocks keeps integers of up to 64 bits \
-             and doubles",
-            shown(t)
-        ));
-    }
-    Ok(())
-}
-
-/// A decimal number's value as (negative, significant digits, power of ten
-/// of the first of them); zero is `(false, "", 0)`.
-fn decimal_digits(t: &str) -> (bool, String, i64) {
-    let (neg, t) = match t.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, t),
-    };
-    let (mant, exp) = match t.find(['e', 'E']) {
-        Some(p) => (&t[..p], t[p + 1..].parse::<i64>().unwrap_or(0)),
-        None => (t, 0),
-    };
-    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
-    let digits: String = int.chars().chain(frac.chars()).collect();
-    let lead = digits.len() - digits.trim_start_matches('0').len();
-    let sig = digits.trim_start_matches('0').trim_end_matches('0');
-    if sig.is_empty() {
-        return (false, String::new(), 0);
-    }
-    // The first significant digit's power of ten.
-    let pow = int.len() as i64 - 1 - lead as i64 + exp;
-    (neg, sig.to_string(), pow)
 }
