@@ -84,7 +84,7 @@ impl Zone {
             Zone::Fixed(o) => *o as i64,
             Zone::Named(tz) => {
                 use chrono::{Offset, TimeZone};
-                let secs = utc_us.div_euclid(1_000_000);
+                let secs = within_zone_tables(utc_us.div_euclid(1_000_000));
                 match chrono::DateTime::from_timestamp(secs, 0) {
                     Some(dt) => tz.offset_from_utc_datetime(&dt.naive_utc()).fix().local_minus_utc() as i64,
                     None => 0,
@@ -102,6 +102,29 @@ impl Zone {
             }
             Zone::Named(tz) => tz.name().into(),
         }
+    }
+}
+
+/// chrono-tz's tables end with the transitions of 2099, after which a zone
+/// would stay on the offset its last one left (Los Angeles on standard
+/// time all summer of 2100). StarRocks (cctz) and Java go on with the zone's
+/// last rule; so does this: an instant from 2100 on is moved, whole days at
+/// a time, into the year of 2072–2099 whose calendar is the same (leap year
+/// or not, and the weekday of January 1), where the same rule gives the same
+/// offset.
+fn within_zone_tables(secs: i64) -> i64 {
+    const FIRST_UNTABLED: i64 = 4_102_444_800; // 2100-01-01T00:00:00Z
+    if secs < FIRST_UNTABLED {
+        return secs;
+    }
+    let day = secs.div_euclid(86_400);
+    let (y, _, _) = value::civil_from_days(day);
+    let jan1 = |y: i64| value::days_from_civil(y, 1, 1);
+    let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let shape = |y: i64| (leap(y), (jan1(y) + 4).rem_euclid(7));
+    match (2072..2100).find(|&z| shape(z) == shape(y)) {
+        Some(z) => secs - (jan1(y) - jan1(z)) * 86_400,
+        None => secs,
     }
 }
 
@@ -2326,6 +2349,35 @@ fn short(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zone_rules_go_on_after_2099() {
+        let la = Zone::parse("America/Los_Angeles").unwrap();
+        let syd = Zone::parse("Australia/Sydney").unwrap();
+        let us = |y: i64, m: u32, d: u32, h: i64| (value::days_from_civil(y, m, d) * 86_400 + h * 3600) * 1_000_000;
+        for (zone, at, hours) in [
+            (la, us(2099, 7, 1, 12), -7),
+            (la, us(2100, 7, 1, 12), -7),
+            (la, us(2100, 1, 1, 12), -8),
+            (la, us(2999, 12, 31, 12), -8),
+            (la, us(2400, 7, 4, 12), -7),
+            (la, us(9999, 6, 30, 12), -7),
+            (syd, us(2100, 7, 1, 12), 10),
+            (syd, us(2100, 1, 15, 12), 11),
+            (syd, us(2999, 12, 31, 12), 11),
+        ] {
+            assert_eq!(zone.offset_secs(at), hours * 3600_i64, "{} at {at}", zone.name());
+        }
+        // The days of DST: second Sunday of March to first Sunday of
+        // November (local 2:00), in 2100 (Mar 14, Nov 7) and 2400 (Mar 12,
+        // Nov 5).
+        assert_eq!(la.offset_secs(us(2100, 3, 14, 9)), -8 * 3600);
+        assert_eq!(la.offset_secs(us(2100, 3, 14, 11)), -7 * 3600);
+        assert_eq!(la.offset_secs(us(2100, 11, 7, 8)), -7 * 3600);
+        assert_eq!(la.offset_secs(us(2100, 11, 7, 10)), -8 * 3600);
+        assert_eq!(la.offset_secs(us(2400, 3, 12, 11)), -7 * 3600);
+        assert_eq!(la.offset_secs(us(2400, 3, 11, 11)), -8 * 3600);
+    }
 
     #[test]
     fn only_canonical_text_goes_into_typed_columns() {
