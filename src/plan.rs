@@ -49,6 +49,10 @@ pub struct FileInfo {
     /// microsecond (any writer but Spark, whose timestamps are
     /// microseconds): the scan checks them, since it reads microseconds.
     pub int96_nanos: bool,
+    /// Top-level columns holding a Parquet VARIANT (Spark 4), whose physical
+    /// encoding (binary metadata and value, shredded fields) is not the
+    /// document: a transform that reads one is refused.
+    pub variant_columns: Vec<String>,
 }
 
 impl FileInfo {
@@ -227,7 +231,9 @@ pub async fn read_footers(
                     })
                 })
                 .collect();
-            let info = FileInfo { file: f, row_groups, schema: schema.clone(), legacy_calendar, int96_nanos };
+            let variant_columns = variant_columns(fm.schema_descr());
+            let info =
+                FileInfo { file: f, row_groups, schema: schema.clone(), legacy_calendar, int96_nanos, variant_columns };
             Ok((info, schema, agrees))
         }
     }))
@@ -342,6 +348,15 @@ fn stored_partition_agrees(
             }
         }
     })
+}
+
+/// Top-level fields annotated VARIANT, or holding one.
+fn variant_columns(descr: &parquet::schema::types::SchemaDescriptor) -> Vec<String> {
+    fn has_variant(t: &parquet::schema::types::Type) -> bool {
+        matches!(t.get_basic_info().logical_type_ref(), Some(parquet::basic::LogicalType::Variant(_)))
+            || (t.is_group() && t.get_fields().iter().any(|f| has_variant(f)))
+    }
+    descr.root_schema().get_fields().iter().filter(|f| has_variant(f)).map(|f| f.name().to_string()).collect()
 }
 
 /// Which values of a file Spark wrote in the hybrid Julian/Gregorian
@@ -708,6 +723,7 @@ mod tests {
             schema: Arc::new(Schema::empty()),
             legacy_calendar: Legacy::default(),
             int96_nanos: false,
+            variant_columns: vec![],
         }
     }
 

@@ -204,9 +204,41 @@ impl Scanner {
             Error::config(format!("the transform `{}` does not plan: {}", s.transform.sql(), Error::from(e)))
         })?;
         checked::check_row_wise(df.logical_plan(), &s.transform.sql())?;
+        s.check_no_variant(&df)?;
         checked::check_constants(&ctx, df.logical_plan(), &s.transform.sql())?;
         s.output_schema = Arc::new(df.schema().as_arrow().clone());
         Ok(s)
+    }
+
+    /// Refuses a transform that reads a Parquet VARIANT column: its Arrow
+    /// form is the encoding (binary metadata and value, shredded fields), not
+    /// the document, and would load as such.
+    fn check_no_variant(&self, df: &datafusion::dataframe::DataFrame) -> Result<()> {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        let variants: std::collections::BTreeSet<&str> =
+            self.plan.files.iter().flat_map(|f| f.variant_columns.iter().map(String::as_str)).collect();
+        if variants.is_empty() {
+            return Ok(());
+        }
+        let plan = df.clone().into_optimized_plan()?;
+        let mut used = None;
+        plan.apply(|node| {
+            if let datafusion::logical_expr::LogicalPlan::TableScan(t) = node
+                && let Some(f) = t.projected_schema.fields().iter().find(|f| variants.contains(f.name().as_str()))
+            {
+                used = Some(f.name().clone());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        match used {
+            Some(v) => Err(Error::config(format!(
+                "column `{v}` is a Parquet VARIANT (Spark 4's semi-structured type), which starload does not decode: \
+                 it would load the variant's binary encoding, not the document; write it as a JSON string (to_json) \
+                 or leave it out of the select"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The schema of the transformed rows.

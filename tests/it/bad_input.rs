@@ -84,6 +84,30 @@ async fn an_embedded_arrow_schema_arrow_cannot_read_is_refused() {
     assert_eq!(sim.be_requests(), 0);
 }
 
+/// A Spark 4 VARIANT column is its encoding in Arrow (binary metadata and
+/// value, shredded fields): loading it would store the encoding. Refused
+/// when the transform reads it; the file's other columns load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variant_column_is_refused_unless_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/spark-variant.parquet"),
+        dir.path().join("part-0.parquet"),
+    )
+    .unwrap();
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("vj", "JSON")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("`vj`") && e.to_string().contains("VARIANT"), "{e}");
+    assert_eq!(sim.be_requests(), 0);
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+    f.transform.select = Some("id".into());
+    let r = load(f).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_mismatches_name_column_and_types() {
     let dir = tempfile::tempdir().unwrap();
