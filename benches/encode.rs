@@ -37,6 +37,7 @@ fn encoder(schema: &Schema, types: &[&str]) -> Encoder {
             ty: SrType::parse(types[i]).unwrap(),
             nullable: true,
             via: Default::default(),
+            uuid_text: false,
         })
         .collect();
     Encoder::new(cols, Zone::Utc)
@@ -181,6 +182,7 @@ fn families(c: &mut Criterion) {
             ty: SrType::Datetime,
             nullable: true,
             via: Default::default(),
+            uuid_text: false,
         }],
         Zone::parse("Asia/Shanghai").unwrap(),
     );

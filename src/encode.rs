@@ -157,6 +157,41 @@ pub struct ColumnMapping {
     pub nullable: bool,
     /// How the value reaches the column.
     pub via: Via,
+    /// The source is a Parquet UUID (16 bytes) going into a string column:
+    /// sent as its canonical text, `8-4-4-4-12` lowercase hex.
+    pub uuid_text: bool,
+}
+
+/// Field metadata the scan puts on a column whose Parquet type is UUID.
+pub const UUID_FIELD: &str = "starload.uuid";
+
+/// The canonical text of 16-byte UUIDs (`8-4-4-4-12` lowercase hex; NULL
+/// stays NULL). Other arrays are returned as they are.
+pub fn uuid_strings(a: &dyn Array) -> ArrayRef {
+    let Some(f) = a.as_fixed_size_binary_opt().filter(|f| f.value_length() == 16) else {
+        return arrow::array::make_array(a.to_data());
+    };
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut b = arrow::array::StringBuilder::with_capacity(f.len(), f.len() * 36);
+    let mut text = [0u8; 36];
+    for r in 0..f.len() {
+        if f.is_null(r) {
+            b.append_null();
+            continue;
+        }
+        let mut o = 0;
+        for (i, byte) in f.value(r).iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                text[o] = b'-';
+                o += 1;
+            }
+            text[o] = HEX[(byte >> 4) as usize];
+            text[o + 1] = HEX[(byte & 15) as usize];
+            o += 2;
+        }
+        b.append_value(std::str::from_utf8(&text).unwrap_or_default());
+    }
+    std::sync::Arc::new(b.finish())
 }
 
 /// How a source column reaches its target column.
@@ -291,6 +326,7 @@ pub fn map_columns(
                 ty: SrType::TinyInt,
                 nullable: false,
                 via: Via::Direct,
+                uuid_text: false,
             });
             continue;
         }
@@ -314,6 +350,7 @@ pub fn map_columns(
                 ty: t.ty.clone(),
                 nullable: t.nullable,
                 via: Via::ToBitmap,
+                uuid_text: false,
             });
             continue;
         }
@@ -359,7 +396,11 @@ pub fn map_columns(
         } else {
             Via::Direct
         };
-        let empty = new_empty_array(f.data_type());
+        let uuid_text = via == Via::Direct
+            && f.metadata().contains_key(UUID_FIELD)
+            && matches!(f.data_type(), DataType::FixedSizeBinary(16))
+            && matches!(t.ty, SrType::Char(_) | SrType::Varchar(_));
+        let empty = if uuid_text { new_empty_array(&DataType::Utf8) } else { new_empty_array(f.data_type()) };
         let wire = if via == Via::ToBitmap { SrType::LargeInt } else { t.ty.clone() };
         build(&empty, &wire, zone, false).map_err(|why| {
             Error::config(format!(
@@ -376,6 +417,7 @@ pub fn map_columns(
             ty: t.ty.clone(),
             nullable: t.nullable,
             via,
+            uuid_text,
         });
     }
     let mut defaulted = Vec::new();
@@ -442,6 +484,9 @@ impl Encoder {
     pub fn wire_array(&self, batch: &RecordBatch, column: usize) -> std::result::Result<ArrayRef, EncodeError> {
         let c = &self.columns[column];
         let array = batch.column(c.source);
+        if c.uuid_text {
+            return Ok(uuid_strings(array.as_ref()));
+        }
         if c.via != Via::ToBitmap {
             return Ok(array.clone());
         }
@@ -2491,6 +2536,7 @@ mod tests {
                 ty: SrType::Varchar(10),
                 nullable: true,
                 via: Via::Direct,
+                uuid_text: false,
             },
             ColumnMapping {
                 source: 1,
@@ -2499,6 +2545,7 @@ mod tests {
                 ty: SrType::Array(Box::new(SrType::Varchar(10))),
                 nullable: true,
                 via: Via::Direct,
+                uuid_text: false,
             },
         ];
         let enc = Encoder::new(cols, Zone::Utc);
@@ -2512,7 +2559,15 @@ mod tests {
     }
 
     fn direct(source: usize, name: &str, ty: SrType) -> ColumnMapping {
-        ColumnMapping { source, source_name: name.into(), target: name.into(), ty, nullable: true, via: Via::Direct }
+        ColumnMapping {
+            source,
+            source_name: name.into(),
+            target: name.into(),
+            ty,
+            nullable: true,
+            via: Via::Direct,
+            uuid_text: false,
+        }
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct FileInfo {
     /// encoding (binary metadata and value, shredded fields) is not the
     /// document: a transform that reads one is refused.
     pub variant_columns: Vec<String>,
+    /// Top-level columns of Parquet type UUID (read as 16-byte binaries).
+    pub uuid_columns: Vec<String>,
 }
 
 impl FileInfo {
@@ -232,8 +234,23 @@ pub async fn read_footers(
                 })
                 .collect();
             let variant_columns = variant_columns(fm.schema_descr());
-            let info =
-                FileInfo { file: f, row_groups, schema: schema.clone(), legacy_calendar, int96_nanos, variant_columns };
+            let uuid_columns = fm
+                .schema_descr()
+                .root_schema()
+                .get_fields()
+                .iter()
+                .filter(|f| matches!(f.get_basic_info().logical_type_ref(), Some(parquet::basic::LogicalType::Uuid)))
+                .map(|f| f.name().to_string())
+                .collect();
+            let info = FileInfo {
+                file: f,
+                row_groups,
+                schema: schema.clone(),
+                legacy_calendar,
+                int96_nanos,
+                variant_columns,
+                uuid_columns,
+            };
             Ok((info, schema, agrees))
         }
     }))
@@ -724,6 +741,7 @@ mod tests {
             legacy_calendar: Legacy::default(),
             int96_nanos: false,
             variant_columns: vec![],
+            uuid_columns: vec![],
         }
     }
 

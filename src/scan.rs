@@ -175,11 +175,23 @@ impl Scanner {
             })
             .collect();
         let tz: Arc<str> = zone.name().into();
+        // UUID columns are marked for the encoder, which sends them as text
+        // into string columns.
+        let uuids: std::collections::HashSet<&str> =
+            plan.files.iter().flat_map(|f| f.uuid_columns.iter().map(String::as_str)).collect();
         let file_schema = Arc::new(Schema::new_with_metadata(
             plan.file_schema
                 .fields()
                 .iter()
-                .map(|f| Arc::new(f.as_ref().clone().with_data_type(in_zone(f.data_type(), &tz))))
+                .map(|f| {
+                    let g = f.as_ref().clone().with_data_type(in_zone(f.data_type(), &tz));
+                    let g = if uuids.contains(f.name().as_str()) {
+                        g.with_metadata([(crate::encode::UUID_FIELD.to_string(), "1".to_string())].into())
+                    } else {
+                        g
+                    };
+                    Arc::new(g)
+                })
                 .collect::<Vec<_>>(),
             plan.file_schema.metadata().clone(),
         ));

@@ -676,6 +676,45 @@ async fn a_small_dictionary_first_does_not_bound_the_other_files() {
     assert_eq!(got_sorted, want);
 }
 
+/// A Parquet UUID goes into a string column as its canonical text (its 16
+/// bytes loaded as they were: NULs, or `ABCDEFGHIJKLMNOP` when they happen
+/// to be UTF-8), and into VARBINARY as its 16 bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uuids_go_into_strings_as_text_and_into_binaries_as_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/duckdb-uuid.parquet"),
+        dir.path().join("part-0.parquet"),
+    )
+    .unwrap();
+    let texts = [
+        json!("00000000-0000-0000-0000-000000000000"),
+        json!("41424344-4546-4748-494a-4b4c4d4e4f50"),
+        json!(null),
+        json!("f81d4fae-7dec-11d0-a765-00a0c91e6bf6"),
+        json!("ffffffff-ffff-ffff-ffff-ffffffffffff"),
+    ];
+    for (ty, select) in [("VARCHAR(36)", None), ("CHAR(36)", None), ("VARCHAR(64)", Some("id, u AS u"))] {
+        let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "INT"), col("u", ty)])]).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+        f.transform.select = select.map(String::from);
+        load(f).await.unwrap_or_else(|e| panic!("{ty}: {e}"));
+        let got: Vec<serde_json::Value> = stored(&sim, "db", "t").into_values().map(|o| o["u"].clone()).collect();
+        assert_eq!(got, texts, "{ty}");
+    }
+    let bin = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "INT"), col("u", "VARBINARY(16)")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&bin, dir.path(), "db.t", state.path())).await.unwrap();
+    let got = stored(&bin, "db", "t");
+    assert_eq!(got["2"]["u"], json!({"b64": "QUJDREVGR0hJSktMTU5PUA=="}));
+    // Too long for the column: refused naming the row.
+    let short = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "INT"), col("u", "VARCHAR(20)")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&short, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(e.contains("part-0.parquet") && e.contains("row 1") && e.contains("`u`"), "{e}");
+}
+
 /// Integer arithmetic in the transform fails instead of wrapping around
 /// (`i16 * i16` of 30000 was -5888, `-i64::MIN` stayed negative).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
