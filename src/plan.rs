@@ -460,8 +460,9 @@ fn int96_as_utc(descr: &parquet::schema::types::SchemaDescriptor, hinted: Schema
     Ok(Schema::new_with_metadata(fields, hinted.metadata().clone()))
 }
 
-/// `a` with every field that is nullable in `b` (at any depth) nullable,
-/// and a dictionary `b` does not share replaced by its values' type;
+/// `a` with every field that is nullable in `b` (at any depth) nullable, a
+/// dictionary `b` does not share replaced by its values' type, and a
+/// timestamp in the finer of the two units;
 /// `None` when nothing changes. The two must have passed
 /// [`check_same_schema`].
 fn widen_schema(a: &Schema, b: &Schema) -> Option<Schema> {
@@ -479,6 +480,17 @@ fn widen_schema(a: &Schema, b: &Schema) -> Option<Schema> {
             // `UInt8` keys; a plain string file may hold 300 values).
             (DataType::Dictionary(ka, va), DataType::Dictionary(kb, vb)) if ka != kb || va != vb => va.as_ref().clone(),
             (DataType::Dictionary(_, va), b) if !matches!(b, DataType::Dictionary(..)) => va.as_ref().clone(),
+            // Timestamps in s, ms and µs: the finer unit holds them all.
+            (DataType::Timestamp(ua, za), DataType::Timestamp(ub, _)) if ua != ub => {
+                use arrow::datatypes::TimeUnit::*;
+                let rank = |u: &arrow::datatypes::TimeUnit| match u {
+                    Second => 0,
+                    Millisecond => 1,
+                    Microsecond => 2,
+                    Nanosecond => 3,
+                };
+                DataType::Timestamp(if rank(ua) >= rank(ub) { *ua } else { *ub }, za.clone())
+            }
             (other, _) => other.clone(),
         };
         Field::new(fa.name(), dt, fa.is_nullable() || fb.is_nullable()).with_metadata(fa.metadata().clone())
@@ -557,6 +569,14 @@ fn same_type(a: &DataType, b: &DataType) -> bool {
     };
     match (a, b) {
         (Dictionary(_, x), y) | (y, Dictionary(_, x)) => same_type(x, y),
+        // Instants in any zone are instants (the scan converts them all to
+        // the job's zone); s, ms and µs all read exactly as µs. Nanoseconds
+        // would be truncated into µs, or overflow the other way: refused.
+        (Timestamp(ua, za), Timestamp(ub, zb)) => {
+            za.is_some() == zb.is_some()
+                && (ua == ub
+                    || (*ua != arrow::datatypes::TimeUnit::Nanosecond && *ub != arrow::datatypes::TimeUnit::Nanosecond))
+        }
         _ if layout(a).is_some() && layout(a) == layout(b) => true,
         (List(x) | LargeList(x), List(y) | LargeList(y)) => same_type(x.data_type(), y.data_type()),
         (Map(x, _), Map(y, _)) => same_type(x.data_type(), y.data_type()),

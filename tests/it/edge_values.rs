@@ -650,6 +650,49 @@ async fn files_whose_writers_chose_other_string_layouts_load_together() {
     assert_eq!(got, [json!("a"), json!("b"), json!("c"), json!("d\u{1}"), json!("e"), json!("e")]);
 }
 
+/// Files of one table written with timestamps in other units (polars
+/// switched from ms to µs) or zones load together, exactly; a file in
+/// nanoseconds beside one in µs is refused (a cast would truncate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_in_other_units_and_zones_load_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let ms: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![1_704_067_200_123]).with_timezone("UTC"));
+    let us: ArrayRef =
+        Arc::new(TimestampMicrosecondArray::from(vec![1_704_067_200_123_456]).with_timezone("Europe/Berlin"));
+    let s: ArrayRef = Arc::new(TimestampSecondArray::from(vec![-62_135_596_800]).with_timezone("UTC"));
+    write_parquet(&dir.path().join("a.parquet"), &batch(vec![("id", ids(1), false), ("t", ms, true)]));
+    write_parquet(
+        &dir.path().join("b.parquet"),
+        &batch(vec![("id", Arc::new(Int64Array::from(vec![2])), false), ("t", us, true)]),
+    );
+    write_parquet(
+        &dir.path().join("c.parquet"),
+        &batch(vec![("id", Arc::new(Int64Array::from(vec![3])), false), ("t", s, true)]),
+    );
+    let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("t", "DATETIME")]);
+    let sim1 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&sim1, dir.path(), "db.t", state.path())).await.unwrap();
+    let got: Vec<serde_json::Value> = stored(&sim1, "db", "t").into_values().map(|o| o["t"].clone()).collect();
+    assert_eq!(
+        got,
+        [
+            json!({"ts_us": "1704067200123000"}),
+            json!({"ts_us": "1704067200123456"}),
+            json!({"ts_us": "-62135596800000000"})
+        ]
+    );
+    let ns: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![1_704_067_200_123_456_789]).with_timezone("UTC"));
+    write_parquet(
+        &dir.path().join("d.parquet"),
+        &batch(vec![("id", Arc::new(Int64Array::from(vec![4])), false), ("t", ns, true)]),
+    );
+    let sim2 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim2, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(e.contains("`t`") && e.contains("d.parquet"), "{e}");
+}
+
 /// polars' Enum is a dictionary with `UInt8` keys: a first file holding one
 /// and a second plain file with 300 distinct values load together (the
 /// second was cast into the first's dictionary type and overflowed its keys).
