@@ -1221,6 +1221,8 @@ enum FloatTo {
 }
 
 enum Decs<'a> {
+    D32(&'a [i32]),
+    D64(&'a [i64]),
     D128(&'a [i128]),
     D256(&'a [arrow::datatypes::i256]),
 }
@@ -1229,6 +1231,8 @@ impl Decs<'_> {
     #[inline]
     fn get(&self, i: usize) -> Option<i128> {
         match self {
+            Decs::D32(v) => Some(v[i] as i128),
+            Decs::D64(v) => Some(v[i] as i128),
             Decs::D128(v) => Some(v[i]),
             Decs::D256(v) => v[i].to_i128(),
         }
@@ -1295,6 +1299,8 @@ fn floats(a: &ArrayRef) -> Option<Floats<'_>> {
 fn decs(a: &ArrayRef) -> std::result::Result<(Decs<'_>, u8), String> {
     use arrow::datatypes::*;
     let (v, s) = match a.data_type() {
+        DataType::Decimal32(_, s) => (Decs::D32(a.as_primitive::<Decimal32Type>().values()), *s),
+        DataType::Decimal64(_, s) => (Decs::D64(a.as_primitive::<Decimal64Type>().values()), *s),
         DataType::Decimal128(_, s) => (Decs::D128(a.as_primitive::<Decimal128Type>().values()), *s),
         DataType::Decimal256(_, s) => (Decs::D256(a.as_primitive::<Decimal256Type>().values()), *s),
         other => return Err(format!("{other} is not a decimal")),
@@ -1352,12 +1358,12 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
             v: floats(array).ok_or("bad float array")?,
             to: if matches!(ty, SrType::Float) { FloatTo::Float } else { FloatTo::Double },
         },
-        (D::Decimal128(..) | D::Decimal256(..), SrType::Decimal { precision, scale }) => {
+        (
+            D::Decimal32(..) | D::Decimal64(..) | D::Decimal128(..) | D::Decimal256(..),
+            SrType::Decimal { precision, scale },
+        ) => {
             let (v, s) = decs(array)?;
             W::Dec { v, scale: s, to_scale: *scale, max: 10i128.pow(*precision as u32), doc: false }
-        }
-        (D::Decimal32(..) | D::Decimal64(..), _) => {
-            return Err("cast DECIMAL32/64 sources to DECIMAL(p,s) with p > 18 in the transform".into());
         }
         (D::Date32, SrType::Date | SrType::Datetime) => W::Date32 {
             v: array.as_primitive::<arrow::datatypes::Date32Type>().values(),
@@ -1498,7 +1504,7 @@ fn build_doc(array: &ArrayRef, zone: Zone) -> std::result::Result<Writer<'_>, St
             W::Int { v: Ints::from(array.as_ref()).ok_or("bad int")?, to: IntTo::Doc }
         }
         D::Float16 | D::Float32 | D::Float64 => W::Float { v: floats(array).ok_or("bad float")?, to: FloatTo::Doc },
-        D::Decimal128(..) | D::Decimal256(..) => {
+        D::Decimal32(..) | D::Decimal64(..) | D::Decimal128(..) | D::Decimal256(..) => {
             let (v, s) = decs(array)?;
             W::Dec { v, scale: s, to_scale: s, max: i128::MAX, doc: true }
         }

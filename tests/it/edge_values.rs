@@ -650,6 +650,39 @@ async fn files_whose_writers_chose_other_string_layouts_load_together() {
     assert_eq!(got, [json!("a"), json!("b"), json!("c"), json!("d\u{1}"), json!("e"), json!("e")]);
 }
 
+/// pyarrow's decimal32/decimal64 (stored as INT32/INT64, read back as such
+/// through the embedded Arrow schema) load like any decimal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decimal32_and_decimal64_load_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d32: ArrayRef =
+        Arc::new(Decimal32Array::from(vec![Some(999_999_999), Some(-5), None]).with_precision_and_scale(9, 2).unwrap());
+    let d64: ArrayRef = Arc::new(
+        Decimal64Array::from(vec![Some(-999_999_999_999_999_999), Some(1), Some(0)])
+            .with_precision_and_scale(18, 18)
+            .unwrap(),
+    );
+    write_parquet(
+        &dir.path().join("a.parquet"),
+        &batch(vec![("id", ids(3), false), ("a", d32, true), ("b", d64, true)]),
+    );
+    let sim = sim(vec![dup_table(
+        "db",
+        "t",
+        "id",
+        vec![col_nn("id", "BIGINT"), col("a", "DECIMAL(10,3)"), col("b", "DECIMAL(38,18)")],
+    )])
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap();
+    let got = stored(&sim, "db", "t");
+    let row = |id: &str| [got[id]["a"].clone(), got[id]["b"].clone()];
+    let dec = |d: &str, scale: u8| json!({"dec": d, "scale": scale});
+    assert_eq!(row("1"), [dec("9999999990", 3), dec("-999999999999999999", 18)]);
+    assert_eq!(row("2"), [dec("-50", 3), dec("1", 18)]);
+    assert_eq!(row("3"), [json!(null), dec("0", 18)]);
+}
+
 /// Files of one table written with timestamps in other units (polars
 /// switched from ms to µs) or zones load together, exactly; a file in
 /// nanoseconds beside one in µs is refused (a cast would truncate).
