@@ -1391,7 +1391,9 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
                 | SrType::LargeInt
                 | SrType::Decimal { .. }
                 | SrType::Date
-                | SrType::Datetime => StrTo::Parse(t.clone()),
+                | SrType::Datetime
+                | SrType::Float
+                | SrType::Double => StrTo::Parse(t.clone()),
                 _ => return Err(format!("a string cannot be loaded into {t}")),
             };
             W::Str { a, to }
@@ -1983,6 +1985,19 @@ fn write_str(s: &str, to: &StrTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {
                 return bad(format!("value of {} bytes is longer than VARBINARY({m})", s.len()));
             }
             write_binary(out, s.as_bytes(), mode, *nested)
+        }
+        StrTo::Parse(ty @ (SrType::Float | SrType::Double)) => {
+            // Accepted when the number it spells is the one the float it
+            // parses to prints as (`1.5`, `1.50`, `1e20`, not
+            // `0.30000000000000000001`).
+            let single = *ty == SrType::Float;
+            if let Err(e) = value::float_text_is_exact(s, single) {
+                return bad(format!("`{}` cannot be loaded into {ty} exactly: {e}", short(s)));
+            }
+            // Written as the float itself (`.5` or `01.5` are no JSON).
+            let v: f64 = if single { s.parse::<f32>().map(f64::from) } else { s.parse::<f64>() }
+                .map_err(|_| CellError::Bad(format!("`{}` is not a number", short(s))))?;
+            write_float(v, false, if single { FloatTo::Float } else { FloatTo::Double }, mode, out)
         }
         StrTo::Parse(ty) => {
             let v = value::parse_csv_field(ty, s)

@@ -994,6 +994,36 @@ fn check_json_number(t: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether decimal text means exactly the float (`single`) or double it
+/// parses to: its value is the one the float prints as. Signs other than a
+/// leading `-`, spaces, hex, NaN and infinities are refused.
+pub fn float_text_is_exact(t: &str, single: bool) -> Result<(), String> {
+    let plain = !t.is_empty()
+        && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+        && t.bytes().next().is_some_and(|b| b == b'-' || b.is_ascii_digit() || b == b'.')
+        && t.bytes().any(|b| b.is_ascii_digit());
+    if !plain {
+        return Err("not a plain decimal number".into());
+    }
+    let shortest = if single {
+        let f: f32 = t.parse().map_err(|_| "not a number".to_string())?;
+        if !f.is_finite() {
+            return Err("beyond the type's range".into());
+        }
+        format!("{f:e}")
+    } else {
+        let f: f64 = t.parse().map_err(|_| "not a number".to_string())?;
+        if !f.is_finite() {
+            return Err("beyond the type's range".into());
+        }
+        format!("{f:e}")
+    };
+    if decimal_digits(t) != decimal_digits(&shortest) {
+        return Err(format!("it would be stored as {shortest}"));
+    }
+    Ok(())
+}
+
 /// A decimal number's value as (negative, significant digits, power of ten
 /// of the first of them); zero is `(false, "", 0)`.
 fn decimal_digits(t: &str) -> (bool, String, i64) {
@@ -1020,6 +1050,19 @@ fn decimal_digits(t: &str) -> (bool, String, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn float_text_must_be_the_floats_own() {
+        for ok in ["1.5", "1.50", "0.1", "-0", "1e20", "123456789", "0.30000000000000004", "-2.5E-3"] {
+            assert_eq!(float_text_is_exact(ok, false), Ok(()), "{ok}");
+        }
+        for bad in ["0.30000000000000000001", "1e400", "NaN", "inf", " 1", "+1", "0x10", "", "-", "1.5.2", "e5"] {
+            assert!(float_text_is_exact(bad, false).is_err(), "{bad}");
+        }
+        assert_eq!(float_text_is_exact("0.1", true), Ok(()));
+        assert!(float_text_is_exact("0.123456789", true).is_err());
+        assert!(float_text_is_exact("16777217", true).is_err());
+    }
 
     #[test]
     fn json_numbers_starrocks_keeps() {

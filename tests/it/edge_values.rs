@@ -650,6 +650,45 @@ async fn files_whose_writers_chose_other_string_layouts_load_together() {
     assert_eq!(got, [json!("a"), json!("b"), json!("c"), json!("d\u{1}"), json!("e"), json!("e")]);
 }
 
+/// Text into FLOAT/DOUBLE (a Hive `double` partition key, a string column):
+/// loaded when the number it spells is the float's own, refused otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn number_text_into_floats_is_exact_or_refused() {
+    let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("d", "DOUBLE"), col("f", "FLOAT")]);
+    let dir = tempfile::tempdir().unwrap();
+    let d: ArrayRef = Arc::new(StringArray::from(vec![Some("1.50"), Some("1e20"), Some(".5"), None]));
+    let f: ArrayRef = Arc::new(StringArray::from(vec![Some("0.1"), Some("-0"), Some("3.4028235e38"), Some("2")]));
+    write_parquet(&dir.path().join("a.parquet"), &batch(vec![("id", ids(4), false), ("d", d, true), ("f", f, true)]));
+    let sim1 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&sim1, dir.path(), "db.t", state.path())).await.unwrap();
+    let got = stored(&sim1, "db", "t");
+    let bits = |x: f64| json!({"f64": format!("{:016x}", x.to_bits())});
+    let bits32 = |x: f32| json!({"f32": format!("{:08x}", x.to_bits())});
+    assert_eq!(got["1"]["d"], bits(1.5));
+    assert_eq!(got["2"]["d"], bits(1e20));
+    assert_eq!(got["3"]["d"], bits(0.5));
+    assert_eq!(got["4"]["d"], json!(null));
+    assert_eq!(got["1"]["f"], bits32(0.1));
+    assert_eq!(got["2"]["f"], bits32(-0.0));
+    assert_eq!(got["3"]["f"], bits32(f32::MAX));
+    assert_eq!(got["4"]["f"], bits32(2.0));
+    for (col, text) in [("d", "0.30000000000000000001"), ("d", "NaN"), ("f", "0.123456789"), ("d", " 1")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (d, f) = if col == "d" { (text, "1") } else { ("1", text) };
+        let d: ArrayRef = Arc::new(StringArray::from(vec!["1", d]));
+        let f: ArrayRef = Arc::new(StringArray::from(vec!["1", f]));
+        write_parquet(
+            &dir.path().join("b.parquet"),
+            &batch(vec![("id", ids(2), false), ("d", d, true), ("f", f, true)]),
+        );
+        let sim2 = sim(vec![table()]).await;
+        let state = tempfile::tempdir().unwrap();
+        let e = load(job_file(&sim2, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
+        assert!(e.contains("b.parquet") && e.contains("row 2") && e.contains(&format!("`{col}`")), "{text}: {e}");
+    }
+}
+
 /// pyarrow's decimal32/decimal64 (stored as INT32/INT64, read back as such
 /// through the embedded Arrow schema) load like any decimal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
