@@ -119,3 +119,12 @@ impl From<arrow::error::ArrowError> for Error {
         Error::data(e.to_string())
     }
 }
+
+/// The message a panic carried (`panic!("…")` gives a `String` or a
+/// `&str`).
+pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".into())
+}

@@ -461,7 +461,7 @@ async fn produce(
     // chunk's scan its own task, so chunks in flight decode on every runtime
     // worker (and ahead of the encoder), not all on the task driving them.
     let (btx, mut batches) = mpsc::channel(2);
-    let reader = tokio::spawn(async move {
+    let mut reader = tokio::spawn(async move {
         while let Some(b) = stream.next().await {
             let failed = b.is_err();
             if btx.send(b).await.is_err() || failed {
@@ -508,7 +508,43 @@ async fn produce(
             }
         }
         let batch = match next {
-            None => break,
+            None => {
+                // The channel also closes when the reader panics (arrow-rs
+                // does on some valid files): that is no end of the chunk.
+                if let Err(e) = (&mut reader).await {
+                    let why = match e.try_into_panic() {
+                        Ok(p) => crate::error::panic_text(p.as_ref()),
+                        Err(e) => e.to_string(),
+                    };
+                    // The file it was in: the one holding the first row not
+                    // read (unless a where clause dropped rows).
+                    let mut left = dispatched;
+                    let at = chunk.slices.iter().find(|s| {
+                        let here = left < s.rows;
+                        left = left.saturating_sub(s.rows);
+                        here
+                    });
+                    let files: Vec<String> = match at {
+                        Some(s) if !job.options.filtered => vec![job.scanner.plan().file_name(s.file)],
+                        _ => chunk.slices.iter().map(|s| job.scanner.plan().file_name(s.file)).collect(),
+                    };
+                    return Produced::Failed(Error::data(format!(
+                        "reading chunk {} ({}): the Parquet reader failed: {why}",
+                        chunk.index,
+                        summarize_files(&files)
+                    )));
+                }
+                // Every row of the chunk's row groups, unless a where clause
+                // dropped some: rows cannot vanish unnoticed.
+                let planned: u64 = chunk.slices.iter().map(|s| s.rows).sum();
+                if dispatched > planned || (!job.options.filtered && dispatched != planned) {
+                    return Produced::Failed(Error::internal(format!(
+                        "chunk {} read {dispatched} rows where its row groups hold {planned}",
+                        chunk.index
+                    )));
+                }
+                break;
+            }
             Some(Ok(b)) => b,
             Some(Err(e)) => {
                 let e = Error::from(e);

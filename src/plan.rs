@@ -189,11 +189,7 @@ pub async fn read_footers(
                 parquet_to_arrow_schema(fm.schema_descr(), fm.key_value_metadata())
             })
             .map_err(|p| {
-                let why = p
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| p.downcast_ref::<&str>().copied())
-                    .unwrap_or("unreadable");
+                let why = crate::error::panic_text(p.as_ref());
                 Error::data(format!(
                     "`{name}`: its embedded Arrow schema (ARROW:schema) declares a type arrow-rs cannot read: {why}"
                 ))

@@ -555,7 +555,8 @@ impl Scanner {
         let sql = outer.replace("{t}", &format!("({}) AS t", self.transform.sql()));
         for slices in groups.into_iter().filter(|g| !g.is_empty()) {
             let (me, tx, sql) = (self.clone(), tx.clone(), sql.clone());
-            tokio::spawn(async move {
+            let on_panic = tx.clone();
+            let body = async move {
                 let run = async {
                     let files = slices.iter().map(|s| me.partitioned_file(s)).collect::<Result<Vec<_>>>()?;
                     let ctx = me.context(files)?;
@@ -573,6 +574,15 @@ impl Scanner {
                             }
                         }
                     }
+                }
+            };
+            // A reader that panics (arrow-rs does on some valid files) would
+            // end the stream as if it were complete.
+            tokio::spawn(async move {
+                use futures::FutureExt;
+                if let Err(p) = std::panic::AssertUnwindSafe(body).catch_unwind().await {
+                    let why = crate::error::panic_text(p.as_ref());
+                    let _ = on_panic.send(Err(Error::data(format!("the Parquet reader failed: {why}")))).await;
                 }
             });
         }

@@ -108,6 +108,31 @@ async fn a_variant_column_is_refused_unless_left_out() {
     assert_eq!(r.load.rows_loaded, 1);
 }
 
+/// arrow-rs panics reading a pyarrow file whose embedded schema asks for a
+/// dictionary of booleans. The panic closed the chunk's batch channel, which
+/// read as the chunk's end: its rows vanished with exit 0. Now the load fails
+/// naming the file, and nothing of the chunk commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_panics_fails_the_load_instead_of_ending_the_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pyarrow-dict-bool.parquet"),
+        dir.path().join("b.parquet"),
+    )
+    .unwrap();
+    let ids = arrow::array::Int64Array::from_iter_values(0..100);
+    let v = arrow::array::BooleanArray::from(vec![true; 100]);
+    write_parquet(
+        &dir.path().join("a.parquet"),
+        &RecordBatch::try_from_iter([("id", Arc::new(ids) as ArrayRef), ("v", Arc::new(v) as ArrayRef)]).unwrap(),
+    );
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", "BOOLEAN")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap_err();
+    assert!(e.to_string().contains("b.parquet"), "{e}");
+    assert!(sim.rows("db", "t").iter().all(|r| r[0].canonical() != serde_json::json!("1000")), "no row of b");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_mismatches_name_column_and_types() {
     let dir = tempfile::tempdir().unwrap();
