@@ -133,6 +133,31 @@ async fn a_reader_that_panics_fails_the_load_instead_of_ending_the_chunk() {
     assert!(sim.rows("db", "t").iter().all(|r| r[0].canonical() != serde_json::json!("1000")), "no row of b");
 }
 
+/// A page whose bytes no longer match its CRC (a flipped bit in a value of
+/// an uncompressed page, which decodes fine) fails the load naming the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_fails_its_checksum_is_refused() {
+    let good = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pyarrow-page-crc.parquet")).unwrap();
+    let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", "BIGINT")]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("part-0.parquet"), &good).unwrap();
+    let sim1 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let r = load(job_file(&sim1, dir.path(), "db.t", state.path())).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 100);
+    let magic = 0x1122_3344_5566_7788u64.to_le_bytes();
+    let at = good.windows(8).position(|w| w == magic).expect("the value is in the file") + 8 * 50;
+    let mut bad = good.clone();
+    bad[at] ^= 1;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("part-0.parquet"), &bad).unwrap();
+    let sim2 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim2, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(e.contains("part-0.parquet") && e.to_lowercase().contains("checksum"), "{e}");
+    assert!(sim2.rows("db", "t").is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_mismatches_name_column_and_types() {
     let dir = tempfile::tempdir().unwrap();
