@@ -1545,6 +1545,13 @@ fn build_doc(array: &ArrayRef, zone: Zone) -> std::result::Result<Writer<'_>, St
             let s = array.as_struct();
             let mut fields = Vec::new();
             for (i, f) in fs.iter().enumerate() {
+                // A JSON object keeps one value per key.
+                if fs[..i].iter().any(|g| g.name() == f.name()) {
+                    return Err(format!(
+                        "the struct has two fields named `{}`; a JSON object would keep only one of them",
+                        f.name()
+                    ));
+                }
                 fields.push((json_string(f.name()), build_doc(s.column(i), zone)?));
             }
             W::Struct { fields, doc: true }

@@ -650,6 +650,25 @@ async fn files_whose_writers_chose_other_string_layouts_load_together() {
     assert_eq!(got, [json!("a"), json!("b"), json!("c"), json!("d\u{1}"), json!("e"), json!("e")]);
 }
 
+/// A struct with two fields of one name into JSON: the object would keep
+/// one of them (pyarrow allows such structs). Refused naming the column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_struct_with_a_repeated_field_name_is_not_folded_into_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let a: ArrayRef = Arc::new(Int64Array::from(vec![1, 2]));
+    let b: ArrayRef = Arc::new(Int64Array::from(vec![3, 4]));
+    let v: ArrayRef = Arc::new(arrow::array::StructArray::from(vec![
+        (Arc::new(Field::new("a", arrow::datatypes::DataType::Int64, true)), a),
+        (Arc::new(Field::new("a", arrow::datatypes::DataType::Int64, true)), b),
+    ]));
+    write_parquet(&dir.path().join("a.parquet"), &batch(vec![("id", ids(2), false), ("v", v, true)]));
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", "JSON")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(e.contains("`v`") && e.contains("two fields named `a`"), "{e}");
+    assert_eq!(sim.be_requests(), 0);
+}
+
 /// Text into FLOAT/DOUBLE (a Hive `double` partition key, a string column):
 /// loaded when the number it spells is the float's own, refused otherwise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
