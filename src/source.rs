@@ -320,9 +320,7 @@ pub async fn list(
                         timeout.as_secs()
                     ))
                 })?
-                .map_err(|e| {
-                    Error::infra(format!("cannot list `{}`: {}", loc.display_path(&dir), describe_store_error(&e)))
-                })?;
+                .map_err(|e| listing_error(loc, &dir, &e))?;
             if first && listed.objects.is_empty() && listed.common_prefixes.is_empty() {
                 return Err(Error::config(format!("source `{}` does not exist or is empty", loc.display)));
             }
@@ -379,6 +377,18 @@ pub async fn list(
         });
     }
     Ok(Listing { partition_keys: keys, files: out })
+}
+
+/// A failed listing: a name the store cannot represent (a control
+/// character in a local file name) is the source's fault, not a passing
+/// failure a re-run would get past.
+fn listing_error(loc: &Location, dir: &Path, e: &object_store::Error) -> Error {
+    let m = format!("cannot list `{}`: {}", loc.display_path(dir), describe_store_error(e));
+    if matches!(e, object_store::Error::InvalidPath { .. }) {
+        Error::config(format!("{m}; rename it (starload reads no names holding control characters)"))
+    } else {
+        Error::infra(m)
+    }
 }
 
 /// Files and directories Hive/Spark treat as hidden.
@@ -455,9 +465,7 @@ pub async fn list_partitions(
                         object_store::Error::NotFound { .. } => Ok(Vec::new()),
                         e => Err(e),
                     })
-                    .map_err(|e| {
-                        Error::infra(format!("cannot list `{}`: {}", loc.display_path(&dir), describe_store_error(&e)))
-                    })?;
+                    .map_err(|e| listing_error(loc, &dir, &e))?;
             let prefix_len = dir.parts().count();
             Ok(listed
                 .into_iter()

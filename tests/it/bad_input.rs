@@ -44,6 +44,20 @@ async fn missing_source_is_named() {
     assert_eq!(sim.be_requests(), 0);
 }
 
+/// A file name holding a control character cannot be read through the
+/// object store: a configuration error (exit 2), not an infrastructure one
+/// that tells a scheduler to retry forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_name_with_a_control_character_is_a_config_error() {
+    let sim = sim(vec![table("BIGINT")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_parquet(&dir.path().join("p=tab\tx").join("a.parquet"), &small_batch(3));
+    let e = fails(&sim, dir.path(), state.path()).await;
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert_eq!(sim.be_requests(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_and_truncated_files_are_named_before_sending() {
     let sim = sim(vec![table("BIGINT")]).await;
