@@ -1848,7 +1848,9 @@ fn write_int(v: i128, to: IntTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {
             }
         }
         IntTo::Float { bits } => {
-            if v.unsigned_abs() > (1u128 << bits) {
+            // Exact when its significant bits fit the mantissa (2^60 does).
+            let a = v.unsigned_abs();
+            if a != 0 && 128 - a.leading_zeros() - a.trailing_zeros() > bits {
                 return bad(format!(
                     "{v} cannot be represented exactly as a {}-bit float",
                     if bits == 24 { 32 } else { 64 }

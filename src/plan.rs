@@ -474,6 +474,7 @@ fn widen_schema(a: &Schema, b: &Schema) -> Option<Schema> {
             // the other: the values' type, so that no file is cast into a
             // dictionary whose keys its values overflow (polars' Enum has
             // `UInt8` keys; a plain string file may hold 300 values).
+            (DataType::Null, b) => b.clone(),
             (DataType::Dictionary(ka, va), DataType::Dictionary(kb, vb)) if ka != kb || va != vb => va.as_ref().clone(),
             (DataType::Dictionary(_, va), b) if !matches!(b, DataType::Dictionary(..)) => va.as_ref().clone(),
             // Timestamps in s, ms and µs: the finer unit holds them all.
@@ -564,6 +565,9 @@ fn same_type(a: &DataType, b: &DataType) -> bool {
         }
     };
     match (a, b) {
+        // A column of nothing but NULLs (pandas types an all-None column
+        // `null` in the file that has no value) goes with any type.
+        (Null, _) | (_, Null) => true,
         (Dictionary(_, x), y) | (y, Dictionary(_, x)) => same_type(x, y),
         // Instants in any zone are instants (the scan converts them all to
         // the job's zone); s, ms and µs all read exactly as µs. Nanoseconds

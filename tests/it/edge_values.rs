@@ -650,6 +650,62 @@ async fn files_whose_writers_chose_other_string_layouts_load_together() {
     assert_eq!(got, [json!("a"), json!("b"), json!("c"), json!("d\u{1}"), json!("e"), json!("e")]);
 }
 
+/// Integers into FLOAT/DOUBLE are exact when their significant bits fit
+/// the mantissa, whatever their magnitude (2^60 is an exact double).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integers_into_floats_are_checked_by_their_bits() {
+    let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("d", "DOUBLE"), col("f", "FLOAT")]);
+    let dir = tempfile::tempdir().unwrap();
+    let d: ArrayRef = Arc::new(Int64Array::from(vec![1 << 60, (1 << 53) + 2, -(1 << 62)]));
+    let f: ArrayRef = Arc::new(Int64Array::from(vec![1 << 53, 3 << 40, -(1 << 24)]));
+    write_parquet(&dir.path().join("a.parquet"), &batch(vec![("id", ids(3), false), ("d", d, true), ("f", f, true)]));
+    let sim1 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&sim1, dir.path(), "db.t", state.path())).await.unwrap();
+    let got = stored(&sim1, "db", "t");
+    let bits = |x: f64| json!({"f64": format!("{:016x}", x.to_bits())});
+    let bits32 = |x: f32| json!({"f32": format!("{:08x}", x.to_bits())});
+    assert_eq!(got["1"]["d"], bits((1u64 << 60) as f64));
+    assert_eq!(got["2"]["d"], bits(((1u64 << 53) + 2) as f64));
+    assert_eq!(got["3"]["d"], bits(-((1u64 << 62) as f64)));
+    assert_eq!(got["1"]["f"], bits32((1u64 << 53) as f32));
+    assert_eq!(got["2"]["f"], bits32((3u64 << 40) as f32));
+    assert_eq!(got["3"]["f"], bits32(-16_777_216.0));
+    for (col, v) in [("d", (1i64 << 53) + 1), ("f", 16_777_217)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (d, f) = if col == "d" { (v, 1) } else { (1, v) };
+        let d: ArrayRef = Arc::new(Int64Array::from(vec![1, d]));
+        let f: ArrayRef = Arc::new(Int64Array::from(vec![1, f]));
+        write_parquet(
+            &dir.path().join("b.parquet"),
+            &batch(vec![("id", ids(2), false), ("d", d, true), ("f", f, true)]),
+        );
+        let sim2 = sim(vec![table()]).await;
+        let state = tempfile::tempdir().unwrap();
+        let e = load(job_file(&sim2, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
+        assert!(e.contains("row 2") && e.contains(&format!("`{col}`")) && e.contains("exactly"), "{v}: {e}");
+    }
+}
+
+/// pandas types an all-None object column `null` in a file that holds no
+/// value: it loads beside the files where the column is a string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_all_null_column_goes_with_the_other_files_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let n: ArrayRef = Arc::new(NullArray::new(2));
+    let s: ArrayRef = Arc::new(StringArray::from(vec![Some("x"), None]));
+    write_parquet(&dir.path().join("a.parquet"), &batch(vec![("id", ids(2), false), ("s", n, true)]));
+    write_parquet(
+        &dir.path().join("b.parquet"),
+        &batch(vec![("id", Arc::new(Int64Array::from(vec![3, 4])), false), ("s", s, true)]),
+    );
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("s", "VARCHAR(8)")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap();
+    let got: Vec<serde_json::Value> = stored(&sim, "db", "t").into_values().map(|o| o["s"].clone()).collect();
+    assert_eq!(got, [json!(null), json!(null), json!("x"), json!(null)]);
+}
+
 /// A struct with two fields of one name into JSON: the object would keep
 /// one of them (pyarrow allows such structs). Refused naming the column.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
