@@ -461,8 +461,25 @@ async fn produce(
     // chunk's scan its own task, so chunks in flight decode on every runtime
     // worker (and ahead of the encoder), not all on the task driving them.
     let (btx, mut batches) = mpsc::channel(2);
+    // Tests make a reader panic (as arrow-rs does on some files) through
+    // a file's name; debug builds only.
+    #[cfg(debug_assertions)]
+    let panic_at: Option<u64> = chunk
+        .slices
+        .iter()
+        .position(|s| plan.files[s.file].file.path.as_ref().contains("__starload_test_reader_panic__"))
+        .map(|i| chunk.slices[..i].iter().map(|s| s.rows).sum());
     let mut reader = tokio::spawn(async move {
+        #[cfg(debug_assertions)]
+        let mut sent = 0u64;
         while let Some(b) = stream.next().await {
+            #[cfg(debug_assertions)]
+            {
+                if panic_at.is_some_and(|at| sent >= at) {
+                    panic!("injected reader panic");
+                }
+                sent += b.as_ref().map_or(0, |b| b.num_rows() as u64);
+            }
             let failed = b.is_err();
             if btx.send(b).await.is_err() || failed {
                 break;

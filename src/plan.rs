@@ -195,6 +195,17 @@ pub async fn read_footers(
                 ))
             })?
             .map_err(unsupported)?;
+            if let Some((column, dt)) = hinted
+                .fields()
+                .iter()
+                .find_map(|f| unreadable_dictionary(f.data_type()).map(|dt| (f.name().clone(), dt)))
+            {
+                return Err(Error::data(format!(
+                    "`{name}`: column `{column}` is a dictionary of {dt} in the file's embedded Arrow schema \
+                     (ARROW:schema), which the Parquet reader cannot build; write the file without dictionary-encoding \
+                     that column, or without the Arrow schema (pyarrow: store_schema=False)"
+                )));
+            }
             let schema = int96_as_utc(fm.schema_descr(), hinted).map_err(unsupported)?;
             let schema = strip_metadata(&schema);
             let row_groups = md
@@ -361,6 +372,32 @@ fn stored_partition_agrees(
             }
         }
     })
+}
+
+/// The value type of a dictionary, at any depth, that arrow-rs's Parquet
+/// reader cannot produce although pyarrow writes it (booleans panic the
+/// reader; decimals, float16 and fixed-size binaries fail mid-load).
+fn unreadable_dictionary(dt: &DataType) -> Option<DataType> {
+    match dt {
+        DataType::Dictionary(_, v) => match v.as_ref() {
+            DataType::Boolean
+            | DataType::Float16
+            | DataType::FixedSizeBinary(_)
+            | DataType::Decimal32(..)
+            | DataType::Decimal64(..)
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..) => Some(v.as_ref().clone()),
+            other => unreadable_dictionary(other),
+        },
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::Map(f, _) => unreadable_dictionary(f.data_type()),
+        DataType::Struct(fs) => fs.iter().find_map(|f| unreadable_dictionary(f.data_type())),
+        _ => None,
+    }
 }
 
 /// Top-level fields annotated VARIANT, or holding one.
