@@ -535,14 +535,8 @@ async fn produce(
                     };
                     // The file it was in: the one holding the first row not
                     // read (unless a where clause dropped rows).
-                    let mut left = dispatched;
-                    let at = chunk.slices.iter().find(|s| {
-                        let here = left < s.rows;
-                        left = left.saturating_sub(s.rows);
-                        here
-                    });
-                    let files: Vec<String> = match at {
-                        Some(s) if !job.options.filtered => vec![job.scanner.plan().file_name(s.file)],
+                    let files: Vec<String> = match crate::plan::slice_at(&chunk.slices, dispatched) {
+                        Some((s, _)) if !job.options.filtered => vec![job.scanner.plan().file_name(s.file)],
                         _ => chunk.slices.iter().map(|s| job.scanner.plan().file_name(s.file)).collect(),
                     };
                     return Produced::Failed(Error::data(format!(
@@ -714,14 +708,10 @@ fn locate(job: &Job, chunk: &Chunk, row: u64, column: &str) -> String {
     if job.options.filtered {
         return format!("chunk {} (row {} after the where clause), column `{column}`", chunk.index, row + 1);
     }
-    let mut left = row;
-    for s in &chunk.slices {
-        if left < s.rows {
-            return format!("file `{}`, row {}, column `{column}`", plan.file_name(s.file), s.first_row + left + 1);
-        }
-        left -= s.rows;
+    match crate::plan::slice_at(&chunk.slices, row) {
+        Some((s, r)) => format!("file `{}`, row {r}, column `{column}`", plan.file_name(s.file)),
+        None => format!("chunk {}, row {}, column `{column}`", chunk.index, row + 1),
     }
-    format!("chunk {}, row {}, column `{column}`", chunk.index, row + 1)
 }
 
 /// Waits until a label leaves the running state.

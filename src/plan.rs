@@ -77,6 +77,19 @@ pub struct Slice {
     pub rows: u64,
 }
 
+/// The slice holding row `row` of the rows `slices` hold back to back, and
+/// that row's 1-based number in the slice's file.
+pub fn slice_at(slices: &[Slice], row: u64) -> Option<(&Slice, u64)> {
+    let mut left = row;
+    for s in slices {
+        if left < s.rows {
+            return Some((s, s.first_row + left + 1));
+        }
+        left -= s.rows;
+    }
+    None
+}
+
 /// One Stream Load's worth of input.
 #[derive(Debug, Clone)]
 pub struct Chunk {

@@ -665,14 +665,7 @@ impl LegacyCheck {
         if self.filtered {
             return None;
         }
-        let mut left = self.seen + r as u64;
-        for s in &self.slices {
-            if left < s.rows {
-                return Some((s.file, s.first_row + left + 1));
-            }
-            left -= s.rows;
-        }
-        None
+        crate::plan::slice_at(&self.slices, self.seen + r as u64).map(|(s, row)| (s.file, row))
     }
 }
 
