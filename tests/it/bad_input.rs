@@ -83,12 +83,7 @@ async fn corrupt_and_truncated_files_are_named_before_sending() {
 async fn an_embedded_arrow_schema_arrow_cannot_read_is_refused() {
     let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT")])]).await;
     let state = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/polars-int128.parquet"),
-        dir.path().join("wide.parquet"),
-    )
-    .unwrap();
+    let dir = testdata_dir("polars-int128.parquet", "wide.parquet");
     let mut f = job_file(&sim, dir.path(), "db.t", state.path());
     f.transform.select = Some("id".into());
     let e = load(f).await.unwrap_err();
@@ -103,12 +98,7 @@ async fn an_embedded_arrow_schema_arrow_cannot_read_is_refused() {
 /// when the transform reads it; the file's other columns load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_variant_column_is_refused_unless_left_out() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/spark-variant.parquet"),
-        dir.path().join("part-0.parquet"),
-    )
-    .unwrap();
+    let dir = testdata_dir("spark-variant.parquet", "part-0.parquet");
     let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("vj", "JSON")])]).await;
     let state = tempfile::tempdir().unwrap();
     let e = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap_err();
@@ -153,7 +143,7 @@ async fn a_reader_that_panics_fails_the_load_instead_of_ending_the_chunk() {
 /// an uncompressed page, which decodes fine) fails the load naming the file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_that_fails_its_checksum_is_refused() {
-    let good = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pyarrow-page-crc.parquet")).unwrap();
+    let good = std::fs::read(testdata("pyarrow-page-crc.parquet")).unwrap();
     let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", "BIGINT")]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("part-0.parquet"), &good).unwrap();
@@ -179,12 +169,7 @@ async fn a_page_that_fails_its_checksum_is_refused() {
 /// panic it): refused before anything is sent, naming file and column.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dictionary_type_the_reader_cannot_build_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pyarrow-dict-bool.parquet"),
-        dir.path().join("b.parquet"),
-    )
-    .unwrap();
+    let dir = testdata_dir("pyarrow-dict-bool.parquet", "b.parquet");
     let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", "BOOLEAN")])]).await;
     let state = tempfile::tempdir().unwrap();
     let e = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap_err();

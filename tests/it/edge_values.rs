@@ -871,12 +871,7 @@ async fn a_small_dictionary_first_does_not_bound_the_other_files() {
 /// to be UTF-8), and into VARBINARY as its 16 bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uuids_go_into_strings_as_text_and_into_binaries_as_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/duckdb-uuid.parquet"),
-        dir.path().join("part-0.parquet"),
-    )
-    .unwrap();
+    let dir = testdata_dir("duckdb-uuid.parquet", "part-0.parquet");
     let texts = [
         json!("00000000-0000-0000-0000-000000000000"),
         json!("41424344-4546-4748-494a-4b4c4d4e4f50"),

@@ -39,6 +39,18 @@ pub fn write_parquet(path: &Path, batch: &arrow::record_batch::RecordBatch) {
     w.close().unwrap();
 }
 
+/// A file of `testdata/` (files from other writers, kept as they wrote them).
+pub fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
+}
+
+/// A temporary source directory holding `testdata/<name>` as `file_name`.
+pub fn testdata_dir(name: &str, file_name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(testdata(name), dir.path().join(file_name)).unwrap();
+    dir
+}
+
 /// A column spec.
 pub fn col(name: &str, ty: &str) -> ColumnSpec {
     ColumnSpec { name: name.into(), ty: ty.into(), nullable: true, default: None, agg: None }
