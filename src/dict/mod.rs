@@ -72,6 +72,7 @@ pub(crate) mod delta;
 mod lease;
 mod lookup;
 mod set;
+mod shard;
 mod values;
 
 use std::sync::Arc;

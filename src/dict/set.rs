@@ -3,12 +3,13 @@
 //! values.
 //!
 //! Values are hashed once (foldhash, fixed seed) and routed by the top 8
-//! bits of the hash to one of 256 shards. A shard keeps its values in one
-//! byte arena with `u32` end offsets and a hashbrown table of
-//! `(index, low 32 hash bits)`, so a value costs its bytes plus about 13
-//! bytes and no allocation of its own. Blocks of input rows are processed in
-//! parallel on rayon: every worker owns a contiguous group of shards and
-//! inserts the rows that hash to them.
+//! bits of the hash to one of 256 shards. A shard ([`SetShard`]) keeps its
+//! values as records in one byte arena and an open-addressing table of
+//! `(record offset, low 32 hash bits)`, so a value costs its bytes plus
+//! about 20 bytes and no allocation of its own. Blocks of input rows are
+//! processed in parallel on rayon: every worker owns a contiguous group of
+//! shards and inserts the rows that hash to them, a batch at a time with
+//! the batch's slots and records read ahead.
 //!
 //! The current version's values are streamed past the set and mark what
 //! already exists (the dictionary itself is never materialized for a build).
@@ -24,10 +25,9 @@
 use std::hash::{BuildHasher, Hasher};
 
 use arrow::array::{Array, ArrayRef, BinaryArray};
-use hashbrown::HashTable;
-use hashbrown::hash_table::Entry;
 use rayon::prelude::*;
 
+use super::shard::{self, SetShard};
 use super::values::{ValueType, Values};
 use crate::error::{Error, Result};
 
@@ -133,127 +133,80 @@ impl Arena {
     }
 }
 
-/// One shard of a [`Distinct`] set.
-#[derive(Debug, Default)]
-struct SetShard {
-    arena: Arena,
-    table: HashTable<(u32, u32)>,
-    /// Bit `i` set: value `i` is already in the current version.
-    marks: Vec<u64>,
-    marked: usize,
-}
-
-/// How [`scatter`] walks a group's rows.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Walk {
-    /// In row order: the input is read sequentially and each row goes to
-    /// its shard. Best for inserting, where a new value touches one table
-    /// slot and the hot end of its shard's arena.
-    Rows,
-    /// Shard by shard (rows bucketed by a counting sort of their positions):
-    /// the shard's table and arena stay in cache while its rows go through.
-    /// Best for marking, where nearly every row finds its value and compares
-    /// it with bytes anywhere in the shard's arena.
-    Shards,
-}
-
 /// Applies `f` to every non-NULL value of `vals` in the shard its hash
 /// picks; groups of shards run in parallel, each taking only its own rows,
-/// so no shard is touched by two threads.
+/// so no shard is touched by two threads. Rows go in batches whose slots and
+/// records are read ahead ([`shard::warm`]), so the cache misses of a
+/// batch overlap (with that, walking a group's rows in input order is as
+/// fast as bucketing them by shard first, even for marking, where nearly
+/// every row compares bytes somewhere in its shard).
 fn scatter(
     shards: &mut [SetShard],
     vals: &[Values],
-    walk: Walk,
     f: impl Fn(&mut SetShard, &[u8], u64) -> Result<()> + Sync,
 ) -> Result<()> {
-    let hashes = hash_all(vals);
     let per = SHARDS / group_count();
+    let pieces = partition(vals, SHARDS / per);
     shards.par_chunks_mut(per).enumerate().try_for_each(|(g, shards)| {
         let lo = g * per;
-        let mine = |h: u64| Some(shard_of(h).wrapping_sub(lo)).filter(|&s| s < per);
-        if walk == Walk::Rows {
-            for (v, hs) in vals.iter().zip(&hashes) {
-                for (i, &h) in hs.iter().enumerate() {
-                    if let Some(s) = mine(h)
-                        && let Some(b) = v.get(i)
-                    {
-                        f(&mut shards[s], b, h)?;
-                    }
-                }
-            }
-            return Ok(());
-        }
-        let mut start = vec![0usize; per + 1];
-        for &h in hashes.iter().flatten() {
-            if let Some(s) = mine(h) {
-                start[s + 1] += 1;
-            }
-        }
-        for s in 0..per {
-            start[s + 1] += start[s];
-        }
-        // (array, row) of the group's rows, shard by shard.
-        let mut rows = vec![(0usize, 0usize); start[per]];
-        let mut next = start.clone();
-        for (a, hs) in hashes.iter().enumerate() {
-            for (r, &h) in hs.iter().enumerate() {
-                if let Some(s) = mine(h) {
-                    rows[next[s]] = (a, r);
-                    next[s] += 1;
-                }
-            }
-        }
-        for (s, shard) in shards.iter_mut().enumerate() {
-            for &(a, r) in &rows[start[s]..start[s + 1]] {
-                if let Some(b) = vals[a].get(r) {
-                    f(shard, b, hashes[a][r])?;
-                }
-            }
-        }
-        Ok(())
+        let mine = pieces.iter().flat_map(|p| p[g].iter()).map(|&(v, h)| (shard_of(h) - lo, v, h));
+        in_batches(shards, mine, &f)
     })
 }
 
-impl SetShard {
-    #[inline]
-    fn insert(&mut self, v: &[u8], h: u64) -> Result<()> {
-        let h32 = h as u32;
-        let arena = &self.arena;
-        match self.table.entry(
-            table_hash(h32),
-            |&(i, eh)| eh == h32 && arena.get(i as usize) == v,
-            |&(_, eh)| table_hash(eh),
-        ) {
-            Entry::Occupied(_) => Ok(()),
-            Entry::Vacant(slot) => {
-                let idx = self.arena.push(v)?;
-                slot.insert((idx, h32));
-                Ok(())
+/// One piece of a block's rows: per group of shards, its (value, hash)s.
+type Piece<'v> = Vec<Vec<(&'v [u8], u64)>>;
+
+/// Rows taken per task by [`partition`].
+const PIECE_ROWS: usize = 1 << 16;
+
+/// The non-NULL values of `vals` with their hashes, split among `groups`
+/// groups of shards: pieces of rows hashed in parallel, each piece's rows
+/// listed per group. The input is read once, in order; each group then walks
+/// its own rows only.
+fn partition(vals: &[Values], groups: usize) -> Vec<Piece<'_>> {
+    let shift = SHARD_BITS - groups.trailing_zeros();
+    let pieces: Vec<(&Values, usize)> =
+        vals.iter().flat_map(|v| (0..v.len()).step_by(PIECE_ROWS).map(move |i| (v, i))).collect();
+    pieces
+        .into_par_iter()
+        .map(|(v, from)| {
+            let to = (from + PIECE_ROWS).min(v.len());
+            let mut out: Piece<'_> = (0..groups).map(|_| Vec::with_capacity((to - from) / groups + 64)).collect();
+            for i in from..to {
+                if let Some(b) = v.get(i) {
+                    let h = hash_bytes(b);
+                    out[shard_of(h) >> shift].push((b, h));
+                }
             }
+            out
+        })
+        .collect()
+}
+
+/// Applies `f` to `rows` (shard, value, hash), [`shard::BATCH`] at a time,
+/// each batch read ahead first.
+fn in_batches<'v>(
+    shards: &mut [SetShard],
+    rows: impl Iterator<Item = (usize, &'v [u8], u64)>,
+    f: &impl Fn(&mut SetShard, &[u8], u64) -> Result<()>,
+) -> Result<()> {
+    let mut batch: Vec<(usize, &[u8], u64)> = Vec::with_capacity(shard::BATCH);
+    let mut run = |batch: &mut Vec<(usize, &[u8], u64)>| -> Result<()> {
+        std::hint::black_box(shard::warm(shards, batch));
+        for &(s, v, h) in batch.iter() {
+            f(&mut shards[s], v, h)?;
+        }
+        batch.clear();
+        Ok(())
+    };
+    for row in rows {
+        batch.push(row);
+        if batch.len() == shard::BATCH {
+            run(&mut batch)?;
         }
     }
-
-    #[inline]
-    fn mark(&mut self, v: &[u8], h: u64) {
-        let h32 = h as u32;
-        let arena = &self.arena;
-        if let Some(&(i, _)) = self.table.find(table_hash(h32), |&(i, eh)| eh == h32 && arena.get(i as usize) == v) {
-            let i = i as usize;
-            if self.marks.is_empty() {
-                self.marks = vec![0; self.arena.len().div_ceil(64)];
-            }
-            let (w, b) = (i / 64, 1u64 << (i % 64));
-            if self.marks[w] & b == 0 {
-                self.marks[w] |= b;
-                self.marked += 1;
-            }
-        }
-    }
-
-    #[inline]
-    fn is_new(&self, i: usize) -> bool {
-        self.marks.is_empty() || self.marks[i / 64] & (1u64 << (i % 64)) == 0
-    }
+    run(&mut batch)
 }
 
 /// Hashes every row of every array, in parallel (NULL rows hash to 0 and
@@ -371,7 +324,7 @@ impl Distinct {
             self.rows += v.len() as u64;
             self.nulls += v.null_count() as u64;
         }
-        scatter(&mut self.shards, &vals, Walk::Rows, SetShard::insert)
+        scatter(&mut self.shards, &vals, SetShard::insert)
     }
 
     /// Rows pushed so far (NULLs included; buffered rows after a flush).
@@ -386,7 +339,7 @@ impl Distinct {
 
     /// Distinct values so far (after a flush).
     pub fn len(&self) -> u64 {
-        self.shards.iter().map(|s| s.arena.len() as u64).sum()
+        self.shards.iter().map(|s| s.len() as u64).sum()
     }
 
     /// Whether no value was added (after a flush).
@@ -396,12 +349,12 @@ impl Distinct {
 
     /// Values not marked as existing.
     pub(crate) fn new_count(&self) -> u64 {
-        self.shards.iter().map(|s| (s.arena.len() - s.marked) as u64).sum()
+        self.shards.iter().map(|s| (s.len() - s.marked()) as u64).sum()
     }
 
     /// Bytes held (arenas and tables).
     pub fn memory(&self) -> usize {
-        self.shards.iter().map(|s| s.arena.memory() + s.table.allocation_size() + s.marks.capacity() * 8).sum()
+        self.shards.iter().map(SetShard::memory).sum()
     }
 
     /// Marks the values of `existing` (a version's stored values) as
@@ -413,7 +366,7 @@ impl Distinct {
             Ok(())
         };
         // Marking cannot fail.
-        let _ = scatter(&mut self.shards, &vals, Walk::Shards, mark);
+        let _ = scatter(&mut self.shards, &vals, mark);
     }
 
     /// Orders the new (unmarked) values. Consumes the set, freeing it as the
@@ -425,9 +378,9 @@ impl Distinct {
     fn into_sorted_with(self, range_target: usize) -> Result<Sorted> {
         let mut shards = self.shards;
         for s in &mut shards {
-            s.table = HashTable::new();
+            s.drop_table();
         }
-        let n: usize = shards.iter().map(|s| s.arena.len() - s.marked).sum();
+        let n: usize = shards.iter().map(|s| s.len() - s.marked()).sum();
         if n == 0 {
             return Ok(Sorted { ranges: Vec::new(), count: 0, bytes: 0, set_hash: (0, 0) });
         }
@@ -438,13 +391,11 @@ impl Distinct {
         let mut sample: Vec<&[u8]> = Vec::with_capacity(n / step + 1);
         let mut k = 0usize;
         for s in &shards {
-            for i in 0..s.arena.len() {
-                if s.is_new(i) {
-                    if k.is_multiple_of(step) {
-                        sample.push(s.arena.get(i));
-                    }
-                    k += 1;
+            for v in s.new_values() {
+                if k.is_multiple_of(step) {
+                    sample.push(v);
                 }
+                k += 1;
             }
         }
         sample.sort_unstable();
@@ -482,11 +433,7 @@ impl Distinct {
             .map(|group| {
                 let mut l = Located { range: Vec::new(), count: vec![0; nr], bytes: vec![0; nr], sum: 0, mix: 0 };
                 for shard in group {
-                    for i in 0..shard.arena.len() {
-                        if !shard.is_new(i) {
-                            continue;
-                        }
-                        let v = shard.arena.get(i);
+                    for v in shard.new_values() {
                         let r = spl.locate(v);
                         l.range.push(r as u16);
                         l.count[r] += 1;
@@ -532,11 +479,7 @@ impl Distinct {
                 let mut at = vec![(0usize, 0usize); nr];
                 let mut k = 0;
                 for shard in group {
-                    for i in 0..shard.arena.len() {
-                        if !shard.is_new(i) {
-                            continue;
-                        }
-                        let v = shard.arena.get(i);
+                    for v in shard.new_values() {
                         let r = l.range[k] as usize;
                         k += 1;
                         let (bytes, ends, base) = &mut regions[r];
