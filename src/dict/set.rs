@@ -388,16 +388,22 @@ impl Distinct {
         // A deterministic sample of the new values picks the splitters.
         let ranges = (n / range_target.max(1)).clamp(1, MAX_RANGES);
         let step = (n / (ranges * OVERSAMPLE)).max(1);
-        let mut sample: Vec<&[u8]> = Vec::with_capacity(n / step + 1);
+        // Every `step`-th new value in shard order, each shard walked in
+        // parallel from its first value's position in that order.
+        let mut first = Vec::with_capacity(shards.len());
         let mut k = 0usize;
         for s in &shards {
-            for v in s.new_values() {
-                if k.is_multiple_of(step) {
-                    sample.push(v);
-                }
-                k += 1;
-            }
+            first.push(k);
+            k += s.len() - s.marked();
         }
+        let mut sample: Vec<&[u8]> = shards
+            .par_iter()
+            .zip(first)
+            .flat_map_iter(|(s, first)| {
+                let skip = (step - first % step) % step;
+                s.new_values().skip(skip).step_by(step)
+            })
+            .collect();
         sample.sort_unstable();
         sample.dedup();
         let r = ranges.min(sample.len());
