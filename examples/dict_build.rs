@@ -189,6 +189,7 @@ async fn main() {
             .await
             .expect("dedupe");
             let read_dedupe = start.elapsed();
+            let dedupe_rss = rss_kib();
             let mem = d.memory();
             let r = store.build_from(&key, d, &BuildOptions::default()).await.expect("build");
             let v = r.version.as_ref();
@@ -206,6 +207,7 @@ async fn main() {
                     "max_id": v.map(|v| v.max_id),
                     "read_dedupe_s": read_dedupe.as_secs_f64(),
                     "set_bytes": mem,
+                    "dedupe_peak_rss_kib": dedupe_rss,
                     "existing_s": r.timings.existing.as_secs_f64(),
                     "sort_s": r.timings.sort.as_secs_f64(),
                     "write_s": r.timings.write.as_secs_f64(),
