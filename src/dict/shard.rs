@@ -1,13 +1,15 @@
 //! One shard of a build's set of distinct values: the values back to back
-//! as records (a `u32` header — the length, and a bit for "already in the
-//! current version" — then the bytes) in 32 MiB chunks that never move, and
-//! an open-addressing table of `(record offset, low 32 hash bits)` slots
-//! with linear probing. (A single growing buffer left every outgrown copy
-//! behind in the heap: 0.9 GB over the live data for 50 M values.) A chunk
-//! is as large as glibc's largest heap request, so it is always mapped on
-//! its own: its untouched tail takes no memory, and it goes back to the
-//! system when the sort frees it (smaller chunks stayed in the heap and the
-//! sort's ranges came on top: l_comment's peak went 1.1 -> 1.6 GB).
+//! in a record arena (a `u32` header — the length, and a bit for "already in
+//! the current version" — then the bytes) and an open-addressing table of
+//! `(record offset, low 32 hash bits)` slots with linear probing.
+//!
+//! The arena grows 32 MiB at a time, never by doubling: a request that
+//! large is at glibc's mmap threshold ceiling, so the arena is always mapped
+//! on its own, grows in place (mremap, no copy), its untouched tail takes no
+//! memory, and freeing it returns the memory at once. Doubling from small
+//! sizes left every outgrown copy in the heap (50 M values: 3.2 GB held for
+//! 2.0 GB of data after the dedupe, a 4.1–4.3 GB peak in the sort, whose
+//! ranges could not reuse what the shards freed).
 //!
 //! Why not hashbrown: probing a set of millions of values is two cache
 //! misses per row (the slot, then the stored bytes to compare with), and
@@ -20,27 +22,21 @@
 
 use crate::error::{Error, Result};
 
-/// A free slot. No record starts at offset `u32::MAX` (the last 4 bytes
-/// of a chunk cannot hold a record's header and bytes).
+/// A free slot. No record starts at offset `u32::MAX` (a record takes at
+/// least its 4-byte header and the arena ends before 4 GiB).
 const EMPTY: u64 = u64::MAX;
-/// log2 of the chunk size: an offset is `chunk << CHUNK_BITS | position`.
-const CHUNK_BITS: u32 = 25;
-const CHUNK: usize = 1 << CHUNK_BITS;
-/// Chunks a shard can have (4 GiB of small values).
-const MAX_CHUNKS: usize = 1 << (32 - CHUNK_BITS);
 /// Header bit: the value is in the current version.
 const MARK: u32 = 1 << 31;
+/// Arena growth step.
+const GROW: usize = 32 << 20;
 /// Rows read ahead together by [`warm`].
 pub(crate) const BATCH: usize = 32;
 
 /// One shard of a [`Distinct`](super::Distinct) set.
 #[derive(Debug, Default)]
 pub(crate) struct SetShard {
-    /// Full but for the last; a value longer than a chunk has one of its own.
-    chunks: Vec<Vec<u8>>,
-    /// At most 75% used; grows by half (a power-of-two table doubles and,
-    /// just past a power of two, is three quarters empty: 1 GiB of slots
-    /// instead of 650 MiB for 50 M values).
+    recs: Vec<u8>,
+    /// A power of two long (or empty); at most 70% used.
     slots: Vec<u64>,
     count: usize,
     marked: usize,
@@ -59,7 +55,7 @@ impl SetShard {
 
     /// Bytes held.
     pub(crate) fn memory(&self) -> usize {
-        self.chunks.iter().map(Vec::capacity).sum::<usize>() + self.slots.capacity() * 8
+        self.recs.capacity() + self.slots.capacity() * 8
     }
 
     /// Frees the table (the values stay).
@@ -67,36 +63,29 @@ impl SetShard {
         self.slots = Vec::new();
     }
 
-    /// The slot a hash starts at (multiply-shift: any table length).
     #[inline]
-    fn home(&self, h32: u32) -> usize {
-        ((h32 as u64 * self.slots.len() as u64) >> 32) as usize
-    }
-
-    /// The chunk and position of an offset.
-    #[inline]
-    fn record(&self, off: usize) -> (&[u8], usize) {
-        (&self.chunks[off >> CHUNK_BITS], off & (CHUNK - 1))
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
     }
 
     #[inline]
     fn header(&self, off: usize) -> u32 {
-        let (c, p) = self.record(off);
-        header_at(c, p)
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&self.recs[off..off + 4]);
+        u32::from_le_bytes(b)
     }
 
     #[inline]
     fn value_at(&self, off: usize) -> &[u8] {
-        let (c, p) = self.record(off);
-        let len = (header_at(c, p) & !MARK) as usize;
-        &c[p + 4..p + 4 + len]
+        let len = (self.header(off) & !MARK) as usize;
+        &self.recs[off + 4..off + 4 + len]
     }
 
     /// The slot holding `v`, or the free slot where it would go.
     #[inline]
     fn probe(&self, v: &[u8], h32: u32) -> (usize, bool) {
-        let n = self.slots.len();
-        let mut p = self.home(h32);
+        let mask = self.mask();
+        let mut p = h32 as usize & mask;
         loop {
             let e = self.slots[p];
             if e == EMPTY {
@@ -105,35 +94,30 @@ impl SetShard {
             if e as u32 == h32 && self.value_at((e >> 32) as usize) == v {
                 return (p, true);
             }
-            p += 1;
-            if p == n {
-                p = 0;
-            }
+            p = (p + 1) & mask;
         }
     }
 
     fn grow(&mut self) {
-        let n = self.slots.len();
-        let old = std::mem::replace(&mut self.slots, vec![EMPTY; (n + n / 2).max(64)]);
-        let n = self.slots.len();
-        for e in old {
+        let n = (self.slots.len() * 2).max(64);
+        let mut slots = vec![EMPTY; n];
+        let mask = n - 1;
+        for &e in &self.slots {
             if e != EMPTY {
-                let mut p = self.home(e as u32);
-                while self.slots[p] != EMPTY {
-                    p += 1;
-                    if p == n {
-                        p = 0;
-                    }
+                let mut p = e as u32 as usize & mask;
+                while slots[p] != EMPTY {
+                    p = (p + 1) & mask;
                 }
-                self.slots[p] = e;
+                slots[p] = e;
             }
         }
+        self.slots = slots;
     }
 
     /// Adds `v` (hash `h`) unless it is there.
     #[inline]
     pub(crate) fn insert(&mut self, v: &[u8], h: u64) -> Result<()> {
-        if self.count * 4 >= self.slots.len() * 3 {
+        if self.count * 10 >= self.slots.len() * 7 {
             self.grow();
         }
         let h32 = h as u32;
@@ -141,24 +125,21 @@ impl SetShard {
         if found {
             return Ok(());
         }
+        let off = self.recs.len();
         if v.len() >= MARK as usize {
             return Err(Error::data(format!("a dictionary value of {} bytes is too long (at most 2 GiB)", v.len())));
         }
-        let need = 4 + v.len();
-        if self.chunks.last().is_none_or(|c| c.len() + need > CHUNK) {
-            if self.chunks.len() == MAX_CHUNKS {
-                return Err(Error::data(
-                    "a dictionary build holds more than 4 GiB of values in one of its 256 shards (about 1 TiB in \
-                     all); split the dictionary",
-                ));
-            }
-            self.chunks.push(Vec::with_capacity(need.max(CHUNK)));
+        if off + 4 + v.len() > u32::MAX as usize {
+            return Err(Error::data(
+                "a dictionary build holds more than 4 GiB of values in one of its 256 shards (about 1 TiB in \
+                 all); split the dictionary",
+            ));
         }
-        let ci = self.chunks.len() - 1;
-        let c = &mut self.chunks[ci];
-        let off = (ci << CHUNK_BITS) | c.len();
-        c.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        c.extend_from_slice(v);
+        if self.recs.capacity() - off < 4 + v.len() {
+            self.recs.reserve_exact((4 + v.len()).max(GROW));
+        }
+        self.recs.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        self.recs.extend_from_slice(v);
         self.slots[p] = ((off as u64) << 32) | h32 as u64;
         self.count += 1;
         Ok(())
@@ -175,8 +156,7 @@ impl SetShard {
             let off = (self.slots[p] >> 32) as usize;
             let hdr = self.header(off);
             if hdr & MARK == 0 {
-                let p = off & (CHUNK - 1);
-                self.chunks[off >> CHUNK_BITS][p..p + 4].copy_from_slice(&(hdr | MARK).to_le_bytes());
+                self.recs[off..off + 4].copy_from_slice(&(hdr | MARK).to_le_bytes());
                 self.marked += 1;
             }
         }
@@ -184,29 +164,20 @@ impl SetShard {
 
     /// The values not marked, in insertion order.
     pub(crate) fn new_values(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.chunks.iter().flat_map(|c| {
-            let mut p = 0;
-            std::iter::from_fn(move || {
-                while p < c.len() {
-                    let hdr = header_at(c, p);
-                    let len = (hdr & !MARK) as usize;
-                    let v = &c[p + 4..p + 4 + len];
-                    p += 4 + len;
-                    if hdr & MARK == 0 {
-                        return Some(v);
-                    }
+        let mut off = 0;
+        std::iter::from_fn(move || {
+            while off < self.recs.len() {
+                let hdr = self.header(off);
+                let len = (hdr & !MARK) as usize;
+                let v = &self.recs[off + 4..off + 4 + len];
+                off += 4 + len;
+                if hdr & MARK == 0 {
+                    return Some(v);
                 }
-                None
-            })
+            }
+            None
         })
     }
-}
-
-#[inline]
-fn header_at(c: &[u8], p: usize) -> u32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&c[p..p + 4]);
-    u32::from_le_bytes(b)
 }
 
 /// Reads, for every `(shard, value, hash)` of `batch`, the value's bytes and
@@ -220,7 +191,7 @@ pub(crate) fn warm(shards: &[SetShard], batch: &[(usize, &[u8], u64)]) -> u64 {
     let mut acc = 0u64;
     for (f, &(s, v, h)) in first.iter_mut().zip(batch) {
         let sh = &shards[s];
-        if let Some(&e) = sh.slots.get(sh.home(h as u32)) {
+        if let Some(&e) = sh.slots.get(h as u32 as usize & sh.mask()) {
             *f = e;
         }
         // The row's own bytes, compared or copied next.
@@ -228,7 +199,7 @@ pub(crate) fn warm(shards: &[SetShard], batch: &[(usize, &[u8], u64)]) -> u64 {
     }
     for (&e, &(s, _, h)) in first.iter().zip(batch) {
         if e != EMPTY && e as u32 == h as u32 {
-            acc = acc.wrapping_add(shards[s].header((e >> 32) as usize) as u64);
+            acc = acc.wrapping_add(shards[s].recs[(e >> 32) as usize] as u64);
         }
     }
     acc
@@ -250,34 +221,29 @@ mod tests {
         s.insert(b"", 7).unwrap();
         s.insert(b"", 7).unwrap();
         assert_eq!(s.len(), 1001);
-        // Values past a chunk, and one longer than a chunk, keep their place.
-        let big = vec![b'x'; CHUNK + 10];
-        let mid = vec![b'y'; CHUNK / 2];
-        let mid2 = vec![b'z'; CHUNK / 2];
-        for v in [&big, &mid, &mid, &big, &mid2] {
+        // Values past a growth step, one longer than a step, keep their place.
+        let big = vec![b'x'; GROW + 10];
+        let mid = vec![b'y'; GROW / 2];
+        for v in [&big, &mid, &mid, &big] {
             s.insert(v, 9).unwrap();
         }
         for i in 0..20_000u32 {
             s.insert(format!("w{i:0>30}").as_bytes(), u64::from(i)).unwrap();
         }
-        assert_eq!(s.len(), 21_004);
-        // Small values; the big one alone; `mid`; `mid2` (which did not fit
-        // beside it) and the rest.
-        assert_eq!(s.chunks.len(), 4);
+        assert_eq!(s.len(), 21_003);
         s.mark(&big, 9);
         s.mark(&mid, 9);
-        s.mark(&mid2, 9);
         for i in 0..20_000u32 {
             s.mark(format!("w{i:0>30}").as_bytes(), u64::from(i));
         }
-        assert_eq!(s.marked(), 20_003);
+        assert_eq!(s.marked(), 20_002);
         assert_eq!(s.new_values().count(), 1001);
         s.mark(b"v5", 7);
         s.mark(b"v5", 7);
         s.mark(b"", 7);
         s.mark(b"v5x", 7);
         s.mark(b"v6", 8);
-        assert_eq!(s.marked(), 20_005);
+        assert_eq!(s.marked(), 20_004);
         let left: Vec<&[u8]> = s.new_values().collect();
         assert_eq!(left.len(), 999);
         assert_eq!(left[0], b"v0");
