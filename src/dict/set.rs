@@ -352,7 +352,7 @@ impl Distinct {
         self.shards.iter().map(|s| (s.len() - s.marked()) as u64).sum()
     }
 
-    /// Bytes held (arenas and tables).
+    /// Bytes in use (values and tables; not the arenas' unwritten reserve).
     pub fn memory(&self) -> usize {
         self.shards.iter().map(SetShard::memory).sum()
     }

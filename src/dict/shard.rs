@@ -53,9 +53,11 @@ impl SetShard {
         self.marked
     }
 
-    /// Bytes held.
+    /// Bytes in use: the arena's values and the table (not the arena's
+    /// reserve, up to 32 MiB of address space that is not resident until
+    /// written).
     pub(crate) fn memory(&self) -> usize {
-        self.recs.capacity() + self.slots.capacity() * 8
+        self.recs.len() + self.slots.capacity() * 8
     }
 
     /// Frees the table (the values stay).
