@@ -3,10 +3,12 @@
 //! the current version" — then the bytes) and an open-addressing table of
 //! `(record offset, low 32 hash bits)` slots with linear probing.
 //!
-//! The arena grows 32 MiB at a time, never by doubling: a request that
-//! large is at glibc's mmap threshold ceiling, so the arena is always mapped
-//! on its own, grows in place (mremap, no copy), its untouched tail takes no
-//! memory, and freeing it returns the memory at once. Doubling from small
+//! The arena starts at 256 KiB and then grows 32 MiB at a time, never by
+//! doubling: a request that large is at glibc's mmap threshold ceiling, so
+//! the arena is then mapped on its own, grows in place (mremap, no copy),
+//! its untouched tail takes no memory, and freeing it returns the memory at
+//! once (the small start keeps a small build's address space small: 64 MiB
+//! for 256 shards, not 8 GiB). Doubling from small
 //! sizes left every outgrown copy in the heap (50 M values: 3.2 GB held for
 //! 2.0 GB of data after the dedupe, a 4.1–4.3 GB peak in the sort, whose
 //! ranges could not reuse what the shards freed).
@@ -27,6 +29,8 @@ use crate::error::{Error, Result};
 const EMPTY: u64 = u64::MAX;
 /// Header bit: the value is in the current version.
 const MARK: u32 = 1 << 31;
+/// First arena size.
+const START: usize = 256 << 10;
 /// Arena growth step.
 const GROW: usize = 32 << 20;
 /// Rows read ahead together by [`warm`].
@@ -138,7 +142,8 @@ impl SetShard {
             ));
         }
         if self.recs.capacity() - off < 4 + v.len() {
-            self.recs.reserve_exact((4 + v.len()).max(GROW));
+            let step = if self.recs.capacity() == 0 { START } else { GROW };
+            self.recs.reserve_exact((4 + v.len()).max(step));
         }
         self.recs.extend_from_slice(&(v.len() as u32).to_le_bytes());
         self.recs.extend_from_slice(v);
