@@ -349,7 +349,7 @@ impl Distinct {
 
     /// Values not marked as existing.
     pub(crate) fn new_count(&self) -> u64 {
-        self.shards.iter().map(|s| (s.len() - s.marked()) as u64).sum()
+        self.shards.iter().map(|s| s.unmarked() as u64).sum()
     }
 
     /// Bytes in use (values and tables; not the arenas' unwritten reserve).
@@ -380,7 +380,7 @@ impl Distinct {
         for s in &mut shards {
             s.drop_table();
         }
-        let n: usize = shards.iter().map(|s| s.len() - s.marked()).sum();
+        let n: usize = shards.iter().map(|s| s.unmarked()).sum();
         if n == 0 {
             return Ok(Sorted { ranges: Vec::new(), count: 0, bytes: 0, set_hash: (0, 0) });
         }
@@ -394,7 +394,7 @@ impl Distinct {
         let mut k = 0usize;
         for s in &shards {
             first.push(k);
-            k += s.len() - s.marked();
+            k += s.unmarked();
         }
         let mut sample: Vec<&[u8]> = shards
             .par_iter()

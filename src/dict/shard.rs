@@ -52,9 +52,9 @@ impl SetShard {
         self.count
     }
 
-    /// Values marked as in the current version.
-    pub(crate) fn marked(&self) -> usize {
-        self.marked
+    /// Values not marked: the new ones.
+    pub(crate) fn unmarked(&self) -> usize {
+        self.count - self.marked
     }
 
     /// Bytes in use: the arena's values and the table (not the arena's
@@ -74,6 +74,12 @@ impl SetShard {
         self.slots.len().wrapping_sub(1)
     }
 
+    /// The slot a hash's probe starts at.
+    #[inline]
+    fn home(&self, h32: u32) -> usize {
+        h32 as usize & self.mask()
+    }
+
     #[inline]
     fn header(&self, off: usize) -> u32 {
         let mut b = [0u8; 4];
@@ -91,7 +97,7 @@ impl SetShard {
     #[inline]
     fn probe(&self, v: &[u8], h32: u32) -> (usize, bool) {
         let mask = self.mask();
-        let mut p = h32 as usize & mask;
+        let mut p = self.home(h32);
         loop {
             let e = self.slots[p];
             if e == EMPTY {
@@ -174,10 +180,8 @@ impl SetShard {
         let mut off = 0;
         std::iter::from_fn(move || {
             while off < self.recs.len() {
-                let hdr = self.header(off);
-                let len = (hdr & !MARK) as usize;
-                let v = &self.recs[off + 4..off + 4 + len];
-                off += 4 + len;
+                let (hdr, v) = (self.header(off), self.value_at(off));
+                off += 4 + v.len();
                 if hdr & MARK == 0 {
                     return Some(v);
                 }
@@ -198,7 +202,7 @@ pub(crate) fn warm(shards: &[SetShard], batch: &[(usize, &[u8], u64)]) -> u64 {
     let mut acc = 0u64;
     for (f, &(s, v, h)) in first.iter_mut().zip(batch) {
         let sh = &shards[s];
-        if let Some(&e) = sh.slots.get(h as u32 as usize & sh.mask()) {
+        if let Some(&e) = sh.slots.get(sh.home(h as u32)) {
             *f = e;
         }
         // The row's own bytes, compared or copied next.
@@ -243,14 +247,14 @@ mod tests {
         for i in 0..20_000u32 {
             s.mark(format!("w{i:0>30}").as_bytes(), u64::from(i));
         }
-        assert_eq!(s.marked(), 20_002);
+        assert_eq!(s.marked, 20_002);
         assert_eq!(s.new_values().count(), 1001);
         s.mark(b"v5", 7);
         s.mark(b"v5", 7);
         s.mark(b"", 7);
         s.mark(b"v5x", 7);
         s.mark(b"v6", 8);
-        assert_eq!(s.marked(), 20_004);
+        assert_eq!(s.marked, 20_004);
         let left: Vec<&[u8]> = s.new_values().collect();
         assert_eq!(left.len(), 999);
         assert_eq!(left[0], b"v0");
@@ -263,7 +267,7 @@ mod tests {
     fn empty_shard_marks_nothing() {
         let mut s = SetShard::default();
         s.mark(b"x", 1);
-        assert_eq!((s.len(), s.marked(), s.new_values().count()), (0, 0, 0));
+        assert_eq!((s.len(), s.marked, s.new_values().count()), (0, 0, 0));
         // Reading ahead in an empty shard touches no slot.
         let _ = warm(std::slice::from_ref(&s), &[(0, b"x".as_slice(), 1), (0, b"", 2)]);
     }
