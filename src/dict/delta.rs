@@ -301,7 +301,8 @@ async fn upload(store: &Arc<dyn ObjectStore>, path: &Path, mut rx: tokio::sync::
 /// One decoded row group.
 #[derive(Debug)]
 pub(crate) struct Decoded {
-    pub(crate) values: BinaryArray,
+    /// `Binary`, or `BinaryView` from a reader opened with `views`.
+    pub(crate) values: ArrayRef,
     pub(crate) ids: Option<UInt64Array>,
     /// Row of the file the group starts at.
     pub(crate) first_row: u64,
@@ -358,6 +359,23 @@ struct RgSpan {
     rows: usize,
 }
 
+/// What a [`DeltaReader`] decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// The values only, as `BinaryView`s into the file's pages (no copy).
+    Views,
+    /// The values as `BinaryView`s, and the ids.
+    ViewsAndIds,
+    /// The values as a `Binary` array, and the ids.
+    BinaryAndIds,
+}
+
+impl Read {
+    fn ids(self) -> bool {
+        self != Read::Views
+    }
+}
+
 /// Reads a delta file window by window (a few row groups, decoded in
 /// parallel, the next window fetched meanwhile), verifying its size, row
 /// count, schema and, at the end, its blake3 checksum.
@@ -371,7 +389,7 @@ pub(crate) struct DeltaReader {
     tail: ByteRange<u64>,
     next: usize,
     window: usize,
-    with_ids: bool,
+    read: Read,
     hasher: Option<blake3::Hasher>,
     prefetch: Option<tokio::task::JoinHandle<Result<Vec<Bytes>>>>,
     done: bool,
@@ -411,7 +429,7 @@ impl DeltaReader {
         path: Path,
         what: String,
         file: &DeltaFile,
-        with_ids: bool,
+        read: Read,
     ) -> Result<DeltaReader> {
         let head = store.head(&path).await.map_err(|e| read_error(&what, e))?;
         if head.size != file.size {
@@ -442,6 +460,19 @@ impl DeltaReader {
         {
             return Err(corrupt(&what, format!("unexpected schema {:?}", meta.schema())));
         }
+        let meta = if read == Read::BinaryAndIds {
+            meta
+        } else {
+            let views = Schema::new(vec![
+                Field::new("value", DataType::BinaryView, false),
+                Field::new("id", DataType::UInt64, false),
+            ]);
+            ArrowReaderMetadata::try_new(
+                meta.metadata().clone(),
+                ArrowReaderOptions::new().with_schema(Arc::new(views)),
+            )
+            .map_err(|e| corrupt(&what, e))?
+        };
         let md = meta.metadata();
         let rows: i64 = md.row_groups().iter().map(|g| g.num_rows()).sum();
         if rows < 0 || rows as u64 != file.count {
@@ -469,7 +500,7 @@ impl DeltaReader {
             spans,
             next: 0,
             window: rayon::current_num_threads().max(2),
-            with_ids,
+            read,
             hasher: Some(blake3::Hasher::new()),
             prefetch: None,
             done: false,
@@ -518,7 +549,7 @@ impl DeltaReader {
         if self.next < self.spans.len() {
             self.prefetch = Some(self.fetch(self.next));
         }
-        let (meta, with_ids, what, file_len) = (self.meta.clone(), self.with_ids, self.what.clone(), self.tail.end);
+        let (meta, read, what, file_len) = (self.meta.clone(), self.read, self.what.clone(), self.tail.end);
         let (hasher, decoded) = tokio::task::spawn_blocking(move || {
             let hash = || {
                 for b in &bytes {
@@ -532,7 +563,7 @@ impl DeltaReader {
                     .zip(bytes.par_iter())
                     .map(|(s, b)| {
                         let seg = Segment { start: s.bytes.start, bytes: b.clone(), file_len };
-                        decode(seg, &meta, s, with_ids).map_err(|e| corrupt(&what, e))
+                        decode(seg, &meta, s, read).map_err(|e| corrupt(&what, e))
                     })
                     .collect::<Result<Vec<_>>>()
             };
@@ -546,7 +577,8 @@ impl DeltaReader {
     }
 }
 
-fn decode(seg: Segment, meta: &ArrowReaderMetadata, s: &RgSpan, with_ids: bool) -> parquet::errors::Result<Decoded> {
+fn decode(seg: Segment, meta: &ArrowReaderMetadata, s: &RgSpan, read: Read) -> parquet::errors::Result<Decoded> {
+    let with_ids = read.ids();
     let mask = if with_ids { ProjectionMask::all() } else { ProjectionMask::roots(meta.parquet_schema(), [0]) };
     let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(seg, meta.clone())
         .with_row_groups(vec![s.index])
@@ -575,7 +607,7 @@ fn decode(seg: Segment, meta: &ArrowReaderMetadata, s: &RgSpan, with_ids: bool) 
     if v.len() != s.rows || v.null_count() != 0 {
         return Err(ParquetError::General(format!("row group {} decodes to {} rows", s.index, v.len())));
     }
-    let values = v.as_binary::<i32>().clone();
+    let values = v;
     let ids = if with_ids { Some(cat(ids)?.as_primitive::<arrow::datatypes::UInt64Type>().clone()) } else { None };
     Ok(Decoded { values, ids, first_row: s.first_row })
 }

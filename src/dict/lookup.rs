@@ -63,7 +63,7 @@ impl Lookup {
                 )));
             }
         }
-        let vals: Vec<Values> = groups.iter().map(|g| Values::of_binary(&g.values)).collect();
+        let vals = groups.iter().map(|g| Values::of_stored(g.values.as_ref())).collect::<Result<Vec<_>>>()?;
         let hashes = hash_all(&vals);
         let per = SHARDS / group_count();
         self.shards.par_chunks_mut(per).enumerate().try_for_each(|(gi, shards)| {

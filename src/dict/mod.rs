@@ -78,7 +78,7 @@ mod values;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{ArrayRef, BinaryArray, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -93,7 +93,7 @@ pub use values::{ValueType, canonical_values};
 use crate::error::{Error, Result};
 use crate::source::{Location, StoreOptions};
 
-use delta::DeltaReader;
+use delta::{DeltaReader, Read};
 use lease::{Lease, LeaseSettings};
 
 /// The manifest format this code writes and reads.
@@ -661,17 +661,14 @@ impl DictStore {
                     self.data_path(key, &f.path),
                     self.file_what(key, f),
                     f,
-                    false,
+                    Read::Views,
                 )
                 .await?;
                 while let Some(groups) = rd.next_window().await? {
-                    let arrays: Vec<BinaryArray> = groups.into_iter().map(|g| g.values).collect();
-                    d = tokio::task::spawn_blocking(move || {
-                        d.mark_existing(&arrays);
-                        d
-                    })
-                    .await
-                    .map_err(join_error)?;
+                    let arrays: Vec<ArrayRef> = groups.into_iter().map(|g| g.values).collect();
+                    d = tokio::task::spawn_blocking(move || d.mark_existing(&arrays).map(|_| d))
+                        .await
+                        .map_err(join_error)??;
                 }
             }
         }
@@ -845,8 +842,14 @@ impl DictStore {
         let mut lk = Lookup::new(key.clone(), version);
         for f in &version.files {
             let what = self.file_what(key, f);
-            let mut rd =
-                DeltaReader::open(self.loc.store.clone(), self.data_path(key, &f.path), what.clone(), f, true).await?;
+            let mut rd = DeltaReader::open(
+                self.loc.store.clone(),
+                self.data_path(key, &f.path),
+                what.clone(),
+                f,
+                Read::ViewsAndIds,
+            )
+            .await?;
             while let Some(groups) = rd.next_window().await? {
                 let (first, what) = (f.first_id, what.clone());
                 lk = tokio::task::spawn_blocking(move || lk.insert(&groups, first, &what).map(|_| lk))
@@ -896,9 +899,14 @@ impl DictStore {
         let schema = Self::export_schema(version.value_type);
         for file in &version.files {
             let what = self.file_what(key, file);
-            let mut rd =
-                DeltaReader::open(self.loc.store.clone(), self.data_path(key, &file.path), what.clone(), file, true)
-                    .await?;
+            let mut rd = DeltaReader::open(
+                self.loc.store.clone(),
+                self.data_path(key, &file.path),
+                what.clone(),
+                file,
+                Read::BinaryAndIds,
+            )
+            .await?;
             while let Some(groups) = rd.next_window().await? {
                 for g in groups {
                     let ids = g.ids.ok_or_else(|| Error::internal("export needs ids"))?;
@@ -907,13 +915,13 @@ impl DictStore {
                         return Err(Error::data(format!("{what} is corrupt (its ids do not run on)")));
                     }
                     let value: ArrayRef = if version.value_type.is_text() {
-                        let (offsets, data, nulls) = g.values.into_parts();
+                        let (offsets, data, nulls) = g.values.as_binary::<i32>().clone().into_parts();
                         Arc::new(
                             StringArray::try_new(offsets, data, nulls)
                                 .map_err(|e| Error::data(format!("{what} is corrupt (a value is not UTF-8: {e})")))?,
                         )
                     } else {
-                        Arc::new(g.values)
+                        g.values
                     };
                     f(RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), value])?)?;
                 }

@@ -24,7 +24,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-use arrow::array::{Array, ArrayRef, BinaryArray};
+use arrow::array::{Array, ArrayRef};
 use rayon::prelude::*;
 
 use super::shard::{self, SetShard};
@@ -359,14 +359,13 @@ impl Distinct {
 
     /// Marks the values of `existing` (a version's stored values) as
     /// already in the dictionary.
-    pub(crate) fn mark_existing(&mut self, existing: &[BinaryArray]) {
-        let vals: Vec<Values> = existing.iter().map(Values::of_binary).collect();
+    pub(crate) fn mark_existing(&mut self, existing: &[ArrayRef]) -> Result<()> {
+        let vals = existing.iter().map(|a| Values::of_stored(a.as_ref())).collect::<Result<Vec<_>>>()?;
         let mark = |s: &mut SetShard, b: &[u8], h: u64| -> Result<()> {
             s.mark(b, h);
             Ok(())
         };
-        // Marking cannot fail.
-        let _ = scatter(&mut self.shards, &vals, mark);
+        scatter(&mut self.shards, &vals, mark)
     }
 
     /// Orders the new (unmarked) values. Consumes the set, freeing it as the
@@ -377,9 +376,7 @@ impl Distinct {
 
     fn into_sorted_with(self, range_target: usize) -> Result<Sorted> {
         let mut shards = self.shards;
-        for s in &mut shards {
-            s.drop_table();
-        }
+        shards.par_iter_mut().for_each(SetShard::keep_new_values);
         let n: usize = shards.iter().map(|s| s.unmarked()).sum();
         if n == 0 {
             return Ok(Sorted { ranges: Vec::new(), count: 0, bytes: 0, set_hash: (0, 0) });
@@ -514,9 +511,18 @@ impl Distinct {
 }
 
 impl Values {
-    /// A stored delta's `value` column.
-    pub(crate) fn of_binary(a: &BinaryArray) -> Values {
-        Values::O32 { offsets: a.offsets().clone(), data: a.values().clone(), nulls: a.nulls().cloned() }
+    /// A stored delta's `value` column (`Binary` or `BinaryView`).
+    pub(crate) fn of_stored(a: &dyn Array) -> Result<Values> {
+        use arrow::array::AsArray;
+        use arrow::datatypes::DataType;
+        match a.data_type() {
+            DataType::Binary => {
+                let a = a.as_binary::<i32>();
+                Ok(Values::O32 { offsets: a.offsets().clone(), data: a.values().clone(), nulls: a.nulls().cloned() })
+            }
+            DataType::BinaryView => Ok(Values::View(a.as_binary_view().clone())),
+            t => Err(Error::internal(format!("a dictionary's stored values read as {t}"))),
+        }
     }
 }
 
@@ -699,7 +705,7 @@ impl Sorted {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Int64Array, StringArray, StringViewArray};
+    use arrow::array::{BinaryArray, BinaryViewArray, Int64Array, StringArray, StringViewArray};
 
     use super::*;
     use crate::test_rng::Rng;
@@ -801,11 +807,14 @@ mod tests {
         // NULLs are skipped; a slice marks only its own rows.
         let nulls = BinaryArray::from(vec![None, Some(b"v4".as_slice()), None]);
         let odd = BinaryArray::from_iter_values(["v1", "v3", "v5"]);
-        d.mark_existing(&[existing.clone(), other, nulls, odd.slice(1, 1)]);
-        d.mark_existing(&[existing]);
-        assert_eq!(d.new_count(), 4_999);
+        let views: ArrayRef = Arc::new(BinaryViewArray::from_iter_values(["v7", "v9", "nope"]));
+        let a = |b: BinaryArray| -> ArrayRef { Arc::new(b) };
+        d.mark_existing(&[a(existing.clone()), a(other), a(nulls), a(odd.slice(1, 1)), views]).unwrap();
+        d.mark_existing(&[a(existing)]).unwrap();
+        assert_eq!(d.new_count(), 4_997);
         let s = d.into_sorted().unwrap();
-        let mut want: Vec<String> = (1..10_000).step_by(2).filter(|&i| i != 3).map(|i| format!("v{i}")).collect();
+        let mut want: Vec<String> =
+            (1..10_000).step_by(2).filter(|&i| ![3, 7, 9].contains(&i)).map(|i| format!("v{i}")).collect();
         want.sort();
         let got: Vec<String> = s.iter().map(|v| String::from_utf8(v.to_vec()).unwrap()).collect();
         assert_eq!(got, want);

@@ -64,9 +64,32 @@ impl SetShard {
         self.recs.len() + self.slots.capacity() * 8
     }
 
-    /// Frees the table (the values stay).
-    pub(crate) fn drop_table(&mut self) {
+    /// Frees the table and keeps only the new (unmarked) values, in their
+    /// order, moved to the front of the arena, whose rest is released: the
+    /// sort then walks the new values only, not every value of the input
+    /// (an incremental build of l_comment walked 700 MB three times to find
+    /// its 100 MB of new values).
+    pub(crate) fn keep_new_values(&mut self) {
         self.slots = Vec::new();
+        if self.marked == 0 {
+            return;
+        }
+        let (mut r, mut w) = (0, 0);
+        while r < self.recs.len() {
+            let hdr = self.header(r);
+            let n = 4 + (hdr & !MARK) as usize;
+            if hdr & MARK == 0 {
+                if w != r {
+                    self.recs.copy_within(r..r + n, w);
+                }
+                w += n;
+            }
+            r += n;
+        }
+        self.recs.truncate(w);
+        self.recs.shrink_to_fit();
+        self.count -= self.marked;
+        self.marked = 0;
     }
 
     #[inline]
@@ -261,6 +284,12 @@ mod tests {
         assert!(!left.contains(&b"v5".as_slice()) && !left.contains(&b"".as_slice()));
         let batch = [(0usize, b"v1".as_slice(), 7u64), (0, b"none", 123)];
         let _ = warm(std::slice::from_ref(&s), &batch);
+        let before: Vec<Vec<u8>> = s.new_values().map(<[u8]>::to_vec).collect();
+        s.keep_new_values();
+        let after: Vec<Vec<u8>> = s.new_values().map(<[u8]>::to_vec).collect();
+        assert_eq!(after, before);
+        assert_eq!((s.len(), s.unmarked(), s.marked), (999, 999, 0));
+        assert!(s.recs.len() < 999 * 40, "the marked values' bytes are gone ({} bytes kept)", s.recs.len());
     }
 
     #[test]
