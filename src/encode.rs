@@ -1176,20 +1176,84 @@ struct Writer<'a> {
 /// every body kind).
 enum W<'a> {
     Null,
-    Bool { a: &'a BooleanArray, to_int: bool },
-    Int { v: Ints<'a>, to: IntTo },
-    Float { v: Floats<'a>, to: FloatTo },
-    Dec { v: Decs<'a>, scale: u8, to_scale: u8, max: i128, doc: bool },
-    Date32 { v: &'a [i32], datetime: bool },
-    Date64 { v: &'a [i64], datetime: bool },
-    Ts { v: &'a [i64], unit: TimeUnit, zone: Option<Zone> },
-    Time { v: Vec<i64>, unit: TimeUnit, max: usize },
-    Str { a: Strs<'a>, to: StrTo },
-    Bin { a: Bins<'a>, to: BinTo },
-    Dict { keys: Ints<'a>, values: Box<Writer<'a>> },
-    List { offs: Offs<'a>, child: Box<Writer<'a>>, doc: bool },
-    Map { offs: Offs<'a>, keys: Box<Writer<'a>>, values: Box<Writer<'a>>, doc: bool },
-    Struct { fields: Vec<(Vec<u8>, Writer<'a>)>, doc: bool },
+    Bool {
+        a: &'a BooleanArray,
+        to_int: bool,
+    },
+    Int {
+        v: Ints<'a>,
+        to: IntTo,
+    },
+    Float {
+        v: Floats<'a>,
+        to: FloatTo,
+    },
+    Dec {
+        v: Decs<'a>,
+        scale: u8,
+        to_scale: u8,
+        max: i128,
+        doc: bool,
+    },
+    /// A decimal into an integer column (`to` is `IntTo::Int`): exact when
+    /// the value has no fraction.
+    DecInt {
+        v: Decs<'a>,
+        scale: u8,
+        to: IntTo,
+    },
+    /// A decimal into CHAR/VARCHAR(max): its text with every scale digit
+    /// (`1.50` for DECIMAL(5,2)), as StarRocks casts it.
+    DecStr {
+        v: Decs<'a>,
+        scale: u8,
+        max: usize,
+    },
+    Date32 {
+        v: &'a [i32],
+        datetime: bool,
+    },
+    Date64 {
+        v: &'a [i64],
+        datetime: bool,
+    },
+    Ts {
+        v: &'a [i64],
+        unit: TimeUnit,
+        zone: Option<Zone>,
+    },
+    Time {
+        v: Vec<i64>,
+        unit: TimeUnit,
+        max: usize,
+    },
+    Str {
+        a: Strs<'a>,
+        to: StrTo,
+    },
+    Bin {
+        a: Bins<'a>,
+        to: BinTo,
+    },
+    Dict {
+        keys: Ints<'a>,
+        values: Box<Writer<'a>>,
+    },
+    List {
+        offs: Offs<'a>,
+        child: Box<Writer<'a>>,
+        doc: bool,
+    },
+    Map {
+        offs: Offs<'a>,
+        keys: Box<Writer<'a>>,
+        values: Box<Writer<'a>>,
+        doc: bool,
+    },
+    Struct {
+        fields: Vec<(Vec<u8>, Writer<'a>)>,
+        doc: bool,
+    },
 }
 
 enum Floats<'a> {
@@ -1364,6 +1428,18 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
         ) => {
             let (v, s) = decs(array)?;
             W::Dec { v, scale: s, to_scale: *scale, max: 10i128.pow(*precision as u32), doc: false }
+        }
+        (D::Decimal32(..) | D::Decimal64(..) | D::Decimal128(..) | D::Decimal256(..), t) if t.int_range().is_some() => {
+            let (v, scale) = decs(array)?;
+            let (lo, hi) = t.int_range().unwrap_or_default();
+            W::DecInt { v, scale, to: IntTo::Int { lo, hi, check: true } }
+        }
+        (
+            D::Decimal32(..) | D::Decimal64(..) | D::Decimal128(..) | D::Decimal256(..),
+            SrType::Char(n) | SrType::Varchar(n),
+        ) => {
+            let (v, scale) = decs(array)?;
+            W::DecStr { v, scale, max: *n as usize }
         }
         (D::Date32, SrType::Date | SrType::Datetime) => W::Date32 {
             v: array.as_primitive::<arrow::datatypes::Date32Type>().values(),
@@ -1661,6 +1737,28 @@ impl Writer<'_> {
                 if quote {
                     out.push(b'"');
                 }
+            }
+            W::DecInt { v, scale, to } => {
+                let Some(x) = v.get(i) else {
+                    return bad("decimal value does not fit in 38 digits");
+                };
+                let f = 10i128.pow(u32::from(*scale));
+                if x % f != 0 {
+                    return bad(format!(
+                        "decimal value {} has a fraction; an integer column cannot hold it exactly",
+                        value::format_decimal(x, *scale)
+                    ));
+                }
+                write_int(x / f, *to, mode, out)?;
+            }
+            W::DecStr { v, scale, max } => {
+                let Some(x) = v.get(i) else {
+                    return bad("decimal value does not fit in 38 digits");
+                };
+                let mut text = Vec::with_capacity(42);
+                push_decimal(&mut text, x, *scale);
+                let text = std::str::from_utf8(&text).map_err(|e| CellError::Bad(e.to_string()))?;
+                write_str(text, &StrTo::Str { max: *max }, mode, out)?;
             }
             W::Date32 { v, datetime } => {
                 let d = v[i] as i64;
@@ -2671,6 +2769,47 @@ mod tests {
         let mut t = Vec::new();
         w.write(2, Mode::Csv, &mut t).unwrap();
         assert_eq!(t, b"0.1", "short text where it is safe");
+    }
+
+    #[test]
+    fn decimals_load_into_integer_and_string_columns_exactly() {
+        let text = |w: &Writer<'_>, i: usize, mode: Mode| -> std::result::Result<String, String> {
+            let mut t = Vec::new();
+            match w.write(i, mode, &mut t) {
+                Ok(()) => Ok(String::from_utf8(t).unwrap()),
+                Err(CellError::Bad(m)) => Err(m),
+                Err(e) => Err(format!("{e:?}")),
+            }
+        };
+        // DECIMAL(38,0) ids (Hive tables from Oracle/Teradata) into BIGINT.
+        let ids: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![0, -7, i64::MAX as i128, i64::MAX as i128 + 1])
+                .with_precision_and_scale(38, 0)
+                .unwrap(),
+        );
+        let w = build(&ids, &SrType::BigInt, Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 0, Mode::Csv).unwrap(), "0");
+        assert_eq!(text(&w, 1, Mode::Csv).unwrap(), "-7");
+        assert_eq!(text(&w, 2, Mode::Json).unwrap(), i64::MAX.to_string());
+        assert!(text(&w, 3, Mode::Csv).unwrap_err().contains("out of the column's range"));
+        let w = build(&ids, &SrType::LargeInt, Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 3, Mode::Csv).unwrap(), (i64::MAX as i128 + 1).to_string());
+        // A scale: exact only without a fraction.
+        let d: ArrayRef =
+            Arc::new(Decimal64Array::from(vec![100, -250, 150, 12_800]).with_precision_and_scale(10, 2).unwrap());
+        let w = build(&d, &SrType::TinyInt, Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 0, Mode::Csv).unwrap(), "1");
+        assert!(text(&w, 1, Mode::Csv).unwrap_err().contains("-2.50 has a fraction"));
+        assert!(text(&w, 2, Mode::Csv).unwrap_err().contains("1.50 has a fraction"));
+        assert!(text(&w, 3, Mode::Csv).unwrap_err().contains("128 is out of the column's range"));
+        // Into VARCHAR: every scale digit, within the column's length.
+        let w = build(&d, &SrType::Varchar(5), Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 0, Mode::Csv).unwrap(), "1.00");
+        assert_eq!(text(&w, 1, Mode::Csv).unwrap(), "-2.50");
+        assert_eq!(text(&w, 1, Mode::Json).unwrap(), "\"-2.50\"");
+        assert!(text(&w, 3, Mode::Csv).is_err(), "128.00 is 6 bytes");
+        // Still refused: a decimal into DATE.
+        assert!(build(&d, &SrType::Date, Zone::Utc, false).is_err());
     }
 
     #[test]

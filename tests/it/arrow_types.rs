@@ -373,3 +373,76 @@ async fn struct_columns_go_as_json_and_arrive_exactly() {
     assert_eq!(r.load.chunks_json, 1);
     assert_same(&exp, &stored(&sim, "db", "s"), &|_, v| v.clone());
 }
+
+/// Hive DECIMAL(38,0) keys into BIGINT, whole DECIMAL(10,2) amounts into
+/// INT, decimals into VARCHAR (every scale digit); a fraction an integer
+/// column cannot hold fails the load naming file, row and column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decimals_load_into_integer_and_varchar_columns_exactly() {
+    let table = || {
+        dup_table(
+            "db",
+            "dec",
+            "id",
+            vec![col_nn("id", "BIGINT"), col("qty", "INT"), col("price", "VARCHAR(20)"), col("big", "LARGEINT")],
+        )
+    };
+    let sim = crate::support::sim(vec![table()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Decimal128(38, 0), false),
+        Field::new("qty", DataType::Decimal64(10, 2), true),
+        Field::new("price", DataType::Decimal128(12, 3), true),
+        Field::new("big", DataType::Decimal128(38, 0), true),
+    ]));
+    let ids = [1i128, 9_007_199_254_740_993, i64::MAX as i128, -42];
+    let qty = [Some(100i64), None, Some(i32::MIN as i64 * 100), Some(0)];
+    let price = [Some(1_500i128), Some(-7), None, Some(999_999_999_999)];
+    let big = [Some(10i128.pow(37) + 1), Some(-(10i128.pow(38) - 1)), None, Some(0)];
+    let batch = arrow::record_batch::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Decimal128Array::from(ids.to_vec()).with_precision_and_scale(38, 0).unwrap()),
+            Arc::new(Decimal64Array::from(qty.to_vec()).with_precision_and_scale(10, 2).unwrap()),
+            Arc::new(Decimal128Array::from(price.to_vec()).with_precision_and_scale(12, 3).unwrap()),
+            Arc::new(Decimal128Array::from(big.to_vec()).with_precision_and_scale(38, 0).unwrap()),
+        ],
+    )
+    .unwrap();
+    write_parquet(&dir.path().join("a.parquet"), &batch);
+    let state = tempfile::tempdir().unwrap();
+    let r = load(job_file(&sim, dir.path(), "db.dec", state.path())).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 4);
+    let got = stored(&sim, "db", "dec");
+    let row = |id: i128| got[&id.to_string()].clone();
+    assert_eq!(row(1)["qty"], json!("1"));
+    assert_eq!(row(1)["price"], json!("1.500"));
+    assert_eq!(row(1)["big"], json!((10i128.pow(37) + 1).to_string()));
+    assert_eq!(row(9_007_199_254_740_993)["qty"], Json::Null);
+    assert_eq!(row(9_007_199_254_740_993)["price"], json!("-0.007"));
+    assert_eq!(row(9_007_199_254_740_993)["big"], json!((-(10i128.pow(38) - 1)).to_string()));
+    assert_eq!(row(i64::MAX as i128)["qty"], json!("-2147483648"));
+    assert_eq!(row(-42)["price"], json!("999999999.999"));
+
+    // 2.50 into INT: refused, naming the file, the row and the column.
+    let sim = crate::support::sim(vec![table()]).await;
+    let bad = tempfile::tempdir().unwrap();
+    let qty = [Some(100i64), Some(250), Some(300), Some(400)];
+    let batch = arrow::record_batch::RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Decimal128Array::from(ids.to_vec()).with_precision_and_scale(38, 0).unwrap()),
+            Arc::new(Decimal64Array::from(qty.to_vec()).with_precision_and_scale(10, 2).unwrap()),
+            Arc::new(Decimal128Array::from(price.to_vec()).with_precision_and_scale(12, 3).unwrap()),
+            Arc::new(Decimal128Array::from(big.to_vec()).with_precision_and_scale(38, 0).unwrap()),
+        ],
+    )
+    .unwrap();
+    write_parquet(&bad.path().join("fraction.parquet"), &batch);
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim, bad.path(), "db.dec", state.path())).await.unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("fraction.parquet") && m.contains("`qty`") && m.contains("2.50 has a fraction"), "{m}");
+    assert!(m.contains("row 1") || m.contains("row 2"), "{m}");
+    assert!(sim.rows("db", "dec").is_empty());
+}
