@@ -515,7 +515,7 @@ async fn produce(
                     let col = enc.columns()[column].display_name();
                     return Produced::Failed(Error::data(format!(
                         "{}: {msg}",
-                        locate(job, chunk, base + row as u64, col)
+                        locate(job, chunk, base + row as u64, col).await
                     )));
                 }
                 Err(_) => return Produced::Failed(Error::internal("encoder task vanished")),
@@ -625,7 +625,7 @@ async fn produce(
                     let at = a.first_row(first_group + row);
                     return Produced::Failed(Error::data(format!(
                         "{}: {msg}",
-                        locate(job, chunk, at, spec.source_name(column))
+                        locate(job, chunk, at, spec.source_name(column)).await
                     )));
                 }
                 Err(_) => return Produced::Failed(Error::internal("encoder task vanished")),
@@ -702,12 +702,24 @@ fn summarize_files(files: &[String]) -> String {
     }
 }
 
-/// Names the file and row of the `row`-th row of a chunk's output.
-fn locate(job: &Job, chunk: &Chunk, row: u64, column: &str) -> String {
+/// Names the file and row of the `row`-th row of a chunk's output (after a
+/// where clause, found by reading the chunk again).
+async fn locate(job: &Job, chunk: &Chunk, row: u64, column: &str) -> String {
     let plan = job.scanner.plan();
-    if job.options.filtered {
-        return format!("chunk {} (row {} after the where clause), column `{column}`", chunk.index, row + 1);
-    }
+    let row = if job.options.filtered {
+        match job.scanner.kept_row(&chunk.slices, row).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return format!("chunk {} (row {} after the where clause), column `{column}`", chunk.index, row + 1);
+            }
+            Err(e) => {
+                tracing::debug!("finding the file row of a refused value failed: {e}");
+                return format!("chunk {} (row {} after the where clause), column `{column}`", chunk.index, row + 1);
+            }
+        }
+    } else {
+        row
+    };
     match crate::plan::slice_at(&chunk.slices, row) {
         Some((s, r)) => format!("file `{}`, row {r}, column `{column}`", plan.file_name(s.file)),
         None => format!("chunk {}, row {}, column `{column}`", chunk.index, row + 1),

@@ -512,6 +512,39 @@ impl Scanner {
         Ok(Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, checked)))
     }
 
+    /// Where the `kept`-th row (from 0) the where clause keeps of `slices`
+    /// is among all their rows (from 0), to name a refused value's file
+    /// row: the rows are read again with the clause as a column. `None`
+    /// without a where clause or past the last kept row. Only for messages:
+    /// it reads the slices once more.
+    pub async fn kept_row(&self, slices: &[Slice], kept: u64) -> Result<Option<u64>> {
+        use arrow::array::AsArray;
+        use futures::StreamExt;
+        let Some(w) = self.transform.filter.as_deref().map(str::trim).filter(|w| !w.is_empty()) else {
+            return Ok(None);
+        };
+        let files = slices.iter().map(|s| self.partitioned_file(s)).collect::<Result<Vec<_>>>()?;
+        let ctx = self.context(files)?;
+        // NULL, like false, drops the row.
+        let df = ctx.sql(&format!("SELECT CASE WHEN ({w}) THEN true ELSE false END AS kept FROM source")).await?;
+        let mut stream = checked::execute(&ctx, df).await?;
+        let (mut seen, mut at) = (0u64, 0u64);
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let col = batch.column(0).as_boolean();
+            for i in 0..col.len() {
+                if col.value(i) {
+                    if seen == kept {
+                        return Ok(Some(at + i as u64));
+                    }
+                    seen += 1;
+                }
+            }
+            at += col.len() as u64;
+        }
+        Ok(None)
+    }
+
     /// Runs `outer` over the transformed rows of every file: `{t}` in it
     /// stands for the transform as a subquery.
     pub async fn query_all(&self, outer: &str) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {

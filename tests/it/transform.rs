@@ -67,3 +67,39 @@ async fn a_transform_that_does_not_plan_is_a_configuration_error() {
     assert!(e.to_string().contains("no_such_column"), "{e}");
     assert_eq!(sim.be_requests(), 0);
 }
+
+/// A value refused after a where clause dropped rows is named by its file
+/// and its row in that file, not by its position among the kept rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_after_a_where_clause_names_the_file_row() {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let sim = sim(vec![dup_table("db", "w", "id", vec![col_nn("id", "BIGINT"), col("s", "VARCHAR(3)")])]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let schema =
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("s", DataType::Utf8, true)]));
+    for (name, first) in [("a.parquet", 0i64), ("b.parquet", 100)] {
+        let ids: Vec<i64> = (first..first + 100).collect();
+        // Row 38 of b.parquet (id 137) is too long for VARCHAR(3); so are
+        // rows the where clause drops (ids divisible by 3).
+        let s: Vec<Option<String>> = ids
+            .iter()
+            .map(|&i| if i == 137 || i % 3 == 0 { Some("long".to_string()) } else { Some("ok".to_string()) })
+            .collect();
+        let batch = arrow::record_batch::RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(s))],
+        )
+        .unwrap();
+        write_parquet(&dir.path().join(name), &batch);
+    }
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, dir.path(), "db.w", state.path());
+    f.transform.filter = Some("id % 3 <> 0".into());
+    let e = load(f).await.unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("b.parquet`, row 38, column `s`"), "{m}");
+    assert_eq!(sim.rows("db", "w").len(), 0);
+}
