@@ -301,7 +301,7 @@ async fn upload(store: &Arc<dyn ObjectStore>, path: &Path, mut rx: tokio::sync::
 /// One decoded row group.
 #[derive(Debug)]
 pub(crate) struct Decoded {
-    /// `Binary`, or `BinaryView` from a reader opened with `views`.
+    /// `BinaryView`; `Binary` when read with [`Read::BinaryAndIds`].
     pub(crate) values: ArrayRef,
     pub(crate) ids: Option<UInt64Array>,
     /// Row of the file the group starts at.

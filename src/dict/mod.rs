@@ -915,7 +915,12 @@ impl DictStore {
                         return Err(Error::data(format!("{what} is corrupt (its ids do not run on)")));
                     }
                     let value: ArrayRef = if version.value_type.is_text() {
-                        let (offsets, data, nulls) = g.values.as_binary::<i32>().clone().into_parts();
+                        let (offsets, data, nulls) = g
+                            .values
+                            .as_binary_opt::<i32>()
+                            .ok_or_else(|| Error::internal("export reads values as Binary"))?
+                            .clone()
+                            .into_parts();
                         Arc::new(
                             StringArray::try_new(offsets, data, nulls)
                                 .map_err(|e| Error::data(format!("{what} is corrupt (a value is not UTF-8: {e})")))?,
