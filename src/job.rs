@@ -500,6 +500,16 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
         settings.zone,
         &encode::MapOptions { ignore, partial_update: settings.partial_update },
     )?;
+    if !mapping.defaulted.is_empty() && !settings.partial_update {
+        tracing::warn!(
+            "no source column maps to {} of `{}.{}`: {} the column's default (NULL if it has none) in every row; \
+             `starload explain` shows the mapping",
+            mapping.defaulted.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+            settings.db,
+            settings.table,
+            if mapping.defaulted.len() == 1 { "it gets" } else { "they get" }
+        );
+    }
     for (col, _) in &settings.transform.dicts {
         match target.column(col) {
             Some(c) if c.ty == crate::srtype::SrType::Bitmap => {}

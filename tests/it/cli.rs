@@ -68,7 +68,10 @@ fn walk(p: &Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_then_load_then_rerun_through_the_binary() {
     let src = corpus().join("pyarrow");
-    let sim = sim(vec![corpus_table(&src, "corpus", "t")]).await;
+    // A column the source lacks: loaded with its default, and said so.
+    let mut table = corpus_table(&src, "corpus", "t");
+    table.columns.push(col("added_later", "VARCHAR(10)"));
+    let sim = sim(vec![table]).await;
     let state = tempfile::tempdir().unwrap();
     let (fe, mysql) = (sim.fe_url(), sim.mysql_addr());
     let (src_s, state_s) = (src.display().to_string(), state.path().display().to_string());
@@ -100,6 +103,8 @@ async fn plan_then_load_then_rerun_through_the_binary() {
     };
     let load = run("--json").await.unwrap();
     assert!(load.status.success(), "{}", String::from_utf8_lossy(&load.stderr));
+    let warned = String::from_utf8_lossy(&load.stderr);
+    assert!(warned.contains("no source column maps to `added_later` of `corpus.t`"), "{warned}");
     let r: serde_json::Value = serde_json::from_slice(&load.stdout).unwrap();
     assert_eq!(r["status"], "ok");
     assert_eq!(r["rows_loaded"], 3000);
