@@ -1202,12 +1202,14 @@ enum W<'a> {
         scale: u8,
         to: IntTo,
     },
-    /// A decimal into CHAR/VARCHAR(max): its text with every scale digit
-    /// (`1.50` for DECIMAL(5,2)), as StarRocks casts it.
-    DecStr {
+    /// A decimal as its text with every scale digit (`1.50` for
+    /// DECIMAL(5,2), as StarRocks casts it), into CHAR/VARCHAR (`to` is
+    /// `StrTo::Str`) or FLOAT/DOUBLE (`StrTo::Parse`: exact when the float
+    /// it parses to prints as the same number, like text sources).
+    DecText {
         v: Decs<'a>,
         scale: u8,
-        max: usize,
+        to: StrTo,
     },
     Date32 {
         v: &'a [i32],
@@ -1434,12 +1436,14 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
             let (lo, hi) = t.int_range().unwrap_or_default();
             W::DecInt { v, scale, to: IntTo::Int { lo, hi, check: true } }
         }
-        (
-            D::Decimal32(..) | D::Decimal64(..) | D::Decimal128(..) | D::Decimal256(..),
-            SrType::Char(n) | SrType::Varchar(n),
-        ) => {
+        (D::Decimal32(..) | D::Decimal64(..) | D::Decimal128(..) | D::Decimal256(..), t) => {
             let (v, scale) = decs(array)?;
-            W::DecStr { v, scale, max: *n as usize }
+            let to = match t {
+                SrType::Char(n) | SrType::Varchar(n) => StrTo::Str { max: *n as usize },
+                SrType::Float | SrType::Double => StrTo::Parse(t.clone()),
+                _ => return Err(format!("a decimal cannot be loaded into {t}")),
+            };
+            W::DecText { v, scale, to }
         }
         (D::Date32, SrType::Date | SrType::Datetime) => W::Date32 {
             v: array.as_primitive::<arrow::datatypes::Date32Type>().values(),
@@ -1751,14 +1755,11 @@ impl Writer<'_> {
                 }
                 write_int(x / f, *to, mode, out)?;
             }
-            W::DecStr { v, scale, max } => {
+            W::DecText { v, scale, to } => {
                 let Some(x) = v.get(i) else {
                     return bad("decimal value does not fit in 38 digits");
                 };
-                let mut text = Vec::with_capacity(42);
-                push_decimal(&mut text, x, *scale);
-                let text = std::str::from_utf8(&text).map_err(|e| CellError::Bad(e.to_string()))?;
-                write_str(text, &StrTo::Str { max: *max }, mode, out)?;
+                write_str(&value::format_decimal(x, *scale), to, mode, out)?;
             }
             W::Date32 { v, datetime } => {
                 let d = v[i] as i64;
@@ -2808,6 +2809,18 @@ mod tests {
         assert_eq!(text(&w, 1, Mode::Csv).unwrap(), "-2.50");
         assert_eq!(text(&w, 1, Mode::Json).unwrap(), "\"-2.50\"");
         assert!(text(&w, 3, Mode::Csv).is_err(), "128.00 is 6 bytes");
+        // Into DOUBLE/FLOAT: when the float prints as the same number.
+        let w = build(&d, &SrType::Double, Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 1, Mode::Csv).unwrap(), "-2.5");
+        assert_eq!(text(&w, 3, Mode::Json).unwrap(), "128.0");
+        let wide: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![12_345_678_901_234_567_891i128, 1]).with_precision_and_scale(38, 1).unwrap(),
+        );
+        let w = build(&wide, &SrType::Double, Zone::Utc, false).unwrap();
+        assert!(text(&w, 0, Mode::Csv).unwrap_err().contains("cannot be loaded into DOUBLE exactly"));
+        assert_eq!(text(&w, 1, Mode::Csv).unwrap(), "0.1");
+        let w = build(&wide, &SrType::Float, Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 1, Mode::Csv).unwrap(), "0.1");
         // Still refused: a decimal into DATE.
         assert!(build(&d, &SrType::Date, Zone::Utc, false).is_err());
     }

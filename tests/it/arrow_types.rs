@@ -375,8 +375,8 @@ async fn struct_columns_go_as_json_and_arrive_exactly() {
 }
 
 /// Hive DECIMAL(38,0) keys into BIGINT, whole DECIMAL(10,2) amounts into
-/// INT, decimals into VARCHAR (every scale digit); a fraction an integer
-/// column cannot hold fails the load naming file, row and column.
+/// INT, decimals into VARCHAR (every scale digit) and DOUBLE; a fraction an
+/// integer column cannot hold fails the load naming file, row and column.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decimals_load_into_integer_and_varchar_columns_exactly() {
     let table = || {
@@ -384,7 +384,13 @@ async fn decimals_load_into_integer_and_varchar_columns_exactly() {
             "db",
             "dec",
             "id",
-            vec![col_nn("id", "BIGINT"), col("qty", "INT"), col("price", "VARCHAR(20)"), col("big", "LARGEINT")],
+            vec![
+                col_nn("id", "BIGINT"),
+                col("qty", "INT"),
+                col("price", "VARCHAR(20)"),
+                col("big", "LARGEINT"),
+                col("amount", "DOUBLE"),
+            ],
         )
     };
     let sim = crate::support::sim(vec![table()]).await;
@@ -394,6 +400,7 @@ async fn decimals_load_into_integer_and_varchar_columns_exactly() {
         Field::new("qty", DataType::Decimal64(10, 2), true),
         Field::new("price", DataType::Decimal128(12, 3), true),
         Field::new("big", DataType::Decimal128(38, 0), true),
+        Field::new("amount", DataType::Decimal128(12, 3), true),
     ]));
     let ids = [1i128, 9_007_199_254_740_993, i64::MAX as i128, -42];
     let qty = [Some(100i64), None, Some(i32::MIN as i64 * 100), Some(0)];
@@ -406,6 +413,7 @@ async fn decimals_load_into_integer_and_varchar_columns_exactly() {
             Arc::new(Decimal64Array::from(qty.to_vec()).with_precision_and_scale(10, 2).unwrap()),
             Arc::new(Decimal128Array::from(price.to_vec()).with_precision_and_scale(12, 3).unwrap()),
             Arc::new(Decimal128Array::from(big.to_vec()).with_precision_and_scale(38, 0).unwrap()),
+            Arc::new(Decimal128Array::from(price.to_vec()).with_precision_and_scale(12, 3).unwrap()),
         ],
     )
     .unwrap();
@@ -423,6 +431,11 @@ async fn decimals_load_into_integer_and_varchar_columns_exactly() {
     assert_eq!(row(9_007_199_254_740_993)["big"], json!((-(10i128.pow(38) - 1)).to_string()));
     assert_eq!(row(i64::MAX as i128)["qty"], json!("-2147483648"));
     assert_eq!(row(-42)["price"], json!("999999999.999"));
+    let f64_of = |x: f64| json!({ "f64": format!("{:016x}", x.to_bits()) });
+    assert_eq!(row(1)["amount"], f64_of(1.5));
+    assert_eq!(row(9_007_199_254_740_993)["amount"], f64_of(-0.007));
+    assert_eq!(row(i64::MAX as i128)["amount"], Json::Null);
+    assert_eq!(row(-42)["amount"], f64_of(999_999_999.999));
 
     // 2.50 into INT: refused, naming the file, the row and the column.
     let sim = crate::support::sim(vec![table()]).await;
@@ -435,6 +448,7 @@ async fn decimals_load_into_integer_and_varchar_columns_exactly() {
             Arc::new(Decimal64Array::from(qty.to_vec()).with_precision_and_scale(10, 2).unwrap()),
             Arc::new(Decimal128Array::from(price.to_vec()).with_precision_and_scale(12, 3).unwrap()),
             Arc::new(Decimal128Array::from(big.to_vec()).with_precision_and_scale(38, 0).unwrap()),
+            Arc::new(Decimal128Array::from(price.to_vec()).with_precision_and_scale(12, 3).unwrap()),
         ],
     )
     .unwrap();
