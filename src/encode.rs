@@ -1746,14 +1746,15 @@ impl Writer<'_> {
                 let Some(x) = v.get(i) else {
                     return bad("decimal value does not fit in 38 digits");
                 };
-                let f = 10i128.pow(u32::from(*scale));
-                if x % f != 0 {
+                // Past 10^38 only 0 has no fraction (Decimal256 scales reach 76).
+                let f = 10i128.checked_pow(u32::from(*scale));
+                if f.map_or(x != 0, |f| x % f != 0) {
                     return bad(format!(
                         "decimal value {} has a fraction; an integer column cannot hold it exactly",
                         value::format_decimal(x, *scale)
                     ));
                 }
-                write_int(x / f, *to, mode, out)?;
+                write_int(f.map_or(0, |f| x / f), *to, mode, out)?;
             }
             W::DecText { v, scale, to } => {
                 let Some(x) = v.get(i) else {
@@ -2304,7 +2305,17 @@ fn rescale(x: i128, from: u8, to: u8) -> std::result::Result<i128, CellError> {
             .checked_mul(10i128.pow((to - from) as u32))
             .ok_or_else(|| CellError::Bad("decimal value does not fit the column's precision".into())),
         Greater => {
-            let f = 10i128.pow((from - to) as u32);
+            // Past 10^38 no i128 but 0 is a multiple (Decimal256 scales
+            // reach 76).
+            let Some(f) = 10i128.checked_pow((from - to) as u32) else {
+                if x != 0 {
+                    return bad(format!(
+                        "decimal value {} has more fraction digits than the column's scale {to}",
+                        value::format_decimal(x, from)
+                    ));
+                }
+                return Ok(0);
+            };
             if x % f != 0 {
                 return bad(format!(
                     "decimal value {} has more fraction digits than the column's scale {to}",
@@ -2821,6 +2832,18 @@ mod tests {
         assert_eq!(text(&w, 1, Mode::Csv).unwrap(), "0.1");
         let w = build(&wide, &SrType::Float, Zone::Utc, false).unwrap();
         assert_eq!(text(&w, 1, Mode::Csv).unwrap(), "0.1");
+        // Decimal256 scales past 38 digits: only 0 has no fraction there.
+        let tiny: ArrayRef = Arc::new(
+            Decimal256Array::from(vec![arrow::datatypes::i256::ZERO, arrow::datatypes::i256::from_i128(5)])
+                .with_precision_and_scale(76, 50)
+                .unwrap(),
+        );
+        let w = build(&tiny, &SrType::BigInt, Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 0, Mode::Csv).unwrap(), "0");
+        assert!(text(&w, 1, Mode::Csv).unwrap_err().contains("has a fraction"));
+        let w = build(&tiny, &SrType::Decimal { precision: 10, scale: 2 }, Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 0, Mode::Csv).unwrap(), "0.00");
+        assert!(text(&w, 1, Mode::Csv).unwrap_err().contains("more fraction digits"));
         // Still refused: a decimal into DATE.
         assert!(build(&d, &SrType::Date, Zone::Utc, false).is_err());
     }
