@@ -709,11 +709,10 @@ async fn locate(job: &Job, chunk: &Chunk, row: u64, column: &str) -> String {
     let row = if job.options.filtered {
         match job.scanner.kept_row(&chunk.slices, row).await {
             Ok(Some(r)) => r,
-            Ok(None) => {
-                return format!("chunk {} (row {} after the where clause), column `{column}`", chunk.index, row + 1);
-            }
-            Err(e) => {
-                tracing::debug!("finding the file row of a refused value failed: {e}");
+            other => {
+                if let Err(e) = other {
+                    tracing::debug!("finding the file row of a refused value failed: {e}");
+                }
                 return format!("chunk {} (row {} after the where clause), column `{column}`", chunk.index, row + 1);
             }
         }
