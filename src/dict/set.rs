@@ -64,13 +64,6 @@ pub(crate) fn shard_of(h: u64) -> usize {
     (h >> (64 - SHARD_BITS)) as usize
 }
 
-/// The hash hashbrown sees for an entry carrying the low 32 hash bits
-/// (independent of the shard bits; its top 7 bits feed the control bytes).
-#[inline]
-pub(crate) fn table_hash(h32: u32) -> u64 {
-    ((h32 as u64) << 32) | h32 as u64
-}
-
 /// How many groups of shards blocks are split into (a few per thread).
 pub(crate) fn group_count() -> usize {
     (rayon::current_num_threads() * 4).next_power_of_two().clamp(1, SHARDS)
@@ -84,19 +77,7 @@ pub(crate) struct Arena {
     pub(crate) offsets: Vec<u32>,
 }
 
-impl Default for Arena {
-    fn default() -> Self {
-        Arena { bytes: Vec::new(), offsets: vec![0] }
-    }
-}
-
 impl Arena {
-    pub(crate) fn with_capacity(values: usize, bytes: usize) -> Arena {
-        let mut offsets = Vec::with_capacity(values + 1);
-        offsets.push(0);
-        Arena { bytes: Vec::with_capacity(bytes), offsets }
-    }
-
     #[inline]
     pub(crate) fn len(&self) -> usize {
         self.offsets.len() - 1
@@ -105,31 +86,6 @@ impl Arena {
     #[inline]
     pub(crate) fn get(&self, i: usize) -> &[u8] {
         &self.bytes[self.offsets[i] as usize..self.offsets[i + 1] as usize]
-    }
-
-    /// Appends a value, returning its index.
-    #[inline]
-    pub(crate) fn push(&mut self, v: &[u8]) -> Result<u32> {
-        let idx = self.len() as u32;
-        self.bytes.extend_from_slice(v);
-        match u32::try_from(self.bytes.len()) {
-            Ok(end) => {
-                self.offsets.push(end);
-                Ok(idx)
-            }
-            Err(_) => {
-                self.bytes.truncate(self.offsets[self.len()] as usize);
-                Err(Error::data(
-                    "a dictionary build holds more than 4 GiB of values in one of its 256 shards (about 1 TiB in \
-                     all); split the dictionary",
-                ))
-            }
-        }
-    }
-
-    /// Bytes held.
-    pub(crate) fn memory(&self) -> usize {
-        self.bytes.capacity() + self.offsets.capacity() * 4
     }
 }
 
