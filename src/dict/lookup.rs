@@ -12,13 +12,11 @@ use rayon::prelude::*;
 
 use super::delta::Decoded;
 use super::set::{SHARDS, group_count, hash_all, shard_of};
+use super::shard::{EMPTY, grown};
 use super::values::{ValueType, Values};
 use super::{DictKey, Version};
 use crate::error::{Error, Result};
 
-/// A free slot (no record starts at `u32::MAX`: a shard's records end
-/// before 4 GiB).
-const EMPTY: u64 = u64::MAX;
 /// Record header: the length, then the id.
 const HEADER: usize = 12;
 /// Rows whose slots and records are read ahead together.
@@ -81,26 +79,10 @@ impl LookupShard {
         self.find(v, h as u32).1
     }
 
-    fn grow(&mut self) {
-        let n = (self.slots.len() * 2).max(16);
-        let mut slots = vec![EMPTY; n];
-        let mask = n - 1;
-        for &e in &self.slots {
-            if e != EMPTY {
-                let mut p = e as u32 as usize & mask;
-                while slots[p] != EMPTY {
-                    p = (p + 1) & mask;
-                }
-                slots[p] = e;
-            }
-        }
-        self.slots = slots;
-    }
-
     /// Adds `v` with `id`; the id `v` already has if it is there.
     fn insert(&mut self, v: &[u8], h: u64, id: u64) -> Result<Option<u64>> {
         if self.count * 10 >= self.slots.len() * 7 {
-            self.grow();
+            self.slots = grown(&self.slots, 16);
         }
         let h32 = h as u32;
         let (p, found) = self.find(v, h32);

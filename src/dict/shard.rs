@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 
 /// A free slot. No record starts at offset `u32::MAX` (a record takes at
 /// least its 4-byte header and the arena ends before 4 GiB).
-const EMPTY: u64 = u64::MAX;
+pub(crate) const EMPTY: u64 = u64::MAX;
 /// Header bit: the value is in the current version.
 const MARK: u32 = 1 << 31;
 /// First arena size.
@@ -134,19 +134,7 @@ impl SetShard {
     }
 
     fn grow(&mut self) {
-        let n = (self.slots.len() * 2).max(64);
-        let mut slots = vec![EMPTY; n];
-        let mask = n - 1;
-        for &e in &self.slots {
-            if e != EMPTY {
-                let mut p = e as u32 as usize & mask;
-                while slots[p] != EMPTY {
-                    p = (p + 1) & mask;
-                }
-                slots[p] = e;
-            }
-        }
-        self.slots = slots;
+        self.slots = grown(&self.slots, 64);
     }
 
     /// Adds `v` (hash `h`) unless it is there.
@@ -212,6 +200,24 @@ impl SetShard {
             None
         })
     }
+}
+
+/// A table of `(offset << 32 | low 32 hash bits)` slots twice as long (at
+/// least `min`), every used slot placed again by linear probing.
+pub(crate) fn grown(slots: &[u64], min: usize) -> Vec<u64> {
+    let n = (slots.len() * 2).max(min);
+    let mut out = vec![EMPTY; n];
+    let mask = n - 1;
+    for &e in slots {
+        if e != EMPTY {
+            let mut p = e as u32 as usize & mask;
+            while out[p] != EMPTY {
+                p = (p + 1) & mask;
+            }
+            out[p] = e;
+        }
+    }
+    out
 }
 
 /// Reads, for every `(shard, value, hash)` of `batch`, the value's bytes and
