@@ -105,8 +105,9 @@ impl LookupShard {
     }
 }
 
-/// A dictionary version in memory, mapping values to ids. About 24 bytes
-/// per value plus the values' bytes; safe to share between threads.
+/// A dictionary version in memory, mapping values to ids. About 25–35
+/// bytes per value (its 12-byte record header and its share of the table)
+/// plus the values' bytes; safe to share between threads.
 #[derive(Debug)]
 pub struct Lookup {
     key: DictKey,
