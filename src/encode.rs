@@ -1173,89 +1173,30 @@ struct Writer<'a> {
 
 /// How a column's values are written. `doc` on `List`, `Map` and `Struct`:
 /// part of a JSON column's document (its values keep their JSON types in
-/// every body kind).
+/// every body kind). `DecInt`: a decimal into an integer column (`to` is
+/// `IntTo::Int`), exact when the value has no fraction. `DecText`: a decimal
+/// as its text with every scale digit (`1.50` for DECIMAL(5,2), as StarRocks
+/// casts it), into CHAR/VARCHAR (`to` is `StrTo::Str`) or FLOAT/DOUBLE
+/// (`StrTo::Parse`: exact when the float it parses to prints as the same
+/// number, like text sources).
 enum W<'a> {
     Null,
-    Bool {
-        a: &'a BooleanArray,
-        to_int: bool,
-    },
-    Int {
-        v: Ints<'a>,
-        to: IntTo,
-    },
-    Float {
-        v: Floats<'a>,
-        to: FloatTo,
-    },
-    Dec {
-        v: Decs<'a>,
-        scale: u8,
-        to_scale: u8,
-        max: i128,
-        doc: bool,
-    },
-    /// A decimal into an integer column (`to` is `IntTo::Int`): exact when
-    /// the value has no fraction.
-    DecInt {
-        v: Decs<'a>,
-        scale: u8,
-        to: IntTo,
-    },
-    /// A decimal as its text with every scale digit (`1.50` for
-    /// DECIMAL(5,2), as StarRocks casts it), into CHAR/VARCHAR (`to` is
-    /// `StrTo::Str`) or FLOAT/DOUBLE (`StrTo::Parse`: exact when the float
-    /// it parses to prints as the same number, like text sources).
-    DecText {
-        v: Decs<'a>,
-        scale: u8,
-        to: StrTo,
-    },
-    Date32 {
-        v: &'a [i32],
-        datetime: bool,
-    },
-    Date64 {
-        v: &'a [i64],
-        datetime: bool,
-    },
-    Ts {
-        v: &'a [i64],
-        unit: TimeUnit,
-        zone: Option<Zone>,
-    },
-    Time {
-        v: Vec<i64>,
-        unit: TimeUnit,
-        max: usize,
-    },
-    Str {
-        a: Strs<'a>,
-        to: StrTo,
-    },
-    Bin {
-        a: Bins<'a>,
-        to: BinTo,
-    },
-    Dict {
-        keys: Ints<'a>,
-        values: Box<Writer<'a>>,
-    },
-    List {
-        offs: Offs<'a>,
-        child: Box<Writer<'a>>,
-        doc: bool,
-    },
-    Map {
-        offs: Offs<'a>,
-        keys: Box<Writer<'a>>,
-        values: Box<Writer<'a>>,
-        doc: bool,
-    },
-    Struct {
-        fields: Vec<(Vec<u8>, Writer<'a>)>,
-        doc: bool,
-    },
+    Bool { a: &'a BooleanArray, to_int: bool },
+    Int { v: Ints<'a>, to: IntTo },
+    Float { v: Floats<'a>, to: FloatTo },
+    Dec { v: Decs<'a>, scale: u8, to_scale: u8, max: i128, doc: bool },
+    DecInt { v: Decs<'a>, scale: u8, to: IntTo },
+    DecText { v: Decs<'a>, scale: u8, to: StrTo },
+    Date32 { v: &'a [i32], datetime: bool },
+    Date64 { v: &'a [i64], datetime: bool },
+    Ts { v: &'a [i64], unit: TimeUnit, zone: Option<Zone> },
+    Time { v: Vec<i64>, unit: TimeUnit, max: usize },
+    Str { a: Strs<'a>, to: StrTo },
+    Bin { a: Bins<'a>, to: BinTo },
+    Dict { keys: Ints<'a>, values: Box<Writer<'a>> },
+    List { offs: Offs<'a>, child: Box<Writer<'a>>, doc: bool },
+    Map { offs: Offs<'a>, keys: Box<Writer<'a>>, values: Box<Writer<'a>>, doc: bool },
+    Struct { fields: Vec<(Vec<u8>, Writer<'a>)>, doc: bool },
 }
 
 enum Floats<'a> {

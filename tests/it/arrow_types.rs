@@ -406,18 +406,21 @@ async fn decimals_load_into_integer_and_varchar_columns_exactly() {
     let qty = [Some(100i64), None, Some(i32::MIN as i64 * 100), Some(0)];
     let price = [Some(1_500i128), Some(-7), None, Some(999_999_999_999)];
     let big = [Some(10i128.pow(37) + 1), Some(-(10i128.pow(38) - 1)), None, Some(0)];
-    let batch = arrow::record_batch::RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(Decimal128Array::from(ids.to_vec()).with_precision_and_scale(38, 0).unwrap()),
-            Arc::new(Decimal64Array::from(qty.to_vec()).with_precision_and_scale(10, 2).unwrap()),
-            Arc::new(Decimal128Array::from(price.to_vec()).with_precision_and_scale(12, 3).unwrap()),
-            Arc::new(Decimal128Array::from(big.to_vec()).with_precision_and_scale(38, 0).unwrap()),
-            Arc::new(Decimal128Array::from(price.to_vec()).with_precision_and_scale(12, 3).unwrap()),
-        ],
-    )
-    .unwrap();
-    write_parquet(&dir.path().join("a.parquet"), &batch);
+    // Every column but `qty` the same in both files.
+    let batch = |qty: &[Option<i64>]| {
+        arrow::record_batch::RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Decimal128Array::from(ids.to_vec()).with_precision_and_scale(38, 0).unwrap()),
+                Arc::new(Decimal64Array::from(qty.to_vec()).with_precision_and_scale(10, 2).unwrap()),
+                Arc::new(Decimal128Array::from(price.to_vec()).with_precision_and_scale(12, 3).unwrap()),
+                Arc::new(Decimal128Array::from(big.to_vec()).with_precision_and_scale(38, 0).unwrap()),
+                Arc::new(Decimal128Array::from(price.to_vec()).with_precision_and_scale(12, 3).unwrap()),
+            ],
+        )
+        .unwrap()
+    };
+    write_parquet(&dir.path().join("a.parquet"), &batch(&qty));
     let state = tempfile::tempdir().unwrap();
     let r = load(job_file(&sim, dir.path(), "db.dec", state.path())).await.unwrap();
     assert_eq!(r.load.rows_loaded, 4);
@@ -440,19 +443,7 @@ async fn decimals_load_into_integer_and_varchar_columns_exactly() {
     // 2.50 into INT: refused, naming the file, the row and the column.
     let sim = crate::support::sim(vec![table()]).await;
     let bad = tempfile::tempdir().unwrap();
-    let qty = [Some(100i64), Some(250), Some(300), Some(400)];
-    let batch = arrow::record_batch::RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(Decimal128Array::from(ids.to_vec()).with_precision_and_scale(38, 0).unwrap()),
-            Arc::new(Decimal64Array::from(qty.to_vec()).with_precision_and_scale(10, 2).unwrap()),
-            Arc::new(Decimal128Array::from(price.to_vec()).with_precision_and_scale(12, 3).unwrap()),
-            Arc::new(Decimal128Array::from(big.to_vec()).with_precision_and_scale(38, 0).unwrap()),
-            Arc::new(Decimal128Array::from(price.to_vec()).with_precision_and_scale(12, 3).unwrap()),
-        ],
-    )
-    .unwrap();
-    write_parquet(&bad.path().join("fraction.parquet"), &batch);
+    write_parquet(&bad.path().join("fraction.parquet"), &batch(&[Some(100), Some(250), Some(300), Some(400)]));
     let state = tempfile::tempdir().unwrap();
     let e = load(job_file(&sim, bad.path(), "db.dec", state.path())).await.unwrap_err();
     let m = e.to_string();
