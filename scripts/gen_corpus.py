@@ -5,9 +5,10 @@ Usage:
     python3 scripts/gen_corpus.py --out DIR [--seed 42] [--rows 3000] [--row-group-size 64]
     python3 scripts/gen_corpus.py --verify DIR
 
-Needs the pins in scripts/requirements-test.txt (pyarrow, duckdb; no numpy/pandas).
+Needs the pins in scripts/requirements-test.txt (pyarrow, duckdb, polars; no
+numpy/pandas); the Spark datasets need pyspark and a JVM (scripts/bench/requirements.txt).
 
-Three datasets of the same logical table are written under DIR:
+Datasets of the same logical table are written under DIR:
 
   DIR/pyarrow/        pyarrow.parquet.write_table with the writer defaults
                       (format version 2.6, snappy, dictionary on, ARROW:schema
@@ -19,6 +20,21 @@ Three datasets of the same logical table are written under DIR:
                       store_schema=False, i.e. like Hive/Spark files: INT96
                       timestamps and no ARROW:schema type hints
                       (--int96-store-arrow-schema keeps the hints).
+  DIR/pyarrow_encodings/  the same rows and file layout, written by pyarrow
+                      with data page v2, no dictionaries, every codec (zstd,
+                      gzip, brotli, lz4, snappy, none) and the non-PLAIN
+                      encodings (DELTA_BINARY_PACKED, DELTA_LENGTH_BYTE_ARRAY,
+                      DELTA_BYTE_ARRAY, BYTE_STREAM_SPLIT, RLE booleans) spread
+                      over the columns and nested leaves, 512-byte pages, a
+                      page index, legacy list naming (list/item) and no
+                      ARROW:schema.
+  DIR/polars/          the same rows and file layout, written by polars' own
+                      writer (zstd; its ARROW:schema says large_string,
+                      large_binary, large_list, dictionary<uint32>); c_map
+                      and c_dec256 are absent (polars has no such types).
+  DIR/spark/, DIR/spark_legacy/  (only with --datasets) written by Spark
+                      local mode, with its defaults and with writeLegacyFormat,
+                      TIMESTAMP_MICROS and lz4; committed under testdata/spark.
   DIR/duckdb/         the same rows written by DuckDB
                       COPY ... (FORMAT PARQUET, PARTITION_BY (dt, region)), one
                       COPY per file slot so partitions get the same files as
@@ -65,7 +81,11 @@ import urllib.parse
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-DATASETS = ("pyarrow", "pyarrow_int96", "duckdb")
+DATASETS = ("pyarrow", "pyarrow_int96", "duckdb", "pyarrow_encodings", "polars")
+# Written by Spark (pyspark from scripts/bench/requirements.txt, a JVM): not
+# part of the generated corpus; committed under testdata/spark/ (small --rows)
+# by scripts/gen_corpus.py --out testdata/spark --datasets spark,spark_legacy --rows 300.
+SPARK_DATASETS = ("spark", "spark_legacy")
 DATES = ("2024-02-28", "2024-02-29", "2024-03-01")
 REGIONS = ("eu", "us", "ap south")
 PARTITION_COLUMNS = [
@@ -114,30 +134,30 @@ COLUMNS = [
     ("c_i16", pa.int16(), "SMALLINT", "int", {}),
     ("c_i32", pa.int32(), "INT", "int", {}),
     ("c_i64", pa.int64(), "BIGINT", "int", {}),
-    ("c_u8", pa.uint8(), "SMALLINT", "int", {}),
-    ("c_u16", pa.uint16(), "INT", "int", {}),
-    ("c_u32", pa.uint32(), "BIGINT", "int", {}),
-    ("c_u64", pa.uint64(), "LARGEINT", "int", {}),
+    ("c_u8", pa.uint8(), "SMALLINT", "int", {"spark": False}),
+    ("c_u16", pa.uint16(), "INT", "int", {"spark": False}),
+    ("c_u32", pa.uint32(), "BIGINT", "int", {"spark": False}),
+    ("c_u64", pa.uint64(), "LARGEINT", "int", {"spark": False}),
     ("c_f32", pa.float32(), "FLOAT", "f32", {}),
     ("c_f64", pa.float64(), "DOUBLE", "f64", {}),
     ("c_dec9", pa.decimal128(9, 2), "DECIMAL(9,2)", "dec", {}),
     ("c_dec18", pa.decimal128(18, 6), "DECIMAL(18,6)", "dec", {}),
     ("c_dec38", pa.decimal128(38, 10), "DECIMAL(38,10)", "dec", {}),
-    ("c_dec256", pa.decimal256(38, 4), "DECIMAL(38,4)", "dec", {"duckdb": False}),
+    ("c_dec256", pa.decimal256(38, 4), "DECIMAL(38,4)", "dec", {"duckdb": False, "spark": False, "polars": False}),
     ("c_date", pa.date32(), "DATE", "date", {}),
     ("c_ts_ms", pa.timestamp("ms"), "DATETIME", "ts", {}),
     ("c_ts_us", pa.timestamp("us"), "DATETIME", "ts", {}),
-    ("c_ts_ns", pa.timestamp("ns"), "DATETIME", "ts", {}),
+    ("c_ts_ns", pa.timestamp("ns"), "DATETIME", "ts", {"spark": False}),
     ("c_ts_tz", pa.timestamp("us", tz="UTC"), "DATETIME", "ts", {}),
     ("c_ts_sh", pa.timestamp("ms", tz="Asia/Shanghai"), "DATETIME", "ts", {}),
     ("c_str", pa.string(), "VARCHAR(255)", "str", {"max_bytes": 255}),
-    ("c_lstr", pa.large_string(), "STRING", "str", {"max_bytes": 65533}),
-    ("c_dict", pa.dictionary(pa.int32(), pa.string()), "VARCHAR(64)", "dict", {"max_bytes": 64}),
+    ("c_lstr", pa.large_string(), "STRING", "str", {"max_bytes": 65533, "spark": False}),
+    ("c_dict", pa.dictionary(pa.int32(), pa.string()), "VARCHAR(64)", "dict", {"max_bytes": 64, "spark": False}),
     ("c_bin", pa.binary(), "VARBINARY", "bin", {}),
     ("c_list_i32", pa.list_(pa.int32()), "ARRAY<INT>", "list_i32", {}),
     ("c_list_str", pa.list_(pa.string()), "ARRAY<VARCHAR(100)>", "list_str", {"max_bytes": 100}),
     ("c_list_list", pa.list_(pa.list_(pa.int64())), "ARRAY<ARRAY<BIGINT>>", "list_list", {}),
-    ("c_map", pa.map_(pa.string(), pa.int32()), "MAP<VARCHAR(50),INT>", "map", {"max_bytes": 50}),
+    ("c_map", pa.map_(pa.string(), pa.int32()), "MAP<VARCHAR(50),INT>", "map", {"max_bytes": 50, "polars": False}),
     ("c_struct", STRUCT_T, "JSON", "struct", {}),
 ]
 
@@ -165,6 +185,10 @@ COLUMN_NOTES = {
 def columns_for(dataset: str):
     if dataset == "duckdb":
         return [c for c in COLUMNS if c[4].get("duckdb", True)]
+    if dataset.startswith("spark"):
+        return [c for c in COLUMNS if c[4].get("spark", True)]
+    if dataset == "polars":
+        return [c for c in COLUMNS if c[4].get("polars", True)]
     return list(COLUMNS)
 
 
@@ -721,8 +745,8 @@ def partition_of_path(rel: str):
 
 # ---------------------------------------------------------------- writers ---
 
-def write_pyarrow(ds_dir, table, layout, rg, int96: bool, store_schema: bool):
-    kwargs = {"row_group_size": rg}
+def write_pyarrow(ds_dir, table, layout, rg, int96: bool, store_schema: bool, encodings: bool = False):
+    kwargs = encodings_kwargs(rg) if encodings else {"row_group_size": rg}
     if int96:
         kwargs["use_deprecated_int96_timestamps"] = True
         kwargs["store_schema"] = store_schema
@@ -731,6 +755,126 @@ def write_pyarrow(ds_dir, table, layout, rg, int96: bool, store_schema: bool):
         os.makedirs(d, exist_ok=True)
         pq.write_table(table.take(f["ids"]), os.path.join(d, f"part-{f['slot']:05d}.parquet"), **kwargs)
     return kwargs
+
+
+CODECS = ("zstd", "gzip", "brotli", "lz4", "none", "snappy")
+# Nested leaves by their Parquet paths (legacy naming: list/item, key_value).
+LEAF_ENCODINGS = {
+    "c_list_i32.list.item": "DELTA_BINARY_PACKED",
+    "c_list_str.list.item": "DELTA_BYTE_ARRAY",
+    "c_list_list.list.item.list.item": "DELTA_BINARY_PACKED",
+    "c_map.key_value.key": "DELTA_LENGTH_BYTE_ARRAY",
+    "c_map.key_value.value": "BYTE_STREAM_SPLIT",
+    "c_struct.a": "DELTA_BINARY_PACKED",
+    "c_struct.b": "DELTA_BYTE_ARRAY",
+}
+
+
+def encodings_kwargs(rg):
+    """pyarrow options that exercise every codec and non-PLAIN encoding a
+    reader meets in files from parquet-mr, Impala and arrow writers."""
+    comp, enc = {}, {}
+    for i, (name, _atype, _sr, kind, _opts) in enumerate(COLUMNS):
+        comp[name] = CODECS[i % len(CODECS)]
+        if kind in ("int", "date", "ts"):
+            enc[name] = "DELTA_BINARY_PACKED" if i % 2 else "BYTE_STREAM_SPLIT"
+        elif kind in ("f32", "f64", "dec"):
+            enc[name] = "BYTE_STREAM_SPLIT"
+        elif kind in ("str", "bin", "dict"):
+            enc[name] = "DELTA_BYTE_ARRAY" if i % 2 else "DELTA_LENGTH_BYTE_ARRAY"
+        elif kind == "bool":
+            enc[name] = "RLE"
+    for i, (path, e) in enumerate(LEAF_ENCODINGS.items()):
+        enc[path] = e
+        comp[path] = CODECS[i % len(CODECS)]
+    return {"row_group_size": rg, "data_page_version": "2.0", "use_dictionary": False,
+            "compression": comp, "column_encoding": enc, "data_page_size": 512,
+            "write_page_index": True, "store_schema": False, "use_compliant_nested_type": False}
+
+
+def write_polars(ds_dir, table, layout, rg):
+    """polars' own Parquet writer (not pyarrow's), zstd, one file per slot."""
+    import polars as pl
+
+    cols = [c[0] for c in columns_for("polars")]
+    table = table.select(cols)
+    for f in layout.files:
+        d = os.path.join(ds_dir, part_dir(f["part"]))
+        os.makedirs(d, exist_ok=True)
+        pl.from_arrow(table.take(f["ids"])).write_parquet(
+            os.path.join(d, f"part-{f['slot']:05d}.parquet"), compression="zstd", row_group_size=rg)
+    return {"library": "polars", "version": pl.__version__,
+            "call": "polars.from_arrow(t).write_parquet(path, compression='zstd', row_group_size=rg)"}
+
+
+def write_spark(ds_dir, values, layout, legacy: bool):
+    """Spark local mode writes the rows, one write per file slot (renamed
+    part-<slot>-<uuid>...), partitioned by dt and region like a Hive table.
+    spark: Spark's defaults (snappy, INT96 timestamps, decimals as INT32 /
+    INT64 / FLBA by precision, 3-level lists). spark_legacy:
+    writeLegacyFormat (decimals as FLBA, lists as bag/array), TIMESTAMP_MICROS,
+    Hadoop-framed LZ4."""
+    import pyspark
+    from pyspark.sql import SparkSession, functions as F
+
+    conf = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "1",
+        "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
+        "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
+    }
+    if legacy:
+        conf.update({
+            "spark.sql.parquet.writeLegacyFormat": "true",
+            "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+            "spark.sql.parquet.compression.codec": "lz4",
+        })
+    b = SparkSession.builder.master("local[1]").appName("gen_corpus")
+    for k, v in conf.items():
+        b = b.config(k, v)
+    spark = b.getOrCreate()
+    cols = columns_for("spark")
+    table = build_table(values, cols)
+    n = table.num_rows
+    table = table.append_column("dt", pa.array([_dt.date.fromisoformat(layout.partition_of[i][0]) for i in range(n)], pa.date32()))
+    table = table.append_column("region", pa.array([layout.partition_of[i][1] for i in range(n)], pa.string()))
+    table = table.append_column("file_slot", pa.array(layout.slot_of, pa.int32()))
+    # Arrow's naive timestamps arrive as TimestampType (session time zone UTC,
+    # so the same instants); c_ts_us becomes Spark's TIMESTAMP_NTZ.
+    df = spark.createDataFrame(table).withColumn("c_ts_us", F.col("c_ts_us").cast("timestamp_ntz"))
+    seen = set()
+    for slot in sorted(set(layout.slot_of)):
+        (df.where(F.col("file_slot") == slot).drop("file_slot").coalesce(1)
+           .sortWithinPartitions("dt", "region", "id")
+           .write.mode("append").partitionBy("dt", "region").parquet(ds_dir))
+        for dirpath, _dirs, files in os.walk(ds_dir):
+            for f in files:
+                p = os.path.join(dirpath, f)
+                if p in seen:
+                    continue
+                if f.startswith("part-00000-") or f.startswith(".part-00000-"):
+                    q = os.path.join(dirpath, f.replace("part-00000-", f"part-{slot:05d}-", 1))
+                    os.rename(p, q)
+                    p = q
+                seen.add(p)
+    spark.stop()
+    return {"library": "pyspark", "version": pyspark.__version__, "conf": conf,
+            "write": "df.coalesce(1).sortWithinPartitions(dt, region, id).write.mode('append')"
+                     ".partitionBy('dt', 'region').parquet(dir), once per file slot"}
+
+
+def spark_side_files(ds_dir):
+    """Spark's _SUCCESS marker and .crc checksums, as manifest skip entries."""
+    skip = []
+    for dirpath, _dirs, files in os.walk(ds_dir):
+        for f in sorted(files):
+            if is_skipped_name(f):
+                rel = os.path.relpath(os.path.join(dirpath, f), ds_dir).replace(os.sep, "/")
+                kind = "marker" if f == "_SUCCESS" else "junk"
+                skip.append({"path": rel, "kind": kind, "bytes": os.path.getsize(os.path.join(dirpath, f)),
+                             "reason": "Spark's job marker" if kind == "marker" else "Hadoop checksum file"})
+    return sorted(skip, key=lambda e: e["path"])
 
 
 def write_junk(ds_dir, table, layout, rg):
@@ -892,6 +1036,42 @@ DATASET_NOTES = {
         "INT96 has no isAdjustedToUTC flag: naive columns hold the wall clock, tz-aware columns the UTC "
         "instant; Spark/Hive readers may shift INT96 by the session time zone.",
     ],
+    "pyarrow_encodings": [
+        "Data page v2 with every codec pyarrow writes (zstd, gzip, brotli, lz4, snappy, uncompressed) and "
+        "no dictionaries: DELTA_BINARY_PACKED or BYTE_STREAM_SPLIT integers, dates and timestamps, "
+        "BYTE_STREAM_SPLIT floats and FLBA decimals, DELTA_LENGTH_BYTE_ARRAY / DELTA_BYTE_ARRAY strings "
+        "and binary, RLE booleans, the same spread over the nested leaves (see kwargs).",
+        "512-byte data pages (many pages per column chunk) and a page index.",
+        "use_compliant_nested_type=False: lists as 'list'/'item' (the legacy naming of older Arrow and "
+        "Spark writers), maps as key_value.",
+        "store_schema=False: large_string and dictionary read as string, decimal256(38,4) as "
+        "decimal128(38,4), Asia/Shanghai as UTC (the instants are unchanged).",
+    ],
+    "polars": [
+        "polars' own Parquet writer (polars.DataFrame.write_parquet, not pyarrow), zstd, statistics on, "
+        "ARROW:schema stored with polars' types: strings as large_string, binary as large_binary, lists as "
+        "large_list, the dictionary column as dictionary<uint32, string> (a Categorical).",
+        "c_map and c_dec256 are absent: polars has no map type (from_arrow turns a map into a list of "
+        "structs) and no 256-bit decimal.",
+        "Decimals as INT32 / INT64 / FLBA by precision, like Spark and DuckDB.",
+    ],
+    "spark": [
+        "Written by Spark (parquet-mr) in local mode with its defaults, session time zone UTC: snappy, "
+        "TimestampType as INT96 (c_ts_ms, c_ts_tz, c_ts_sh: instants, the wall clock in UTC), "
+        "TIMESTAMP_NTZ as INT64 TIMESTAMP(MICROS, isAdjustedToUTC=false) (c_ts_us), decimals as INT32 / "
+        "INT64 / FLBA by precision, 3-level lists (list/element), maps as key_value, root spark_schema, "
+        "org.apache.spark.version and the Spark row schema in the key-value metadata.",
+        "Columns Spark has no type for are absent: unsigned integers, timestamp[ns], large_string, "
+        "dictionary, decimal256.",
+        "Files are part-<slot>-<uuid>.c000.snappy.parquet beside Spark's .part-...crc checksums and a "
+        "_SUCCESS marker; partition directories are Spark's (region=ap south, the space not escaped).",
+    ],
+    "spark_legacy": [
+        "As spark, with spark.sql.parquet.writeLegacyFormat=true (decimals always FLBA; lists as "
+        "bag/array 3-level groups; maps as MAP_KEY_VALUE key_value groups), "
+        "spark.sql.parquet.outputTimestampType=TIMESTAMP_MICROS (INT64, isAdjustedToUTC=true) and the "
+        "lz4 codec (Parquet LZ4, Hadoop-framed).",
+    ],
     "duckdb": [
         "c_dec256 is absent: DuckDB cannot ingest Arrow decimal256 ('Unsupported Internal Arrow Type for "
         "Decimal').",
@@ -934,7 +1114,7 @@ def write_dataset_sidecars(ds_dir, dataset, values, layout, n, seed, rg, writer_
             row["dt"], row["region"] = layout.partition_of[i]
             fh.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
     files = []
-    by_key = {(part_dir(f["part"]), f["slot"]): f for f in layout.files}
+    by_key = {(f["part"], f["slot"]): f for f in layout.files}
     for rel in walk_data_files(ds_dir):
         p = os.path.join(ds_dir, rel)
         md = pq.ParquetFile(p).metadata
@@ -947,7 +1127,8 @@ def write_dataset_sidecars(ds_dir, dataset, values, layout, n, seed, rg, writer_
             "sha256": sha256_file(p),
         })
         slot = int(os.path.basename(rel).split("-")[1].split(".")[0])
-        f = by_key[(os.path.dirname(rel), slot)]
+        part = partition_of_path(rel)
+        f = by_key[((part["dt"], part["region"]), slot)]
         assert md.num_rows == len(f["ids"]), (rel, md.num_rows, len(f["ids"]))
     assert sum(f["rows"] for f in files) == n
     columns, file_info = describe_columns(dataset, os.path.join(ds_dir, files[0]["path"]))
@@ -1005,6 +1186,14 @@ def generate_corpus(out, seed, n, rg, datasets, int96_store_schema):
         elif ds == "pyarrow_int96":
             kw = write_pyarrow(ds_dir, table, layout, rg, int96=True, store_schema=int96_store_schema)
             info = {"library": "pyarrow", "version": pa.__version__, "call": "pyarrow.parquet.write_table", "kwargs": kw}
+        elif ds == "polars":
+            info = write_polars(ds_dir, table, layout, rg)
+        elif ds in SPARK_DATASETS:
+            info = write_spark(ds_dir, values, layout, legacy=ds == "spark_legacy")
+            skip = spark_side_files(ds_dir)
+        elif ds == "pyarrow_encodings":
+            kw = write_pyarrow(ds_dir, table, layout, rg, int96=False, store_schema=False, encodings=True)
+            info = {"library": "pyarrow", "version": pa.__version__, "call": "pyarrow.parquet.write_table", "kwargs": kw}
         else:
             info = {"library": "duckdb", **write_duckdb(ds_dir, values, layout, rg)}
         m = write_dataset_sidecars(ds_dir, ds, values, layout, n, seed, rg, info, skip, all_null_row)
@@ -1039,7 +1228,8 @@ def verify_dataset(ds_dir, dataset):
 
     expected_cols = [c["name"] for c in manifest["columns"]]
     expected_types = {c["name"]: c["arrow_type"] for c in manifest["columns"]}
-    read_kwargs = {"coerce_int96_timestamp_unit": "us"} if dataset == "pyarrow_int96" else {}
+    int96 = dataset in ("pyarrow_int96", "spark")
+    read_kwargs = {"coerce_int96_timestamp_unit": "us"} if int96 else {}
     got = {}
     unordered_files = 0
     for f in manifest["files"]:
@@ -1067,7 +1257,7 @@ def verify_dataset(ds_dir, dataset):
         canon_cols = {name: canon_arrow(tbl.column(name).combine_chunks()) for name in tbl.column_names}
         ids = tbl.column("id").to_pylist()
         if ids != sorted(ids):
-            if dataset == "duckdb":  # DuckDB's partitioned COPY does not keep ORDER BY order
+            if dataset == "duckdb" or dataset in SPARK_DATASETS:  # partitioned writes may reorder
                 unordered_files += 1
             else:
                 errors.append(f"{f['path']}: ids not ascending")
@@ -1159,7 +1349,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     datasets = [d for d in args.datasets.split(",") if d]
     for d in datasets:
-        if d not in DATASETS:
+        if d not in DATASETS + SPARK_DATASETS:
             ap.error(f"unknown dataset {d}")
     if args.verify:
         return 0 if verify(args.verify, datasets) else 1

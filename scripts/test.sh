@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs the Python test tools
 # into a virtualenv, generates the Parquet corpus (pyarrow, pyarrow INT96,
-# DuckDB), checks formatting and lints, runs every test, and stops whatever
+# pyarrow with every codec and encoding, polars, DuckDB), checks formatting and lints, runs every test, and stops whatever
 # it started. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
