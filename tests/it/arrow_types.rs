@@ -451,3 +451,87 @@ async fn decimals_load_into_integer_and_varchar_columns_exactly() {
     assert!(m.contains("row 1") || m.contains("row 2"), "{m}");
     assert!(sim.rows("db", "dec").is_empty());
 }
+
+/// The list and map shapes older writers use, which Arrow writers never
+/// produce: a 2-level list (`repeated int32 array`, parquet-avro and
+/// Impala), a bare repeated field with no LIST annotation (protobuf-style),
+/// Hive's `bag`/`array_element` list and a legacy MAP_KEY_VALUE map.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_list_and_map_shapes_arrive_exactly() {
+    use parquet::data_type::{ByteArray, ByteArrayType, Int32Type, Int64Type};
+    use parquet::file::writer::SerializedFileWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Arc::new(
+        parquet::schema::parser::parse_message_type(
+            "message hive_schema {
+               required int64 id;
+               optional group two_level (LIST) { repeated int32 array; }
+               repeated int32 bare;
+               optional group hive (LIST) { repeated group bag { optional int32 array_element; } }
+               optional group m (MAP) {
+                 repeated group map (MAP_KEY_VALUE) { required binary key (UTF8); optional int32 value; }
+               }
+             }",
+        )
+        .unwrap(),
+    );
+    let file = std::fs::File::create(dir.path().join("legacy.parquet")).unwrap();
+    let mut w = SerializedFileWriter::new(file, schema, Default::default()).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    // Rows: id 1, 2, 3.
+    // two_level: [1, 2], NULL, []          bare: [5], [], [6, 7]
+    // hive: [10, NULL], [], NULL           m: {a: 1, b: NULL}, NULL, {}
+    let mut c = rg.next_column().unwrap().unwrap();
+    c.typed::<Int64Type>().write_batch(&[1, 2, 3], None, None).unwrap();
+    c.close().unwrap();
+    let ints: [(&[i32], &[i16], &[i16]); 3] = [
+        (&[1, 2], &[2, 2, 0, 1], &[0, 1, 0, 0]),
+        (&[5, 6, 7], &[1, 0, 1, 1], &[0, 0, 0, 1]),
+        (&[10], &[3, 2, 1, 0], &[0, 1, 0, 0]),
+    ];
+    for (values, defs, reps) in ints {
+        let mut c = rg.next_column().unwrap().unwrap();
+        c.typed::<Int32Type>().write_batch(values, Some(defs), Some(reps)).unwrap();
+        c.close().unwrap();
+    }
+    let mut c = rg.next_column().unwrap().unwrap();
+    let keys = [ByteArray::from("a"), ByteArray::from("b")];
+    c.typed::<ByteArrayType>().write_batch(&keys, Some(&[2, 2, 0, 1]), Some(&[0, 1, 0, 0])).unwrap();
+    c.close().unwrap();
+    let mut c = rg.next_column().unwrap().unwrap();
+    c.typed::<Int32Type>().write_batch(&[1], Some(&[3, 2, 0, 1]), Some(&[0, 1, 0, 0])).unwrap();
+    c.close().unwrap();
+    rg.close().unwrap();
+    w.close().unwrap();
+
+    let sim = crate::support::sim(vec![dup_table(
+        "db",
+        "legacy",
+        "id",
+        vec![
+            col_nn("id", "BIGINT"),
+            col("two_level", "ARRAY<INT>"),
+            col("bare", "ARRAY<INT>"),
+            col("hive", "ARRAY<INT>"),
+            col("m", "MAP<VARCHAR(10),INT>"),
+        ],
+    )])
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let r = load(job_file(&sim, dir.path(), "db.legacy", state.path())).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 3);
+    let got = stored(&sim, "db", "legacy");
+    let row = |id: &str, c: &str| got[id][c].clone();
+    assert_eq!(row("1", "two_level"), json!(["1", "2"]));
+    assert_eq!(row("2", "two_level"), Json::Null);
+    assert_eq!(row("3", "two_level"), json!([]));
+    assert_eq!(row("1", "bare"), json!(["5"]));
+    assert_eq!(row("2", "bare"), json!([]));
+    assert_eq!(row("3", "bare"), json!(["6", "7"]));
+    assert_eq!(row("1", "hive"), json!(["10", null]));
+    assert_eq!(row("2", "hive"), json!([]));
+    assert_eq!(row("3", "hive"), Json::Null);
+    assert_eq!(row("1", "m"), json!({"map": [["a", "1"], ["b", null]]}));
+    assert_eq!(row("2", "m"), Json::Null);
+    assert_eq!(row("3", "m"), json!({"map": []}));
+}
