@@ -313,15 +313,8 @@ impl Scanner {
     fn partitioned_file(&self, slice: &Slice) -> Result<PartitionedFile> {
         let info = &self.plan.files[slice.file];
         let mut access = ParquetAccessPlan::new_none(info.row_groups.len());
-        for (g, skip, take, n) in slice.group_rows(info) {
+        for g in slice.row_groups.clone() {
             access.scan(g);
-            if skip > 0 || take < n {
-                use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
-                let parts = [RowSelector::skip(skip as usize), RowSelector::select(take as usize)];
-                let tail = RowSelector::skip((n - skip - take) as usize);
-                let selectors: Vec<RowSelector> = parts.into_iter().chain([tail]).filter(|s| s.row_count > 0).collect();
-                access.scan_selection(g, RowSelection::from(selectors));
-            }
         }
         let values = info
             .file
@@ -441,11 +434,9 @@ impl Scanner {
                 .filter(|(_, c)| c.path().parts().len() == 1 && pick_column(info, c))
                 .map(|(i, c)| (i, c.name().to_string(), c.max_def_level()))
                 .collect();
-            for (g, skip, take, _) in s.group_rows(info) {
+            let mut row = s.first_row;
+            for g in s.row_groups.clone() {
                 let rg = md.row_group(g);
-                // 0-based rows of the file the slice holds in this group.
-                let row = info.group_first_row(g);
-                let wanted = row + skip..row + skip + take;
                 for (ci, name, max_def) in &targets {
                     let (start, len) = rg.column(*ci).byte_range();
                     let bytes = store
@@ -470,17 +461,14 @@ impl Scanner {
                             if defs.get(k).is_some_and(|d| d < max_def) {
                                 continue; // NULL
                             }
-                            let at = row + done + k as u64;
-                            if vals.next().is_some_and(&bad) && wanted.contains(&at) {
-                                return Ok(Some((s.file, at + 1, name.clone())));
+                            if vals.next().is_some_and(&bad) {
+                                return Ok(Some((s.file, row + done + k as u64 + 1, name.clone())));
                             }
                         }
                         done += records as u64;
-                        if row + done >= wanted.end {
-                            break;
-                        }
                     }
                 }
+                row += rg.num_rows().max(0) as u64;
             }
         }
         Ok(None)
