@@ -750,11 +750,26 @@ def write_pyarrow(ds_dir, table, layout, rg, int96: bool, store_schema: bool, en
     if int96:
         kwargs["use_deprecated_int96_timestamps"] = True
         kwargs["store_schema"] = store_schema
+    for part, path in slot_files(ds_dir, table, layout):
+        pq.write_table(part, path, **kwargs)
+    return kwargs
+
+
+def slot_files(ds_dir, table, layout):
+    """Each file of the layout: its rows of `table` and its path (directory made)."""
     for f in layout.files:
         d = os.path.join(ds_dir, part_dir(f["part"]))
         os.makedirs(d, exist_ok=True)
-        pq.write_table(table.take(f["ids"]), os.path.join(d, f"part-{f['slot']:05d}.parquet"), **kwargs)
-    return kwargs
+        yield table.take(f["ids"]), os.path.join(d, f"part-{f['slot']:05d}.parquet")
+
+
+def with_layout_columns(values, cols, layout):
+    """The rows as a table with the layout's dt, region and file_slot columns."""
+    table = build_table(values, cols)
+    n = table.num_rows
+    table = table.append_column("dt", pa.array([_dt.date.fromisoformat(layout.partition_of[i][0]) for i in range(n)], pa.date32()))
+    table = table.append_column("region", pa.array([layout.partition_of[i][1] for i in range(n)], pa.string()))
+    return table.append_column("file_slot", pa.array(layout.slot_of, pa.int32()))
 
 
 CODECS = ("zstd", "gzip", "brotli", "lz4", "none", "snappy")
@@ -798,11 +813,8 @@ def write_polars(ds_dir, table, layout, rg):
 
     cols = [c[0] for c in columns_for("polars")]
     table = table.select(cols)
-    for f in layout.files:
-        d = os.path.join(ds_dir, part_dir(f["part"]))
-        os.makedirs(d, exist_ok=True)
-        pl.from_arrow(table.take(f["ids"])).write_parquet(
-            os.path.join(d, f"part-{f['slot']:05d}.parquet"), compression="zstd", row_group_size=rg)
+    for part, path in slot_files(ds_dir, table, layout):
+        pl.from_arrow(part).write_parquet(path, compression="zstd", row_group_size=rg)
     return {"library": "polars", "version": pl.__version__,
             "call": "polars.from_arrow(t).write_parquet(path, compression='zstd', row_group_size=rg)"}
 
@@ -834,12 +846,7 @@ def write_spark(ds_dir, values, layout, legacy: bool):
     for k, v in conf.items():
         b = b.config(k, v)
     spark = b.getOrCreate()
-    cols = columns_for("spark")
-    table = build_table(values, cols)
-    n = table.num_rows
-    table = table.append_column("dt", pa.array([_dt.date.fromisoformat(layout.partition_of[i][0]) for i in range(n)], pa.date32()))
-    table = table.append_column("region", pa.array([layout.partition_of[i][1] for i in range(n)], pa.string()))
-    table = table.append_column("file_slot", pa.array(layout.slot_of, pa.int32()))
+    table = with_layout_columns(values, columns_for("spark"), layout)
     # Arrow's naive timestamps arrive as TimestampType (session time zone UTC,
     # so the same instants); c_ts_us becomes Spark's TIMESTAMP_NTZ.
     df = spark.createDataFrame(table).withColumn("c_ts_us", F.col("c_ts_us").cast("timestamp_ntz"))
@@ -919,11 +926,7 @@ def write_duckdb(ds_dir, values, layout, rg):
     import duckdb
 
     cols = columns_for("duckdb")
-    table = build_table(values, cols)
-    n = table.num_rows
-    table = table.append_column("dt", pa.array([_dt.date.fromisoformat(layout.partition_of[i][0]) for i in range(n)], pa.date32()))
-    table = table.append_column("region", pa.array([layout.partition_of[i][1] for i in range(n)], pa.string()))
-    table = table.append_column("file_slot", pa.array(layout.slot_of, pa.int32()))
+    table = with_layout_columns(values, cols, layout)
     con = duckdb.connect()
     con.execute("SET threads = 1")          # deterministic files and row order
     con.execute("SET preserve_insertion_order = true")
