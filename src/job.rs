@@ -1127,7 +1127,15 @@ pub fn plan_view(p: &Prepared) -> PlanView {
                 slices: c
                     .slices
                     .iter()
-                    .map(|s| format!("{}[{}..{}]", p.plan.file_name(s.file), s.row_groups.start, s.row_groups.end))
+                    .map(|s| {
+                        let name = p.plan.file_name(s.file);
+                        let (a, b) = (s.row_groups.start, s.row_groups.end);
+                        if s.is_part(&p.plan.files[s.file]) {
+                            format!("{name}[{a}..{b}] rows {}..{}", s.first_row, s.first_row + s.rows)
+                        } else {
+                            format!("{name}[{a}..{b}]")
+                        }
+                    })
                     .collect(),
             })
             .collect(),

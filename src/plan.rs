@@ -29,6 +29,33 @@ pub struct RowGroupInfo {
     pub rows: u64,
     /// Uncompressed size in bytes (the estimate of its encoded size).
     pub bytes: u64,
+    /// Every column chunk has an offset index (a page index), so part of
+    /// the row group can be read without fetching the rest of its pages.
+    pub paged: bool,
+}
+
+/// A row group estimated above this many chunk sizes is loaded in parts of
+/// about one chunk size when it has a page index (a pandas or Hive file of
+/// one multi-GB row group would otherwise be one Stream Load that large).
+const SPLIT_FACTOR: u64 = 4;
+
+/// Without a page index every part of a row group fetches all its column
+/// chunks, so a row group is split only to keep each Stream Load body under
+/// this, below the older default `streaming_load_max_mb` of 10 GiB.
+const MAX_UNPAGED_PART_BYTES: u64 = 8 << 30;
+
+impl RowGroupInfo {
+    /// How many chunks the row group is loaded in.
+    fn parts(&self, chunk_bytes: u64) -> u64 {
+        let parts = if self.paged && self.bytes > SPLIT_FACTOR.saturating_mul(chunk_bytes) {
+            self.bytes.div_ceil(chunk_bytes)
+        } else if self.bytes > MAX_UNPAGED_PART_BYTES {
+            self.bytes.div_ceil(MAX_UNPAGED_PART_BYTES)
+        } else {
+            1
+        };
+        parts.clamp(1, self.rows.max(1))
+    }
 }
 
 /// A Parquet input file and its footer summary.
@@ -62,19 +89,46 @@ impl FileInfo {
     pub fn rows(&self) -> u64 {
         self.row_groups.iter().map(|r| r.rows).sum()
     }
+
+    /// The file's rows before row group `g`.
+    pub fn group_first_row(&self, g: usize) -> u64 {
+        self.row_groups[..g].iter().map(|r| r.rows).sum()
+    }
 }
 
-/// A contiguous range of row groups of one file.
+/// A contiguous range of rows of one file: whole row groups, or a part of
+/// one row group too large for one chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slice {
     /// Index into [`Plan::files`].
     pub file: usize,
-    /// Row groups of that file.
+    /// Row groups of that file holding the rows.
     pub row_groups: Range<usize>,
     /// Index of the slice's first row within its file.
     pub first_row: u64,
     /// Rows in the slice (before any `where`).
     pub rows: u64,
+}
+
+impl Slice {
+    /// The rows of each of the slice's row groups it holds, as (row group,
+    /// rows of the group before them, rows taken, the group's rows).
+    pub fn group_rows<'a>(&'a self, file: &'a FileInfo) -> impl Iterator<Item = (usize, u64, u64, u64)> + 'a {
+        let (lo, hi) = (self.first_row, self.first_row + self.rows);
+        let mut first = if self.row_groups.is_empty() { 0 } else { file.group_first_row(self.row_groups.start) };
+        self.row_groups.clone().map(move |g| {
+            let n = file.row_groups[g].rows;
+            let (a, b) = (lo.max(first), hi.min(first + n));
+            let out = (g, a.saturating_sub(first), b.saturating_sub(a), n);
+            first += n;
+            out
+        })
+    }
+
+    /// Whether the slice holds only part of a row group.
+    pub fn is_part(&self, file: &FileInfo) -> bool {
+        self.group_rows(file).any(|(_, skip, take, n)| skip > 0 || take < n)
+    }
 }
 
 /// The slice holding row `row` of the rows `slices` hold back to back, and
@@ -224,7 +278,11 @@ pub async fn read_footers(
             let row_groups = md
                 .row_groups()
                 .iter()
-                .map(|rg| RowGroupInfo { rows: rg.num_rows().max(0) as u64, bytes: rg.total_byte_size().max(0) as u64 })
+                .map(|rg| RowGroupInfo {
+                    rows: rg.num_rows().max(0) as u64,
+                    bytes: rg.total_byte_size().max(0) as u64,
+                    paged: rg.columns().iter().all(|c| c.offset_index_offset().is_some()),
+                })
                 .collect();
             let has_int96 =
                 fm.schema_descr().columns().iter().any(|c| c.physical_type() == parquet::basic::Type::INT96);
@@ -650,6 +708,26 @@ pub fn cut_chunks(files: &[FileInfo], chunk_bytes: u64) -> Vec<(Vec<Slice>, u64,
             if rg.rows == 0 {
                 continue;
             }
+            let parts = rg.parts(chunk_bytes);
+            if parts > 1 {
+                // Each part is a chunk of its own.
+                if !cur.is_empty() {
+                    chunks.push((std::mem::take(&mut cur), cur_rows, cur_bytes));
+                    cur_bytes = 0;
+                    cur_rows = 0;
+                }
+                let per = rg.rows.div_ceil(parts);
+                let mut off = 0;
+                while off < rg.rows {
+                    let n = per.min(rg.rows - off);
+                    let slice = Slice { file: fi, row_groups: gi..gi + 1, first_row: first_row + off, rows: n };
+                    let bytes = (rg.bytes as u128 * n as u128 / rg.rows as u128) as u64;
+                    chunks.push((vec![slice], n, bytes));
+                    off += n;
+                }
+                first_row += rg.rows;
+                continue;
+            }
             if !cur.is_empty() && cur_bytes + rg.bytes > chunk_bytes {
                 chunks.push((std::mem::take(&mut cur), cur_rows, cur_bytes));
                 cur_bytes = 0;
@@ -685,6 +763,12 @@ pub fn fingerprint(inputs: &FingerprintInputs, files: &[FileInfo], partition_key
         put(e);
     }
     put(&partition_keys.join("/"));
+    // A plan that loads a row group in parts gets a fingerprint of its own:
+    // the same job planned by an earlier build (one chunk per row group)
+    // must not resume from that build's journal with other chunk bounds.
+    if files.iter().flat_map(|f| &f.row_groups).any(|rg| rg.parts(inputs.chunk_bytes) > 1) {
+        put("row-group-parts-v1");
+    }
     for f in files {
         put(&fingerprint_input(&f.file));
     }
@@ -806,7 +890,7 @@ mod tests {
                 last_modified: chrono::DateTime::from_timestamp(0, 0).unwrap(),
                 partition_values: vec![],
             },
-            row_groups: groups.iter().map(|&(rows, bytes)| RowGroupInfo { rows, bytes }).collect(),
+            row_groups: groups.iter().map(|&(rows, bytes)| RowGroupInfo { rows, bytes, paged: true }).collect(),
             schema: Arc::new(Schema::empty()),
             legacy_calendar: Legacy::default(),
             int96_nanos: false,
@@ -864,6 +948,47 @@ mod tests {
         // Same input, same plan.
         let again = cut_chunks(&files, 100);
         assert_eq!(format!("{chunks:?}"), format!("{again:?}"));
+    }
+
+    #[test]
+    fn a_row_group_far_above_the_chunk_size_loads_in_parts() {
+        let mut files = vec![file("a", &[(10, 30)]), file("b", &[(1000, 1000), (5, 10)]), file("c", &[(10, 30)])];
+        type Shape = Vec<Vec<(usize, Range<usize>, u64, u64)>>;
+        let shape = |files: &[FileInfo]| -> Shape {
+            cut_chunks(files, 100)
+                .iter()
+                .map(|(s, _, _)| s.iter().map(|s| (s.file, s.row_groups.clone(), s.first_row, s.rows)).collect())
+                .collect()
+        };
+        // 1000 bytes is more than 4 chunks of 100: ten parts of 100 rows,
+        // each a chunk of its own; the next row group packs with file c.
+        let got = shape(&files);
+        assert_eq!(got.len(), 12);
+        assert_eq!(got[0], vec![(0, 0..1, 0, 10)]);
+        for k in 0..10u64 {
+            assert_eq!(got[1 + k as usize], vec![(1, 0..1, 100 * k, 100)]);
+        }
+        assert_eq!(got[11], vec![(1, 1..2, 1000, 5), (2, 0..1, 0, 10)]);
+        let chunks = cut_chunks(&files, 100);
+        assert_eq!(chunks[3].2, 100);
+        let part = &chunks[3].0[0];
+        assert!(part.is_part(&files[1]));
+        assert_eq!(part.group_rows(&files[1]).collect::<Vec<_>>(), vec![(0, 200, 100, 1000)]);
+        assert!(!chunks[11].0[0].is_part(&files[1]));
+        assert_eq!(slice_at(&chunks[3].0, 7).map(|(_, r)| r), Some(208));
+        // Three chunk sizes: one chunk, as before.
+        assert_eq!(shape(&[file("d", &[(1000, 300)])]).len(), 1);
+        // Without a page index, only past MAX_UNPAGED_PART_BYTES.
+        let inputs =
+            FingerprintInputs { target: "db.t".into(), transform: String::new(), chunk_bytes: 100, extra: vec![] };
+        let split = fingerprint(&inputs, &files, &[]);
+        files[1].row_groups[0].paged = false;
+        assert_eq!(shape(&files).len(), 3);
+        assert_ne!(fingerprint(&inputs, &files, &[]), split, "a plan with parts has its own fingerprint");
+        let huge = RowGroupInfo { rows: 10, bytes: 20 << 30, paged: false };
+        assert_eq!(huge.parts(100), 3);
+        // Never more parts than rows.
+        assert_eq!(RowGroupInfo { rows: 2, bytes: 10_000, paged: true }.parts(1), 2);
     }
 
     #[test]

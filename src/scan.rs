@@ -14,14 +14,21 @@ use datafusion::common::ScalarValue;
 use datafusion::common::config::TableParquetOptions;
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
+use datafusion::datasource::physical_plan::parquet::{
+    DefaultParquetFileReaderFactory, ParquetAccessPlan, ParquetFileReaderFactory, RowGroupAccess,
+};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::future::BoxFuture;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Slice};
@@ -313,8 +320,15 @@ impl Scanner {
     fn partitioned_file(&self, slice: &Slice) -> Result<PartitionedFile> {
         let info = &self.plan.files[slice.file];
         let mut access = ParquetAccessPlan::new_none(info.row_groups.len());
-        for g in slice.row_groups.clone() {
+        for (g, skip, take, n) in slice.group_rows(info) {
             access.scan(g);
+            if skip > 0 || take < n {
+                use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+                let parts = [RowSelector::skip(skip as usize), RowSelector::select(take as usize)];
+                let tail = RowSelector::skip((n - skip - take) as usize);
+                let selectors: Vec<RowSelector> = parts.into_iter().chain([tail]).filter(|s| s.row_count > 0).collect();
+                access.scan_selection(g, RowSelection::from(selectors));
+            }
         }
         let values = info
             .file
@@ -434,9 +448,11 @@ impl Scanner {
                 .filter(|(_, c)| c.path().parts().len() == 1 && pick_column(info, c))
                 .map(|(i, c)| (i, c.name().to_string(), c.max_def_level()))
                 .collect();
-            let mut row = s.first_row;
-            for g in s.row_groups.clone() {
+            for (g, skip, take, _) in s.group_rows(info) {
                 let rg = md.row_group(g);
+                // 0-based rows of the file the slice holds in this group.
+                let row = info.group_first_row(g);
+                let wanted = row + skip..row + skip + take;
                 for (ci, name, max_def) in &targets {
                     let (start, len) = rg.column(*ci).byte_range();
                     let bytes = store
@@ -461,14 +477,17 @@ impl Scanner {
                             if defs.get(k).is_some_and(|d| d < max_def) {
                                 continue; // NULL
                             }
-                            if vals.next().is_some_and(&bad) {
-                                return Ok(Some((s.file, row + done + k as u64 + 1, name.clone())));
+                            let at = row + done + k as u64;
+                            if vals.next().is_some_and(&bad) && wanted.contains(&at) {
+                                return Ok(Some((s.file, at + 1, name.clone())));
                             }
                         }
                         done += records as u64;
+                        if row + done >= wanted.end {
+                            break;
+                        }
                     }
                 }
-                row += rg.num_rows().max(0) as u64;
             }
         }
         Ok(None)
@@ -796,6 +815,56 @@ fn partition_text_is_exact(dt: &DataType, text: &str, v: &ScalarValue) -> bool {
     }
 }
 
+/// Opens the scan's files; a file read in parts (a row group's rows as a
+/// `RowSelection` in its access plan) is opened with its offset index, so a
+/// part fetches only its own pages. DataFusion asks for the page index only
+/// for a page-pruning predicate: without this every part of a row group
+/// would fetch and decompress all of it.
+#[derive(Debug)]
+struct PartsReaderFactory(DefaultParquetFileReaderFactory);
+
+impl ParquetFileReaderFactory for PartsReaderFactory {
+    fn create_reader(
+        &self,
+        partition_index: usize,
+        file: PartitionedFile,
+        metadata_size_hint: Option<usize>,
+        metrics: &ExecutionPlanMetricsSet,
+    ) -> datafusion::error::Result<Box<dyn AsyncFileReader + Send>> {
+        let parts = file
+            .extensions
+            .get::<ParquetAccessPlan>()
+            .is_some_and(|p| p.inner().iter().any(|a| matches!(a, RowGroupAccess::Selection(_))));
+        let reader = self.0.create_reader(partition_index, file, metadata_size_hint, metrics)?;
+        Ok(if parts { Box::new(WithOffsetIndex(reader)) } else { reader })
+    }
+}
+
+/// A reader whose metadata always holds the file's page index.
+struct WithOffsetIndex(Box<dyn AsyncFileReader + Send>);
+
+impl AsyncFileReader for WithOffsetIndex {
+    fn get_bytes(&mut self, range: std::ops::Range<u64>) -> BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
+        self.0.get_bytes(range)
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<bytes::Bytes>>> {
+        self.0.get_byte_ranges(ranges)
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        // DataFusion's reader takes one policy for both indexes.
+        let options = options.cloned().unwrap_or_default().with_page_index_policy(PageIndexPolicy::Optional);
+        Box::pin(async move { self.0.get_metadata(Some(&options)).await })
+    }
+}
+
 /// A table over an explicit list of files and row groups.
 #[derive(Debug)]
 struct SliceTable {
@@ -860,7 +929,11 @@ impl TableProvider for SliceTable {
             options.global.pruning = false;
             options.global.enable_page_index = false;
         }
-        let mut source = ParquetSource::new(table_schema).with_table_parquet_options(options);
+        let store = state.runtime_env().object_store(&self.store_url)?;
+        let mut source =
+            ParquetSource::new(table_schema).with_table_parquet_options(options).with_parquet_file_reader_factory(
+                Arc::new(PartsReaderFactory(DefaultParquetFileReaderFactory::new(store))),
+            );
         // Arithmetic would be evaluated unchecked by the pruners: left to the
         // checked filter above the scan.
         if let Some(expr) =
@@ -877,5 +950,135 @@ impl TableProvider for SliceTable {
             builder = builder.with_projection_indices(Some(p.clone()))?;
         }
         Ok(DataSourceExec::from_data_source(builder.build()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use arrow::array::{AsArray, Int64Array, StringArray};
+    use arrow::datatypes::Int64Type;
+    use futures::TryStreamExt;
+    use futures::stream::BoxStream;
+    use object_store::path::Path;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
+        PutOptions, PutPayload, PutResult,
+    };
+
+    use super::*;
+
+    /// A store that counts the bytes read from it.
+    #[derive(Debug)]
+    struct Counting {
+        inner: Arc<dyn ObjectStore>,
+        read: AtomicU64,
+    }
+
+    impl std::fmt::Display for Counting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Counting({})", self.inner)
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for Counting {
+        async fn put_opts(&self, l: &Path, p: PutPayload, o: PutOptions) -> object_store::Result<PutResult> {
+            self.inner.put_opts(l, p, o).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            l: &Path,
+            o: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(l, o).await
+        }
+        async fn get_opts(&self, l: &Path, o: GetOptions) -> object_store::Result<GetResult> {
+            let r = self.inner.get_opts(l, o).await?;
+            self.read.fetch_add(r.range.end - r.range.start, Ordering::Relaxed);
+            Ok(r)
+        }
+        async fn get_ranges(
+            &self,
+            l: &Path,
+            ranges: &[std::ops::Range<u64>],
+        ) -> object_store::Result<Vec<bytes::Bytes>> {
+            self.read.fetch_add(ranges.iter().map(|r| r.end - r.start).sum(), Ordering::Relaxed);
+            self.inner.get_ranges(l, ranges).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(&self, from: &Path, to: &Path, o: CopyOptions) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, o).await
+        }
+    }
+
+    /// A part of a row group reads its own pages (through the offset index),
+    /// not the whole row group, and yields exactly its rows.
+    #[tokio::test]
+    async fn a_part_of_a_row_group_reads_only_its_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 200_000i64;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, false),
+        ]));
+        let batch = arrow::record_batch::RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..n)),
+                Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("value {i:08}")))),
+            ],
+        )
+        .unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(n as usize))
+            .set_dictionary_enabled(false)
+            .set_data_page_row_count_limit(1000)
+            .set_write_batch_size(1000)
+            .build();
+        let file = std::fs::File::create(dir.path().join("one.parquet")).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let size = std::fs::metadata(dir.path().join("one.parquet")).unwrap().len();
+
+        let opts = crate::source::StoreOptions::default();
+        let mut location = crate::source::open(dir.path().to_str().unwrap(), &opts).unwrap();
+        let counting = Arc::new(Counting { inner: location.store.clone(), read: AtomicU64::new(0) });
+        location.store = counting.clone();
+        let timeout = opts.op_timeout();
+        let listing = crate::source::list(&location, None, timeout).await.unwrap();
+        let inputs = crate::plan::FingerprintInputs {
+            target: "db.t".into(),
+            transform: String::new(),
+            chunk_bytes: 256 << 10,
+            extra: vec![],
+        };
+        let plan = Arc::new(crate::plan::build(location, listing, &inputs, "t", timeout).await.unwrap());
+        assert!(plan.chunks.len() > 8, "{} chunks", plan.chunks.len());
+        let scanner =
+            Scanner::new(plan.clone(), &[], Transform::default(), 8192, &crate::encode::Zone::Utc).await.unwrap();
+        for chunk in [&plan.chunks[0], &plan.chunks[plan.chunks.len() / 2], plan.chunks.last().unwrap()] {
+            counting.read.store(0, Ordering::Relaxed);
+            let batches: Vec<_> = scanner.scan(&chunk.slices).await.unwrap().try_collect().await.unwrap();
+            let ids: Vec<i64> =
+                batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+            let first = chunk.slices[0].first_row as i64;
+            assert_eq!(ids, (first..first + chunk.rows as i64).collect::<Vec<_>>());
+            let read = counting.read.load(Ordering::Relaxed);
+            assert!(read * 4 < size, "chunk {}: read {read} bytes of a {size}-byte file", chunk.index);
+        }
     }
 }

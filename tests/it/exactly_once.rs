@@ -145,3 +145,75 @@ async fn a_chunk_that_failed_verification_fails_every_rerun() {
     assert_eq!(sim.rows("corpus", "t").len(), rows);
     assert_eq!(sim.be_requests(), requests, "nothing more is sent for a chunk known to be wrong");
 }
+
+/// A file of one row group many chunk sizes large (pandas writes a table as
+/// one row group) is loaded in parts of about a chunk each, read through the
+/// page index: every row once, a re-run sends nothing, and a refusal in a
+/// later part names the file's own row, with and without a where clause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_row_group_loads_in_parts_exactly_once() {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let table = || dup_table("db", "big", "id", vec![col_nn("id", "BIGINT"), col("s", "VARCHAR(12)")]);
+    let write = |dir: &std::path::Path, bad: Option<i64>| {
+        let ids: Vec<i64> = (0..20_000).collect();
+        let s: Vec<String> =
+            ids.iter().map(|&i| if Some(i) == bad { "far too long here".into() } else { format!("v{i:08}") }).collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let batch = arrow::record_batch::RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(s))],
+        )
+        .unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(1 << 20))
+            .set_data_page_row_count_limit(1000)
+            .set_write_batch_size(1000)
+            .build();
+        let f = std::fs::File::create(dir.join("one_group.parquet")).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    };
+    let job = |sim: &starload::sim::Sim, dir: &std::path::Path, state: &std::path::Path| {
+        let mut f = job_file(sim, dir, "db.big", state);
+        f.chunk_bytes = Some(starload::config::ByteSize(16 << 10));
+        f.parallel = Some(3);
+        f
+    };
+
+    let sim = sim(vec![table()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), None);
+    let state = tempfile::tempdir().unwrap();
+    let first = load(job(&sim, dir.path(), state.path())).await.unwrap();
+    assert!(first.load.chunks > 4, "one row group should load in parts, got {} chunks", first.load.chunks);
+    assert_eq!(first.load.rows_loaded, 20_000);
+    let got = stored(&sim, "db", "big");
+    assert_eq!(got.len(), 20_000);
+    for i in 0..20_000i64 {
+        assert_eq!(got[&i.to_string()]["s"], serde_json::json!(format!("v{i:08}")), "id {i}");
+    }
+    let requests = sim.be_requests();
+    let again = load(job(&sim, dir.path(), state.path())).await.unwrap();
+    assert_eq!((again.load.chunks_loaded, again.load.chunks_skipped), (0, first.load.chunks));
+    assert_eq!(sim.be_requests(), requests, "a finished job must send nothing");
+
+    // Row 15,001 of the file is too long: named by its row in the file.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), Some(15_000));
+    for filter in [None, Some("id % 2 = 0")] {
+        let sim = crate::support::sim(vec![table()]).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job(&sim, dir.path(), state.path());
+        f.transform.filter = filter.map(String::from);
+        let e = load(f).await.unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("one_group.parquet`, row 15001, column `s`"), "{filter:?}: {m}");
+    }
+}

@@ -5,11 +5,11 @@
 
 use crate::support::*;
 
-async fn load_corpus(dataset: &str, chunk: &str, parallel: usize) {
-    load_dataset(&corpus().join(dataset), chunk, parallel).await;
+async fn load_corpus(dataset: &str, chunk: &str, parallel: usize) -> starload::job::Report {
+    load_dataset(&corpus().join(dataset), chunk, parallel).await
 }
 
-async fn load_dataset(dir: &std::path::Path, chunk: &str, parallel: usize) {
+async fn load_dataset(dir: &std::path::Path, chunk: &str, parallel: usize) -> starload::job::Report {
     let dataset = dir.file_name().unwrap().to_str().unwrap();
     let sim = sim(vec![corpus_table(dir, "corpus", dataset)]).await;
     let state = tempfile::tempdir().unwrap();
@@ -25,6 +25,7 @@ async fn load_dataset(dir: &std::path::Path, chunk: &str, parallel: usize) {
     assert!(report.load.chunks_base64 > 0, "expected base64 parts for strings CSV cannot carry");
     let got = stored(&sim, "corpus", dataset);
     assert_same(&exp, &got, &|k, v| if k == "c_struct" { struct_as_json(v) } else { v.clone() });
+    report
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,6 +44,16 @@ async fn int96_values_arrive_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_codec_and_encoding_arrives_exactly() {
     load_corpus("pyarrow_encodings", "56KiB", 3).await;
+}
+
+/// The same files with row groups far above the chunk size: loaded in parts
+/// of a few rows, each reading its pages through the offset index (512-byte
+/// pages, nested leaves, page v2, every codec).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_codec_and_encoding_arrives_exactly_in_row_group_parts() {
+    let report = load_corpus("pyarrow_encodings", "3KiB", 3).await;
+    // 59 row groups of up to 30 KiB: whole they would be at most 59 chunks.
+    assert!(report.load.chunks > 200, "row groups should load in parts, got {} chunks", report.load.chunks);
 }
 
 /// polars' own writer: large_string, large_binary, large_list and a
