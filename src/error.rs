@@ -103,6 +103,8 @@ impl From<datafusion::error::DataFusionError> for Error {
             D::ParquetError(p) => Error::data(format!("cannot read Parquet: {p}")),
             D::ArrowError(a, _) => Error::data(format!("cannot decode: {a}")),
             D::Plan(_) | D::SchemaError(..) | D::SQL(..) => Error::config(root.to_string()),
+            // Errors of starload's own stream stages, without DataFusion's prefix.
+            D::External(x) => Error::data(x.to_string()),
             _ => Error::new(ErrorKind::Data, root.to_string()),
         }
     }

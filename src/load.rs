@@ -558,6 +558,13 @@ async fn produce(
             }
             Some(Ok(b)) => b,
             Some(Err(e)) => {
+                if let Some(r) = crate::scan::KeptRowRefusal::of(&e) {
+                    return Produced::Failed(Error::data(format!(
+                        "{}: {}",
+                        locate(job, chunk, r.row, &r.column).await,
+                        r.why
+                    )));
+                }
                 let e = Error::from(e);
                 if e.message().to_ascii_lowercase().contains("utf-8")
                     && let Some((file, row, column)) = job.scanner.find_invalid_utf8(&chunk.slices).await

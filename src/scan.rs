@@ -20,6 +20,7 @@ use datafusion::datasource::physical_plan::parquet::{
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
+use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
@@ -522,10 +523,7 @@ impl Scanner {
             seen: 0,
         };
         let checked = stream.scan(check, |check, batch| {
-            let out = batch.and_then(|b| match check.check(&b) {
-                Ok(()) => Ok(b),
-                Err(msg) => Err(datafusion::error::DataFusionError::Execution(msg)),
-            });
+            let out = batch.and_then(|b| check.check(&b).map(|()| b));
             futures::future::ready(Some(out))
         });
         Ok(Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, checked)))
@@ -660,6 +658,37 @@ struct LegacyCheck {
 /// A file (its index in the plan) and a 1-based row in it.
 type FileRow = (usize, u64);
 
+/// A value refused in a row a where clause kept, known only by its place
+/// among the kept rows of the chunk: the loader names the file row (see
+/// [`Scanner::kept_row`]).
+#[derive(Debug)]
+pub struct KeptRowRefusal {
+    /// The row among the rows the where clause kept, from 0.
+    pub row: u64,
+    /// The column of the value.
+    pub column: String,
+    /// Why it is refused.
+    pub why: &'static str,
+}
+
+impl std::fmt::Display for KeptRowRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "row {} after the where clause, column `{}`: {}", self.row + 1, self.column, self.why)
+    }
+}
+
+impl std::error::Error for KeptRowRefusal {}
+
+impl KeptRowRefusal {
+    /// The refusal an error of the scan's stream carries, if it is one.
+    pub fn of(e: &DataFusionError) -> Option<&KeptRowRefusal> {
+        match e {
+            DataFusionError::External(x) => x.downcast_ref(),
+            _ => None,
+        }
+    }
+}
+
 /// 1582-10-15, the first day both calendars agree on, in days since the epoch.
 const GREGORIAN_START_DAYS: i64 = -141_427;
 /// 1900-01-01T00:00:00Z in seconds: the old calendar's time zone rules
@@ -667,12 +696,14 @@ const GREGORIAN_START_DAYS: i64 = -141_427;
 const LEGACY_TIMESTAMP_SECS: i64 = -2_208_988_800;
 
 impl LegacyCheck {
-    fn check(&mut self, b: &datafusion::arrow::record_batch::RecordBatch) -> std::result::Result<(), String> {
+    fn check(&mut self, b: &datafusion::arrow::record_batch::RecordBatch) -> datafusion::error::Result<()> {
         // The first (row, column) whose value is early for its file.
         let mut first: Option<(usize, usize, Option<FileRow>)> = None;
         for (c, col) in b.columns().iter().enumerate() {
             for dates in [true, false] {
-                let Some(early) = early_rows(col.as_ref(), dates)? else { continue };
+                let Some(early) = early_rows(col.as_ref(), dates).map_err(DataFusionError::Execution)? else {
+                    continue;
+                };
                 for r in early.iter().enumerate().filter(|(_, e)| **e).map(|(r, _)| r) {
                     if first.is_some_and(|(fr, _, _)| fr <= r) {
                         break;
@@ -706,8 +737,11 @@ impl LegacyCheck {
                    timestamp before 1900 means another day than it says in the proleptic Gregorian calendar StarRocks \
                    uses; rewrite it with Spark 3 in CORRECTED mode, or filter or convert these values in the transform";
         Err(match at {
-            Some((file, row)) => format!("file `{}`, row {row}, column `{column}`: {why}", self.plan.file_name(file)),
-            None => format!("row {} after the where clause, column `{column}`: {why}", self.seen + r as u64 + 1),
+            Some((file, row)) => DataFusionError::Execution(format!(
+                "file `{}`, row {row}, column `{column}`: {why}",
+                self.plan.file_name(file)
+            )),
+            None => DataFusionError::External(Box::new(KeptRowRefusal { row: self.seen + r as u64, column, why })),
         })
     }
 

@@ -404,6 +404,14 @@ async fn ancient_values_of_spark_legacy_calendar_files_are_refused() {
                 let e = r.unwrap_err().to_string();
                 assert!(e.contains("part-0.parquet") && e.contains("row 2") && e.contains(col), "{kv:?}: {e}");
                 assert!(e.contains("Julian"), "{e}");
+                // After a where clause that drops row 1: still the file's row 2.
+                let sim2 = crate::support::sim(vec![table()]).await;
+                let state = tempfile::tempdir().unwrap();
+                let mut f = job_file(&sim2, dir.path(), "db.t", state.path());
+                f.transform.filter = Some("id <> 1".into());
+                let e = load(f).await.unwrap_err().to_string();
+                assert!(e.contains("part-0.parquet`, row 2, column") && e.contains(col), "{kv:?}: {e}");
+                assert!(e.contains("Julian"), "{e}");
             }
             None => {
                 r.unwrap_or_else(|e| panic!("{kv:?}: {e}"));
