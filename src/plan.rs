@@ -82,6 +82,23 @@ pub struct FileInfo {
     pub variant_columns: Vec<String>,
     /// Top-level columns of Parquet type UUID (read as 16-byte binaries).
     pub uuid_columns: Vec<String>,
+    /// The file's page index (if any) can be used to skip pages: see
+    /// [`pages_start_at_rows`]. When not, the scan never reads it.
+    pub page_index_ok: bool,
+}
+
+/// Whether the file's pages start at rows, as reading part of a row group
+/// through the offset index assumes (the format requires it of files with a
+/// page index). arrow-rs writers before 42.0 could split a nested record
+/// across two pages and still wrote an offset index (apache/arrow-rs#4327):
+/// their nested files are read without it.
+pub fn pages_start_at_rows(fm: &parquet::file::metadata::FileMetaData) -> bool {
+    let nested = fm.schema_descr().columns().iter().any(|c| c.max_rep_level() > 0);
+    let arrow_rs_major = || -> Option<u32> {
+        let v = fm.created_by()?.strip_prefix("parquet-rs version ")?;
+        v.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    };
+    !nested || arrow_rs_major().is_none_or(|major| major >= 42)
 }
 
 impl FileInfo {
@@ -275,13 +292,14 @@ pub async fn read_footers(
             }
             let schema = int96_as_utc(fm.schema_descr(), hinted).map_err(unsupported)?;
             let schema = strip_metadata(&schema);
+            let page_index_ok = pages_start_at_rows(fm);
             let row_groups = md
                 .row_groups()
                 .iter()
                 .map(|rg| RowGroupInfo {
                     rows: rg.num_rows().max(0) as u64,
                     bytes: rg.total_byte_size().max(0) as u64,
-                    paged: rg.columns().iter().all(|c| c.offset_index_offset().is_some()),
+                    paged: page_index_ok && rg.columns().iter().all(|c| c.offset_index_offset().is_some()),
                 })
                 .collect();
             let has_int96 =
@@ -328,6 +346,7 @@ pub async fn read_footers(
                 int96_nanos,
                 variant_columns,
                 uuid_columns,
+                page_index_ok,
             };
             Ok((info, schema, agrees))
         }
@@ -896,6 +915,7 @@ mod tests {
             int96_nanos: false,
             variant_columns: vec![],
             uuid_columns: vec![],
+            page_index_ok: true,
         }
     }
 
@@ -948,6 +968,36 @@ mod tests {
         // Same input, same plan.
         let again = cut_chunks(&files, 100);
         assert_eq!(format!("{chunks:?}"), format!("{again:?}"));
+    }
+
+    #[test]
+    fn old_arrow_rs_nested_files_are_read_without_their_page_index() {
+        use arrow::array::{ArrayRef, Int32Array, ListArray};
+        use arrow::datatypes::Int32Type;
+        let pages_ok = |created_by: &str, nested: bool| -> bool {
+            let col: ArrayRef = if nested {
+                Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![Some(1), None]), None]))
+            } else {
+                Arc::new(Int32Array::from(vec![1, 2]))
+            };
+            let batch = arrow::record_batch::RecordBatch::try_from_iter([("c", col)]).unwrap();
+            let props =
+                parquet::file::properties::WriterProperties::builder().set_created_by(created_by.into()).build();
+            let mut buf = Vec::new();
+            let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            let md = parquet::file::metadata::ParquetMetaDataReader::new()
+                .parse_and_finish(&bytes::Bytes::from(buf))
+                .unwrap();
+            pages_start_at_rows(md.file_metadata())
+        };
+        assert!(!pages_ok("parquet-rs version 41.0.0", true));
+        assert!(!pages_ok("parquet-rs version 9.0.2", true));
+        assert!(pages_ok("parquet-rs version 41.0.0", false));
+        assert!(pages_ok("parquet-rs version 42.0.0", true));
+        assert!(pages_ok("parquet-mr version 1.13.1 (build db4183109d5b734ec5930d870cdae161e408ddba)", true));
+        assert!(pages_ok("parquet-cpp-arrow version 21.0.0", true));
     }
 
     #[test]

@@ -356,10 +356,9 @@ impl Scanner {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(PartitionedFile::new_from_meta(info.file.object_meta())
-            .with_partition_values(values)
-            .with_arrow_schema(info.schema.clone())
-            .with_extension(access))
+        let file = PartitionedFile::new_from_meta(info.file.object_meta());
+        let file = if info.page_index_ok { file } else { file.with_extension(NoPageIndex) };
+        Ok(file.with_partition_values(values).with_arrow_schema(info.schema.clone()).with_extension(access))
     }
 
     /// The first value of a top-level string column of `slices` that is not
@@ -849,6 +848,11 @@ fn partition_text_is_exact(dt: &DataType, text: &str, v: &ScalarValue) -> bool {
     }
 }
 
+/// Marks a file whose page index must not be used (see
+/// [`crate::plan::pages_start_at_rows`]).
+#[derive(Debug)]
+struct NoPageIndex;
+
 /// Opens the scan's files; a file read in parts (a row group's rows as a
 /// `RowSelection` in its access plan) is opened with its offset index, so a
 /// part fetches only its own pages. DataFusion asks for the page index only
@@ -868,7 +872,8 @@ impl ParquetFileReaderFactory for PartsReaderFactory {
         let parts = file
             .extensions
             .get::<ParquetAccessPlan>()
-            .is_some_and(|p| p.inner().iter().any(|a| matches!(a, RowGroupAccess::Selection(_))));
+            .is_some_and(|p| p.inner().iter().any(|a| matches!(a, RowGroupAccess::Selection(_))))
+            && file.extensions.get::<NoPageIndex>().is_none();
         let reader = self.0.create_reader(partition_index, file, metadata_size_hint, metrics)?;
         Ok(if parts { Box::new(WithOffsetIndex(reader)) } else { reader })
     }
@@ -961,6 +966,10 @@ impl TableProvider for SliceTable {
         options.global.pushdown_filters = false;
         if filters.iter().any(on_floats) {
             options.global.pruning = false;
+            options.global.enable_page_index = false;
+        }
+        // Pages of such a file may not start at rows: no page pruning.
+        if self.files.iter().any(|f| f.extensions.get::<NoPageIndex>().is_some()) {
             options.global.enable_page_index = false;
         }
         let store = state.runtime_env().object_store(&self.store_url)?;
@@ -1058,38 +1067,46 @@ mod tests {
         }
     }
 
-    /// A part of a row group reads its own pages (through the offset index),
-    /// not the whole row group, and yields exactly its rows.
-    #[tokio::test]
-    async fn a_part_of_a_row_group_reads_only_its_pages() {
-        let dir = tempfile::tempdir().unwrap();
+    /// Writes `one.parquet`: 200,000 rows in one row group of 1,000-row
+    /// pages with a page index (`id` 0.., a string, and with `nested` a list
+    /// column), by the writer `created_by` names. Returns its size.
+    fn write_one_group(dir: &std::path::Path, created_by: &str, nested: bool) -> u64 {
         let n = 200_000i64;
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("s", DataType::Utf8, false),
-        ]));
-        let batch = arrow::record_batch::RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(Int64Array::from_iter_values(0..n)),
-                Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("value {i:08}")))),
-            ],
-        )
-        .unwrap();
+        let mut cols: Vec<(&str, arrow::array::ArrayRef)> = vec![
+            ("id", Arc::new(Int64Array::from_iter_values(0..n))),
+            ("s", Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("value {i:08}"))))),
+        ];
+        if nested {
+            let lists = (0..n).map(|i| Some(vec![Some(i as i32), None]));
+            cols.push((
+                "l",
+                Arc::new(arrow::array::ListArray::from_iter_primitive::<arrow::datatypes::Int32Type, _, _>(lists)),
+            ));
+        }
+        let batch = arrow::record_batch::RecordBatch::try_from_iter(cols).unwrap();
         let props = parquet::file::properties::WriterProperties::builder()
+            .set_created_by(created_by.into())
             .set_max_row_group_row_count(Some(n as usize))
             .set_dictionary_enabled(false)
             .set_data_page_row_count_limit(1000)
             .set_write_batch_size(1000)
             .build();
-        let file = std::fs::File::create(dir.path().join("one.parquet")).unwrap();
-        let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).unwrap();
+        let file = std::fs::File::create(dir.join("one.parquet")).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();
-        let size = std::fs::metadata(dir.path().join("one.parquet")).unwrap().len();
+        std::fs::metadata(dir.join("one.parquet")).unwrap().len()
+    }
 
+    /// The plan of `dir` over a store that counts the bytes read, and a
+    /// scanner with `filter`.
+    async fn counted(
+        dir: &std::path::Path,
+        chunk_bytes: u64,
+        filter: Option<&str>,
+    ) -> (Arc<Plan>, Scanner, Arc<Counting>) {
         let opts = crate::source::StoreOptions::default();
-        let mut location = crate::source::open(dir.path().to_str().unwrap(), &opts).unwrap();
+        let mut location = crate::source::open(dir.to_str().unwrap(), &opts).unwrap();
         let counting = Arc::new(Counting { inner: location.store.clone(), read: AtomicU64::new(0) });
         location.store = counting.clone();
         let timeout = opts.op_timeout();
@@ -1097,22 +1114,53 @@ mod tests {
         let inputs = crate::plan::FingerprintInputs {
             target: "db.t".into(),
             transform: String::new(),
-            chunk_bytes: 256 << 10,
+            chunk_bytes,
             extra: vec![],
         };
         let plan = Arc::new(crate::plan::build(location, listing, &inputs, "t", timeout).await.unwrap());
+        let transform = Transform { filter: filter.map(String::from), ..Transform::default() };
+        let scanner = Scanner::new(plan.clone(), &[], transform, 8192, &crate::encode::Zone::Utc).await.unwrap();
+        (plan, scanner, counting)
+    }
+
+    /// The ids a scan of `chunk` yields, and the bytes it read.
+    async fn scan_ids(scanner: &Scanner, counting: &Counting, chunk: &crate::plan::Chunk) -> (Vec<i64>, u64) {
+        counting.read.store(0, Ordering::Relaxed);
+        let batches: Vec<_> = scanner.scan(&chunk.slices).await.unwrap().try_collect().await.unwrap();
+        let ids = batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+        (ids, counting.read.load(Ordering::Relaxed))
+    }
+
+    /// A part of a row group reads its own pages (through the offset index),
+    /// not the whole row group, and yields exactly its rows.
+    #[tokio::test]
+    async fn a_part_of_a_row_group_reads_only_its_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = write_one_group(dir.path(), "parquet-rs version 59.3.2", false);
+        let (plan, scanner, counting) = counted(dir.path(), 256 << 10, None).await;
         assert!(plan.chunks.len() > 8, "{} chunks", plan.chunks.len());
-        let scanner =
-            Scanner::new(plan.clone(), &[], Transform::default(), 8192, &crate::encode::Zone::Utc).await.unwrap();
         for chunk in [&plan.chunks[0], &plan.chunks[plan.chunks.len() / 2], plan.chunks.last().unwrap()] {
-            counting.read.store(0, Ordering::Relaxed);
-            let batches: Vec<_> = scanner.scan(&chunk.slices).await.unwrap().try_collect().await.unwrap();
-            let ids: Vec<i64> =
-                batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+            let (ids, read) = scan_ids(&scanner, &counting, chunk).await;
             let first = chunk.slices[0].first_row as i64;
             assert_eq!(ids, (first..first + chunk.rows as i64).collect::<Vec<_>>());
-            let read = counting.read.load(Ordering::Relaxed);
             assert!(read * 4 < size, "chunk {}: read {read} bytes of a {size}-byte file", chunk.index);
+        }
+    }
+
+    /// A nested file from an arrow-rs writer before 42 (pages may split a
+    /// record) is neither cut into parts nor page-pruned; a current one is
+    /// page-pruned under a where clause.
+    #[tokio::test]
+    async fn an_untrusted_page_index_is_not_used() {
+        for (created_by, trusted) in [("parquet-rs version 41.0.0", false), ("parquet-rs version 59.3.2", true)] {
+            let dir = tempfile::tempdir().unwrap();
+            let size = write_one_group(dir.path(), created_by, true);
+            let (plan, _, _) = counted(dir.path(), 256 << 10, None).await;
+            assert_eq!(plan.chunks.len() > 1, trusted, "{created_by}: {} chunks", plan.chunks.len());
+            let (plan, scanner, counting) = counted(dir.path(), 1 << 30, Some("id < 1000")).await;
+            let (ids, read) = scan_ids(&scanner, &counting, &plan.chunks[0]).await;
+            assert_eq!(ids, (0..1000).collect::<Vec<_>>(), "{created_by}");
+            assert_eq!(read * 4 < size, trusted, "{created_by}: read {read} bytes of a {size}-byte file");
         }
     }
 }
