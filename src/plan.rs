@@ -291,7 +291,7 @@ pub async fn read_footers(
                 )));
             }
             let schema = int96_as_utc(fm.schema_descr(), hinted).map_err(unsupported)?;
-            let schema = strip_metadata(&schema);
+            let schema = reading_schema(&schema);
             let page_index_ok = pages_start_at_rows(fm);
             let row_groups = md
                 .row_groups()
@@ -631,11 +631,14 @@ fn widen_schema(a: &Schema, b: &Schema) -> Option<Schema> {
     (w != *a).then_some(w)
 }
 
-fn strip_metadata(s: &Schema) -> SchemaRef {
+/// The file's Arrow schema as the scan reads it: without field metadata,
+/// and list views (an Arrow hint pyarrow stores for `list_view` columns,
+/// plain LISTs in Parquet) read as lists, the layout the encoder writes.
+fn reading_schema(s: &Schema) -> SchemaRef {
     fn field(f: &Field) -> Field {
         let dt = match f.data_type() {
-            DataType::List(c) => DataType::List(Arc::new(field(c))),
-            DataType::LargeList(c) => DataType::LargeList(Arc::new(field(c))),
+            DataType::List(c) | DataType::ListView(c) => DataType::List(Arc::new(field(c))),
+            DataType::LargeList(c) | DataType::LargeListView(c) => DataType::LargeList(Arc::new(field(c))),
             DataType::FixedSizeList(c, n) => DataType::FixedSizeList(Arc::new(field(c)), *n),
             DataType::Map(c, sorted) => DataType::Map(Arc::new(field(c)), *sorted),
             DataType::Struct(fs) => DataType::Struct(fs.iter().map(|f| Arc::new(field(f))).collect()),

@@ -234,6 +234,49 @@ async fn reserved_and_unusual_column_names_are_quoted() {
     assert_eq!(got["1"]["key"], json!("p\u{2}q"));
 }
 
+/// pyarrow writes `list_view` columns as plain Parquet LISTs with an Arrow
+/// hint the reader would honour: they load like lists (NULL, empty, NULL
+/// elements, nested in a struct).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_view_columns_load_as_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let python = std::env::var("STARLOAD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = r#"
+import sys, pyarrow as pa, pyarrow.parquet as pq
+lv = pa.array([[1, 2], None, [], [None, 7]], pa.list_view(pa.int32()))
+llv = pa.array([["a"], ["b", None], None, []], pa.large_list_view(pa.string()))
+st = pa.StructArray.from_arrays([pa.array([[1], [], None, [3, 4]], pa.list_view(pa.int64()))], names=["x"])
+pq.write_table(pa.table({"id": pa.array([1, 2, 3, 4], pa.int64()), "lv": lv, "llv": llv, "st": st}), sys.argv[1] + "/f.parquet")
+"#;
+    let out = std::process::Command::new(python).arg("-c").arg(script).arg(dir.path()).output().expect("python");
+    assert!(out.status.success(), "pyarrow: {}", String::from_utf8_lossy(&out.stderr));
+    let sim = sim(vec![dup_table(
+        "db",
+        "t",
+        "id",
+        vec![
+            col_nn("id", "BIGINT"),
+            col("lv", "ARRAY<INT>"),
+            col("llv", "ARRAY<VARCHAR(4)>"),
+            col("st", "STRUCT<x ARRAY<BIGINT>>"),
+        ],
+    )])
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap();
+    let got = stored(&sim, "db", "t");
+    assert_eq!(got["1"]["lv"], json!(["1", "2"]));
+    assert_eq!(got["2"]["lv"], json!(null));
+    assert_eq!(got["3"]["lv"], json!([]));
+    assert_eq!(got["4"]["lv"], json!([null, "7"]));
+    assert_eq!(got["1"]["llv"], json!(["a"]));
+    assert_eq!(got["2"]["llv"], json!(["b", null]));
+    assert_eq!(got["3"]["llv"], json!(null));
+    assert_eq!(got["4"]["llv"], json!([]));
+    assert_eq!(got["4"]["st"], json!({"x": ["3", "4"]}));
+    assert_eq!(got["3"]["st"], json!({"x": null}));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn int96_is_a_utc_instant_whatever_arrow_hint_the_writer_stored() {
     // pyarrow stores an ARROW:schema hint (unit, zone) beside INT96; the
