@@ -240,7 +240,6 @@ async fn reserved_and_unusual_column_names_are_quoted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_view_columns_load_as_lists() {
     let dir = tempfile::tempdir().unwrap();
-    let python = std::env::var("STARLOAD_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = r#"
 import sys, pyarrow as pa, pyarrow.parquet as pq
 lv = pa.array([[1, 2], None, [], [None, 7]], pa.list_view(pa.int32()))
@@ -248,8 +247,7 @@ llv = pa.array([["a"], ["b", None], None, []], pa.large_list_view(pa.string()))
 st = pa.StructArray.from_arrays([pa.array([[1], [], None, [3, 4]], pa.list_view(pa.int64()))], names=["x"])
 pq.write_table(pa.table({"id": pa.array([1, 2, 3, 4], pa.int64()), "lv": lv, "llv": llv, "st": st}), sys.argv[1] + "/f.parquet")
 "#;
-    let out = std::process::Command::new(python).arg("-c").arg(script).arg(dir.path()).output().expect("python");
-    assert!(out.status.success(), "pyarrow: {}", String::from_utf8_lossy(&out.stderr));
+    run_pyarrow(script, dir.path());
     let sim = sim(vec![dup_table(
         "db",
         "t",
@@ -282,7 +280,6 @@ async fn int96_is_a_utc_instant_whatever_arrow_hint_the_writer_stored() {
     // pyarrow stores an ARROW:schema hint (unit, zone) beside INT96; the
     // same bytes must mean the same instant with or without it.
     let dir = tempfile::tempdir().unwrap();
-    let python = std::env::var("STARLOAD_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = r#"
 import sys, datetime as dt, pyarrow as pa, pyarrow.parquet as pq
 d = sys.argv[1]
@@ -293,8 +290,7 @@ for i, (name, ty, hint) in enumerate([("hint_us", pa.timestamp("us"), True), ("h
     t = pa.table({"id": pa.array([i + 1], pa.int64()), "t": pa.array([v], pa.int64()).cast(ty), "tag": [name]})
     pq.write_table(t, f"{d}/{name}.parquet", use_deprecated_int96_timestamps=True, store_schema=hint)
 "#;
-    let out = std::process::Command::new(python).arg("-c").arg(script).arg(dir.path()).output().expect("python");
-    assert!(out.status.success(), "pyarrow: {}", String::from_utf8_lossy(&out.stderr));
+    run_pyarrow(script, dir.path());
     let sim = sim(vec![dup_table(
         "db",
         "t",
@@ -650,7 +646,6 @@ async fn json_documents_keep_their_types_in_every_body_kind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn int96_nanoseconds_below_a_microsecond_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let python = std::env::var("STARLOAD_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = r#"
 import sys, pyarrow as pa, pyarrow.parquet as pq
 ns = 1_704_067_200_000_000_000
@@ -660,8 +655,7 @@ for name, second in [("ok", ns + 123_456_000), ("bad", ns + 123_456_789)]:
 "#;
     std::fs::create_dir_all(dir.path().join("ok")).unwrap();
     std::fs::create_dir_all(dir.path().join("bad")).unwrap();
-    let out = std::process::Command::new(python).arg("-c").arg(script).arg(dir.path()).output().expect("python");
-    assert!(out.status.success(), "pyarrow: {}", String::from_utf8_lossy(&out.stderr));
+    run_pyarrow(script, dir.path());
     let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("t", "DATETIME")]);
     let sim1 = sim(vec![table()]).await;
     let state = tempfile::tempdir().unwrap();

@@ -19,6 +19,8 @@ use serde_json::json;
 use starload::ErrorKind;
 use starload::hms::{HiveColumn, HivePartition, Metastore, check_plain_parquet, partition_filter};
 
+use crate::support::python;
+
 const DB: &str = "starload_it_hms";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -144,10 +146,6 @@ fn remove_stale_dirs(tmp: &Path, prefix: &str) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
-}
-
-fn python() -> String {
-    std::env::var("STARLOAD_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
 /// Whether the Python that runs `hms_populate.py` has its modules.

@@ -177,8 +177,7 @@ async fn a_namenode_that_does_not_answer_fails_within_the_timeout() {
 }
 
 fn populate(uri: &str, spec: &serde_json::Value) {
-    let python = std::env::var("STARLOAD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(python)
+    let out = std::process::Command::new(python())
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/servers/hms_populate.py"))
         .args(["--uri", uri, "-"])
         .stdin(std::process::Stdio::piped())

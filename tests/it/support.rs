@@ -103,6 +103,17 @@ pub async fn load(f: JobFile) -> starload::Result<Report> {
 /// The corpus directory: `STARLOAD_CORPUS`, or generated once under the
 /// target directory with `scripts/gen_corpus.py` (needs pyarrow and duckdb;
 /// `.ci/run` installs them).
+/// The Python holding the test tools: `$STARLOAD_PYTHON`, else `python3`.
+pub fn python() -> String {
+    std::env::var("STARLOAD_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Runs a pyarrow `script` with `dir` as its argument (`sys.argv[1]`).
+pub fn run_pyarrow(script: &str, dir: &Path) {
+    let out = std::process::Command::new(python()).arg("-c").arg(script).arg(dir).output().expect("python");
+    assert!(out.status.success(), "pyarrow: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 pub fn corpus() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -111,8 +122,7 @@ pub fn corpus() -> PathBuf {
         }
         let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus");
         if !d.join("duckdb/_manifest.json").exists() {
-            let python = std::env::var("STARLOAD_PYTHON").unwrap_or_else(|_| "python3".into());
-            let st = std::process::Command::new(&python)
+            let st = std::process::Command::new(python())
                 .args(["scripts/gen_corpus.py", "--out"])
                 .arg(&d)
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
