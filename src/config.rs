@@ -54,6 +54,9 @@ pub struct JobFile {
     /// HTTP timeout of one Stream Load in seconds (default: its `timeout`
     /// header plus 120 s, always longer than the server's own).
     pub http_timeout_secs: Option<u64>,
+    /// Body compression: `none` (default) or `lz4` (CSV bodies as LZ4
+    /// frames, `format: lz4`, for loads the network limits).
+    pub compress: Option<String>,
     /// Load mode: `append` (default), `atomic` or `overwrite`.
     pub mode: Option<String>,
     /// Primary Key tables: rows matching this SQL predicate are deleted.
@@ -184,6 +187,7 @@ impl JobFile {
             retry_base_ms: self.retry_base_ms.or(other.retry_base_ms),
             ca_file: self.ca_file.or(other.ca_file),
             http_timeout_secs: self.http_timeout_secs.or(other.http_timeout_secs),
+            compress: self.compress.or(other.compress),
             mode: self.mode.or(other.mode),
             delete_when: self.delete_when.or(other.delete_when),
             partial_update: self.partial_update.or(other.partial_update),

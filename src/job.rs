@@ -82,6 +82,8 @@ pub struct Settings {
     pub new_job: bool,
     /// HTTP timeout of one Stream Load.
     pub http_timeout: Option<Duration>,
+    /// Body compression.
+    pub compress: crate::compress::Compression,
     /// First retry delay.
     pub retry_base: Duration,
     /// This process loads shard `i` of `n` of the chunk plan.
@@ -249,6 +251,7 @@ impl Settings {
             max_txn_bytes: f.max_txn_bytes.map(|b| b.0).unwrap_or(10 << 30),
             new_job: f.new_job.unwrap_or(false),
             http_timeout: f.http_timeout_secs.map(Duration::from_secs),
+            compress: crate::compress::Compression::parse(f.compress.as_deref().unwrap_or("none"))?,
             retry_base: Duration::from_millis(f.retry_base_ms.unwrap_or(500)),
             shard: f.shard.as_deref().map(parse_shard).transpose()?,
             dict_store: f.dict_store.unwrap_or_else(|| dict_default.join("dicts").display().to_string()),
@@ -964,6 +967,7 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
         filtered: s.transform.filter.as_deref().is_some_and(|w| !w.trim().is_empty()),
         per_be: s.per_be_parallel.unwrap_or(s.parallel),
         http_timeout: s.http_timeout,
+        compress: s.compress,
         backoff_base: s.retry_base,
         ..LoadOptions::default()
     };

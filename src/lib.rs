@@ -12,6 +12,7 @@
 
 pub mod bufpool;
 pub mod client;
+pub mod compress;
 pub mod encode;
 pub mod error;
 pub mod hms;

@@ -12,6 +12,7 @@ use reqwest::header::HeaderMap;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{self, Attempt, Client, LabelState, Verdict};
+use crate::compress::{Compression, Lz4Body};
 use crate::encode::{EncodeError, Encoded, Encoder, Part, WireFormat};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::{DoneRecord, Journal, PartRecord};
@@ -44,6 +45,8 @@ pub struct LoadOptions {
     pub per_be: usize,
     /// HTTP timeout of an upload, when set (else the load timeout + 2 min).
     pub http_timeout: Option<Duration>,
+    /// Body compression (CSV bodies only).
+    pub compress: crate::compress::Compression,
 }
 
 impl LoadOptions {
@@ -67,6 +70,7 @@ impl Default for LoadOptions {
             filtered: false,
             per_be: 4,
             http_timeout: None,
+            compress: Default::default(),
         }
     }
 }
@@ -283,7 +287,7 @@ fn headers(job: &Job, label: &str, part: Part, timeout: u64) -> Result<HeaderMap
         Ok(())
     };
     put("label", label)?;
-    put("format", format.name())?;
+    put("format", wire_format_name(format, job.options.compress))?;
     put("columns", &job.encoder.columns_header(part))?;
     put("strict_mode", "true")?;
     put("max_filter_ratio", "0")?;
@@ -305,6 +309,20 @@ fn headers(job: &Job, label: &str, part: Part, timeout: u64) -> Result<HeaderMap
         h.insert(name, val);
     }
     Ok(h)
+}
+
+/// The `format` header of a body: LZ4-compressed CSV is `lz4` (JSON
+/// bodies are never compressed).
+pub(crate) fn wire_format_name(format: WireFormat, compress: Compression) -> &'static str {
+    match (format, compress) {
+        (WireFormat::Csv, Compression::Lz4) => "lz4",
+        _ => format.name(),
+    }
+}
+
+/// A compressor for a body of `format`, when bodies of that format are compressed.
+pub(crate) fn body_compressor(format: WireFormat, compress: Compression) -> Option<Lz4Body> {
+    (wire_format_name(format, compress) == "lz4").then(Lz4Body::new)
 }
 
 type BodyTx = mpsc::Sender<std::result::Result<Bytes, std::io::Error>>;
@@ -337,11 +355,27 @@ struct Sink {
     /// the request is cut off and the server can never commit a partial
     /// chunk under the chunk's label.
     complete: Arc<std::sync::atomic::AtomicBool>,
+    /// The body's LZ4 frame, when it is compressed.
+    lz4: Option<Lz4Body>,
+    part: Part,
 }
 
 impl Sink {
     /// Ends the body normally and waits for the server's reply.
-    async fn finish(self) -> std::result::Result<Upload, tokio::task::JoinError> {
+    async fn finish(mut self) -> std::result::Result<Upload, tokio::task::JoinError> {
+        if let Some(lz4) = self.lz4.take() {
+            match lz4.finish() {
+                // A send fails only when the upload already ended: its
+                // outcome says why.
+                Ok(rest) => drop(self.tx.send(Ok(Bytes::from(rest))).await),
+                // The body stays incomplete: the upload is cut off.
+                Err(e) => {
+                    self.handle.abort();
+                    let _ = self.handle.await;
+                    return Ok(Upload { part: self.part, attempt: Attempt::Lost(e.to_string()) });
+                }
+            }
+        }
         self.complete.store(true, Ordering::SeqCst);
         drop(self.tx);
         self.handle.await
@@ -353,6 +387,7 @@ fn start_upload(job: &Arc<Job>, chunk: &Chunk, part: Part, timeout: u64, be: &ur
     job.journal.lock().unwrap().started(chunk.index, &label)?;
     let hdrs = headers(job, &label, part, timeout)?;
     let (tx, mut rx) = mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(4);
+    let lz4 = body_compressor(part.format(), job.options.compress);
     let job = job.clone();
     let be = be.clone();
     let complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -368,7 +403,7 @@ fn start_upload(job: &Arc<Job>, chunk: &Chunk, part: Part, timeout: u64, be: &ur
         }));
         Upload { part, attempt: job.client.upload(be, &hdrs, body, job.options.upload_timeout(timeout)).await }
     });
-    Ok(Sink { tx, handle, complete })
+    Ok(Sink { tx, handle, complete, lz4, part })
 }
 
 /// Scans and encodes a chunk once, streaming each part's rows to its own
@@ -680,7 +715,7 @@ impl Output<'_> {
                     Err(e) => return Some(Produced::Failed(e)),
                 }
             }
-            let tx = &self.sinks[i].as_ref().expect("sink started").tx;
+            let sink = self.sinks[i].as_mut().expect("sink started");
             let body = if part == Part::Json {
                 let mut buf = Vec::with_capacity(data.len() + 1);
                 buf.push(if first { b'[' } else { b',' });
@@ -690,8 +725,20 @@ impl Output<'_> {
                 data
             };
             self.bytes[i] += body.len() as u64;
+            let body = match sink.lz4.as_mut() {
+                None => crate::bufpool::bytes(body),
+                Some(lz4) => {
+                    let piece = lz4.push(&body);
+                    crate::bufpool::give(body);
+                    match piece {
+                        Ok(Some(p)) => Bytes::from(p),
+                        Ok(None) => continue,
+                        Err(e) => return Some(Produced::Failed(e)),
+                    }
+                }
+            };
             let t = Instant::now();
-            let sent = tx.send(Ok(crate::bufpool::bytes(body))).await;
+            let sent = sink.tx.send(Ok(body)).await;
             job.stats.send_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             if sent.is_err() {
                 return Some(Produced::Interrupted);

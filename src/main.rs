@@ -87,6 +87,9 @@ struct JobArgs {
     /// Loads in flight per BE (default: --parallel).
     #[arg(long)]
     per_be_parallel: Option<usize>,
+    /// Body compression: none (default) or lz4 (CSV bodies as LZ4 frames, for a slow network).
+    #[arg(long)]
+    compress: Option<String>,
     /// Longest wait for one listing, footer read or metastore call, seconds (default 60).
     #[arg(long)]
     source_timeout_secs: Option<u64>,
@@ -530,6 +533,7 @@ fn job_file(a: &JobArgs) -> Result<JobFile> {
         chunk_bytes: a.chunk_bytes.map(ByteSize),
         parallel: a.parallel,
         per_be_parallel: a.per_be_parallel,
+        compress: a.compress.clone(),
         max_retries: a.max_retries,
         source_timeout_secs: a.source_timeout_secs,
         max_txn_bytes: a.max_txn_bytes.map(ByteSize),

@@ -605,7 +605,7 @@ fn txn_headers(ctx: &RunCtx, label: &str, part: Option<Part>, timeout: u64) -> R
     put("table", &s.table)?;
     put("timeout", &timeout.to_string())?;
     if let Some(part) = part {
-        put("format", part.format().name())?;
+        put("format", load::wire_format_name(part.format(), ctx.options.compress))?;
         put("columns", &ctx.prepared.encoder.columns_header(part))?;
         put("strict_mode", "true")?;
         put("max_filter_ratio", "0")?;
@@ -756,6 +756,8 @@ async fn produce_floor(
     let p = &ctx.prepared;
     let mut stream = p.scanner.scan(&chunk.slices).await.map_err(FloorErr::Failed)?;
     let (mut rows, mut bytes) = (0u64, 0u64);
+    let mut lz4 = load::body_compressor(floor.format(), ctx.options.compress);
+    let ended = || FloorErr::Failed(Error::infra("the transaction load ended early"));
     while let Some(b) = stream.next().await {
         let batch = b.map_err(|e| FloorErr::Failed(Error::from(e).context(format!("chunk {}", chunk.index))))?;
         let enc = p.encoder.clone();
@@ -782,16 +784,23 @@ async fn produce_floor(
             rows += part.rows as u64;
             bytes += buf.len() as u64;
             start_upload();
-            tx.send(Ok(Bytes::from(buf)))
-                .await
-                .map_err(|_| FloorErr::Failed(Error::infra("the transaction load ended early")))?;
+            let piece = match lz4.as_mut() {
+                None => Some(buf),
+                Some(z) => z.push(&buf).map_err(FloorErr::Failed)?,
+            };
+            if let Some(piece) = piece {
+                tx.send(Ok(Bytes::from(piece))).await.map_err(|_| ended())?;
+            }
         }
+    }
+    if let Some(z) = lz4
+        && rows > 0
+    {
+        tx.send(Ok(Bytes::from(z.finish().map_err(FloorErr::Failed)?))).await.map_err(|_| ended())?;
     }
     if floor == Part::Json && rows > 0 {
         bytes += 1;
-        tx.send(Ok(Bytes::from_static(b"]")))
-            .await
-            .map_err(|_| FloorErr::Failed(Error::infra("the transaction load ended early")))?;
+        tx.send(Ok(Bytes::from_static(b"]"))).await.map_err(|_| ended())?;
     }
     Ok((rows, bytes))
 }

@@ -299,14 +299,14 @@ fn parse_spec(req: &Request<Incoming>) -> Result<LoadSpec, String> {
     };
     let fmt = header(req, "format").unwrap_or("csv").to_ascii_lowercase();
     let format = match fmt.as_str() {
-        "csv" => BodyFormat::Csv {
+        "csv" | "lz4" => BodyFormat::Csv {
             sep: store::parse_delimiter(header(req, "column_separator").unwrap_or("\t"))?,
             delim: store::parse_delimiter(header(req, "row_delimiter").unwrap_or("\n"))?,
         },
         "json" => BodyFormat::Json {
             strip_outer_array: header(req, "strip_outer_array").is_some_and(|v| v.eq_ignore_ascii_case("true")),
         },
-        "gzip" | "bzip2" | "lz4" | "deflate" | "zstd" => {
+        "gzip" | "bzip2" | "deflate" | "zstd" => {
             return Err(format!("compressed format {fmt} is not supported by the simulator"));
         }
         other => return Err(format!("unknown data format, format={other}")),
@@ -366,6 +366,7 @@ fn parse_spec(req: &Request<Incoming>) -> Result<LoadSpec, String> {
         partial_update,
         merge_condition: header(req, "merge_condition").map(str::to_string),
         ignore_json_size: header(req, "ignore_json_size").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        lz4: fmt == "lz4",
     })
 }
 
@@ -488,7 +489,9 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
     let format_name = header(&req, "format").unwrap_or("csv").to_string();
     // Read the body.
     let max = state.max_body;
-    let discard_csv = state.discard && matches!(spec.format, BodyFormat::Csv { ref delim, .. } if delim.len() == 1);
+    let one_byte_delim = matches!(spec.format, BodyFormat::Csv { ref delim, .. } if delim.len() == 1);
+    // Counted as it arrives (an LZ4 body is counted once it is whole).
+    let discard_csv = state.discard && one_byte_delim && !spec.lz4;
     let mut body = req.into_body();
     let read_started = std::time::Instant::now();
     let mut buf: Vec<u8> = Vec::new();
@@ -556,6 +559,29 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
         }
         return Ok(LoadResult::fail(&label, txn_id, m).to_resp());
     }
+    if spec.lz4 {
+        let decoded = if state.discard && one_byte_delim {
+            let mut last = None::<u8>;
+            let r = lz4_text(&buf, |piece| {
+                csv_rows += row_ends(piece, delim0, last);
+                last = piece.last().copied().or(last);
+            });
+            if last.is_some_and(|l| l != delim0) {
+                csv_rows += 1;
+            }
+            r.map(|()| Vec::new())
+        } else {
+            let mut text = Vec::with_capacity(buf.len() * 4);
+            lz4_text(&buf, |piece| text.extend_from_slice(piece)).map(|()| text)
+        };
+        match decoded {
+            Ok(text) => buf = text,
+            Err(m) => {
+                set_state(&state, &db, &label, TxnState::Aborted, &m);
+                return Ok(LoadResult::fail(&label, txn_id, m).to_resp());
+            }
+        }
+    }
     if has(&Fault::LoseRow)
         && let BodyFormat::Csv { delim, .. } = &spec.format
     {
@@ -566,7 +592,8 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
     }
     // Parse and apply.
     let result = if state.discard {
-        let rows = if discard_csv { Ok(csv_rows) } else { store::count_rows(&spec, &buf) };
+        let rows =
+            if discard_csv || (spec.lz4 && one_byte_delim) { Ok(csv_rows) } else { store::count_rows(&spec, &buf) };
         match rows {
             Ok(rows) => state
                 .with_db(&db, |d| {
@@ -814,6 +841,101 @@ fn row_ends(data: &[u8], delim: u8, last: Option<u8>) -> u64 {
         (c, p) = (&c[take..], &p[take..]);
     }
     n + cur[full..].iter().zip(&prev[full..]).filter(|&(&a, &b)| a == delim && b != delim).count() as u64
+}
+
+/// The text of a `format: lz4` body, a piece at a time. The BE reads the
+/// frame header from its first read (at least 15 bytes) and decompresses
+/// with LZ4F; here a body shorter than that, a malformed block, a frame
+/// without its end mark (a cut body), or bytes after the end mark fail the
+/// load. The frame's layout is walked first: lz4_flex's decoder takes input
+/// that ends at a block boundary as a complete frame.
+pub(crate) fn lz4_text(body: &[u8], mut each: impl FnMut(&[u8])) -> Result<(), String> {
+    use std::io::Read;
+    if body.len() < 15 {
+        return Err(format!("Lz4 header size is between 7 and 15 bytes. but input size is only: {}", body.len()));
+    }
+    let bad = |why: &str| Err(format!("Decompression error: {why}"));
+    if body[..4] != [0x04, 0x22, 0x4d, 0x18] {
+        return bad("ERROR_frameType_unknown");
+    }
+    let flg = body[4];
+    let word = |at: usize| body.get(at..at + 4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    let mut at = 7 + if flg & 0x08 != 0 { 8 } else { 0 } + if flg & 0x01 != 0 { 4 } else { 0 };
+    loop {
+        let Some(w) = word(at) else { return bad("ERROR_frameSize_wrong (the frame has no end mark)") };
+        at += 4;
+        if w == 0 {
+            break;
+        }
+        at += (w & 0x7fff_ffff) as usize + if flg & 0x10 != 0 { 4 } else { 0 };
+    }
+    if flg & 0x04 != 0 {
+        at += 4;
+    }
+    if at > body.len() {
+        return bad("ERROR_frameSize_wrong (the frame is cut short)");
+    }
+    if at < body.len() {
+        return bad("data after the end of the LZ4 frame");
+    }
+    let mut dec = lz4_flex::frame::FrameDecoder::new(body);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match dec.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => each(&buf[..n]),
+            Err(e) => return bad(&e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod lz4_tests {
+    use super::lz4_text;
+
+    fn text(body: &[u8]) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        lz4_text(body, |p| out.extend_from_slice(p)).map(|()| out)
+    }
+
+    fn frame(text: &[u8], info: lz4_flex::frame::FrameInfo) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+        e.write_all(text).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn a_whole_frame_is_read_and_anything_else_is_refused() {
+        use lz4_flex::frame::{BlockMode, BlockSize, FrameInfo};
+        let rows: Vec<u8> = (0..60_000).flat_map(|i| format!("{i}\x01v{}\x02", i % 13).into_bytes()).collect();
+        let plain = FrameInfo::new().block_size(BlockSize::Max64KB).block_mode(BlockMode::Independent);
+        // Checksums and a content size change the layout the walk follows.
+        let checked =
+            FrameInfo::new().block_checksums(true).content_checksum(true).content_size(Some(rows.len() as u64));
+        for info in [plain.clone(), checked] {
+            let body = frame(&rows, info);
+            assert_eq!(text(&body).unwrap(), rows);
+            // Cut anywhere: at a block boundary (the end mark missing), inside a block, inside the header.
+            for cut in [body.len() - 4, body.len() - 1, body.len() / 2, 20, 14] {
+                assert!(text(&body[..cut]).is_err(), "cut at {cut} of {}", body.len());
+            }
+            // Bytes after the end mark; a second frame after the first.
+            let mut more = body.clone();
+            more.push(b'x');
+            assert!(text(&more).unwrap_err().contains("after the end"));
+            let two = [body.clone(), body.clone()].concat();
+            assert!(text(&two).is_err());
+            // A block's bytes damaged.
+            let mut bad = body.clone();
+            let mid = bad.len() / 2;
+            bad[mid..mid + 8].copy_from_slice(&[0xff; 8]);
+            assert_ne!(text(&bad).ok(), Some(rows.clone()));
+        }
+        assert!(text(b"1\x012\x02 not lz4 at all").unwrap_err().contains("frameType"));
+        assert!(text(&frame(b"", plain.clone())).unwrap_err().contains("between 7 and 15 bytes"));
+        assert_eq!(text(&frame(b"a", plain)).unwrap(), b"a");
+    }
 }
 
 #[cfg(test)]

@@ -157,6 +157,8 @@ pub struct LoadSpec {
     pub merge_condition: Option<String>,
     /// JSON size check disabled.
     pub ignore_json_size: bool,
+    /// The CSV body is one LZ4 frame (`format: lz4`).
+    pub lz4: bool,
 }
 
 /// Body format.

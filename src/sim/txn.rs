@@ -379,7 +379,15 @@ pub(crate) async fn be(
                     }
                 }
             }
-            let staged = parse_load(&state, &db, &table, &spec, &buf);
+            let staged = if spec.lz4 {
+                let mut text = Vec::with_capacity(buf.len() * 4);
+                match super::http::lz4_text(&buf, |piece| text.extend_from_slice(piece)) {
+                    Ok(()) => parse_load(&state, &db, &table, &spec, &text),
+                    Err(m) => Err(LoadFailure::from(m)),
+                }
+            } else {
+                parse_load(&state, &db, &table, &spec, &buf)
+            };
             let mut txns = state.txns.lock().unwrap();
             let Some(ctx) = txns.get_mut(&key) else {
                 return Ok(status("TXN_NOT_EXISTS", format!("transaction with label {label} not exists")));
@@ -387,6 +395,13 @@ pub(crate) async fn be(
             ctx.busy = false;
             match staged {
                 Ok(s) => {
+                    state.log.lock().unwrap().push(super::LoadEvent {
+                        label: label.clone(),
+                        status: "OK".into(),
+                        bytes: buf.len() as u64,
+                        rows: s.rows.len() as u64,
+                        format: if spec.lz4 { "lz4" } else { "txn" }.into(),
+                    });
                     ctx.staged.absorb(s);
                     ctx.loads += 1;
                     ctx.bytes += buf.len() as u64;

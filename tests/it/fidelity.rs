@@ -33,6 +33,40 @@ async fn pyarrow_values_arrive_exactly() {
     load_corpus("pyarrow", "48KiB", 3).await;
 }
 
+/// `compress = "lz4"`: every CSV body (plain and base64) goes as one LZ4
+/// frame, JSON bodies as they are, through chunk loads and through the
+/// transaction interface (`--mode atomic`); the values arrive exactly and a
+/// re-run sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_arrive_exactly_in_lz4_bodies() {
+    let dir = corpus().join("pyarrow");
+    let sim = sim(vec![corpus_table(&dir, "corpus", "chunks"), corpus_table(&dir, "corpus", "txn")]).await;
+    let exp = expected(&dir);
+    for (name, mode) in [("chunks", "append"), ("txn", "atomic")] {
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, &dir, &format!("corpus.{name}"), state.path());
+        f.chunk_bytes = Some(starload::config::ByteSize(48 << 10));
+        f.parallel = Some(3);
+        f.mode = Some(mode.into());
+        f.compress = Some("lz4".into());
+        let r = load(f.clone()).await.unwrap_or_else(|e| panic!("{mode} load failed: {e}"));
+        assert_eq!(r.load.rows_loaded as usize, exp.len(), "{mode}");
+        let got = stored(&sim, "corpus", name);
+        assert_same(&exp, &got, &|k, v| if k == "c_struct" { struct_as_json(v) } else { v.clone() });
+        let again = load(f).await.unwrap();
+        assert_eq!((again.load.chunks_loaded, again.load.rows_loaded), (0, 0), "{mode}: a re-run sends nothing");
+    }
+    let log = sim.load_log();
+    // Chunk loads reply `Success`, loads inside a transaction `OK`.
+    for status in ["Success", "OK"] {
+        let formats: std::collections::BTreeSet<&str> =
+            log.iter().filter(|e| e.status == status).map(|e| e.format.as_str()).collect();
+        assert!(formats.contains("lz4"), "{status}: {formats:?}");
+    }
+    let formats: std::collections::BTreeSet<&str> = log.iter().map(|e| e.format.as_str()).collect();
+    assert!(!formats.contains("csv") && !formats.contains("txn"), "a CSV body went uncompressed: {formats:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn int96_values_arrive_exactly() {
     load_corpus("pyarrow_int96", "64KiB", 2).await;
