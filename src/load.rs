@@ -119,8 +119,11 @@ pub struct LoadReport {
     pub rows_loaded: u64,
     /// Rows of chunks committed by earlier runs.
     pub rows_skipped: u64,
-    /// Body bytes sent by this run (committed attempts).
+    /// Body bytes sent by this run (committed attempts), as text.
     pub bytes_sent: u64,
+    /// Body bytes this run's chunk loads put on the wire, every attempt
+    /// counted: LZ4 frames when `compress = "lz4"`.
+    pub bytes_on_wire: u64,
     /// Retries (all causes).
     pub retries: u64,
     /// Throttling replies met.
@@ -173,6 +176,8 @@ pub struct StageStats {
     pub encode_ns: AtomicU64,
     /// Waiting for an upload to take the next buffer (network, server).
     pub send_ns: AtomicU64,
+    /// Body bytes handed to uploads.
+    pub wire_bytes: AtomicU64,
     /// Batches handed to the rayon pool and not encoded yet (a batch is
     /// split across threads only when it is alone).
     pub(crate) encoding: std::sync::atomic::AtomicUsize,
@@ -238,6 +243,7 @@ pub async fn run(job: Arc<Job>) -> Result<LoadReport> {
     let mut report = counters.report.lock().unwrap().clone();
     report.seconds = start.elapsed().as_secs_f64();
     report.stages = job.stats.seconds();
+    report.bytes_on_wire = job.stats.wire_bytes.load(Ordering::Relaxed);
     result.map(|_| report)
 }
 
@@ -362,12 +368,15 @@ struct Sink {
 
 impl Sink {
     /// Ends the body normally and waits for the server's reply.
-    async fn finish(mut self) -> std::result::Result<Upload, tokio::task::JoinError> {
+    async fn finish(mut self, stats: &StageStats) -> std::result::Result<Upload, tokio::task::JoinError> {
         if let Some(lz4) = self.lz4.take() {
             match lz4.finish() {
                 // A send fails only when the upload already ended: its
                 // outcome says why.
-                Ok(rest) => drop(self.tx.send(Ok(Bytes::from(rest))).await),
+                Ok(rest) => {
+                    stats.wire_bytes.fetch_add(rest.len() as u64, Ordering::Relaxed);
+                    drop(self.tx.send(Ok(Bytes::from(rest))).await)
+                }
                 // The body stays incomplete: the upload is cut off.
                 Err(e) => {
                     self.handle.abort();
@@ -432,9 +441,10 @@ async fn run_pass(job: &Arc<Job>, chunk: &Chunk, skip: [bool; 3], timeout: u64) 
         let Some(s) = s else { continue };
         let result = if matches!(produced, Produced::Done { .. }) {
             if Part::ALL[i] == Part::Json {
+                job.stats.wire_bytes.fetch_add(1, Ordering::Relaxed);
                 let _ = s.tx.send(Ok(Bytes::from_static(b"]"))).await;
             }
-            s.finish().await
+            s.finish(&job.stats).await
         } else {
             // Abort the upload before its body ends: the server never sees a
             // complete request and cannot commit it.
@@ -737,6 +747,7 @@ impl Output<'_> {
                     }
                 }
             };
+            job.stats.wire_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
             let t = Instant::now();
             let sent = sink.tx.send(Ok(body)).await;
             job.stats.send_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
