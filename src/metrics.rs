@@ -61,6 +61,12 @@ pub fn render(
         metric("rows_sent", "gauge", "Rows sent by the last run.", d.rows_sent as f64);
         metric("rows_skipped", "gauge", "Rows of chunks already committed before the last run.", d.rows_skipped as f64);
         metric("bytes_sent", "gauge", "Stream Load body bytes sent by the last run.", d.bytes_sent as f64);
+        metric(
+            "bytes_on_wire",
+            "gauge",
+            "Body bytes the last run's chunk loads put on the wire (LZ4 frames with compress = lz4; every attempt).",
+            d.bytes_on_wire as f64,
+        );
         metric("chunks", "gauge", "Chunks in the plan.", d.chunks as f64);
         metric("chunks_loaded", "gauge", "Chunks the last run committed.", d.chunks_loaded as f64);
         metric("chunks_skipped", "gauge", "Chunks already committed before the last run.", d.chunks_skipped as f64);

@@ -284,6 +284,9 @@ async fn metrics_go_to_a_textfile_and_a_pushgateway() {
     assert_eq!(metric(&text, "exit_code"), 0.0);
     assert_eq!(metric(&text, "rows_loaded"), rows);
     assert_eq!(metric(&text, "chunks"), report["chunks"].as_f64().unwrap());
+    // Plain bodies, no retry: what went on the wire is the text.
+    assert_eq!(metric(&text, "bytes_on_wire"), report["bytes_on_wire"].as_f64().unwrap());
+    assert_eq!(report["bytes_on_wire"], report["bytes_sent"], "{report}");
     assert!(metric(&text, "run_seconds") > 0.0);
     assert!(text.contains("target=\"corpus.t\""), "{text}");
     assert!(!text.contains(PASSWORD));
