@@ -1143,7 +1143,11 @@ pub fn plan_view(p: &Prepared) -> PlanView {
                     .collect(),
             })
             .collect(),
-        format: if p.encoder.csv_capable() { "csv".into() } else { "json".into() },
+        format: match (p.encoder.csv_capable(), p.settings.compress) {
+            (false, _) => "json".into(),
+            (true, crate::compress::Compression::None) => "csv".into(),
+            (true, crate::compress::Compression::Lz4) => "csv as LZ4 frames (lz4)".into(),
+        },
         rows: p.plan.rows(),
         bytes: p.plan.input_bytes(),
     }

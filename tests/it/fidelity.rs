@@ -49,6 +49,8 @@ async fn values_arrive_exactly_in_lz4_bodies() {
         f.parallel = Some(3);
         f.mode = Some(mode.into());
         f.compress = Some("lz4".into());
+        let view = starload::job::plan_view(&starload::job::prepare(settings(f.clone())).await.unwrap());
+        assert_eq!(view.format, "csv as LZ4 frames (lz4)");
         let r = load(f.clone()).await.unwrap_or_else(|e| panic!("{mode} load failed: {e}"));
         assert_eq!(r.load.rows_loaded as usize, exp.len(), "{mode}");
         if mode == "append" {
