@@ -317,18 +317,20 @@ fn headers(job: &Job, label: &str, part: Part, timeout: u64) -> Result<HeaderMap
     Ok(h)
 }
 
-/// The `format` header of a body: LZ4-compressed CSV is `lz4` (JSON
-/// bodies are never compressed).
+/// Whether bodies of `format` go compressed: CSV with `compress = "lz4"`
+/// (JSON bodies never do).
+fn lz4_body(format: WireFormat, compress: Compression) -> bool {
+    matches!((format, compress), (WireFormat::Csv, Compression::Lz4))
+}
+
+/// The `format` header of a body: LZ4-compressed CSV is `lz4`.
 pub(crate) fn wire_format_name(format: WireFormat, compress: Compression) -> &'static str {
-    match (format, compress) {
-        (WireFormat::Csv, Compression::Lz4) => "lz4",
-        _ => format.name(),
-    }
+    if lz4_body(format, compress) { "lz4" } else { format.name() }
 }
 
 /// A compressor for a body of `format`, when bodies of that format are compressed.
 pub(crate) fn body_compressor(format: WireFormat, compress: Compression) -> Option<Lz4Body> {
-    (wire_format_name(format, compress) == "lz4").then(Lz4Body::new)
+    lz4_body(format, compress).then(Lz4Body::new)
 }
 
 type BodyTx = mpsc::Sender<std::result::Result<Bytes, std::io::Error>>;

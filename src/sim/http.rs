@@ -496,12 +496,10 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
     let read_started = std::time::Instant::now();
     let mut buf: Vec<u8> = Vec::new();
     let mut received = 0u64;
-    let mut csv_rows = 0u64;
-    let mut last = None::<u8>;
-    let delim0 = match &spec.format {
+    let mut csv_rows = RowCount::new(match &spec.format {
         BodyFormat::Csv { delim, .. } => delim.first().copied().unwrap_or(b'\n'),
         _ => b'\n',
-    };
+    });
     loop {
         match body.frame().await {
             None => break,
@@ -530,19 +528,13 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
                         .to_resp());
                     }
                     if discard_csv {
-                        csv_rows += row_ends(&data, delim0, last);
-                        if let Some(&b) = data.last() {
-                            last = Some(b);
-                        }
+                        csv_rows.feed(&data);
                     } else {
                         buf.extend_from_slice(&data);
                     }
                 }
             }
         }
-    }
-    if discard_csv && last.is_some_and(|l| l != delim0) {
-        csv_rows += 1;
     }
     if let Some(s) = http_status {
         set_state(&state, &db, &label, TxnState::Aborted, "injected HTTP error");
@@ -561,18 +553,9 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
     }
     if spec.lz4 {
         let decoded = if state.discard && one_byte_delim {
-            let mut last = None::<u8>;
-            let r = lz4_text(&buf, |piece| {
-                csv_rows += row_ends(piece, delim0, last);
-                last = piece.last().copied().or(last);
-            });
-            if last.is_some_and(|l| l != delim0) {
-                csv_rows += 1;
-            }
-            r.map(|()| Vec::new())
+            lz4_text(&buf, |piece| csv_rows.feed(piece)).map(|()| Vec::new())
         } else {
-            let mut text = Vec::with_capacity(buf.len() * 4);
-            lz4_text(&buf, |piece| text.extend_from_slice(piece)).map(|()| text)
+            lz4_decompress(&buf)
         };
         match decoded {
             Ok(text) => buf = text,
@@ -592,8 +575,11 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
     }
     // Parse and apply.
     let result = if state.discard {
-        let rows =
-            if discard_csv || (spec.lz4 && one_byte_delim) { Ok(csv_rows) } else { store::count_rows(&spec, &buf) };
+        let rows = if discard_csv || (spec.lz4 && one_byte_delim) {
+            Ok(csv_rows.rows())
+        } else {
+            store::count_rows(&spec, &buf)
+        };
         match rows {
             Ok(rows) => state
                 .with_db(&db, |d| {
@@ -843,6 +829,36 @@ fn row_ends(data: &[u8], delim: u8, last: Option<u8>) -> u64 {
     n + cur[full..].iter().zip(&prev[full..]).filter(|&(&a, &b)| a == delim && b != delim).count() as u64
 }
 
+/// Rows of a CSV body counted piece by piece as it arrives (discard mode).
+struct RowCount {
+    delim: u8,
+    /// The last byte fed.
+    last: Option<u8>,
+    ends: u64,
+}
+
+impl RowCount {
+    fn new(delim: u8) -> RowCount {
+        RowCount { delim, last: None, ends: 0 }
+    }
+
+    fn feed(&mut self, piece: &[u8]) {
+        self.ends += row_ends(piece, self.delim, self.last);
+        self.last = piece.last().copied().or(self.last);
+    }
+
+    /// The rows fed: a last row without its delimiter counts too.
+    fn rows(&self) -> u64 {
+        self.ends + self.last.is_some_and(|l| l != self.delim) as u64
+    }
+}
+
+/// The whole text of a `format: lz4` body (see [`lz4_text`]).
+pub(crate) fn lz4_decompress(body: &[u8]) -> Result<Vec<u8>, String> {
+    let mut text = Vec::with_capacity(body.len() * 4);
+    lz4_text(body, |piece| text.extend_from_slice(piece)).map(|()| text)
+}
+
 /// The text of a `format: lz4` body, a piece at a time. The BE reads the
 /// frame header from its first read (at least 15 bytes) and decompresses
 /// with LZ4F; here a body shorter than that, a malformed block, a frame
@@ -891,12 +907,7 @@ pub(crate) fn lz4_text(body: &[u8], mut each: impl FnMut(&[u8])) -> Result<(), S
 
 #[cfg(test)]
 mod lz4_tests {
-    use super::lz4_text;
-
-    fn text(body: &[u8]) -> Result<Vec<u8>, String> {
-        let mut out = Vec::new();
-        lz4_text(body, |p| out.extend_from_slice(p)).map(|()| out)
-    }
+    use super::lz4_decompress as text;
 
     fn frame(text: &[u8], info: lz4_flex::frame::FrameInfo) -> Vec<u8> {
         use std::io::Write;
@@ -940,7 +951,7 @@ mod lz4_tests {
 
 #[cfg(test)]
 mod row_end_tests {
-    use super::row_ends;
+    use super::{RowCount, row_ends};
 
     /// The rule itself, byte by byte.
     fn naive(data: &[u8], d: u8, mut last: Option<u8>) -> u64 {
@@ -975,6 +986,12 @@ mod row_end_tests {
                 let (a, b) = body.split_at(cut);
                 let got = row_ends(a, d, None) + row_ends(b, d, a.last().copied());
                 assert_eq!(got, naive(&body, d, None), "{body:?} cut at {cut}");
+                // Fed in pieces, a last row without its delimiter counts too.
+                let mut count = RowCount::new(d);
+                count.feed(a);
+                count.feed(b);
+                let unended = body.last().is_some_and(|&l| l != d) as u64;
+                assert_eq!(count.rows(), naive(&body, d, None) + unended, "{body:?} cut at {cut}");
             }
             assert_eq!(row_ends(&body, d, Some(b'z')), naive(&body, d, Some(b'z')), "{body:?}");
             assert_eq!(row_ends(&body, d, Some(d)), naive(&body, d, Some(d)), "{body:?}");

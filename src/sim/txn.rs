@@ -380,9 +380,8 @@ pub(crate) async fn be(
                 }
             }
             let staged = if spec.lz4 {
-                let mut text = Vec::with_capacity(buf.len() * 4);
-                match super::http::lz4_text(&buf, |piece| text.extend_from_slice(piece)) {
-                    Ok(()) => parse_load(&state, &db, &table, &spec, &text),
+                match super::http::lz4_decompress(&buf) {
+                    Ok(text) => parse_load(&state, &db, &table, &spec, &text),
                     Err(m) => Err(LoadFailure::from(m)),
                 }
             } else {
