@@ -466,7 +466,8 @@ fn arrow_type(t: &SrType) -> DataType {
         SrType::SmallInt => DataType::Int16,
         SrType::Int => DataType::Int32,
         SrType::BigInt => DataType::Int64,
-        SrType::LargeInt => DataType::Decimal128(38, 0),
+        // 39 digits: -2^127 does not fit DECIMAL(38, 0)'s display.
+        SrType::LargeInt => DataType::Decimal256(39, 0),
         SrType::Float => DataType::Float32,
         SrType::Double => DataType::Float64,
         SrType::Decimal { precision, scale } => DataType::Decimal128(*precision, *scale as i8),
@@ -508,6 +509,12 @@ fn table_batch(t: &Table) -> RecordBatch {
                 .collect::<Decimal128Array>()
                 .with_precision_and_scale(p, s)
                 .expect("valid decimal type"),
+            ),
+            DataType::Decimal256(p, s) => Arc::new(
+                col.map(|v| int(v).map(arrow::datatypes::i256::from_i128))
+                    .collect::<Decimal256Array>()
+                    .with_precision_and_scale(p, s)
+                    .expect("valid decimal type"),
             ),
             DataType::Date32 => Arc::new(
                 col.map(|v| if let Value::Date(d) = v { Some(*d as i32) } else { None }).collect::<Date32Array>(),

@@ -250,7 +250,9 @@ pub fn validate(spec: TableSpec) -> Result<TableDef> {
         columns.push(ColumnDef {
             name: c.name.clone(),
             ty,
-            nullable: c.nullable && !is_key,
+            // Only a primary key is NOT NULL whatever the declaration
+            // (KeysDesc.analyze); other key columns are nullable by default.
+            nullable: c.nullable && !(is_key && matches!(keys, KeysType::Primary)),
             default: c.default.clone(),
             is_key,
             agg: c.agg.as_ref().map(|a| a.to_ascii_uppercase()),
