@@ -506,7 +506,7 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
     if !mapping.defaulted.is_empty() && !settings.partial_update {
         tracing::warn!(
             "no source column maps to {} of `{}.{}`: {} the column's default (NULL if it has none) in every row; \
-             `starload explain` shows the mapping",
+             `starload plan` shows the mapping",
             mapping.defaulted.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
             settings.db,
             settings.table,
@@ -591,7 +591,7 @@ fn check_keyed_options(s: &Settings, t: &TargetTable) -> Result<()> {
     if replaces && s.merge_condition.is_none() && !(s.mode == Mode::Atomic && s.parallel == 1) {
         tracing::warn!(
             "`{name}` keeps one row per key: if the source holds several rows with one key, which of them stays depends on \
-             the order chunks commit, not on the source order; give a version column as merge_condition (Primary Key \
+             the order chunks commit (and, within a chunk, its plain, escaped and JSON loads), not on the source order; give a version column as merge_condition (Primary Key \
              tables), or use --mode atomic --parallel 1 (docs/modes.md)"
         );
     }
