@@ -2001,8 +2001,8 @@ fn write_str(s: &str, to: &StrTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {
             Ok(())
         }
         StrTo::JsonText => {
-            if serde_json::from_str::<serde::de::IgnoredAny>(s).is_err() {
-                return bad("string is not valid JSON for a JSON column");
+            if let Err(e) = value::json_keys_unique(s) {
+                return bad(e.unwrap_or_else(|| "string is not valid JSON for a JSON column".into()));
             }
             if let Err(m) = value::json_numbers_exact(s) {
                 return bad(m);

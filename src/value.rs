@@ -576,7 +576,7 @@ pub fn parse_csv_field(ty: &SrType, s: &str) -> Result<Value, String> {
         SrType::Json => {
             let t = s.trim_start();
             if t.starts_with(['{', '[', '"']) {
-                serde_json::from_str::<Json>(s).map(Value::Json).map_err(|e| format!("invalid JSON: {e}"))
+                json_document(s).map(Value::Json)
             } else {
                 Ok(Value::Json(Json::String(s.to_string())))
             }
@@ -862,7 +862,7 @@ pub fn parse_json_value(ty: &SrType, raw: &str) -> Result<Value, String> {
             Ok(t) => Ok(parse_datetime_text(&t).map(Value::Datetime).unwrap_or(Value::Null)),
             Err(_) => Ok(Value::Null),
         },
-        SrType::Json => Ok(Value::Json(as_json()?)),
+        SrType::Json => json_document(raw).map(Value::Json),
         SrType::Varbinary(n) => {
             let t = match cast_text() {
                 Ok(t) => t,
@@ -938,6 +938,77 @@ pub fn parse_object_entries(raw: &str) -> Result<Vec<(String, &serde_json::value
         }
     }
     serde_json::from_str::<Entries>(raw).map(|e| e.0).map_err(|e| e.to_string())
+}
+
+/// A JSON column's document, refused when an object holds a key twice:
+/// StarRocks stores both pairs (velocypack does not check uniqueness) and
+/// which one `->` finds is unspecified, so no one value would arrive.
+pub fn json_document(s: &str) -> Result<Json, String> {
+    serde_json::from_str::<UniqueKeys>(s).map_err(|e| format!("invalid JSON: {e}"))?;
+    serde_json::from_str::<Json>(s).map_err(|e| format!("invalid JSON: {e}"))
+}
+
+/// Whether `s` is one JSON value whose objects each hold a key once: the
+/// error says which key repeats, and is `None` when `s` is not JSON.
+pub fn json_keys_unique(s: &str) -> Result<(), Option<String>> {
+    match serde_json::from_str::<UniqueKeys>(s) {
+        Ok(UniqueKeys) => Ok(()),
+        Err(e) if e.classify() == serde_json::error::Category::Data => Err(Some(e.to_string())),
+        Err(_) => Err(None),
+    }
+}
+
+/// Deserializes any JSON value, failing on an object that repeats a key.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self, A::Error> {
+        while a.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(k) = m.next_key::<String>()? {
+            if seen.contains(&k) {
+                return Err(serde::de::Error::custom(format!(
+                    "an object holds the key {} twice; StarRocks would keep both and `->` would find either",
+                    Json::String(short(&k))
+                )));
+            }
+            m.next_value::<UniqueKeys>()?;
+            seen.insert(k);
+        }
+        Ok(self)
+    }
 }
 
 /// Checks that every number in a JSON text (already known to be valid
@@ -1062,6 +1133,19 @@ mod tests {
         assert_eq!(float_text_is_exact("0.1", true), Ok(()));
         assert!(float_text_is_exact("0.123456789", true).is_err());
         assert!(float_text_is_exact("16777217", true).is_err());
+    }
+
+    #[test]
+    fn json_documents_hold_each_key_once() {
+        assert_eq!(json_keys_unique(r#"{"a":1,"b":{"a":2},"c":[{"a":3},{"a":4}]}"#), Ok(()));
+        let e = json_keys_unique(r#"{"a":1,"b":[{"k":1,"k":2}]}"#).unwrap_err().unwrap();
+        assert!(e.contains(r#"the key "k" twice"#), "{e}");
+        // The same key after an escape is still the same key.
+        assert!(json_keys_unique(r#"{"a":1,"\u0061":2}"#).unwrap_err().is_some());
+        assert_eq!(json_keys_unique(r#"{"a":1"#), Err(None));
+        assert_eq!(json_keys_unique("[1,2] 3"), Err(None));
+        assert!(parse_csv_field(&SrType::Json, r#"{"a":1,"a":2}"#).unwrap_err().contains("twice"));
+        assert!(parse_json_value(&SrType::Json, r#"{"a":1,"a":2}"#).unwrap_err().contains("twice"));
     }
 
     #[test]
