@@ -682,17 +682,25 @@ impl Encoder {
         let csv64: Vec<usize> = (0..rows).filter(|&r| route[r] == Part::Csv64).collect();
         if !csv64.is_empty() {
             let buf = &mut out.parts[Part::Csv64 as usize];
-            for &r in &csv64 {
+            'rows: for &r in &csv64 {
+                let row_start = buf.data.len();
                 for (i, (w, c)) in writers.iter().zip(&self.columns).enumerate() {
                     if i > 0 {
                         buf.data.push(COLUMN_SEPARATOR);
                     }
                     let mode = if c.via == Via::Direct && c.ty.is_string() { Mode::Csv64 } else { Mode::Csv };
-                    w.write(r, mode, &mut buf.data).map_err(|e| match e {
-                        CellError::Bad(msg) | CellError::NotCsv { why: msg, .. } => {
-                            EncodeError::Value { column: i, row: r, msg }
+                    match w.write(r, mode, &mut buf.data) {
+                        Ok(()) => {}
+                        // A string too long for its hex field: the row goes as JSON.
+                        Err(CellError::NotCsv { top_string: false, .. }) if mode == Mode::Csv64 => {
+                            buf.data.truncate(row_start);
+                            route[r] = Part::Json;
+                            continue 'rows;
                         }
-                    })?;
+                        Err(CellError::Bad(msg) | CellError::NotCsv { why: msg, .. }) => {
+                            return Err(EncodeError::Value { column: i, row: r, msg });
+                        }
+                    }
                 }
                 buf.data.push(ROW_DELIMITER);
                 buf.rows += 1;
@@ -1178,7 +1186,9 @@ struct Writer<'a> {
 /// as its text with every scale digit (`1.50` for DECIMAL(5,2), as StarRocks
 /// casts it), into CHAR/VARCHAR (`to` is `StrTo::Str`) or FLOAT/DOUBLE
 /// (`StrTo::Parse`: exact when the float it parses to prints as the same
-/// number, like text sources).
+/// number, like text sources). `AsText`: a date or timestamp into CHAR/VARCHAR,
+/// the text `inner` writes for a DATE or DATETIME column (StarRocks' own cast
+/// text), within `max` bytes.
 enum W<'a> {
     Null,
     Bool { a: &'a BooleanArray, to_int: bool },
@@ -1190,6 +1200,7 @@ enum W<'a> {
     Date32 { v: &'a [i32], datetime: bool },
     Date64 { v: &'a [i64], datetime: bool },
     Ts { v: &'a [i64], unit: TimeUnit, zone: Option<Zone> },
+    AsText { inner: Box<Writer<'a>>, max: usize },
     Time { v: Vec<i64>, unit: TimeUnit, max: usize },
     Str { a: Strs<'a>, to: StrTo },
     Bin { a: Bins<'a>, to: BinTo },
@@ -1398,6 +1409,10 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
             let v = ts_values(array, *unit).ok_or("bad timestamp array")?;
             W::Ts { v, unit: *unit, zone: tz.as_ref().map(|_| zone) }
         }
+        (D::Date32 | D::Date64 | D::Timestamp(..), SrType::Char(n) | SrType::Varchar(n)) => {
+            let as_ty = if matches!(dt, D::Timestamp(..)) { SrType::Datetime } else { SrType::Date };
+            W::AsText { inner: Box::new(build(array, &as_ty, zone, false)?), max: *n as usize }
+        }
         (D::Utf8 | D::LargeUtf8 | D::Utf8View, t) => {
             let a = strs(array).ok_or("bad string array")?;
             let to = match t {
@@ -1587,13 +1602,21 @@ fn build_doc(array: &ArrayRef, zone: Zone) -> std::result::Result<Writer<'_>, St
 
 const JSON_SAFE_INT: i128 = 1 << 53;
 
+/// The longest value that goes in hex through `unhex`: the BE reads the hex
+/// field as a VARCHAR source column, at most 1 MiB (`MAX_VARCHAR_LENGTH`).
+const MAX_HEX_STRING: usize = crate::srtype::MAX_VARCHAR as usize / 2;
+
 impl Writer<'_> {
-    /// Writers whose CSV text is the value's own string.
+    /// Writers into CHAR/VARCHAR columns: their text is the value's own
+    /// string, which the escaped CSV part sends in hex (its `columns` header
+    /// puts every string column through `unhex`).
     fn is_plain_str(&self) -> bool {
         match &self.w {
             W::Str { to: StrTo::Str { .. }, .. }
             | W::Bin { to: BinTo::Str { .. }, .. }
             | W::Int { to: IntTo::Str { .. }, .. }
+            | W::DecText { to: StrTo::Str { .. }, .. }
+            | W::AsText { .. }
             | W::Time { .. } => true,
             W::Dict { values, .. } => values.is_plain_str(),
             _ => false,
@@ -1746,6 +1769,12 @@ impl Writer<'_> {
                 };
                 let (text, n) = datetime_text(local)?;
                 write_quoted_text(out, mode, |o| o.extend_from_slice(&text[..n]));
+            }
+            W::AsText { inner, max } => {
+                let mut text = Vec::with_capacity(26);
+                inner.write(i, Mode::Csv, &mut text)?;
+                let text = std::str::from_utf8(&text).map_err(|e| CellError::Bad(e.to_string()))?;
+                write_str(text, &StrTo::Str { max: *max }, mode, out)?;
             }
             W::Time { v, unit, max } => {
                 let text = time_text(v[i], *unit).ok_or(CellError::Bad(format!("{} is not a time of day", v[i])))?;
@@ -1928,6 +1957,14 @@ fn write_int(v: i128, to: IntTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {
     // 64-bit formatting is several times faster than 128-bit.
     match i64::try_from(v) {
         Ok(x) => out.extend_from_slice(b.format(x).as_bytes()),
+        // The BE's JSON reader takes 64-bit integer tokens only (a longer one
+        // is simdjson's big_integer, read through a double at best); a quoted
+        // number is parsed as text, exactly.
+        Err(_) if mode == Mode::Json && !(0..=u64::MAX as i128).contains(&v) => {
+            out.push(b'"');
+            out.extend_from_slice(b.format(v).as_bytes());
+            out.push(b'"');
+        }
         Err(_) => out.extend_from_slice(b.format(v).as_bytes()),
     }
     Ok(())
@@ -2067,18 +2104,20 @@ fn write_str(s: &str, to: &StrTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {
                     short(s)
                 ));
             }
-            match (mode, &v) {
-                (Mode::Json | Mode::CsvElem, value::Value::Date(_) | value::Value::Datetime(_)) => {
-                    out.push(b'"');
-                    out.extend_from_slice(canon.as_bytes());
-                    out.push(b'"');
-                }
-                (Mode::Json, value::Value::Decimal(..)) => {
-                    out.push(b'"');
-                    out.extend_from_slice(canon.as_bytes());
-                    out.push(b'"');
-                }
-                _ => out.extend_from_slice(canon.as_bytes()),
+            // Dates and decimals are quoted in JSON rows and ARRAY/MAP text,
+            // integers past 64 bits in JSON rows (as [`write_int`] says).
+            let quote = match (mode, &v) {
+                (Mode::Json | Mode::CsvElem, value::Value::Date(_) | value::Value::Datetime(_))
+                | (Mode::Json, value::Value::Decimal(..)) => true,
+                (Mode::Json, value::Value::Int(x)) => !(i64::MIN as i128..=u64::MAX as i128).contains(x),
+                _ => false,
+            };
+            if quote {
+                out.push(b'"');
+            }
+            out.extend_from_slice(canon.as_bytes());
+            if quote {
+                out.push(b'"');
             }
             Ok(())
         }
@@ -2144,7 +2183,18 @@ fn write_plain_str(s: &str, mode: Mode, out: &mut Vec<u8>) -> CellResult {
             check_csv_bytes(b, true)?;
             out.extend_from_slice(b);
         }
-        Mode::Csv64 => write_hex(out, s.as_bytes()),
+        Mode::Csv64 => {
+            if s.len() > MAX_HEX_STRING {
+                return Err(CellError::NotCsv {
+                    top_string: false,
+                    why: format!(
+                        "a string of {} bytes is over {MAX_HEX_STRING} bytes, whose hex the BE would refuse",
+                        s.len()
+                    ),
+                });
+            }
+            write_hex(out, s.as_bytes())
+        }
         Mode::CsvElem => {
             check_csv_bytes(s.as_bytes(), false)?;
             out.push(b'"');
@@ -2787,6 +2837,141 @@ mod tests {
         assert!(text(&w, 1, Mode::Csv).unwrap_err().contains("more fraction digits"));
         // Still refused: a decimal into DATE.
         assert!(build(&d, &SrType::Date, Zone::Utc, false).is_err());
+    }
+
+    #[test]
+    fn every_string_column_of_an_escaped_row_goes_in_hex() {
+        use arrow::datatypes::{Field, Schema};
+        // The escaped part's header puts every string column through `unhex`,
+        // so a decimal, a date and a timestamp into VARCHAR go in hex there too
+        // (a decimal 1250 sent as its text would be stored as the bytes 12 50).
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("d", DataType::Decimal128(4, 0), true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["plain", "a\u{1}b"])),
+                Arc::new(Decimal128Array::from(vec![1250, 1250]).with_precision_and_scale(4, 0).unwrap()),
+                Arc::new(Date32Array::from(vec![19_724, 19_724])),
+                Arc::new(TimestampMicrosecondArray::from(vec![1_704_164_645_000_006, 1_704_164_645_000_000])),
+            ],
+        )
+        .unwrap();
+        let cols = vec![
+            direct(0, "s", SrType::Varchar(10)),
+            direct(1, "d", SrType::Varchar(10)),
+            direct(2, "day", SrType::Varchar(10)),
+            direct(3, "ts", SrType::Varchar(26)),
+        ];
+        let enc = Encoder::new(cols, Zone::Utc);
+        let mut out = Encoded::default();
+        enc.encode(&batch, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out.parts[Part::Csv as usize].data.clone()).unwrap(),
+            "plain\x011250\x012024-01-02\x012024-01-02 03:04:05.000006\x02"
+        );
+        let hex = |t: &str| t.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+        let want = [hex("a\u{1}b"), hex("1250"), hex("2024-01-02"), hex("2024-01-02 03:04:05")].join("\x01") + "\x02";
+        assert_eq!(String::from_utf8(out.parts[Part::Csv64 as usize].data.clone()).unwrap(), want);
+    }
+
+    #[test]
+    fn dates_and_timestamps_load_into_string_columns_as_their_cast_text() {
+        let text = |w: &Writer<'_>, i: usize, mode: Mode| -> std::result::Result<String, String> {
+            let mut t = Vec::new();
+            match w.write(i, mode, &mut t) {
+                Ok(()) => Ok(String::from_utf8(t).unwrap()),
+                Err(CellError::Bad(m)) => Err(m),
+                Err(e) => Err(format!("{e:?}")),
+            }
+        };
+        let days: ArrayRef = Arc::new(Date32Array::from(vec![Some(0), None, Some(2_932_896)]));
+        let w = build(&days, &SrType::Varchar(10), Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 0, Mode::Csv).unwrap(), "1970-01-01");
+        assert_eq!(text(&w, 1, Mode::Csv).unwrap(), "\\N");
+        assert_eq!(text(&w, 2, Mode::Json).unwrap(), "\"9999-12-31\"");
+        assert_eq!(text(&w, 0, Mode::CsvElem).unwrap(), "\"1970-01-01\"");
+        let w = build(&days, &SrType::Char(9), Zone::Utc, false).unwrap();
+        assert!(text(&w, 0, Mode::Csv).unwrap_err().contains("longer than the column's 9 bytes"));
+        // A Date64 is a date: a time of day is refused, not printed.
+        let ms: ArrayRef = Arc::new(Date64Array::from(vec![86_400_000, 86_400_001]));
+        let w = build(&ms, &SrType::Varchar(20), Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 0, Mode::Csv).unwrap(), "1970-01-02");
+        assert!(text(&w, 1, Mode::Csv).unwrap_err().contains("time of day"));
+        // Timestamps: DATETIME's text; a zoned one in the job's zone.
+        let ts: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![0, 1_500]).with_timezone("UTC"));
+        let w = build(&ts, &SrType::Varchar(30), Zone::parse("Asia/Shanghai").unwrap(), false).unwrap();
+        assert_eq!(text(&w, 0, Mode::Csv).unwrap(), "1970-01-01 08:00:00");
+        assert_eq!(text(&w, 1, Mode::Csv).unwrap(), "1970-01-01 08:00:01.500000");
+        let ns: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![1]));
+        let w = build(&ns, &SrType::Varchar(30), Zone::Utc, false).unwrap();
+        assert!(text(&w, 0, Mode::Csv).unwrap_err().contains("below a microsecond"));
+        // Booleans have no one text ('1' in StarRocks, 'true' in Spark).
+        let b: ArrayRef = Arc::new(BooleanArray::from(vec![true]));
+        assert!(build(&b, &SrType::Varchar(5), Zone::Utc, false).is_err());
+    }
+
+    #[test]
+    fn integers_past_64_bits_are_quoted_in_json_rows() {
+        let v: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![i128::MIN + 1, u64::MAX as i128, u64::MAX as i128 + 1, i64::MIN as i128])
+                .with_precision_and_scale(38, 0)
+                .unwrap(),
+        );
+        let w = build(&v, &SrType::LargeInt, Zone::Utc, false).unwrap();
+        let json = |i: usize| {
+            let mut t = Vec::new();
+            w.write(i, Mode::Json, &mut t).unwrap();
+            String::from_utf8(t).unwrap()
+        };
+        assert_eq!(json(0), format!("\"{}\"", i128::MIN + 1));
+        assert_eq!(json(1), u64::MAX.to_string());
+        assert_eq!(json(2), format!("\"{}\"", u64::MAX as i128 + 1));
+        assert_eq!(json(3), i64::MIN.to_string());
+        let mut t = Vec::new();
+        w.write(2, Mode::CsvElem, &mut t).unwrap();
+        assert_eq!(t, (u64::MAX as i128 + 1).to_string().into_bytes());
+        // Text into LARGEINT likewise.
+        let s: ArrayRef = Arc::new(StringArray::from(vec!["-170141183460469231731687303715884105728", "42"]));
+        let w = build(&s, &SrType::LargeInt, Zone::Utc, false).unwrap();
+        let mut t = Vec::new();
+        w.write(0, Mode::Json, &mut t).unwrap();
+        assert_eq!(t, b"\"-170141183460469231731687303715884105728\"");
+        t.clear();
+        w.write(1, Mode::Json, &mut t).unwrap();
+        assert_eq!(t, b"42");
+    }
+
+    #[test]
+    fn a_string_too_long_for_hex_sends_its_row_as_json() {
+        use arrow::datatypes::{Field, Schema};
+        let schema =
+            Arc::new(Schema::new(vec![Field::new("a", DataType::Utf8, true), Field::new("b", DataType::Utf8, true)]));
+        let long = "x".repeat(MAX_HEX_STRING + 1);
+        let sep = format!("{long}\u{1}");
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                // Row 0: a separator beside a long clean string; row 1: a long
+                // string with a separator; row 2: a separator, short strings.
+                Arc::new(StringArray::from(vec!["\u{1}", sep.as_str(), "\u{1}"])),
+                Arc::new(StringArray::from(vec![long.as_str(), "b", "c"])),
+            ],
+        )
+        .unwrap();
+        let cols = vec![direct(0, "a", SrType::Varchar(1_048_576)), direct(1, "b", SrType::Varchar(1_048_576))];
+        let enc = Encoder::new(cols, Zone::Utc);
+        let mut out = Encoded::default();
+        enc.encode(&batch, &mut out).unwrap();
+        assert_eq!(out.parts[Part::Csv as usize].rows, 0);
+        assert_eq!(out.parts[Part::Csv64 as usize].data, b"01\x0163\x02");
+        assert_eq!(out.parts[Part::Json as usize].rows, 2);
+        let json = String::from_utf8(out.parts[Part::Json as usize].data.clone()).unwrap();
+        assert_eq!(json, format!(r#"{{"a":"\u0001","b":"{long}"}},{{"a":"{long}\u0001","b":"b"}}"#));
     }
 
     #[test]

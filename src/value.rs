@@ -792,7 +792,12 @@ pub fn parse_json_value(ty: &SrType, raw: &str) -> Result<Value, String> {
                     raw.parse::<f64>().map_err(|_| "not a number".to_string())?
                 } else {
                     // An integer token: `-0` is the integer 0 and loses its sign.
+                    // Past 64 bits it is simdjson's big_integer, which the BE's
+                    // numeric columns have no case for.
                     let i: i128 = raw.parse().map_err(|_| "not a number".to_string())?;
+                    if !(i64::MIN as i128..=u64::MAX as i128).contains(&i) {
+                        return Err(format!("the integer {} is past 64 bits (simdjson big_integer)", short(raw)));
+                    }
                     i as f64
                 }
             } else {

@@ -621,6 +621,28 @@ pub fn parse_body(def: &TableDef, spec: &LoadSpec, body: &[u8]) -> Result<Parsed
                     }
                 }
                 Source::Expr(func, args) => {
+                    // A CSV field feeding an expression is a VARCHAR source
+                    // column: the BE's string converter refuses one over
+                    // MAX_VARCHAR_LENGTH, whatever the target (NULL when not strict).
+                    let mut too_long = false;
+                    if let RawRow::Csv(cols) = &raw
+                        && let Some(&a) = args.iter().find(|&&a| cols[a].len() > crate::srtype::MAX_VARCHAR as usize)
+                    {
+                        if spec.strict {
+                            reject(
+                                &mut out,
+                                &format!(
+                                    "Value is out of range: field {} of {} bytes is longer than {}",
+                                    fields[a],
+                                    cols[a].len(),
+                                    crate::srtype::MAX_VARCHAR
+                                ),
+                                &text,
+                            );
+                            continue 'rows;
+                        }
+                        too_long = true;
+                    }
                     let arg = |i: usize| -> Option<String> {
                         match &raw {
                             RawRow::Csv(cols) => {
@@ -640,7 +662,7 @@ pub fn parse_body(def: &TableDef, spec: &LoadSpec, body: &[u8]) -> Result<Parsed
                             }),
                         }
                     };
-                    match eval_expr(func, &c.ty, &arg) {
+                    match if too_long { Ok(Value::Null) } else { eval_expr(func, &c.ty, &arg) } {
                         Ok(v) => v,
                         Err(e) => {
                             reject(&mut out, &format!("column {}: {e}", c.name), &text);

@@ -61,16 +61,29 @@ async fn empty_strings_beside_strings_that_need_base64_stay_empty() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_string_column_of_an_escaped_row_is_escaped() {
     // `s` needs the escaped part; the row's other string-typed columns (from
-    // a TIME, an integer, bytes) must be escaped too, since the header
-    // decodes every string column of that part.
+    // a TIME, an integer, bytes, a decimal, a date, a timestamp) must be
+    // escaped too, since the header decodes every string column of that part
+    // (the decimal 1250 sent as its text would arrive as the bytes 0x12 0x50).
     let dir = tempfile::tempdir().unwrap();
     let s: ArrayRef = Arc::new(StringArray::from(vec!["a\u{1}", "plain"]));
     let t: ArrayRef = Arc::new(Time32SecondArray::from(vec![3723, 86399]));
     let i: ArrayRef = Arc::new(Int64Array::from(vec![-42, 7]));
     let b: ArrayRef = Arc::new(BinaryArray::from(vec![&b"xy"[..], &b""[..]]));
+    let d: ArrayRef = Arc::new(Decimal128Array::from(vec![1250, -5]).with_precision_and_scale(4, 0).unwrap());
+    let day: ArrayRef = Arc::new(Date32Array::from(vec![19_724, -719_162]));
+    let ts: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1_704_164_645_000_006, 0]));
     write_parquet(
         &dir.path().join("part-0.parquet"),
-        &batch(vec![("id", ids(2), false), ("s", s, true), ("t", t, true), ("i", i, true), ("b", b, true)]),
+        &batch(vec![
+            ("id", ids(2), false),
+            ("s", s, true),
+            ("t", t, true),
+            ("i", i, true),
+            ("b", b, true),
+            ("d", d, true),
+            ("day", day, true),
+            ("ts", ts, true),
+        ]),
     );
     let sim = sim(vec![dup_table(
         "db",
@@ -82,6 +95,9 @@ async fn every_string_column_of_an_escaped_row_is_escaped() {
             col("t", "VARCHAR(8)"),
             col("i", "VARCHAR(8)"),
             col("b", "VARCHAR(8)"),
+            col("d", "VARCHAR(8)"),
+            col("day", "CHAR(10)"),
+            col("ts", "VARCHAR(26)"),
         ],
     )])
     .await;
@@ -89,9 +105,93 @@ async fn every_string_column_of_an_escaped_row_is_escaped() {
     let r = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap();
     assert_eq!(r.load.chunks_base64, 1);
     let got = stored(&sim, "db", "t");
-    let row = |id: &str| ["s", "t", "i", "b"].map(|c| got[id][c].clone());
-    assert_eq!(row("1"), [json!("a\u{1}"), json!("01:02:03"), json!("-42"), json!("xy")]);
-    assert_eq!(row("2"), [json!("plain"), json!("23:59:59"), json!("7"), json!("")]);
+    let row = |id: &str| ["s", "t", "i", "b", "d", "day", "ts"].map(|c| got[id][c].clone());
+    assert_eq!(
+        row("1"),
+        [
+            json!("a\u{1}"),
+            json!("01:02:03"),
+            json!("-42"),
+            json!("xy"),
+            json!("1250"),
+            json!("2024-01-02"),
+            json!("2024-01-02 03:04:05.000006")
+        ]
+    );
+    assert_eq!(
+        row("2"),
+        [
+            json!("plain"),
+            json!("23:59:59"),
+            json!("7"),
+            json!(""),
+            json!("-5"),
+            json!("0001-01-01"),
+            json!("1970-01-01 00:00:00")
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_past_a_hex_field_or_a_64_bit_json_number_arrive_exactly() {
+    // A string over 512 KiB in a row that needs the escaped part would be a
+    // hex field over the BE's 1 MiB: the row goes as JSON. LARGEINTs past 64
+    // bits in JSON rows; NULL in a duplicate-key table's (nullable) key.
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(600_000);
+    let with_sep = format!("{long}\u{1}");
+    let a: ArrayRef = Arc::new(StringArray::from(vec![Some(with_sep.as_str()), Some("\u{2}"), Some("short")]));
+    let b: ArrayRef = Arc::new(StringArray::from(vec![Some("b"), Some(long.as_str()), None]));
+    let k: ArrayRef = Arc::new(Int32Array::from(vec![Some(1), None, Some(3)]));
+    write_parquet(&dir.path().join("long.parquet"), &batch(vec![("k", k, true), ("a", a, true), ("b", b, true)]));
+    let sim1 = sim(vec![dup_table(
+        "db",
+        "t",
+        "k",
+        vec![col("k", "INT"), col("a", "VARCHAR(1048576)"), col("b", "VARCHAR(1048576)")],
+    )])
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let r = load(job_file(&sim1, dir.path(), "db.t", state.path())).await.unwrap();
+    assert_eq!((r.load.rows_loaded, r.load.chunks_json), (3, 1));
+    let mut rows = sim1.rows("db", "t");
+    rows.sort_by_key(|r| format!("{:?}", r[0]));
+    let text = |v: &starload::value::Value| match v {
+        starload::value::Value::Str(s) => Some(s.clone()),
+        _ => None,
+    };
+    let got: Vec<(Option<String>, Option<String>)> = rows.iter().map(|r| (text(&r[1]), text(&r[2]))).collect();
+    assert!(got.contains(&(Some(with_sep.clone()), Some("b".into()))));
+    assert!(got.contains(&(Some("\u{2}".into()), Some(long.clone()))));
+    assert!(got.contains(&(Some("short".into()), None)));
+    assert!(rows.iter().any(|r| r[0] == starload::value::Value::Null), "the NULL key arrives");
+
+    let dir = tempfile::tempdir().unwrap();
+    let big: ArrayRef = Arc::new(
+        Decimal128Array::from(vec![10i128.pow(37), -(10i128.pow(38) - 1), 7]).with_precision_and_scale(38, 0).unwrap(),
+    );
+    let st: ArrayRef = Arc::new(StructArray::from(vec![(
+        Arc::new(Field::new("a", arrow::datatypes::DataType::Int32, true)),
+        Arc::new(Int32Array::from(vec![1, 2, 3])) as ArrayRef,
+    )]));
+    write_parquet(
+        &dir.path().join("big.parquet"),
+        &batch(vec![("id", ids(3), false), ("big", big, true), ("st", st, true)]),
+    );
+    let sim2 = sim(vec![dup_table(
+        "db",
+        "t",
+        "id",
+        vec![col_nn("id", "BIGINT"), col("big", "LARGEINT"), col("st", "STRUCT<a INT>")],
+    )])
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let r = load(job_file(&sim2, dir.path(), "db.t", state.path())).await.unwrap();
+    assert_eq!(r.load.chunks_json, 1);
+    let got = stored(&sim2, "db", "t");
+    assert_eq!(got["1"]["big"], json!(10i128.pow(37).to_string()));
+    assert_eq!(got["2"]["big"], json!((-(10i128.pow(38) - 1)).to_string()));
+    assert_eq!(got["3"]["big"], json!("7"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
