@@ -1141,6 +1141,22 @@ mod tests {
     }
 
     #[test]
+    fn json_integer_tokens_past_64_bits_are_not_read_as_floats() {
+        // simdjson's big_integer has no case in the BE's numeric columns; a
+        // quoted number is text, parsed exactly.
+        assert!(parse_json_value(&SrType::Double, "18446744073709551616").unwrap_err().contains("past 64 bits"));
+        assert!(parse_json_value(&SrType::Double, "-9223372036854775809").is_err());
+        assert_eq!(parse_json_value(&SrType::Double, "18446744073709551615"), Ok(Value::Double(u64::MAX as f64)));
+        assert_eq!(
+            parse_json_value(&SrType::Double, "\"18446744073709551616\""),
+            Ok(Value::Double(18446744073709551616.0))
+        );
+        let big = "-170141183460469231731687303715884105728";
+        assert_eq!(parse_json_value(&SrType::LargeInt, big), Ok(Value::Int(i128::MIN)));
+        assert_eq!(parse_json_value(&SrType::LargeInt, &format!("\"{big}\"")), Ok(Value::Int(i128::MIN)));
+    }
+
+    #[test]
     fn json_documents_hold_each_key_once() {
         assert_eq!(json_keys_unique(r#"{"a":1,"b":{"a":2},"c":[{"a":3},{"a":4}]}"#), Ok(()));
         let e = json_keys_unique(r#"{"a":1,"b":[{"k":1,"k":2}]}"#).unwrap_err().unwrap();
