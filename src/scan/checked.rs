@@ -404,10 +404,74 @@ impl datafusion::logical_expr::ScalarUDFImpl for CheckedArith {
     }
 }
 
+/// A decimal arithmetic result, unchanged when every value fits its type's
+/// precision, an error otherwise. DataFusion caps a result's precision at
+/// 38 (76) digits and its kernels check only the 128 (256) bits: the sum of
+/// two DECIMAL(38,10) values of 28 integer digits has 39 digits in a type
+/// that says 38, which a CAST to text then cuts (StarRocks fails on a
+/// decimal overflow).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DecimalFits {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl DecimalFits {
+    fn udf() -> Arc<datafusion::logical_expr::ScalarUDF> {
+        let signature = datafusion::logical_expr::Signature::any(1, datafusion::logical_expr::Volatility::Immutable);
+        Arc::new(datafusion::logical_expr::ScalarUDF::from(DecimalFits { signature }))
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for DecimalFits {
+    fn name(&self) -> &str {
+        "decimal_fits"
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    /// Named like the expression it checks.
+    fn schema_name(&self, args: &[Expr]) -> datafusion::common::Result<String> {
+        Ok(args[0].schema_name().to_string())
+    }
+
+    fn return_type(&self, args: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(args[0].clone())
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> datafusion::common::Result<arrow::datatypes::FieldRef> {
+        let f = &args.arg_fields[0];
+        Ok(Arc::new(arrow::datatypes::Field::new(self.name(), f.data_type().clone(), f.is_nullable())))
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::common::Result<datafusion::logical_expr::ColumnarValue> {
+        use arrow::array::AsArray;
+        use arrow::datatypes::{Decimal32Type, Decimal64Type, Decimal128Type, Decimal256Type};
+        let v = args.args.into_iter().next().expect("one argument");
+        let a = v.to_array(1)?;
+        match a.data_type() {
+            DataType::Decimal32(p, _) => a.as_primitive::<Decimal32Type>().validate_decimal_precision(*p)?,
+            DataType::Decimal64(p, _) => a.as_primitive::<Decimal64Type>().validate_decimal_precision(*p)?,
+            DataType::Decimal128(p, _) => a.as_primitive::<Decimal128Type>().validate_decimal_precision(*p)?,
+            DataType::Decimal256(p, _) => a.as_primitive::<Decimal256Type>().validate_decimal_precision(*p)?,
+            _ => {}
+        }
+        Ok(v)
+    }
+}
+
 /// The analyzer rule that puts [`CheckedArith`] in place of integer `+`,
 /// `-`, `*` (both sides of one integer type after coercion) and of integer
-/// negation (`0 - x`). Other arithmetic (decimals) is checked in the
-/// physical plan by [`checked_plan`].
+/// negation (`0 - x`), and [`DecimalFits`] around decimal arithmetic. The
+/// decimal kernels' 128-bit overflow is checked in the physical plan by
+/// [`checked_plan`].
 #[derive(Debug)]
 struct CheckedIntegerArithmetic;
 
@@ -452,6 +516,17 @@ fn checked_integer_expr(
         {
             let f = CheckedArith::udf(b.op);
             Ok(Transformed::yes(f.call(vec![*b.left, *b.right])))
+        }
+        Expr::BinaryExpr(b)
+            if matches!(
+                b.op,
+                Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide | Operator::Modulo
+            ) && matches!(
+                Expr::BinaryExpr(b.clone()).get_type(schema)?,
+                DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..)
+            ) =>
+        {
+            Ok(Transformed::yes(DecimalFits::udf().call(vec![Expr::BinaryExpr(b)])))
         }
         Expr::Negative(x) if int(&x.get_type(schema)?) => {
             let dt = x.get_type(schema)?;

@@ -1105,6 +1105,50 @@ async fn transform_arithmetic_that_overflows_fails_the_load() {
     assert_eq!(v("2"), "2");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decimal_arithmetic_past_its_precision_fails_the_load() {
+    // DataFusion caps a result at 38 digits and checks only its 128 bits:
+    // 2 × 6e27 at scale 10 has 39 digits in a DECIMAL(38,10), which a cast
+    // to text cut to 1.2e27. StarRocks fails on a decimal overflow.
+    let dir = tempfile::tempdir().unwrap();
+    let d: ArrayRef = Arc::new(
+        Decimal128Array::from(vec![6 * 10i128.pow(37) + 1, 5 * 10i128.pow(10)])
+            .with_precision_and_scale(38, 10)
+            .unwrap(),
+    );
+    let e: ArrayRef =
+        Arc::new(Decimal128Array::from(vec![1_000_000_000, 100]).with_precision_and_scale(10, 2).unwrap());
+    // 12345678901234567890.0 × 10000000.00 at scale 12: 39 digits, 128 bits.
+    let g: ArrayRef = Arc::new(
+        Decimal128Array::from(vec![123_456_789_012_345_678_900_000_000_000, 0])
+            .with_precision_and_scale(38, 10)
+            .unwrap(),
+    );
+    write_parquet(
+        &dir.path().join("part-0.parquet"),
+        &batch(vec![("id", ids(2), false), ("d", d, true), ("e", e, true), ("g", g, true)]),
+    );
+    for (expr, target) in
+        [("CAST(d + d AS VARCHAR)", "VARCHAR(80)"), ("d - -d", "DECIMAL(38, 0)"), ("g * e", "DECIMAL(38, 0)")]
+    {
+        let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", target)])]).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+        f.transform.select = Some(format!("id, {expr} AS v"));
+        let err = load(f).await.expect_err(expr).to_string();
+        assert!(err.contains("precision") && !err.contains("decimal_fits"), "{expr}: {err}");
+        assert!(stored(&sim, "db", "t").is_empty(), "{expr}");
+    }
+    // Within the precision, the same arithmetic is exact.
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", "VARCHAR(80)")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+    f.transform.select = Some("id, CAST(d + d AS VARCHAR) AS v".into());
+    f.transform.filter = Some("id = 2".into());
+    load(f).await.unwrap();
+    assert_eq!(stored(&sim, "db", "t")["2"]["v"], json!("10.0000000000"));
+}
+
 /// A transform that looks at more than one row would be answered per chunk
 /// (DISTINCT, aggregates, windows, LIMIT, subqueries): refused at planning.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
