@@ -85,6 +85,48 @@ pub struct FileInfo {
     /// The file's page index (if any) can be used to skip pages: see
     /// [`pages_start_at_rows`]. When not, the scan never reads it.
     pub page_index_ok: bool,
+    /// Top-level columns whose row group statistics must not prune: see
+    /// [`untrusted_statistics`].
+    pub untrusted_stats: Vec<String>,
+}
+
+/// Top-level columns whose min/max a writer may have got wrong, which
+/// Arrow C++ and StarRocks ignore (`ApplicationVersion::HasCorrectStatistics`)
+/// and arrow-rs does not: parquet-mr before 1.10.0 and parquet-cpp before
+/// 1.3.0 ordered byte arrays and unsigned integers as signed (PARQUET-686:
+/// `a` and `é` give min `é`, max `a`), so did every writer of the deprecated
+/// `min`/`max` fields, and parquet-mr before 1.8.0 could write wrong
+/// byte-array statistics outright (PARQUET-251); a type without an order
+/// has none. A where clause on such a column prunes no row group (it still
+/// filters every row).
+pub fn untrusted_statistics(md: &parquet::file::metadata::ParquetMetaData) -> Vec<String> {
+    use parquet::basic::{ColumnOrder, SortOrder, Type};
+    let fm = md.file_metadata();
+    let writer = fm.created_by().and_then(|c| {
+        let (app, rest) = c.split_once(" version ")?;
+        let mut v = rest.split(|ch: char| !ch.is_ascii_digit()).map(|n| n.parse::<u32>().unwrap_or(0));
+        Some((app.to_string(), (v.next()?, v.next().unwrap_or(0), v.next().unwrap_or(0))))
+    });
+    let before = |app: &str, v: (u32, u32, u32)| writer.as_ref().is_some_and(|(a, w)| a == app && *w < v);
+    let signed_writer = before("parquet-mr", (1, 10, 0)) || before("parquet-cpp", (1, 3, 0));
+    let pre_251 = before("parquet-mr", (1, 8, 0));
+    let mut out: Vec<String> = Vec::new();
+    for (i, c) in fm.schema_descr().columns().iter().enumerate() {
+        let order = ColumnOrder::sort_order_for_type(c.logical_type_ref(), c.converted_type(), c.physical_type());
+        let bytes = matches!(c.physical_type(), Type::BYTE_ARRAY | Type::FIXED_LEN_BYTE_ARRAY);
+        let wrong = md.row_groups().iter().any(|rg| {
+            let Some(s) = rg.column(i).statistics() else { return false };
+            let one_value = s.min_bytes_opt().is_some() && s.min_bytes_opt() == s.max_bytes_opt();
+            order == SortOrder::UNDEFINED
+                || (order == SortOrder::UNSIGNED && !one_value && (signed_writer || s.is_min_max_deprecated()))
+                || (bytes && pre_251)
+        });
+        let top = &c.path().parts()[0];
+        if wrong && !out.contains(top) {
+            out.push(top.clone());
+        }
+    }
+    out
 }
 
 /// Whether the file's pages start at rows, as reading part of a row group
@@ -293,6 +335,7 @@ pub async fn read_footers(
             let schema = int96_as_utc(fm.schema_descr(), hinted).map_err(unsupported)?;
             let schema = reading_schema(&schema);
             let page_index_ok = pages_start_at_rows(fm);
+            let untrusted_stats = untrusted_statistics(&md);
             let row_groups = md
                 .row_groups()
                 .iter()
@@ -347,6 +390,7 @@ pub async fn read_footers(
                 variant_columns,
                 uuid_columns,
                 page_index_ok,
+                untrusted_stats,
             };
             Ok((info, schema, agrees))
         }
@@ -919,6 +963,7 @@ mod tests {
             variant_columns: vec![],
             uuid_columns: vec![],
             page_index_ok: true,
+            untrusted_stats: Vec::new(),
         }
     }
 
@@ -1001,6 +1046,47 @@ mod tests {
         assert!(pages_ok("parquet-rs version 42.0.0", true));
         assert!(pages_ok("parquet-mr version 1.13.1 (build db4183109d5b734ec5930d870cdae161e408ddba)", true));
         assert!(pages_ok("parquet-cpp-arrow version 21.0.0", true));
+    }
+
+    #[test]
+    fn statistics_of_writers_that_ordered_them_as_signed_do_not_prune() {
+        use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, UInt32Array};
+        let untrusted = |created_by: &str| -> Vec<String> {
+            let batch = arrow::record_batch::RecordBatch::try_from_iter([
+                ("i", Arc::new(Int64Array::from(vec![-1, 5])) as ArrayRef),
+                ("s", Arc::new(StringArray::from(vec!["a", "é"])) as ArrayRef),
+                ("one", Arc::new(StringArray::from(vec!["é", "é"])) as ArrayRef),
+                ("u", Arc::new(UInt32Array::from(vec![1, u32::MAX])) as ArrayRef),
+                ("f", Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef),
+            ])
+            .unwrap();
+            let props =
+                parquet::file::properties::WriterProperties::builder().set_created_by(created_by.into()).build();
+            let mut buf = Vec::new();
+            let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            let md = parquet::file::metadata::ParquetMetaDataReader::new()
+                .parse_and_finish(&bytes::Bytes::from(buf))
+                .unwrap();
+            untrusted_statistics(&md)
+        };
+        // Signed order for byte arrays and unsigned integers; one value per
+        // row group has no order to get wrong.
+        assert_eq!(untrusted("parquet-mr version 1.9.0 (build 1234)"), ["s", "u"]);
+        assert_eq!(untrusted("parquet-cpp version 1.2.0"), ["s", "u"]);
+        // Before 1.8.0 byte-array statistics could be wrong whatever they hold.
+        assert_eq!(untrusted("parquet-mr version 1.6.0"), ["s", "one", "u"]);
+        for fixed in [
+            "parquet-mr version 1.10.0 (build 1234)",
+            "parquet-mr version 1.13.1 (build db4183109d5b734ec5930d870cdae161e408ddba)",
+            "parquet-cpp version 1.3.0",
+            "parquet-cpp-arrow version 21.0.0",
+            "parquet-rs version 59.3.2",
+            "impala version 4.0.0",
+        ] {
+            assert!(untrusted(fixed).is_empty(), "{fixed}");
+        }
     }
 
     #[test]

@@ -358,6 +358,11 @@ impl Scanner {
             .collect::<Result<Vec<_>>>()?;
         let file = PartitionedFile::new_from_meta(info.file.object_meta());
         let file = if info.page_index_ok { file } else { file.with_extension(NoPageIndex) };
+        let file = if info.untrusted_stats.is_empty() {
+            file
+        } else {
+            file.with_extension(UntrustedStats(info.untrusted_stats.clone()))
+        };
         Ok(file.with_partition_values(values).with_arrow_schema(info.schema.clone()).with_extension(access))
     }
 
@@ -853,6 +858,11 @@ fn partition_text_is_exact(dt: &DataType, text: &str, v: &ScalarValue) -> bool {
 #[derive(Debug)]
 struct NoPageIndex;
 
+/// A file's columns whose statistics must not prune (see
+/// [`crate::plan::untrusted_statistics`]).
+#[derive(Debug)]
+struct UntrustedStats(Vec<String>);
+
 /// Opens the scan's files; a file read in parts (a row group's rows as a
 /// `RowSelection` in its access plan) is opened with its offset index, so a
 /// part fetches only its own pages. DataFusion asks for the page index only
@@ -945,26 +955,30 @@ impl TableProvider for SliceTable {
         // Filters prune row groups by their statistics; rows are still
         // filtered exactly above the scan. Not a filter on a float column:
         // Parquet's min/max leave NaN out while comparisons rank NaN above
-        // every number, so a row group of NaNs that match would be pruned.
+        // every number, so a row group of NaNs that match would be pruned;
+        // nor on a column whose statistics a file's writer got wrong.
         // (The physical optimizer also hands the scan the filters above it,
         // so pruning is switched off for the whole scan then.)
         let schema = self.schema();
-        let on_floats = |e: &Expr| {
+        let untrusted: Vec<&String> =
+            self.files.iter().filter_map(|f| f.extensions.get::<UntrustedStats>()).flat_map(|u| &u.0).collect();
+        let unprunable = |e: &Expr| {
             e.column_refs().iter().any(|c| {
-                schema.field_with_name(&c.name).is_ok_and(|f| {
-                    let mut t = f.data_type();
-                    while let DataType::Dictionary(_, v) = t {
-                        t = v;
-                    }
-                    matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64) || t.is_nested()
-                })
+                untrusted.iter().any(|u| u.eq_ignore_ascii_case(&c.name))
+                    || schema.field_with_name(&c.name).is_ok_and(|f| {
+                        let mut t = f.data_type();
+                        while let DataType::Dictionary(_, v) = t {
+                            t = v;
+                        }
+                        matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64) || t.is_nested()
+                    })
             })
         };
         let mut options = TableParquetOptions::default();
         options.global.coerce_int96 = Some("us".to_string());
         options.global.coerce_int96_tz = Some("UTC".to_string());
         options.global.pushdown_filters = false;
-        if filters.iter().any(on_floats) {
+        if filters.iter().any(unprunable) {
             options.global.pruning = false;
             options.global.enable_page_index = false;
         }
@@ -980,7 +994,7 @@ impl TableProvider for SliceTable {
         // Arithmetic would be evaluated unchecked by the pruners: left to the
         // checked filter above the scan.
         if let Some(expr) =
-            filters.iter().filter(|e| !on_floats(e) && !checked::has_arithmetic(e)).cloned().reduce(|a, b| a.and(b))
+            filters.iter().filter(|e| !unprunable(e) && !checked::has_arithmetic(e)).cloned().reduce(|a, b| a.and(b))
         {
             let df_schema = datafusion::common::DFSchema::try_from(self.schema().as_ref().clone())?;
             let physical = state.create_physical_expr(expr, &df_schema)?;

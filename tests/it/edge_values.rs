@@ -491,6 +491,60 @@ async fn binary_inside_arrays_is_exact_in_json_rows_or_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_old_writers_ordered_as_signed_bytes_do_not_prune() {
+    // parquet-mr before 1.10 compared byte arrays as signed bytes
+    // (PARQUET-686): a row group of `ab` and `é` got min `é`, max `ab`.
+    // Readers ignore such statistics; pruning on them dropped the row.
+    use parquet::arrow::arrow_writer::ArrowWriterOptions;
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+    let write = |path: &Path, created_by: &str| {
+        let b = batch(vec![
+            ("id", ids(4), false),
+            ("s", Arc::new(StringArray::from(vec!["ab", "é", "zz", "zz"])) as ArrayRef, true),
+        ]);
+        let props = WriterProperties::builder()
+            .set_created_by(created_by.into())
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_max_row_group_row_count(Some(2))
+            .build();
+        let options = ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(true);
+        let mut bytes = Vec::new();
+        let mut w = ArrowWriter::try_new_with_options(&mut bytes, b.schema(), options).unwrap();
+        w.write(&b).unwrap();
+        w.close().unwrap();
+        // The first row group's min and max as that writer had them: the
+        // two 2-byte values swapped in the footer.
+        let len = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize;
+        let footer = bytes.len() - 8 - len..bytes.len() - 8;
+        let at = |v: &[u8]| {
+            let hits: Vec<usize> =
+                footer.clone().filter(|&i| bytes[i..].starts_with(&[&[2u8][..], v].concat())).collect();
+            assert_eq!(hits.len(), 1, "{v:?} once in the footer");
+            hits[0] + 1
+        };
+        let (lo, hi) = (at(b"ab"), at("é".as_bytes()));
+        bytes[lo..lo + 2].copy_from_slice("é".as_bytes());
+        bytes[hi..hi + 2].copy_from_slice(b"ab");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    };
+    for (created_by, filter, rows) in [
+        ("parquet-mr version 1.8.1 (build 1234)", "s = 'é'", 1),
+        ("parquet-mr version 1.9.0 (build 1234)", "s > 'b'", 3),
+        ("parquet-cpp version 1.2.0", "s >= 'é'", 1),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join("old.parquet"), created_by);
+        let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("s", "VARCHAR(8)")])]).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+        f.transform.filter = Some(filter.into());
+        let r = load(f).await.unwrap();
+        assert_eq!(r.load.rows_loaded, rows, "{created_by}: {filter}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ancient_values_of_spark_legacy_calendar_files_are_refused() {
     use parquet::file::metadata::KeyValue;
     use parquet::file::properties::WriterProperties;
