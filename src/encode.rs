@@ -1524,8 +1524,25 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
                 "TIME values have no StarRocks column type; load them into VARCHAR (HH:MM:SS[.fraction])".into()
             );
         }
+        // A duration is its count of units: the INT64 the file stores (the
+        // Arrow type is only a hint beside it), as StarRocks reads it.
+        (D::Duration(unit), t) if t.int_range().is_some() => {
+            use arrow::datatypes::{
+                DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType,
+            };
+            let v: &[i64] = match unit {
+                TimeUnit::Second => array.as_primitive::<DurationSecondType>().values(),
+                TimeUnit::Millisecond => array.as_primitive::<DurationMillisecondType>().values(),
+                TimeUnit::Microsecond => array.as_primitive::<DurationMicrosecondType>().values(),
+                TimeUnit::Nanosecond => array.as_primitive::<DurationNanosecondType>().values(),
+            };
+            let (lo, hi) = t.int_range().unwrap_or_default();
+            W::Int { v: Ints::I64(v), to: IntTo::Int { lo, hi, check: lo > i64::MIN as i128 || hi < i64::MAX as i128 } }
+        }
         (D::Duration(_) | D::Interval(_), _) => {
-            return Err("durations and intervals have no StarRocks column type; convert them in the transform".into());
+            return Err("durations load into integer columns (their count of units) and intervals into none; \
+                        convert them in the transform"
+                .into());
         }
         (dt, t) => return Err(format!("{dt} cannot be loaded into {t}")),
     };

@@ -332,7 +332,8 @@ pub async fn read_footers(
                      that column, or without the Arrow schema (pyarrow: store_schema=False)"
                 )));
             }
-            let schema = int96_as_utc(fm.schema_descr(), hinted).map_err(unsupported)?;
+            let schema =
+                int96_as_utc(fm.schema_descr(), zones_as_stored(fm.schema_descr(), hinted)).map_err(unsupported)?;
             let schema = reading_schema(&schema);
             let page_index_ok = pages_start_at_rows(fm);
             let untrusted_stats = untrusted_statistics(&md);
@@ -591,6 +592,30 @@ pub fn legacy_calendar(
     let dates = get("org.apache.spark.legacyDateTime").is_some() || version.is_some_and(|v| v < (3, 0));
     let int96 = has_int96 && (get("org.apache.spark.legacyINT96").is_some() || version.is_some_and(|v| v < (3, 1)));
     Legacy { dates, timestamps: (dates && has_zoned) || int96 }
+}
+
+/// A top-level timestamp the file stores as local (`isAdjustedToUTC` false)
+/// stays local whatever zone an Arrow type hint beside it names (a hint
+/// copied from another schema): StarRocks and pyarrow read the Parquet type.
+fn zones_as_stored(descr: &parquet::schema::types::SchemaDescriptor, hinted: Schema) -> Schema {
+    use parquet::basic::LogicalType;
+    let local = |name: &str| {
+        descr.columns().iter().any(|c| {
+            c.path().parts() == [name]
+                && matches!(c.logical_type_ref(), Some(LogicalType::Timestamp(t)) if !t.is_adjusted_to_u_t_c)
+        })
+    };
+    let fields: Vec<arrow::datatypes::FieldRef> = hinted
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Timestamp(unit, Some(_)) if local(f.name()) => {
+                Arc::new(f.as_ref().clone().with_data_type(DataType::Timestamp(*unit, None)))
+            }
+            _ => f.clone(),
+        })
+        .collect();
+    Schema::new_with_metadata(fields, hinted.metadata().clone())
 }
 
 /// INT96 timestamps (Hive/Spark) are instants in UTC, whatever Arrow type

@@ -545,6 +545,54 @@ async fn statistics_old_writers_ordered_as_signed_bytes_do_not_prune() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parquet_type_wins_over_the_arrow_type_hint_beside_it() {
+    use parquet::file::metadata::KeyValue;
+    use parquet::file::properties::WriterProperties;
+    // A local (not UTC-adjusted) timestamp whose ARROW:schema hint names a
+    // zone: read as the local time the file stores, not converted. A
+    // duration (a plain INT64 with a hint) loads into BIGINT as its count.
+    let dir = tempfile::tempdir().unwrap();
+    let ts: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1_704_164_645_123_456]));
+    let dur: ArrayRef = Arc::new(DurationMicrosecondArray::from(vec![-90_000_000]));
+    let b = batch(vec![("id", ids(1), false), ("ts", ts, true), ("dur", dur, true)]);
+    let hint = Schema::new(vec![
+        Field::new("id", arrow::datatypes::DataType::Int64, false),
+        Field::new(
+            "ts",
+            arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("Asia/Tokyo".into())),
+            true,
+        ),
+        Field::new("dur", arrow::datatypes::DataType::Duration(arrow::datatypes::TimeUnit::Microsecond), true),
+    ]);
+    let props = WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            "ARROW:schema".to_string(),
+            parquet::arrow::encode_arrow_schema(&hint),
+        )]))
+        .build();
+    let options =
+        parquet::arrow::arrow_writer::ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(true);
+    let f = std::fs::File::create(dir.path().join("hint.parquet")).unwrap();
+    let mut w = ArrowWriter::try_new_with_options(f, b.schema(), options).unwrap();
+    w.write(&b).unwrap();
+    w.close().unwrap();
+    let sim = sim(vec![dup_table(
+        "db",
+        "t",
+        "id",
+        vec![col_nn("id", "BIGINT"), col("ts", "DATETIME"), col("dur", "BIGINT")],
+    )])
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+    f.timezone = Some("America/New_York".into());
+    load(f).await.unwrap();
+    let got = stored(&sim, "db", "t");
+    assert_eq!(got["1"]["ts"], json!({"ts_us": "1704164645123456"}), "2024-01-02 03:04:05.123456 as stored");
+    assert_eq!(got["1"]["dur"], json!("-90000000"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ancient_values_of_spark_legacy_calendar_files_are_refused() {
     use parquet::file::metadata::KeyValue;
     use parquet::file::properties::WriterProperties;
