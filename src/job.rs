@@ -513,6 +513,25 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
             if mapping.defaulted.len() == 1 { "it gets" } else { "they get" }
         );
     }
+    if settings.partial_update {
+        // A key not stored yet becomes a new row: StarRocks fills a NOT NULL
+        // column without a default with its type's zero (0, '').
+        let zeroed: Vec<String> = mapping
+            .defaulted
+            .iter()
+            .filter(|c| target.column(c).is_some_and(|t| !t.nullable && t.default.is_none()))
+            .map(|c| format!("`{c}`"))
+            .collect();
+        if !zeroed.is_empty() {
+            tracing::warn!(
+                "partial update of `{}.{}`: a key not stored yet becomes a row whose {} (NOT NULL, no default) \
+                 StarRocks fills with the type's zero (0, '')",
+                settings.db,
+                settings.table,
+                zeroed.join(", ")
+            );
+        }
+    }
     for (col, _) in &settings.transform.dicts {
         match target.column(col) {
             Some(c) if c.ty == crate::srtype::SrType::Bitmap => {}

@@ -482,6 +482,18 @@ pub fn parse_body(def: &TableDef, spec: &LoadSpec, body: &[u8]) -> Result<Parsed
             }
             return Err(format!("Column has no default value. column: {}", c.name));
         }
+        if matches!(sources[ci], Source::Missing)
+            && spec.partial_update
+            && !c.nullable
+            && c.default.is_none()
+            && matches!(zero_value(&c.ty), Value::Null)
+        {
+            return Err(format!(
+                "partial update without NOT NULL column {} ({}): the simulator does not model the zero value a new key \
+                 would get there",
+                c.name, c.ty
+            ));
+        }
     }
     if matches!(def.keys, KeysType::Primary) || spec.partial_update {
         for k in def.key_indexes() {
@@ -860,9 +872,15 @@ fn apply_one(
             }
             match part.keyed.get_mut(&key) {
                 Some(old) => {
+                    // The stored row stays when its value is greater; NULL is
+                    // the smallest (NullableColumn::compare_at).
                     if let Some(mc) = merge_col
                         && let (Some(o), Some(n)) = (old.get(mc), row.get(mc))
-                        && super::tables::cmp_values(n, o) == Some(std::cmp::Ordering::Less)
+                        && match (o, n) {
+                            (_, Value::Null) => !matches!(o, Value::Null),
+                            (Value::Null, _) => false,
+                            _ => super::tables::cmp_values(n, o) == Some(std::cmp::Ordering::Less),
+                        }
                     {
                         return;
                     }
@@ -877,6 +895,17 @@ fn apply_one(
                     }
                 }
                 None => {
+                    let mut row = row;
+                    if partial {
+                        // A new key: the columns not loaded get their default,
+                        // or with none NULL, or for a NOT NULL column the
+                        // type's zero (append_default in the BE).
+                        for (i, c) in def.columns.iter().enumerate() {
+                            if !given[i] && matches!(row[i], Value::Null) && !c.nullable {
+                                row[i] = zero_value(&c.ty);
+                            }
+                        }
+                    }
                     part.keyed.insert(key, row);
                 }
             }
@@ -897,6 +926,22 @@ fn apply_one(
                 }
             }
         }
+    }
+}
+
+/// What a NOT NULL column's `append_default` holds: zero, the empty string,
+/// false, an empty collection; NULL (refused by the caller's check) for a
+/// type whose zero the simulator does not model.
+fn zero_value(ty: &SrType) -> Value {
+    match ty {
+        SrType::Boolean => Value::Bool(false),
+        SrType::TinyInt | SrType::SmallInt | SrType::Int | SrType::BigInt | SrType::LargeInt => Value::Int(0),
+        SrType::Float => Value::Float(0.0),
+        SrType::Double => Value::Double(0.0),
+        SrType::Decimal { scale, .. } => Value::Decimal(0, *scale),
+        SrType::Char(_) | SrType::Varchar(_) => Value::Str(String::new()),
+        SrType::Varbinary(_) => Value::Binary(Vec::new()),
+        _ => Value::Null,
     }
 }
 
