@@ -224,6 +224,7 @@ impl Scanner {
             Error::config(format!("the transform `{}` does not plan: {}", s.transform.sql(), Error::from(e)))
         })?;
         checked::check_row_wise(df.logical_plan(), &s.transform.sql())?;
+        checked::check_zone_conversions(df.logical_plan(), s.zone, &s.transform.sql())?;
         s.check_no_variant(&df)?;
         checked::check_constants(&ctx, df.logical_plan(), &s.transform.sql())?;
         s.output_schema = Arc::new(df.schema().as_arrow().clone());

@@ -211,6 +211,77 @@ pub(crate) fn check_row_wise(plan: &LogicalPlan, sql: &str) -> Result<()> {
     }
 }
 
+/// Refuses, when the job's zone is not UTC, what converts between instants
+/// and the transform's wall-clock timestamps: DataFusion reads a timestamp
+/// without zone as UTC, where StarRocks' `unix_timestamp` and
+/// `from_unixtime` use the session zone, so `to_unixtime(ts)` of a zoned
+/// column (which the transform sees as the job zone's wall clock) was off by
+/// the zone's offset. Refused: `to_unixtime`, `from_unixtime`,
+/// `to_timestamp*` (of a number an instant; of text DataFusion reads it in
+/// the session zone and then fails its own type check), `extract(epoch …)` /
+/// `date_part('epoch', …)`, and casts between timestamps and numbers.
+pub(crate) fn check_zone_conversions(plan: &LogicalPlan, zone: crate::encode::Zone, sql: &str) -> Result<()> {
+    use datafusion::logical_expr::ExprSchemable;
+    if matches!(zone, crate::encode::Zone::Utc | crate::encode::Zone::Fixed(0)) {
+        return Ok(());
+    }
+    let is_time = |t: &DataType| matches!(t, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64);
+    let is_number = |t: &DataType| t.is_numeric();
+    let mut bad: Option<String> = None;
+    plan.apply(|node| {
+        let inputs = node.inputs();
+        let mut schema = datafusion::logical_expr::utils::merge_schema(&inputs);
+        if let LogicalPlan::TableScan(ts) = node {
+            schema.merge(ts.projected_schema.as_ref());
+        }
+        for e in node.expressions() {
+            e.apply(|x| {
+                let ty = |e: &Expr| e.get_type(&schema).ok();
+                let refused = match x {
+                    Expr::ScalarFunction(f) => {
+                        let name = f.func.name().to_ascii_lowercase();
+                        match name.as_str() {
+                            "to_unixtime" | "from_unixtime" => true,
+                            // Of a number: an instant; of text: DataFusion reads
+                            // it in the session zone and fails its own type check.
+                            n if n.starts_with("to_timestamp") => true,
+                            "date_part" | "datepart" | "extract" => matches!(
+                                f.args.first(),
+                                Some(Expr::Literal(ScalarValue::Utf8(Some(p)) | ScalarValue::Utf8View(Some(p)), _))
+                                    if p.eq_ignore_ascii_case("epoch")
+                            ),
+                            _ => false,
+                        }
+                    }
+                    Expr::Cast(datafusion::logical_expr::Cast { expr, field })
+                    | Expr::TryCast(datafusion::logical_expr::TryCast { expr, field }) => {
+                        let to = field.data_type();
+                        ty(expr)
+                            .is_some_and(|from| (is_time(&from) && is_number(to)) || (is_number(&from) && is_time(to)))
+                    }
+                    _ => false,
+                };
+                if refused {
+                    bad.get_or_insert_with(|| format!("`{x}`"));
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(if bad.is_some() { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    })?;
+    match bad {
+        None => Ok(()),
+        Some(w) => Err(Error::config(format!(
+            "the transform `{sql}` uses {w}, which converts between instants and timestamps as DataFusion does \
+             (as if they were UTC), while the transform sees timestamps as wall-clock time in the job's zone `{}` \
+             (StarRocks' unix_timestamp/from_unixtime use that zone): compute it with timezone = \"UTC\", cast \
+             text with CAST(s AS TIMESTAMP), or compute it in StarRocks",
+            zone.name()
+        ))),
+    }
+}
+
 /// Refuses a transform whose constant arithmetic overflows: DataFusion
 /// folds constants at planning with wrapping arithmetic, so each constant
 /// subexpression with arithmetic is first evaluated here, checked.

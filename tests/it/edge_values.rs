@@ -1460,6 +1460,54 @@ async fn zoned_timestamps_are_wall_clock_in_the_transform() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instant_conversions_of_wall_clock_timestamps_are_refused_outside_utc() {
+    // The transform sees a zoned column as the job zone's wall clock; epoch
+    // functions would read that as UTC (off by the zone's offset, and the two
+    // 01:30 of a DST fold would get one epoch).
+    let dir = tempfile::tempdir().unwrap();
+    let ts = TimestampMicrosecondArray::from(vec![1_730_611_800_000_000]).with_timezone("UTC");
+    let n: ArrayRef = Arc::new(Int64Array::from(vec![1_730_611_800]));
+    let s: ArrayRef = Arc::new(StringArray::from(vec!["2024-01-01 00:00:00"]));
+    write_parquet(
+        &dir.path().join("part-0.parquet"),
+        &batch(vec![("id", ids(1), false), ("ts", Arc::new(ts), true), ("n", n, true), ("s", s, true)]),
+    );
+    let run = |zone: &str, expr: &str, ty: &str| {
+        let (zone, expr, ty) = (zone.to_string(), expr.to_string(), ty.to_string());
+        let dir = dir.path().to_path_buf();
+        async move {
+            let s = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", &ty)])]).await;
+            let state = tempfile::tempdir().unwrap();
+            let mut f = job_file(&s, &dir, "db.t", state.path());
+            f.timezone = Some(zone);
+            f.transform.select = Some(format!("id, {expr} AS v"));
+            load(f).await.map(|_| stored(&s, "db", "t")["1"]["v"].clone()).map_err(|e| e.to_string())
+        }
+    };
+    for (expr, ty) in [
+        ("to_unixtime(ts)", "BIGINT"),
+        ("CAST(to_unixtime(ts) AS VARCHAR)", "VARCHAR(20)"),
+        ("extract(epoch FROM ts)", "DOUBLE"),
+        ("date_part('epoch', ts)", "DOUBLE"),
+        ("from_unixtime(n)", "DATETIME"),
+        ("to_timestamp(n)", "DATETIME"),
+        ("to_timestamp(s)", "DATETIME"),
+        ("CAST(ts AS BIGINT)", "BIGINT"),
+        ("CAST(n AS TIMESTAMP)", "DATETIME"),
+    ] {
+        let e = run("America/New_York", expr, ty).await.expect_err(expr);
+        assert!(e.contains("wall-clock time in the job's zone"), "{expr}: {e}");
+    }
+    // In UTC the wall clock is the instant; text cast to a timestamp is the
+    // same wall clock in any zone.
+    assert_eq!(run("UTC", "to_unixtime(ts)", "BIGINT").await.unwrap(), json!("1730611800"));
+    assert_eq!(
+        run("America/New_York", "CAST(s AS TIMESTAMP)", "DATETIME").await.unwrap(),
+        json!({"ts_us": "1704067200000000"})
+    );
+}
+
 /// Arithmetic over partition values in `--where` is not used to prune (it
 /// would be unchecked): the checked row filter fails instead of files being
 /// skipped; a struct may be unnested (one row per row).
