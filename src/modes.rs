@@ -218,9 +218,28 @@ async fn create_targets(ctx: &RunCtx, meta: &mut Meta, t: &Targets) -> Result<()
         if let Err(e) = meta.exec(&sql).await {
             let now: HashSet<String> =
                 meta.partitions(db, table, true).await?.into_iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
-            if !now.contains(&tp.to_ascii_lowercase()) {
+            if now.contains(&tp.to_ascii_lowercase()) {
+                continue;
+            }
+            // Temporary partitions of another overwrite (an abandoned sharded
+            // run, an earlier job over other input) may not overlap ours.
+            let ours: HashSet<String> = t.temps.iter().map(|(tp, _)| tp.to_ascii_lowercase()).collect();
+            let mut others: Vec<&String> = now.iter().filter(|n| n.starts_with("stl_") && !ours.contains(*n)).collect();
+            if others.is_empty() {
                 return Err(e);
             }
+            others.sort();
+            let drops: Vec<String> = others
+                .iter()
+                .map(|n| format!("ALTER TABLE `{db}`.`{table}` DROP TEMPORARY PARTITION `{n}`;"))
+                .collect();
+            return Err(Error::config(format!(
+                "cannot add temporary partition `{tp}` ({e}): `{db}`.`{table}` holds temporary partitions of another \
+                 overwrite ({}), left by an abandoned run (a sharded overwrite never finalized, or one whose input \
+                 changed). If no other overwrite of the table is running, drop them and re-run:\n{}",
+                others.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+                drops.join("\n")
+            )));
         }
     }
     Ok(())

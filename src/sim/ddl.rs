@@ -366,6 +366,34 @@ fn add_temp(tb: &mut Table, name: &str, spec: BoundSpec) -> Result<(), String> {
         }
         BoundSpec::In(vals) => PartitionBound::List(vals.iter().map(|v| parse(v)).collect::<Result<_, _>>()?),
     };
+    // Temporary partitions may overlap the formal ones they stand in for, not
+    // each other (RangePartitionInfo.checkAndCreateRange with isTemp;
+    // CatalogUtils.checkPartitionValuesExistForAddListPartition).
+    use std::cmp::Ordering::Less;
+    for (d, _) in &tb.temp {
+        match (&d.bound, &bound) {
+            (PartitionBound::Range(alo, ahi), PartitionBound::Range(blo, bhi))
+                if value::cmp_values(alo, bhi) == Some(Less) && value::cmp_values(blo, ahi) == Some(Less) =>
+            {
+                return Err(format!(
+                    "Range [{}, {}) is intersected with range: [{}, {}) of temporary partition {}",
+                    blo.display().unwrap_or_default(),
+                    bhi.display().unwrap_or_default(),
+                    alo.display().unwrap_or_default(),
+                    ahi.display().unwrap_or_default(),
+                    d.name
+                ));
+            }
+            (PartitionBound::List(a), PartitionBound::List(b)) => {
+                if let Some(v) =
+                    b.iter().find(|v| a.iter().any(|x| value::cmp_values(x, v) == Some(std::cmp::Ordering::Equal)))
+                {
+                    return Err(format!("Duplicate partition value {}", v.display().unwrap_or_default()));
+                }
+            }
+            _ => {}
+        }
+    }
     tb.temp.push((PartitionDef { name: name.to_string(), bound }, Part::default()));
     Ok(())
 }

@@ -435,3 +435,38 @@ async fn partial_updates_of_new_keys_and_null_merge_versions_follow_starrocks() 
     assert_eq!((got["2"]["v"].clone(), got["2"]["ver"].clone()), (json!("y"), json!("-3")));
     assert_eq!((got["9"]["v"].clone(), got["9"]["nn"].clone()), (json!("z"), json!("8")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_partitions_of_an_abandoned_overwrite_are_named_with_the_sql_to_drop_them() {
+    // StarRocks refuses a temporary partition overlapping another one: a
+    // sharded overwrite never finalized (or one over other input) leaves
+    // some behind, and every later overwrite of those partitions needs them
+    // gone. The error names them and the statements that drop them.
+    let sim = sim(vec![table("t", true, "DUP_KEYS")]).await;
+    let mut m = starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD))
+        .await
+        .unwrap();
+    let stale = "stl_0badc0de_s_p20240228";
+    m.exec(&format!("ALTER TABLE `db`.`t` ADD TEMPORARY PARTITION `{stale}` VALUES [(\"2024-02-28\"), (\"2024-02-29\"))"))
+        .await
+        .unwrap();
+    // Overlapping temporary partitions are refused by the FE itself.
+    let e = m
+        .exec("ALTER TABLE `db`.`t` ADD TEMPORARY PARTITION `other` VALUES [(\"2024-02-27\"), (\"2024-03-01\"))")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("intersected"), "{e}");
+    let state = tempfile::tempdir().unwrap();
+    let f = overwrite_job(&sim, "t", state.path(), "dt IN ('2024-02-28', '2024-02-29')");
+    let e = load(f.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), starload::error::ErrorKind::Config, "{e}");
+    let drop = format!("ALTER TABLE `db`.`t` DROP TEMPORARY PARTITION `{stale}`;");
+    assert!(e.to_string().contains(&drop), "{e}");
+    assert!(sim.rows("db", "t").is_empty());
+    m.exec(drop.trim_end_matches(';')).await.unwrap();
+    let r = load(f).await.unwrap();
+    let want = oracle(|o| o["dt"] == "2024-02-28" || o["dt"] == "2024-02-29");
+    assert_eq!(r.load.rows_loaded as usize, want.len());
+    assert_same(&want, &stored(&sim, "db", "t"), &|_, v| v.clone());
+}
