@@ -657,7 +657,9 @@ pub struct Report {
 }
 
 /// What stays the same across runs of "one job" whose inputs may change:
-/// target, source, transform, mode and label prefix.
+/// target, source, transform and mode. Not the label prefix: labels are how
+/// StarRocks refuses a load twice, so a job re-run under another prefix is
+/// the same job loading its rows again, which only the journals can see.
 fn identity(p: &Prepared) -> String {
     identity_in(p, p.settings.mode)
 }
@@ -666,15 +668,8 @@ fn identity(p: &Prepared) -> String {
 /// in another mode live there).
 fn identity_in(p: &Prepared, mode: Mode) -> String {
     let s = &p.settings;
-    let text = format!(
-        "{}.{}|{}|{}|{}|{}",
-        s.db,
-        s.table,
-        p.plan.location.display,
-        s.transform.fingerprint_text(),
-        mode.name(),
-        s.label_prefix
-    );
+    let text =
+        format!("{}.{}|{}|{}|{}", s.db, s.table, p.plan.location.display, s.transform.fingerprint_text(), mode.name());
     blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
 }
 
@@ -700,7 +695,27 @@ fn check_earlier_jobs_in(p: &Prepared, dir: &std::path::Path, mode: Mode) -> Res
     for e in rd.flatten() {
         let path = e.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if !name.ends_with(".journal") || (same_mode && name.starts_with(&p.plan.fingerprint)) {
+        if !name.ends_with(".journal") {
+            continue;
+        }
+        if same_mode && name.starts_with(&p.plan.fingerprint) {
+            // This job's own journal: its chunks are done only under this
+            // run's labels; under another prefix StarRocks sees new labels.
+            let ours = format!("{}_{}", p.settings.label_prefix, p.plan.fingerprint);
+            if let Ok(v) = journal::read(&path)
+                && let Some(d) = v.done.values().find(|d| !d.label.starts_with(&ours))
+            {
+                return Err(Error::config(format!(
+                    "job {} loaded this source into `{}` under other labels (`{}`; journal `{}`): under the label \
+                     prefix `{}` StarRocks would see new labels and load its rows again. Run it with the prefix it \
+                     was loaded with, or --new-job to load anyway",
+                    v.header.fingerprint,
+                    v.header.target,
+                    d.label,
+                    path.display(),
+                    p.settings.label_prefix
+                )));
+            }
             continue;
         }
         let Ok(v) = journal::read(&path) else { continue };

@@ -336,6 +336,13 @@ async fn changed_inputs_and_changed_schemas_are_refused() {
     let e = load(atomic).await.unwrap_err();
     assert!(e.to_string().contains("in append mode") && e.to_string().contains("would load its rows again"), "{e}");
     assert_eq!(sim1.rows("db", "t").len(), rows);
+    // So would the same job under another label prefix (StarRocks sees new
+    // labels); --new-job is the way to load it again on purpose.
+    let mut other = f.clone();
+    other.label_prefix = Some("other".into());
+    let e = load(other.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("under other labels") && e.to_string().contains("--new-job"), "{e}");
+    assert_eq!(sim1.rows("db", "t").len(), rows);
     // A source file changes: the same command would load its rows again.
     let victim = std::fs::read_dir(dir.path().join("dt=2024-02-29/region=eu"))
         .unwrap()
@@ -443,13 +450,14 @@ async fn temporary_partitions_of_an_abandoned_overwrite_are_named_with_the_sql_t
     // some behind, and every later overwrite of those partitions needs them
     // gone. The error names them and the statements that drop them.
     let sim = sim(vec![table("t", true, "DUP_KEYS")]).await;
-    let mut m = starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD))
-        .await
-        .unwrap();
+    let mut m =
+        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
     let stale = "stl_0badc0de_s_p20240228";
-    m.exec(&format!("ALTER TABLE `db`.`t` ADD TEMPORARY PARTITION `{stale}` VALUES [(\"2024-02-28\"), (\"2024-02-29\"))"))
-        .await
-        .unwrap();
+    m.exec(&format!(
+        "ALTER TABLE `db`.`t` ADD TEMPORARY PARTITION `{stale}` VALUES [(\"2024-02-28\"), (\"2024-02-29\"))"
+    ))
+    .await
+    .unwrap();
     // Overlapping temporary partitions are refused by the FE itself.
     let e = m
         .exec("ALTER TABLE `db`.`t` ADD TEMPORARY PARTITION `other` VALUES [(\"2024-02-27\"), (\"2024-03-01\"))")
