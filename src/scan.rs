@@ -401,8 +401,8 @@ impl Scanner {
 
     /// The first INT96 timestamp of `slices` with nanoseconds below a
     /// microsecond (Impala, Hive and pyarrow write nanoseconds; the reader
-    /// takes microseconds and would drop them), as (file index, row from
-    /// 1, column). Files Spark wrote are skipped: Spark's timestamps are
+    /// takes microseconds and would drop them) or a time of day outside the
+    /// day, as (file index, row from 1, column). Files Spark wrote are skipped: Spark's timestamps are
     /// microseconds.
     pub async fn find_int96_nanos(&self, slices: &[Slice]) -> Result<Option<(usize, u64, String)>> {
         use parquet::basic::Type as Physical;
@@ -418,7 +418,9 @@ impl Scanner {
             |v: &parquet::data_type::Int96| {
                 let d = v.data();
                 let nanos_of_day = d[0] as u64 | (d[1] as u64) << 32;
-                !nanos_of_day.is_multiple_of(1000)
+                // Out of the day: older pyarrow wrote a negative time of day
+                // before 1970, which StarRocks reads as unsigned.
+                !nanos_of_day.is_multiple_of(1000) || nanos_of_day >= 86_400_000_000_000
             },
         )
         .await
@@ -508,8 +510,10 @@ impl Scanner {
         // anything of the chunk is read.
         if let Some((file, row, column)) = self.find_int96_nanos(slices).await? {
             return Err(Error::data(format!(
-                "file `{}`, row {row}, column `{column}`: the INT96 timestamp has nanoseconds below a microsecond; \
-                 DATETIME keeps microseconds (truncate it in the transform if intended)",
+                "file `{}`, row {row}, column `{column}`: the INT96 timestamp has nanoseconds below a microsecond \
+                 (DATETIME keeps microseconds; truncate it in the transform if intended), or a time of day outside \
+                 0–24 h (older pyarrow wrote a negative one before 1970, which StarRocks reads as another time; \
+                 rewrite the file with INT64 timestamps)",
                 self.plan.file_name(file)
             )));
         }

@@ -874,6 +874,30 @@ for name, second in [("ok", ns + 123_456_000), ("bad", ns + 123_456_789)]:
         e.contains("part-0.parquet") && e.contains("row 2") && e.contains("`t`") && e.contains("nanoseconds"),
         "{e}"
     );
+    // A negative time of day (older pyarrow, before 1970): StarRocks reads
+    // it as unsigned, another time; refused too.
+    use parquet::data_type::{Int64Type, Int96, Int96Type};
+    let neg = tempfile::tempdir().unwrap();
+    let schema = std::sync::Arc::new(
+        parquet::schema::parser::parse_message_type("message m { required int64 id; optional int96 t; }").unwrap(),
+    );
+    let f = std::fs::File::create(neg.path().join("neg.parquet")).unwrap();
+    let mut w = parquet::file::writer::SerializedFileWriter::new(f, schema, Default::default()).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let mut c = rg.next_column().unwrap().unwrap();
+    c.typed::<Int64Type>().write_batch(&[1, 2], None, None).unwrap();
+    c.close().unwrap();
+    let (ok, minus_1ms) = (Int96::from(vec![0, 0, 2_440_588]), (-1_000_000i64) as u64);
+    let bad = Int96::from(vec![minus_1ms as u32, (minus_1ms >> 32) as u32, 2_440_588]);
+    let mut c = rg.next_column().unwrap().unwrap();
+    c.typed::<Int96Type>().write_batch(&[ok, bad], Some(&[1, 1]), None).unwrap();
+    c.close().unwrap();
+    rg.close().unwrap();
+    w.close().unwrap();
+    let sim3 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim3, neg.path(), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(e.contains("neg.parquet") && e.contains("row 2") && e.contains("outside 0–24 h"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
