@@ -268,23 +268,6 @@ impl Lease {
     pub(crate) fn abandon(self) {
         self.renewer.abort();
     }
-
-    /// Puts in place of this lease the lapsed lease of a builder that took it
-    /// over, as if this one had been paused past its TTL (tests).
-    pub(crate) async fn simulate_takeover(&self) -> Result<()> {
-        self.renewer.abort();
-        let info = LeaseInfo {
-            owner: "taker".into(),
-            token: new_token("taker"),
-            acquired_at: rfc3339(0),
-            expires_at: rfc3339(1),
-            expires_at_ms: 1,
-            crashed: vec![self.info.token.clone()],
-        };
-        let body = serde_json::to_vec(&info).map_err(|e| Error::internal(e.to_string()))?;
-        self.store.put(&self.path, body.into()).await.map_err(|e| store_error("cannot write the build lease", e))?;
-        Ok(())
-    }
 }
 
 impl Drop for Lease {

@@ -56,9 +56,6 @@
 //! lease (a crashed holder) is taken over. If two builders ever both hold it
 //! (a holder paused for longer than the lease), the conditional create of
 //! the manifest lets exactly one publish version N; the other fails clearly.
-//! A builder that no longer holds the lease right after publishing withdraws
-//! its version (the one that took the lease over may have removed its delta
-//! file as a crash leftover) and fails.
 //!
 //! # Conditional create per store (object_store 0.13)
 //!
@@ -276,10 +273,6 @@ pub enum Fault {
     /// Write the delta file, then stop as a crash would: no manifest, the
     /// lease left to expire.
     CrashBeforePublish,
-    /// Between the lease check and the manifest's publish, be taken over
-    /// as a builder paused past its lease would: another builder holds the
-    /// lease and has removed this build's delta file as a crash leftover.
-    LeaseLostBeforePublish,
 }
 
 /// How a build runs.
@@ -737,38 +730,16 @@ impl DictStore {
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             builder: opts.owner.clone(),
         };
-        let data = self.data_path(key, &v.files[v.files.len() - 1].path);
         let published = match lease.check(&what).await {
-            Ok(()) => {
-                if opts.fault == Some(Fault::LeaseLostBeforePublish) {
-                    lease.simulate_takeover().await?;
-                    let _ = self.loc.store.delete(&data).await;
-                }
-                self.publish(key, &v).await
-            }
+            Ok(()) => self.publish(key, &v).await,
             Err(e) => Err(e),
         };
-        // Paused between the check and the publish past the lease's TTL, this
-        // build may have been taken over, and the builder that took it over,
-        // having read the versions before this one was published, removes
-        // this build's delta file as a crash leftover. Still holding the lease
-        // after publishing means no builder took it before the manifest
-        // existed (so none will remove the file); otherwise the version is
-        // withdrawn, so that nothing uses its ids. (One that built on it
-        // publishes every delta file in its own version.)
-        if published.is_ok() && lease.check(&what).await.is_err() {
-            let _ = self.loc.store.delete(&self.manifest_path(key, n)).await;
-            return Err(Error::infra(format!(
-                "lost the build lease of {what} while publishing version {n} (this build was paused past the \
-                 lease and another builder took it over); version {n} was withdrawn — re-run the build"
-            )));
-        }
         if let Err(e) = published {
             // Still ours and certainly not published: remove the data file
             // so the next build does not take it for a removed version.
             let manifest = self.loc.store.head(&self.manifest_path(key, n)).await.map_err(norm);
             if matches!(manifest, Err(object_store::Error::NotFound { .. })) && lease.check(&what).await.is_ok() {
-                let _ = self.loc.store.delete(&data).await;
+                let _ = self.loc.store.delete(&self.data_path(key, &v.files[v.files.len() - 1].path)).await;
             }
             return Err(e);
         }

@@ -605,22 +605,3 @@ async fn a_chain_of_crashed_builds_leaves_nothing_stuck() {
         s.build(&key, &DataType::Utf8, some(&["d"]), &opts("d")).await.unwrap();
     }
 }
-
-/// A builder paused between its lease check and its publish, past the
-/// lease: the builder that took the lease over removed its delta file as a
-/// crash leftover. Publishing anyway would leave a version whose data is
-/// gone; the paused builder, no longer holding the lease after publishing,
-/// withdraws the version and fails, and the next build publishes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_build_taken_over_while_publishing_withdraws_its_version() {
-    let (_d, s) = local();
-    let key = DictKey::new("db.t", "c").unwrap();
-    let v1 = s.build(&key, &DataType::Utf8, some(&["a"]), &opts("first")).await.unwrap().version.unwrap();
-    let paused = BuildOptions { fault: Some(Fault::LeaseLostBeforePublish), ..opts("paused") };
-    let e = s.build(&key, &DataType::Utf8, some(&["b"]), &paused).await.unwrap_err();
-    assert!(e.to_string().contains("version 2 was withdrawn"), "{e}");
-    assert_eq!(s.current(&key).await.unwrap().unwrap(), v1);
-    let v2 = s.build(&key, &DataType::Utf8, some(&["c", "b"]), &opts("next")).await.unwrap().version.unwrap();
-    assert_eq!(v2.version, 2);
-    assert_eq!(contents(&s, &key, &v2).await, ids(&[("a", 1), ("b", 2), ("c", 3)]));
-}
