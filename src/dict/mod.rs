@@ -53,7 +53,9 @@
 //! `lock.json`, created with a conditional create and renewed while the
 //! build runs; a second builder polls until it is free (up to
 //! [`BuildOptions::lock_wait`]) or fails naming the holder. An expired
-//! lease (a crashed holder) is taken over. If two builders ever both hold it
+//! lease (a crashed holder) is taken over; the holder's token is recorded in
+//! `crashed.json` and its data file kept (see `record_crashed`). If two
+//! builders ever both hold it
 //! (a holder paused for longer than the lease), the conditional create of
 //! the manifest lets exactly one publish version N; the other fails clearly.
 //!
@@ -413,6 +415,11 @@ impl DictStore {
         self.dir(key).join("lock.json")
     }
 
+    /// The lease tokens of builders whose lapsed leases were taken over.
+    fn crashed_path(&self, key: &DictKey) -> Path {
+        self.dir(key).join("crashed.json")
+    }
+
     /// A path for messages.
     fn show(&self, p: &Path) -> String {
         let url = self.loc.store_url.as_str().trim_end_matches('/');
@@ -647,7 +654,8 @@ impl DictStore {
             type_matches(key, c, d.value_type())?;
         }
         // Also when this build has nothing new to publish.
-        self.remove_crash_leftovers(key, cur.as_ref().map_or(1, |c| c.version + 1), lease).await?;
+        let crashed = self.record_crashed(key, lease).await?;
+        self.remove_orphans(key, cur.as_ref(), lease).await?;
         let (input_rows, null_rows, distinct_values) = (d.rows(), d.nulls(), d.len());
         let source_type = d.source_type().to_string();
 
@@ -697,7 +705,7 @@ impl DictStore {
         }
         let n = cur.as_ref().map_or(1, |c| c.version + 1);
         let vt = d.value_type();
-        self.check_unpublished(key, n).await?;
+        self.check_unpublished(key, n, &crashed).await?;
 
         let t = Instant::now();
         let sorted = tokio::task::spawn_blocking(move || d.into_sorted()).await.map_err(join_error)??;
@@ -768,14 +776,14 @@ impl DictStore {
         Ok(out)
     }
 
-    /// Before version `n` is written: the leftovers of crashed builds are
-    /// gone (see [`Self::remove_crash_leftovers`], run when the lease was
-    /// taken), so a data file of version `n` or later belongs to a version
-    /// whose manifest was deleted — its ids may be in StarRocks tables
-    /// already, so building `n` again would give other values those ids:
-    /// refused.
-    async fn check_unpublished(&self, key: &DictKey, n: u64) -> Result<()> {
-        let found = self.unpublished(key, n).await?;
+    /// Before version `n` is written: a data file of version `n` or later
+    /// that no builder whose lease was taken over wrote (`crashed`, see
+    /// [`Self::record_crashed`]) belongs to a version whose manifest was
+    /// deleted — its ids may be in StarRocks tables already, so building `n`
+    /// again would give other values those ids: refused.
+    async fn check_unpublished(&self, key: &DictKey, n: u64, crashed: &[String]) -> Result<()> {
+        let found: Vec<(u64, Path)> =
+            self.unpublished(key, n).await?.into_iter().filter(|(_, p)| !written_by(p, crashed)).collect();
         let Some((m, first)) = found.first() else { return Ok(()) };
         Err(Error::data(format!(
             "dictionary {}: {} holds version {m}, but no manifest publishes it (the newest is {}). Its manifest \
@@ -792,23 +800,38 @@ impl DictStore {
         )))
     }
 
-    /// Removes the unpublished data files (version `n` or later) of the
-    /// crashed builders whose lapsed leases led to `lease`.
-    async fn remove_crash_leftovers(&self, key: &DictKey, n: u64, lease: &Lease) -> Result<()> {
-        if lease.took_over.is_empty() {
-            return Ok(());
-        }
-        for (_, p) in self.unpublished(key, n).await? {
-            if !crashed_file(lease, &p) {
-                continue;
+    /// Records the builders whose lapsed leases led to `lease` (the lease
+    /// carries the chain) in `crashed.json`, and returns every builder
+    /// recorded there. Their data files are not removed: a builder that was
+    /// only paused past its lease may still publish its version (the
+    /// manifest's conditional create then decides), and removing its file
+    /// could leave a published version without its data. A file of a
+    /// version some other builder published is an orphan [`Self::cleanup`]
+    /// removes; one past the newest version waits for that.
+    async fn record_crashed(&self, key: &DictKey, lease: &Lease) -> Result<Vec<String>> {
+        let path = self.crashed_path(key);
+        let mut known: Vec<String> = match self.loc.store.get(&path).await.map_err(norm) {
+            Ok(g) => {
+                let b = g.bytes().await.map_err(|e| store_error(format!("cannot read {}", self.show(&path)), e))?;
+                serde_json::from_slice(&b)
+                    .map_err(|e| Error::data(format!("{} is not a list of lease tokens: {e}", self.show(&path))))?
             }
-            tracing::warn!("removing {}, left unpublished by a crashed build", self.show(&p));
-            match self.loc.store.delete(&p).await.map_err(norm) {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(store_error(format!("cannot remove {}", self.show(&p)), e)),
-            }
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(store_error(format!("cannot read {}", self.show(&path)), e)),
+        };
+        let new: Vec<&String> = lease.took_over.iter().filter(|t| !known.contains(t)).collect();
+        if new.is_empty() {
+            return Ok(known);
         }
-        Ok(())
+        known.extend(new.into_iter().cloned());
+        let body = serde_json::to_vec_pretty(&known).map_err(|e| Error::internal(e.to_string()))?;
+        // Written under the lease: builders take turns.
+        self.loc
+            .store
+            .put(&path, PutPayload::from(body))
+            .await
+            .map_err(|e| store_error(format!("cannot write {}", self.show(&path)), e))?;
+        Ok(known)
     }
 
     fn file_what(&self, key: &DictKey, f: &DeltaFile) -> String {
@@ -955,32 +978,40 @@ impl DictStore {
         let lease = Lease::acquire(self.loc.store.clone(), self.lock_path(key), &what, &settings).await?;
         let r = async {
             let cur = self.current(key).await?;
-            let next = cur.as_ref().map_or(1, |v| v.version + 1);
-            let keep: std::collections::HashSet<String> =
-                cur.map(|v| v.files.into_iter().map(|f| f.path).collect()).unwrap_or_default();
-            // Files past the newest version may be a published version
-            // whose manifest was removed: kept, unless written by the
-            // crashed build whose lapsed lease was taken over (see
-            // check_unpublished).
-            let mut removed = Vec::new();
-            for p in self.data_files(key).await? {
-                let Some(name) = p.filename() else { continue };
-                let rel = format!("data/{name}");
-                let past_newest = data_version(&p).is_some_and(|n| n >= next);
-                if keep.contains(&rel) || (past_newest && !crashed_file(&lease, &p)) {
-                    continue;
-                }
-                lease.check(&what).await?;
-                match self.loc.store.delete(&p).await.map_err(norm) {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => removed.push(self.show(&p)),
-                    Err(e) => return Err(store_error(format!("cannot remove {}", self.show(&p)), e)),
-                }
-            }
-            Ok(removed)
+            self.remove_orphans(key, cur.as_ref(), &lease).await
         }
         .await;
         lease.release().await;
         r
+    }
+
+    /// Removes the data files below version `cur` that it does not name,
+    /// holding `lease`. Files past the newest version are kept: a published
+    /// version whose manifest was removed, or the file of a builder paused
+    /// past its lease that may still publish it (see `record_crashed`).
+    /// Below it, a file the newest version does not name can never be
+    /// published (its version's manifest exists).
+    async fn remove_orphans(&self, key: &DictKey, cur: Option<&Version>, lease: &Lease) -> Result<Vec<String>> {
+        let what = self.what(key);
+        let next = cur.map_or(1, |v| v.version + 1);
+        let keep: std::collections::HashSet<&str> =
+            cur.map(|v| v.files.iter().map(|f| f.path.as_str()).collect()).unwrap_or_default();
+        let mut removed = Vec::new();
+        for p in self.data_files(key).await? {
+            let Some(name) = p.filename() else { continue };
+            let rel = format!("data/{name}");
+            let past_newest = data_version(&p).is_none_or(|n| n >= next);
+            if keep.contains(rel.as_str()) || past_newest {
+                continue;
+            }
+            lease.check(&what).await?;
+            tracing::warn!("removing {}, written by a build whose version another build published", self.show(&p));
+            match self.loc.store.delete(&p).await.map_err(norm) {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => removed.push(self.show(&p)),
+                Err(e) => return Err(store_error(format!("cannot remove {}", self.show(&p)), e)),
+            }
+        }
+        Ok(removed)
     }
 }
 
@@ -989,10 +1020,10 @@ fn data_version(p: &Path) -> Option<u64> {
     p.filename()?.strip_prefix('v')?.split('-').next()?.parse().ok()
 }
 
-/// Whether a data file was written by one of the crashed builders whose
-/// lapsed leases led to `lease` (its name ends with their token).
-fn crashed_file(lease: &Lease, p: &Path) -> bool {
-    p.filename().is_some_and(|f| lease.took_over.iter().any(|t| f.ends_with(&format!("-{t}.parquet"))))
+/// Whether a data file was written by one of the builders holding `tokens`
+/// (its name ends with the token of its builder's lease).
+fn written_by(p: &Path, tokens: &[String]) -> bool {
+    p.filename().is_some_and(|f| tokens.iter().any(|t| f.ends_with(&format!("-{t}.parquet"))))
 }
 
 /// Store errors that mean "not found" as `NotFound` (HDFS reports a file

@@ -285,11 +285,16 @@ async fn crash(s: &DictStore, data_dir: Option<&std::path::Path>) {
     let v2 = r.version.unwrap();
     assert_eq!(v2.version, 2);
     assert_eq!(contents(s, &key, &v2).await, ids(&[("a", 1), ("b", 2), ("c", 3), ("d", 4)]));
+    // The crashed builder's file stays until version 2 is taken (a builder
+    // only paused may still publish it); then cleanup removes the orphan.
+    if let Some(d) = data_dir {
+        assert_eq!(std::fs::read_dir(d.join("db.crash/c/data")).unwrap().count(), 3, "the orphan is kept");
+    }
+    let removed = s.cleanup(&key, &opts("cleaner")).await.unwrap();
+    assert_eq!(removed.len(), 1, "{removed:?}");
     if let Some(d) = data_dir {
         assert_eq!(std::fs::read_dir(d.join("db.crash/c/data")).unwrap().count(), 2, "the orphan was removed");
     }
-    let removed = s.cleanup(&key, &opts("cleaner")).await.unwrap();
-    assert!(removed.is_empty(), "{removed:?}");
     assert_eq!(contents(s, &key, &v2).await.len(), 4);
 }
 
@@ -573,9 +578,11 @@ fn rand_suffix() -> u128 {
 }
 
 /// Two crashes in a row: A crashes after writing its data file; B takes
-/// A's lapsed lease over and crashes before removing that file; C, taking
-/// B's lease over, still knows A's file for a leftover (the lease carries
-/// the chain) and publishes. Also when C has nothing new to publish.
+/// A's lapsed lease over and crashes at once; C, taking B's lease over,
+/// still knows A's file for a crashed builder's (the lease carries the
+/// chain, and C records it) and publishes, also when C has nothing new; A's
+/// file is kept (a builder only paused could still publish it) and stops
+/// no later build.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_of_crashed_builds_leaves_nothing_stuck() {
     for nothing_new in [false, true] {
@@ -599,9 +606,41 @@ async fn a_chain_of_crashed_builds_leaves_nothing_stuck() {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
             .collect();
-        assert!(!files.iter().any(|f| f.ends_with(&format!("-{}.parquet", a["token"].as_str().unwrap()))), "{files:?}");
+        assert!(files.iter().any(|f| f.ends_with(&format!("-{}.parquet", a["token"].as_str().unwrap()))), "{files:?}");
         assert_eq!(r.published, !nothing_new);
-        // The next ordinary build is not stuck either.
-        s.build(&key, &DataType::Utf8, some(&["d"]), &opts("d")).await.unwrap();
+        // The next ordinary builds, with a lease of their own, are not stuck
+        // either: crashed.json remembers A.
+        let v = s.build(&key, &DataType::Utf8, some(&["d"]), &opts("d")).await.unwrap().version.unwrap();
+        s.build(&key, &DataType::Utf8, some(&["e"]), &opts("e")).await.unwrap();
+        assert_eq!(contents(&s, &key, &v).await.get("d").copied(), Some(v.max_id));
     }
+}
+
+/// A builder paused past its lease (not crashed) after writing its data
+/// file: the builder that takes the lease over with nothing new to publish
+/// leaves that file alone, so the paused one can still publish a complete
+/// version (a version naming a removed file would stop every load).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_leaves_the_data_file_of_a_paused_builder() {
+    let (d, s) = local();
+    let key = DictKey::new("db.t", "c").unwrap();
+    s.build(&key, &DataType::Utf8, some(&["a"]), &opts("first")).await.unwrap();
+    let paused = BuildOptions {
+        fault: Some(Fault::CrashBeforePublish),
+        lease_ttl: Duration::from_millis(300),
+        ..opts("paused")
+    };
+    s.build(&key, &DataType::Utf8, some(&["b"]), &paused).await.unwrap_err();
+    let data = d.path().join("db.t/c/data");
+    let files = || std::fs::read_dir(&data).unwrap().count();
+    assert_eq!(files(), 2);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let r = s.build(&key, &DataType::Utf8, some(&["a"]), &opts("taker")).await.unwrap();
+    assert!(!r.published);
+    assert_eq!(files(), 2, "the paused builder's data file is still there");
+    // Once another build takes version 2, the file is an orphan cleanup
+    // removes.
+    s.build(&key, &DataType::Utf8, some(&["c"]), &opts("next")).await.unwrap();
+    assert_eq!(s.cleanup(&key, &opts("cleaner")).await.unwrap().len(), 1);
+    assert_eq!(files(), 2);
 }
