@@ -227,12 +227,35 @@ pub fn redact_url(text: &str) -> String {
     }
 }
 
+/// Refuses a URL holding a password: every message naming it (the stores'
+/// own errors too) would echo it. Credentials go in [s3], [hdfs] or the
+/// environment.
+pub fn check_no_password(key: &str, url: &str) -> Result<()> {
+    if url_password(url) {
+        return Err(Error::config(format!(
+            "`{key}` `{}` holds credentials; give them in [s3] or [hdfs] or the environment (AWS_ACCESS_KEY_ID, \
+             AWS_SECRET_ACCESS_KEY, HADOOP_USER_NAME), never in a URL",
+            redact_url(url)
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a URL (`scheme://user:pass@host/…`) holds a password.
+pub fn url_password(text: &str) -> bool {
+    let rest = text.split_once("://").map_or(text, |(_, r)| r);
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    authority.rfind('@').is_some_and(|at| authority[..at].contains(':'))
+}
+
 impl JobFile {
     /// The settings as TOML, with secret values redacted.
     pub fn redacted_toml(&self) -> String {
         let mut c = self.clone();
         for v in
-            [&mut c.fe, &mut c.mysql, &mut c.metrics_pushgateway, &mut c.source, &mut c.metastore].into_iter().flatten()
+            [&mut c.fe, &mut c.mysql, &mut c.metrics_pushgateway, &mut c.source, &mut c.metastore, &mut c.dict_store]
+                .into_iter()
+                .flatten()
         {
             *v = redact_url(v);
         }
@@ -283,6 +306,11 @@ mod tests {
     fn credentials_are_redacted_from_urls() {
         assert_eq!(redact_url("http://u:p@fe:8030/x"), "http://***@fe:8030/x");
         assert_eq!(redact_url("u:p@fe:9030"), "***@fe:9030");
+        assert!(url_password("s3://AKID:SECRET@bucket/x"));
+        assert!(url_password("thrift://u:p@hms:9083"));
+        assert!(!url_password("hdfs://user@nn:8020/warehouse"));
+        assert!(!url_password("s3://bucket/dt=a:b@c/x"));
+        assert!(!url_password("/warehouse/a:b@c"));
         assert_eq!(redact_url("http://fe:8030/a@b"), "http://fe:8030/a@b");
         assert_eq!(redact_url("s3://bucket/p"), "s3://bucket/p");
     }

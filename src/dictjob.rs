@@ -150,7 +150,8 @@ pub async fn attach(p: &mut Prepared, built: &[Built]) -> Result<Vec<DictReport>
             Error::config(format!(
                 "dictionary {} of column `{col}` has no version in {}; build it first (`starload dict build`) — a \
                  sharded load never builds",
-                k, s.dict_store
+                k,
+                crate::config::redact_url(&s.dict_store)
             ))
         })?;
         let lookup = Arc::new(dstore.lookup(&k, &version).await?);
@@ -188,6 +189,7 @@ pub fn from_job_file(f: &crate::config::JobFile) -> Result<(DictStore, String, S
     let (db, t) = crate::meta::split_table(&table)?;
     let state = f.state_dir.clone().unwrap_or_else(|| std::path::PathBuf::from(".starload"));
     let location = f.dict_store.clone().unwrap_or_else(|| state.join("dicts").display().to_string());
+    crate::config::check_no_password("dict_store", &location)?;
     let opts = crate::source::StoreOptions {
         s3: f.s3.clone(),
         hdfs: f.hdfs.clone(),

@@ -139,6 +139,11 @@ impl Settings {
             (Some(_), Some(_)) => return Err(Error::config("give either `source` or `hive_table`, not both")),
             _ => {}
         }
+        for (key, url) in [("source", &f.source), ("metastore", &f.metastore), ("dict_store", &f.dict_store)] {
+            if let Some(u) = url {
+                crate::config::check_no_password(key, u)?;
+            }
+        }
         let (db, table) = meta::split_table(&need(f.table, "table")?)?;
         let fe_text = f.fe.unwrap_or_else(|| "http://127.0.0.1:8030".into());
         let shown = crate::config::redact_url(&fe_text);

@@ -317,8 +317,29 @@ async fn credentials_in_urls_never_show_and_print_config_only_prints() {
         assert!(o.status.success());
         assert!(!all_output(&o, state.path()).contains(secret), "{}", String::from_utf8_lossy(&o.stdout));
     }
-    // --print-config prints and does nothing else, for every job command.
+    // Nor in the source, the metastore or the dictionary store (the stores'
+    // own errors would echo them): refused, and --print-config hides them.
     let (fe, mysql) = (sim.fe_url(), sim.mysql_addr());
+    let s3 = format!("s3://AKID:{secret}@bucket/warehouse");
+    let thrift = format!("thrift://hive:{secret}@127.0.0.1:1");
+    for (cmd, extra) in [
+        (&["load"][..], vec!["--source", s3.as_str()]),
+        (&["load"][..], vec!["--metastore", thrift.as_str()]),
+        (&["dict", "show"][..], vec!["--dict-store", s3.as_str(), "--column", "x"]),
+    ] {
+        let mut args = job_args(&sim, &fe, &mysql, &src, &st);
+        if extra[0] == "--source" {
+            args.retain(|a| *a != src.as_str() && *a != "--source");
+        }
+        args.extend(extra.iter().copied());
+        let o = starload(&[cmd, &args].concat(), PASSWORD);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(!all_output(&o, state.path()).contains(secret), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = starload(&[cmd, &["--print-config"][..], &args].concat(), PASSWORD);
+        assert!(o.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(!all_output(&o, state.path()).contains(secret), "{}", String::from_utf8_lossy(&o.stdout));
+    }
+    // --print-config prints and does nothing else, for every job command.
     let args = job_args(&sim, &fe, &mysql, &src, &st);
     for cmd in [&["finalize", "--shards", "1"][..], &["dict", "build", "--bitmap-dict", "x=c_str"][..]] {
         let o = starload(&[cmd, &["--print-config"][..], &args].concat(), PASSWORD);
