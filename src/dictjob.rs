@@ -15,7 +15,7 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use serde::Serialize;
 
-use crate::dict::{BuildOptions, DictKey, DictStore, Distinct, Lookup};
+use crate::dict::{BuildOptions, DictKey, DictStore, Distinct, Lookup, ValueType};
 use crate::encode::{Encoder, dict_source_column};
 use crate::error::{Error, Result};
 use crate::job::{Prepared, Settings};
@@ -200,7 +200,7 @@ pub fn from_job_file(f: &crate::config::JobFile) -> Result<(DictStore, String, S
 
 /// Writes version `version` (default: the current one) of a dictionary as
 /// Parquet (`id UInt64`, `value`) under
-/// `<state_dir>/exports/<db.table>/<column>/v<N>/`, once: a complete export
+/// `<state_dir>/exports/<db.table>/<column>/v<N>-text/`, once: a complete export
 /// of a version is reused, so loading it again sends the same files (and
 /// labels). Returns the directory and the version.
 pub async fn export_files(
@@ -208,6 +208,7 @@ pub async fn export_files(
     key: &DictKey,
     version: Option<u64>,
     state_dir: &std::path::Path,
+    zone: crate::encode::Zone,
 ) -> Result<(std::path::PathBuf, crate::dict::Version)> {
     let v = match version {
         Some(n) => {
@@ -229,7 +230,9 @@ pub async fn export_files(
             .await?
             .ok_or_else(|| Error::config(format!("dictionary {key} has no version to export")))?,
     };
-    let dir = state_dir.join("exports").join(&key.table).join(&key.column).join(format!("v{:08}", v.version));
+    // `-text`: decimals and timestamps as SQL text (exports of earlier
+    // versions held their canonical bytes, and are not reused).
+    let dir = state_dir.join("exports").join(&key.table).join(&key.column).join(format!("v{:08}-text", v.version));
     if dir.join("_complete").exists() {
         return Ok((dir, v));
     }
@@ -245,7 +248,8 @@ pub async fn export_files(
         .set_max_row_group_row_count(Some(1 << 20))
         .build();
     let mut w = parquet::arrow::ArrowWriter::try_new(file, DictStore::export_schema(v.value_type), Some(props))?;
-    dstore.export_each(key, &v, |b| Ok(w.write(&b)?)).await?;
+    let vt = v.value_type;
+    dstore.export_each(key, &v, |b| Ok(w.write(&as_sql_text(b, vt, zone)?)?)).await?;
     w.close()?;
     std::fs::write(tmp.join("_complete"), format!("{}\n", v.version))
         .map_err(|e| io(&format!("cannot write {}", tmp.display()), e))?;
@@ -259,6 +263,49 @@ pub async fn export_files(
         Err(e) => return Err(io(&format!("cannot move the export to {}", dir.display()), e)),
     }
     Ok((dir, v))
+}
+
+/// An export batch with its values as the text SQL users compare them
+/// with: a decimal's canonical bytes (`150@2`) as `1.50`, a timestamp's
+/// (microseconds since the epoch) as `YYYY-MM-DD HH:MM:SS[.ffffff]` — wall
+/// clock, an instant in `zone` — which load into DECIMAL, DATETIME and
+/// VARCHAR columns. Other types' canonical text is already that.
+fn as_sql_text(b: RecordBatch, vt: ValueType, zone: crate::encode::Zone) -> Result<RecordBatch> {
+    use arrow::array::{Array, AsArray, StringArray};
+    let text = |f: &dyn Fn(&str) -> Option<String>| -> Result<RecordBatch> {
+        let values = b.column(1).as_string::<i32>();
+        let out: StringArray = (0..values.len())
+            .map(|i| {
+                let v = values.value(i);
+                f(v).ok_or_else(|| Error::data(format!("dictionary value `{v}` is not a canonical {vt}"))).map(Some)
+            })
+            .collect::<Result<_>>()?;
+        Ok(RecordBatch::try_new(b.schema(), vec![b.column(0).clone(), Arc::new(out)])?)
+    };
+    match vt {
+        ValueType::Decimal { scale } => text(&|v| {
+            let (digits, s) = v.split_once('@')?;
+            (s.parse::<i8>().ok()? == scale && scale >= 0).then(|| decimal_text(digits, scale as usize))?
+        }),
+        ValueType::Timestamp => text(&|v| Some(crate::value::format_datetime(v.parse().ok()?))),
+        ValueType::TimestampTz => text(&|v| {
+            let us: i64 = v.parse().ok()?;
+            Some(crate::value::format_datetime(us.checked_add(zone.offset_secs(us).checked_mul(1_000_000)?)?))
+        }),
+        _ => Ok(b),
+    }
+}
+
+/// `-205` at scale 2 as `-2.05`.
+fn decimal_text(unscaled: &str, scale: usize) -> Option<String> {
+    let (neg, digits) = unscaled.strip_prefix('-').map_or((false, unscaled), |d| (true, d));
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    let sign = if neg { "-" } else { "" };
+    Some(if scale == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") })
 }
 
 /// Loads a dictionary's `(id, value)` pairs into the StarRocks table `to`
@@ -277,7 +324,8 @@ pub async fn export(
     let (dstore, table, _) = from_job_file(&f)?;
     let key = DictKey::new(&table, column)?;
     let state = f.state_dir.clone().unwrap_or_else(|| std::path::PathBuf::from(".starload"));
-    let (dir, _) = export_files(&dstore, &key, version, &state).await?;
+    let zone = crate::encode::Zone::parse(f.timezone.as_deref().unwrap_or("UTC"))?;
+    let (dir, _) = export_files(&dstore, &key, version, &state, zone).await?;
     let job = crate::config::JobFile {
         source: Some(dir.display().to_string()),
         hive_table: None,

@@ -487,6 +487,30 @@ async fn other_value_types_use_canonical_text() {
     let other_scale = Decimal128Array::from(vec![1]).with_precision_and_scale(10, 3).unwrap();
     let dt = other_scale.data_type().clone();
     assert!(s.build(&key, &dt, batch(Arc::new(other_scale)), &opts("a")).await.is_err());
+    // Exported for SQL users as the decimal's text (into DECIMAL or VARCHAR).
+    let exported = |key: DictKey, zone: &'static str| {
+        let s = &s;
+        async move {
+            let out = tempfile::tempdir().unwrap();
+            let zone = starload::encode::Zone::parse(zone).unwrap();
+            let (dir, _) = starload::dictjob::export_files(s, &key, None, out.path(), zone).await.unwrap();
+            let f = std::fs::File::open(dir.join("part-00000.parquet")).unwrap();
+            let mut got = Vec::new();
+            for b in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap()
+            {
+                let b = b.unwrap();
+                let v = b.column(1).as_string::<i32>();
+                got.extend((0..b.num_rows()).map(|i| v.value(i).to_string()));
+            }
+            got
+        }
+    };
+    assert_eq!(exported(key.clone(), "UTC").await, ["-0.05", "1.50"]);
+    // Zoned timestamps as the wall clock of the job's zone.
+    let key = DictKey::new("db.t", "instants").unwrap();
+    let ts = arrow::array::TimestampMicrosecondArray::from(vec![0, 1_500_000]).with_timezone("UTC");
+    s.build(&key, ts.data_type(), batch(Arc::new(ts.clone())), &opts("a")).await.unwrap();
+    assert_eq!(exported(key, "Asia/Shanghai").await, ["1970-01-01 08:00:00", "1970-01-01 08:00:01.500000"]);
     // Dictionary-encoded strings count as strings; unused dictionary
     // entries are not values.
     let key = DictKey::new("db.t", "dict").unwrap();
