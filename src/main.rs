@@ -545,15 +545,22 @@ fn job_file(a: &JobArgs) -> Result<JobFile> {
         merge_condition: a.merge_condition.clone(),
         new_job: a.new_job.then_some(true),
         shard: a.shard.clone(),
-        bitmap_dict: a
-            .bitmap_dict
-            .iter()
-            .map(|d| {
-                d.split_once('=')
+        bitmap_dict: {
+            let mut m = std::collections::BTreeMap::new();
+            for d in &a.bitmap_dict {
+                let (k, v) = d
+                    .split_once('=')
                     .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                    .ok_or_else(|| Error::config(format!("--bitmap-dict `{d}` must be COLUMN=EXPRESSION")))
-            })
-            .collect::<Result<_>>()?,
+                    .ok_or_else(|| Error::config(format!("--bitmap-dict `{d}` must be COLUMN=EXPRESSION")))?;
+                if let Some(old) = m.insert(k.clone(), v) {
+                    return Err(Error::config(format!(
+                        "--bitmap-dict names column `{k}` twice (`{old}` and `{}`)",
+                        m[&k]
+                    )));
+                }
+            }
+            m.into_iter().collect()
+        },
         ..JobFile::default()
     };
     let file = match &a.config {

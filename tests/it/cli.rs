@@ -408,3 +408,17 @@ async fn an_fe_refusing_connections_fails_within_max_retries() {
     assert!(start.elapsed() < std::time::Duration::from_secs(120), "took {:?}", start.elapsed());
     assert!(sim.rows("corpus", "t").is_empty());
 }
+
+#[test]
+fn one_dictionary_column_named_twice_is_refused() {
+    let o = starload(
+        &["load", "--print-config", "--source", "/tmp/x", "--table", "db.t", "--bitmap-dict", "u=a", "--bitmap-dict"]
+            .into_iter()
+            .chain(["u=upper(a)"])
+            .collect::<Vec<_>>(),
+        PASSWORD,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("names column `u` twice"), "{err}");
+}
