@@ -190,7 +190,7 @@ impl Lookup {
                 (i, b, b.map_or(0, super::set::hash_bytes))
             }));
             std::hint::black_box(self.warm(&rows));
-            for &(i, b, h) in &rows {
+            for &(_, b, h) in &rows {
                 let Some(b) = b else {
                     out.push(None);
                     continue;
@@ -199,7 +199,7 @@ impl Lookup {
                     Some(id) => out.push(Some(id)),
                     None => {
                         return Err(Error::data(format!(
-                            "the value {} (row {i}) is not in dictionary {} version {}; build the dictionary over \
+                            "the value {} is not in dictionary {} version {}; build the dictionary over \
                              these inputs first",
                             show_value(b),
                             self.key,
