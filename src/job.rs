@@ -678,6 +678,22 @@ fn identity_in(p: &Prepared, mode: Mode) -> String {
     blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
 }
 
+/// [`identity_in`] as earlier versions computed it, with the label prefix: the
+/// journals they wrote live there.
+fn legacy_identity_in(p: &Prepared, mode: Mode) -> String {
+    let s = &p.settings;
+    let text = format!(
+        "{}.{}|{}|{}|{}|{}",
+        s.db,
+        s.table,
+        p.plan.location.display,
+        s.transform.fingerprint_text(),
+        mode.name(),
+        s.label_prefix
+    );
+    blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
+}
+
 /// Refuses to start when an earlier job with the same identity but other
 /// inputs is unfinished, or finished in a mode that appends: re-running would
 /// load its rows twice.
@@ -690,6 +706,7 @@ fn check_earlier_jobs(p: &Prepared, jobs: &std::path::Path) -> Result<()> {
     // too: its rows are in the table.
     for mode in [Mode::Append, Mode::Atomic, Mode::Overwrite] {
         check_earlier_jobs_in(p, &jobs.join(identity_in(p, mode)), mode)?;
+        check_earlier_jobs_in(p, &jobs.join(legacy_identity_in(p, mode)), mode)?;
     }
     Ok(())
 }
