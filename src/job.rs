@@ -222,6 +222,10 @@ impl Settings {
         if parallel == 0 || parallel > 256 {
             return Err(Error::config("parallel must be between 1 and 256"));
         }
+        // 0 would silently mean 1 (the limiter's floor).
+        if f.per_be_parallel.is_some_and(|n| n == 0 || n > 256) {
+            return Err(Error::config("per_be_parallel must be between 1 and 256"));
+        }
         Ok(Settings {
             source: f.source,
             hive_table: f.hive_table,

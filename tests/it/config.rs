@@ -218,6 +218,7 @@ fn values_that_cannot_work_are_refused_at_once() {
         (starload::config::JobFile { source_timeout_secs: Some(0), ..base() }, "source_timeout_secs"),
         (starload::config::JobFile { batch_size: Some(0), ..base() }, "batch_size"),
         (starload::config::JobFile { parallel: Some(0), ..base() }, "parallel"),
+        (starload::config::JobFile { per_be_parallel: Some(0), ..base() }, "per_be_parallel"),
     ];
     for (f, key) in cases {
         let e = starload::job::Settings::resolve(f).unwrap_err();
