@@ -655,7 +655,10 @@ impl DictStore {
         }
         // Also when this build has nothing new to publish.
         let crashed = self.record_crashed(key, lease).await?;
-        self.remove_orphans(key, cur.as_ref(), lease).await?;
+        // One listing serves both: orphans are below the next version, the
+        // check looks at it and past.
+        let files = self.data_files(key).await?;
+        self.remove_orphans(key, cur.as_ref(), &files, lease).await?;
         let (input_rows, null_rows, distinct_values) = (d.rows(), d.nulls(), d.len());
         let source_type = d.source_type().to_string();
 
@@ -705,7 +708,7 @@ impl DictStore {
         }
         let n = cur.as_ref().map_or(1, |c| c.version + 1);
         let vt = d.value_type();
-        self.check_unpublished(key, n, &crashed).await?;
+        self.check_unpublished(key, n, &files, &crashed)?;
 
         let t = Instant::now();
         let sorted = tokio::task::spawn_blocking(move || d.into_sorted()).await.map_err(join_error)??;
@@ -764,27 +767,20 @@ impl DictStore {
         Ok(listed.into_iter().map(|m| m.location).collect())
     }
 
-    /// Data files of version `from` or later: written, never published.
-    async fn unpublished(&self, key: &DictKey, from: u64) -> Result<Vec<(u64, Path)>> {
-        let mut out: Vec<(u64, Path)> = self
-            .data_files(key)
-            .await?
-            .into_iter()
-            .filter_map(|p| data_version(&p).filter(|&n| n >= from).map(|n| (n, p)))
-            .collect();
-        out.sort();
-        Ok(out)
-    }
-
     /// Before version `n` is written: a data file of version `n` or later
     /// that no builder whose lease was taken over wrote (`crashed`, see
     /// [`Self::record_crashed`]) belongs to a version whose manifest was
     /// deleted — its ids may be in StarRocks tables already, so building `n`
     /// again would give other values those ids: refused.
-    async fn check_unpublished(&self, key: &DictKey, n: u64, crashed: &[String]) -> Result<()> {
-        let found: Vec<(u64, Path)> =
-            self.unpublished(key, n).await?.into_iter().filter(|(_, p)| !written_by(p, crashed)).collect();
-        let Some((m, first)) = found.first() else { return Ok(()) };
+    fn check_unpublished(&self, key: &DictKey, n: u64, files: &[Path], crashed: &[String]) -> Result<()> {
+        let Some((m, first)) = files
+            .iter()
+            .filter_map(|p| data_version(p).filter(|&v| v >= n).map(|v| (v, p)))
+            .filter(|(_, p)| !written_by(p, crashed))
+            .min()
+        else {
+            return Ok(());
+        };
         Err(Error::data(format!(
             "dictionary {}: {} holds version {m}, but no manifest publishes it (the newest is {}). Its manifest \
              {} was removed, or a build failed after writing it. Restore the manifest if it was published — loads \
@@ -796,7 +792,7 @@ impl DictStore {
                 0 => "none".to_string(),
                 c => format!("version {c}"),
             },
-            self.show(&self.manifest_path(key, *m)),
+            self.show(&self.manifest_path(key, m)),
         )))
     }
 
@@ -978,7 +974,8 @@ impl DictStore {
         let lease = Lease::acquire(self.loc.store.clone(), self.lock_path(key), &what, &settings).await?;
         let r = async {
             let cur = self.current(key).await?;
-            self.remove_orphans(key, cur.as_ref(), &lease).await
+            let files = self.data_files(key).await?;
+            self.remove_orphans(key, cur.as_ref(), &files, &lease).await
         }
         .await;
         lease.release().await;
@@ -991,24 +988,30 @@ impl DictStore {
     /// past its lease that may still publish it (see `record_crashed`).
     /// Below it, a file the newest version does not name can never be
     /// published (its version's manifest exists).
-    async fn remove_orphans(&self, key: &DictKey, cur: Option<&Version>, lease: &Lease) -> Result<Vec<String>> {
+    async fn remove_orphans(
+        &self,
+        key: &DictKey,
+        cur: Option<&Version>,
+        files: &[Path],
+        lease: &Lease,
+    ) -> Result<Vec<String>> {
         let what = self.what(key);
         let next = cur.map_or(1, |v| v.version + 1);
         let keep: std::collections::HashSet<&str> =
             cur.map(|v| v.files.iter().map(|f| f.path.as_str()).collect()).unwrap_or_default();
         let mut removed = Vec::new();
-        for p in self.data_files(key).await? {
+        for p in files {
             let Some(name) = p.filename() else { continue };
             let rel = format!("data/{name}");
-            let past_newest = data_version(&p).is_none_or(|n| n >= next);
+            let past_newest = data_version(p).is_none_or(|n| n >= next);
             if keep.contains(rel.as_str()) || past_newest {
                 continue;
             }
             lease.check(&what).await?;
-            tracing::warn!("removing {}, written by a build whose version another build published", self.show(&p));
-            match self.loc.store.delete(&p).await.map_err(norm) {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => removed.push(self.show(&p)),
-                Err(e) => return Err(store_error(format!("cannot remove {}", self.show(&p)), e)),
+            tracing::warn!("removing {}, written by a build whose version another build published", self.show(p));
+            match self.loc.store.delete(p).await.map_err(norm) {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => removed.push(self.show(p)),
+                Err(e) => return Err(store_error(format!("cannot remove {}", self.show(p)), e)),
             }
         }
         Ok(removed)
