@@ -2706,6 +2706,16 @@ mod tests {
         assert_eq!(enc.columns_header(Part::Csv64), "`__starload_hex_s`, `s` = unhex(`__starload_hex_s`), `l`");
     }
 
+    /// A cell's text in `mode`, or the refusal's message.
+    fn text(w: &Writer<'_>, i: usize, mode: Mode) -> std::result::Result<String, String> {
+        let mut t = Vec::new();
+        match w.write(i, mode, &mut t) {
+            Ok(()) => Ok(String::from_utf8(t).unwrap()),
+            Err(CellError::Bad(m)) => Err(m),
+            Err(e) => Err(format!("{e:?}")),
+        }
+    }
+
     fn direct(source: usize, name: &str, ty: SrType) -> ColumnMapping {
         ColumnMapping {
             source,
@@ -2793,14 +2803,6 @@ mod tests {
 
     #[test]
     fn decimals_load_into_integer_and_string_columns_exactly() {
-        let text = |w: &Writer<'_>, i: usize, mode: Mode| -> std::result::Result<String, String> {
-            let mut t = Vec::new();
-            match w.write(i, mode, &mut t) {
-                Ok(()) => Ok(String::from_utf8(t).unwrap()),
-                Err(CellError::Bad(m)) => Err(m),
-                Err(e) => Err(format!("{e:?}")),
-            }
-        };
         // DECIMAL(38,0) ids (Hive tables from Oracle/Teradata) into BIGINT.
         let ids: ArrayRef = Arc::new(
             Decimal128Array::from(vec![0, -7, i64::MAX as i128, i64::MAX as i128 + 1])
@@ -2898,14 +2900,6 @@ mod tests {
 
     #[test]
     fn dates_and_timestamps_load_into_string_columns_as_their_cast_text() {
-        let text = |w: &Writer<'_>, i: usize, mode: Mode| -> std::result::Result<String, String> {
-            let mut t = Vec::new();
-            match w.write(i, mode, &mut t) {
-                Ok(()) => Ok(String::from_utf8(t).unwrap()),
-                Err(CellError::Bad(m)) => Err(m),
-                Err(e) => Err(format!("{e:?}")),
-            }
-        };
         let days: ArrayRef = Arc::new(Date32Array::from(vec![Some(0), None, Some(2_932_896)]));
         let w = build(&days, &SrType::Varchar(10), Zone::Utc, false).unwrap();
         assert_eq!(text(&w, 0, Mode::Csv).unwrap(), "1970-01-01");

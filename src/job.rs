@@ -676,25 +676,22 @@ fn identity(p: &Prepared) -> String {
 /// [`identity`] as if the job ran in `mode` (the journals of the same job
 /// in another mode live there).
 fn identity_in(p: &Prepared, mode: Mode) -> String {
-    let s = &p.settings;
-    let text =
-        format!("{}.{}|{}|{}|{}", s.db, s.table, p.plan.location.display, s.transform.fingerprint_text(), mode.name());
-    blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
+    identity_of(p, mode, None)
 }
 
 /// [`identity_in`] as earlier versions computed it, with the label prefix: the
 /// journals they wrote live there.
 fn legacy_identity_in(p: &Prepared, mode: Mode) -> String {
+    identity_of(p, mode, Some(&p.settings.label_prefix))
+}
+
+fn identity_of(p: &Prepared, mode: Mode, label_prefix: Option<&str>) -> String {
     let s = &p.settings;
-    let text = format!(
-        "{}.{}|{}|{}|{}|{}",
-        s.db,
-        s.table,
-        p.plan.location.display,
-        s.transform.fingerprint_text(),
-        mode.name(),
-        s.label_prefix
-    );
+    let mut text =
+        format!("{}.{}|{}|{}|{}", s.db, s.table, p.plan.location.display, s.transform.fingerprint_text(), mode.name());
+    if let Some(prefix) = label_prefix {
+        text = format!("{text}|{prefix}");
+    }
     blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
 }
 

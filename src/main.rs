@@ -559,7 +559,7 @@ fn job_file(a: &JobArgs) -> Result<JobFile> {
                     )));
                 }
             }
-            m.into_iter().collect()
+            m
         },
         ..JobFile::default()
     };

@@ -1043,6 +1043,19 @@ mod tests {
         assert_eq!(format!("{chunks:?}"), format!("{again:?}"));
     }
 
+    /// The metadata of `batch` written by arrow-rs as if by `created_by`.
+    fn written_by(
+        created_by: &str,
+        batch: &arrow::record_batch::RecordBatch,
+    ) -> parquet::file::metadata::ParquetMetaData {
+        let props = parquet::file::properties::WriterProperties::builder().set_created_by(created_by.into()).build();
+        let mut buf = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).unwrap();
+        w.write(batch).unwrap();
+        w.close().unwrap();
+        parquet::file::metadata::ParquetMetaDataReader::new().parse_and_finish(&bytes::Bytes::from(buf)).unwrap()
+    }
+
     #[test]
     fn old_arrow_rs_nested_files_are_read_without_their_page_index() {
         use arrow::array::{ArrayRef, Int32Array, ListArray};
@@ -1054,16 +1067,7 @@ mod tests {
                 Arc::new(Int32Array::from(vec![1, 2]))
             };
             let batch = arrow::record_batch::RecordBatch::try_from_iter([("c", col)]).unwrap();
-            let props =
-                parquet::file::properties::WriterProperties::builder().set_created_by(created_by.into()).build();
-            let mut buf = Vec::new();
-            let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).unwrap();
-            w.write(&batch).unwrap();
-            w.close().unwrap();
-            let md = parquet::file::metadata::ParquetMetaDataReader::new()
-                .parse_and_finish(&bytes::Bytes::from(buf))
-                .unwrap();
-            pages_start_at_rows(md.file_metadata())
+            pages_start_at_rows(written_by(created_by, &batch).file_metadata())
         };
         assert!(!pages_ok("parquet-rs version 41.0.0", true));
         assert!(!pages_ok("parquet-rs version 9.0.2", true));
@@ -1085,16 +1089,7 @@ mod tests {
                 ("f", Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef),
             ])
             .unwrap();
-            let props =
-                parquet::file::properties::WriterProperties::builder().set_created_by(created_by.into()).build();
-            let mut buf = Vec::new();
-            let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).unwrap();
-            w.write(&batch).unwrap();
-            w.close().unwrap();
-            let md = parquet::file::metadata::ParquetMetaDataReader::new()
-                .parse_and_finish(&bytes::Bytes::from(buf))
-                .unwrap();
-            untrusted_statistics(&md)
+            untrusted_statistics(&written_by(created_by, &batch))
         };
         // Signed order for byte arrays and unsigned integers; one value per
         // row group has no order to get wrong.

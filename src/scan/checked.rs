@@ -229,11 +229,7 @@ pub(crate) fn check_zone_conversions(plan: &LogicalPlan, zone: crate::encode::Zo
     let is_number = |t: &DataType| t.is_numeric();
     let mut bad: Option<String> = None;
     plan.apply(|node| {
-        let inputs = node.inputs();
-        let mut schema = datafusion::logical_expr::utils::merge_schema(&inputs);
-        if let LogicalPlan::TableScan(ts) = node {
-            schema.merge(ts.projected_schema.as_ref());
-        }
+        let schema = expression_schema(node);
         for e in node.expressions() {
             e.apply(|x| {
                 let ty = |e: &Expr| e.get_type(&schema).ok();
@@ -280,6 +276,16 @@ pub(crate) fn check_zone_conversions(plan: &LogicalPlan, zone: crate::encode::Zo
             zone.name()
         ))),
     }
+}
+
+/// The schema a node's expressions are typed against: its inputs', or a
+/// table scan's own.
+fn expression_schema(node: &LogicalPlan) -> datafusion::common::DFSchema {
+    let mut schema = datafusion::logical_expr::utils::merge_schema(&node.inputs());
+    if let LogicalPlan::TableScan(ts) = node {
+        schema.merge(ts.projected_schema.as_ref());
+    }
+    schema
 }
 
 /// Refuses a transform whose constant arithmetic overflows: DataFusion
@@ -557,11 +563,7 @@ impl datafusion::optimizer::AnalyzerRule for CheckedIntegerArithmetic {
         _: &datafusion::common::config::ConfigOptions,
     ) -> datafusion::common::Result<LogicalPlan> {
         let out = plan.transform_up_with_subqueries(|node| {
-            let inputs = node.inputs();
-            let mut schema = datafusion::logical_expr::utils::merge_schema(&inputs);
-            if let LogicalPlan::TableScan(ts) = &node {
-                schema.merge(ts.projected_schema.as_ref());
-            }
+            let schema = expression_schema(&node);
             let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
             node.map_expressions(|e| {
                 let saved = names.save(&e);
