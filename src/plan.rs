@@ -333,7 +333,8 @@ pub async fn read_footers(
                 )));
             }
             let schema =
-                int96_as_utc(fm.schema_descr(), zones_as_stored(fm.schema_descr(), hinted)).map_err(unsupported)?;
+                int96_as_utc(fm.schema_descr(), zones_as_stored(fm.schema_descr(), hinted).map_err(unsupported)?)
+                    .map_err(unsupported)?;
             let schema = reading_schema(&schema);
             let page_index_ok = pages_start_at_rows(fm);
             let untrusted_stats = untrusted_statistics(&md);
@@ -594,28 +595,58 @@ pub fn legacy_calendar(
     Legacy { dates, timestamps: (dates && has_zoned) || int96 }
 }
 
-/// A top-level timestamp the file stores as local (`isAdjustedToUTC` false)
-/// stays local whatever zone an Arrow type hint beside it names (a hint
-/// copied from another schema): StarRocks and pyarrow read the Parquet type.
-fn zones_as_stored(descr: &parquet::schema::types::SchemaDescriptor, hinted: Schema) -> Schema {
-    use parquet::basic::LogicalType;
-    let local = |name: &str| {
-        descr.columns().iter().any(|c| {
-            c.path().parts() == [name]
-                && matches!(c.logical_type_ref(), Some(LogicalType::Timestamp(t)) if !t.is_adjusted_to_u_t_c)
-        })
-    };
+/// A timestamp the file stores as local (`isAdjustedToUTC` false) stays
+/// local, at any depth, whatever zone an Arrow type hint beside it names (a
+/// hint copied from another schema): StarRocks and pyarrow read the Parquet
+/// type. The hinted type is walked beside the type the Parquet schema alone
+/// gives; where the hint reshapes a field (another container), the field is
+/// left as hinted.
+fn zones_as_stored(
+    descr: &parquet::schema::types::SchemaDescriptor,
+    hinted: Schema,
+) -> parquet::errors::Result<Schema> {
+    let plain = parquet_to_arrow_schema(descr, None)?;
     let fields: Vec<arrow::datatypes::FieldRef> = hinted
         .fields()
         .iter()
-        .map(|f| match f.data_type() {
-            DataType::Timestamp(unit, Some(_)) if local(f.name()) => {
-                Arc::new(f.as_ref().clone().with_data_type(DataType::Timestamp(*unit, None)))
-            }
-            _ => f.clone(),
+        .map(|f| match plain.field_with_name(f.name()) {
+            Ok(p) => local_as_stored(f, p.data_type()),
+            Err(_) => f.clone(),
         })
         .collect();
-    Schema::new_with_metadata(fields, hinted.metadata().clone())
+    Ok(Schema::new_with_metadata(fields, hinted.metadata().clone()))
+}
+
+/// `hinted` with every zone dropped where `plain` (the Parquet type) is a
+/// timestamp without one.
+fn local_as_stored(hinted: &arrow::datatypes::FieldRef, plain: &DataType) -> arrow::datatypes::FieldRef {
+    use arrow::datatypes::Fields;
+    let with = |dt: DataType| Arc::new(hinted.as_ref().clone().with_data_type(dt));
+    match (hinted.data_type(), plain) {
+        (DataType::Timestamp(unit, Some(_)), DataType::Timestamp(_, None)) => with(DataType::Timestamp(*unit, None)),
+        (
+            DataType::List(h),
+            DataType::List(p) | DataType::LargeList(p) | DataType::FixedSizeList(p, _) | DataType::ListView(p),
+        ) => with(DataType::List(local_as_stored(h, p.data_type()))),
+        (
+            DataType::LargeList(h),
+            DataType::List(p) | DataType::LargeList(p) | DataType::FixedSizeList(p, _) | DataType::ListView(p),
+        ) => with(DataType::LargeList(local_as_stored(h, p.data_type()))),
+        (
+            DataType::FixedSizeList(h, n),
+            DataType::List(p) | DataType::LargeList(p) | DataType::FixedSizeList(p, _) | DataType::ListView(p),
+        ) => with(DataType::FixedSizeList(local_as_stored(h, p.data_type()), *n)),
+        (DataType::Map(h, sorted), DataType::Map(p, _)) => {
+            with(DataType::Map(local_as_stored(h, p.data_type()), *sorted))
+        }
+        (DataType::Struct(hs), DataType::Struct(ps)) if hs.len() == ps.len() => with(DataType::Struct(Fields::from(
+            hs.iter()
+                .zip(ps.iter())
+                .map(|(h, p)| if h.name() == p.name() { local_as_stored(h, p.data_type()) } else { h.clone() })
+                .collect::<Vec<_>>(),
+        ))),
+        _ => hinted.clone(),
+    }
 }
 
 /// INT96 timestamps (Hive/Spark) are instants in UTC, whatever Arrow type

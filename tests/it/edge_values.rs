@@ -554,15 +554,30 @@ async fn the_parquet_type_wins_over_the_arrow_type_hint_beside_it() {
     let dir = tempfile::tempdir().unwrap();
     let ts: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1_704_164_645_123_456]));
     let dur: ArrayRef = Arc::new(DurationMicrosecondArray::from(vec![-90_000_000]));
-    let b = batch(vec![("id", ids(1), false), ("ts", ts, true), ("dur", dur, true)]);
+    // The same inside a list and a struct.
+    let item = Arc::new(Field::new("item", ts.data_type().clone(), true));
+    let tl: ArrayRef = Arc::new(arrow::array::ListArray::new(
+        item.clone(),
+        arrow::buffer::OffsetBuffer::from_lengths([1]),
+        ts.clone(),
+        None,
+    ));
+    let ts_field = Arc::new(Field::new("t", ts.data_type().clone(), true));
+    let tst: ArrayRef = Arc::new(arrow::array::StructArray::new(vec![ts_field].into(), vec![ts.clone()], None));
+    let b =
+        batch(vec![("id", ids(1), false), ("ts", ts, true), ("dur", dur, true), ("tl", tl, true), ("tst", tst, true)]);
+    let tokyo =
+        arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("Asia/Tokyo".into()));
     let hint = Schema::new(vec![
         Field::new("id", arrow::datatypes::DataType::Int64, false),
+        Field::new("ts", tokyo.clone(), true),
+        Field::new("dur", arrow::datatypes::DataType::Duration(arrow::datatypes::TimeUnit::Microsecond), true),
+        Field::new("tl", arrow::datatypes::DataType::List(Arc::new(Field::new("item", tokyo.clone(), true))), true),
         Field::new(
-            "ts",
-            arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("Asia/Tokyo".into())),
+            "tst",
+            arrow::datatypes::DataType::Struct(vec![Arc::new(Field::new("t", tokyo, true))].into()),
             true,
         ),
-        Field::new("dur", arrow::datatypes::DataType::Duration(arrow::datatypes::TimeUnit::Microsecond), true),
     ]);
     let props = WriterProperties::builder()
         .set_key_value_metadata(Some(vec![KeyValue::new(
@@ -580,7 +595,13 @@ async fn the_parquet_type_wins_over_the_arrow_type_hint_beside_it() {
         "db",
         "t",
         "id",
-        vec![col_nn("id", "BIGINT"), col("ts", "DATETIME"), col("dur", "BIGINT")],
+        vec![
+            col_nn("id", "BIGINT"),
+            col("ts", "DATETIME"),
+            col("dur", "BIGINT"),
+            col("tl", "ARRAY<DATETIME>"),
+            col("tst", "STRUCT<t DATETIME>"),
+        ],
     )])
     .await;
     let state = tempfile::tempdir().unwrap();
@@ -590,6 +611,9 @@ async fn the_parquet_type_wins_over_the_arrow_type_hint_beside_it() {
     let got = stored(&sim, "db", "t");
     assert_eq!(got["1"]["ts"], json!({"ts_us": "1704164645123456"}), "2024-01-02 03:04:05.123456 as stored");
     assert_eq!(got["1"]["dur"], json!("-90000000"));
+    let local = json!({"ts_us": "1704164645123456"});
+    assert_eq!(got["1"]["tl"], json!([local]), "the same in a list");
+    assert_eq!(got["1"]["tst"], json!({"t": local}), "and in a struct");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
