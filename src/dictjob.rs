@@ -77,6 +77,7 @@ pub async fn build(p: &Prepared, opts: &BuildOptions) -> Result<Vec<Built>> {
     }
     let start = Instant::now();
     let dstore = store(s)?;
+    check_new_dictionaries(s, &dstore).await?;
     let schema = p.scanner.output_schema().clone();
     let mut sets = Vec::new();
     let mut select = Vec::new();
@@ -130,6 +131,44 @@ pub async fn build(p: &Prepared, opts: &BuildOptions) -> Result<Vec<Built>> {
         out.push(Built { column: col.clone(), report, seconds: start.elapsed().as_secs_f64() });
     }
     Ok(out)
+}
+
+/// A dictionary is created only for a column that holds no ids yet. Ids in
+/// the table and no dictionary in the store mean the store is not the one
+/// that gave them (wiped, another URL, another machine's default under its
+/// state directory): a new dictionary would give the same values other ids,
+/// and every count across the two would be wrong without an error.
+async fn check_new_dictionaries(s: &Settings, dstore: &DictStore) -> Result<()> {
+    let mut meta = None;
+    for (col, _) in &s.transform.dicts {
+        let k = key(s, col)?;
+        if dstore.current(&k).await?.is_some() {
+            continue;
+        }
+        let m = match &mut meta {
+            Some(m) => m,
+            None => meta.insert(crate::meta::Meta::connect(&s.mysql, &s.user, &s.password).await?),
+        };
+        let q = crate::encode::quote_ident;
+        let sql =
+            format!("SELECT 1 FROM {}.{} WHERE bitmap_count({}) > 0 LIMIT 1", q(&s.db), q(&s.table), q(&k.column));
+        let holds_ids = !m.query(&sql).await.map_err(|e| e.context(format!("checking `{col}` for ids")))?.is_empty();
+        if holds_ids {
+            return Err(Error::config(format!(
+                "column `{col}` of {}.{} already holds bitmap ids, but {} has no dictionary {k}: it is not the store \
+                 whose dictionary gave those ids, and a new dictionary would give the same values other ids. Point \
+                 dict_store at that dictionary (shared by every machine that loads the table), or empty the column \
+                 first",
+                s.db,
+                s.table,
+                crate::config::redact_url(&s.dict_store)
+            )));
+        }
+    }
+    if let Some(m) = meta {
+        m.close().await;
+    }
+    Ok(())
 }
 
 /// Loads the current version of every dictionary of the job and gives the

@@ -320,6 +320,7 @@ async fn select(state: &Arc<State>, q: &str) -> Result<Answer, QErr> {
     let mut config = SessionConfig::new().with_information_schema(false).with_target_partitions(1);
     config.options_mut().sql_parser.dialect = datafusion::config::Dialect::MySQL;
     let ctx = SessionContext::new_with_config(config);
+    ctx.register_udf(bitmap_count());
     let catalog = ctx.catalog("datafusion").ok_or((ErrorKind::ER_UNKNOWN_ERROR, "no catalog".to_string()))?;
     let snapshot: Vec<(String, Vec<Table>)> = {
         let dbs = state.dbs.lock().unwrap();
@@ -364,6 +365,20 @@ async fn select(state: &Arc<State>, q: &str) -> Result<Answer, QErr> {
         }
     }
     Ok((names, rows))
+}
+
+/// StarRocks' `bitmap_count(bitmap)`: the number of ids (a BITMAP column
+/// reaches SELECT as its ids joined by commas).
+fn bitmap_count() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let count = |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let ids = arrays[0].as_string::<i32>();
+        let n: Int64Array =
+            ids.iter().map(|v| v.map(|t| t.split(',').filter(|x| !x.is_empty()).count() as i64)).collect();
+        Ok(ColumnarValue::Array(Arc::new(n)))
+    };
+    create_udf("bitmap_count", vec![DataType::Utf8], DataType::Int64, Volatility::Immutable, Arc::new(count))
 }
 
 fn mem(batch: RecordBatch) -> datafusion::error::Result<datafusion::datasource::MemTable> {

@@ -358,6 +358,17 @@ async fn a_damaged_dictionary_fails_the_load_and_is_never_rebuilt() {
     let e = load(dict_job(&sim, &dir.path().join("jun"), "bm.t", &state)).await.unwrap_err();
     assert!(e.to_string().contains("bm.t"), "{e}");
 
+    // The store wiped, or another machine's state directory (the default
+    // store is under it): the column holds ids, so no new dictionary starts
+    // over from id 1.
+    std::fs::remove_dir_all(state.join("dicts")).unwrap();
+    for st in [state.clone(), dir.path().join("elsewhere")] {
+        let e = load(dict_job(&sim, &dir.path().join("jun"), "bm.t", &st)).await.unwrap_err();
+        assert!(e.to_string().contains("already holds bitmap ids"), "{e}");
+        assert_eq!(bitmaps(&sim, "t"), stored, "nothing loaded");
+        assert!(!st.join("dicts/bm.t/u/versions").exists(), "no dictionary created");
+    }
+
     // A dictionary column that is not BITMAP, or not in the table, is a
     // configuration error before anything is read.
     let mut f = job_file(&sim, &dir.path().join("jan"), "bm.other", &dir.path().join("s2"));
