@@ -89,6 +89,21 @@ pub async fn build(p: &Prepared, opts: &BuildOptions) -> Result<Vec<Built>> {
         sets.push(d);
         select.push(format!("\"{}\"", name.replace('"', "\"\"")));
     }
+    let sets = match distinct_values(p, sets, &select).await {
+        Ok(sets) => sets,
+        Err(e) => return Err(locate_failure(p, e).await),
+    };
+    let mut out = Vec::new();
+    for ((col, _), d) in s.transform.dicts.iter().zip(sets) {
+        let report = dstore.build_from(&key(s, col)?, d, opts).await?;
+        out.push(Built { column: col.clone(), report, seconds: start.elapsed().as_secs_f64() });
+    }
+    Ok(out)
+}
+
+/// Reads the job's inputs once into `sets` (one per dictionary column, in
+/// the order of `select`).
+async fn distinct_values(p: &Prepared, sets: Vec<Distinct>, select: &[String]) -> Result<Vec<Distinct>> {
     let ways = rayon::current_num_threads().max(1);
     let mut rx = p.scanner.stream_all(&format!("SELECT {} FROM {{t}}", select.join(", ")), ways);
     // Deduplication of one block overlaps reading the next.
@@ -124,13 +139,84 @@ pub async fn build(p: &Prepared, opts: &BuildOptions) -> Result<Vec<Built>> {
             Ok(current)
         }));
     }
-    let sets = sets.ok_or_else(|| Error::internal("dictionary sets lost"))?;
-    let mut out = Vec::new();
-    for ((col, _), d) in s.transform.dicts.iter().zip(sets) {
-        let report = dstore.build_from(&key(s, col)?, d, opts).await?;
-        out.push(Built { column: col.clone(), report, seconds: start.elapsed().as_secs_f64() });
+    let mut sets = sets.ok_or_else(|| Error::internal("dictionary sets lost"))?;
+    // Values still buffered are converted now: their errors belong here.
+    tokio::task::spawn_blocking(move || {
+        for d in &mut sets {
+            d.flush()?;
+        }
+        Ok(sets)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("dictionary worker failed: {e}")))?
+}
+
+/// Names the file, row and column of what failed a dictionary build (the
+/// build reads every file at once, in no order): the files are read again
+/// one at a time, as a load reads them, and the failing batch's rows one
+/// by one. Only after a failure; `e` is returned unchanged when the
+/// second reading does not fail.
+async fn locate_failure(p: &Prepared, e: Error) -> Error {
+    use futures::StreamExt;
+    let plan = p.scanner.plan();
+    let name = |file: usize| plan.file_name(file);
+    let columns: Vec<(String, String)> =
+        p.settings.transform.dicts.iter().map(|(col, _)| (col.clone(), dict_source_column(col))).collect();
+    for (i, f) in plan.files.iter().enumerate() {
+        if f.row_groups.is_empty() {
+            continue;
+        }
+        let slices = [crate::plan::Slice { file: i, row_groups: 0..f.row_groups.len(), first_row: 0, rows: f.rows() }];
+        let mut stream = match p.scanner.scan(&slices).await {
+            Ok(s) => s,
+            Err(e) => return e.context(format!("file `{}`", name(i))),
+        };
+        let mut seen = 0u64;
+        while let Some(b) = stream.next().await {
+            let b = match b {
+                Ok(b) => b,
+                Err(e) => {
+                    if let Some(r) = crate::scan::KeptRowRefusal::of(&e) {
+                        return Error::data(format!("{}: {}", file_row(p, &slices, r.row, &r.column).await, r.why));
+                    }
+                    return Error::from(e).context(format!("reading file `{}` for the dictionaries", name(i)));
+                }
+            };
+            for (col, source) in &columns {
+                let Some(a) = b.column_by_name(source) else { continue };
+                let fails = |a: arrow::array::ArrayRef| {
+                    let mut d = Distinct::new(a.data_type())?;
+                    d.push(a)?;
+                    d.flush()
+                };
+                if fails(a.clone()).is_ok() {
+                    continue;
+                }
+                for r in 0..a.len() {
+                    if let Err(why) = fails(a.slice(r, 1)) {
+                        let at = file_row(p, &slices, seen + r as u64, col).await;
+                        return Error::new(why.kind(), format!("{at}: {}", why.message()));
+                    }
+                }
+            }
+            seen += b.num_rows() as u64;
+        }
     }
-    Ok(out)
+    e
+}
+
+/// `file …, row …, column …` of the `row`-th row (from 0) the transform
+/// kept of `slices`.
+async fn file_row(p: &Prepared, slices: &[crate::plan::Slice], row: u64, column: &str) -> String {
+    let kept = if p.settings.transform.filter.as_deref().is_some_and(|w| !w.trim().is_empty()) {
+        p.scanner.kept_row(slices, row).await.ok().flatten()
+    } else {
+        Some(row)
+    };
+    match kept.and_then(|r| crate::plan::slice_at(slices, r)) {
+        Some((s, r)) => format!("file `{}`, row {r}, column `{column}`", p.scanner.plan().file_name(s.file)),
+        None => format!("row {} of the rows kept, column `{column}`", row + 1),
+    }
 }
 
 /// A dictionary is created only for a column that holds no ids yet. Ids in

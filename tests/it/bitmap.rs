@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt64Array};
 use arrow::datatypes::{Field, Schema};
 use serde_json::Value as Json;
 use starload::sim::tables::{ColumnSpec, TableSpec};
@@ -233,6 +233,32 @@ async fn integer_sources_load_directly_and_negative_values_fail_with_their_row()
     let m = e.to_string();
     assert_eq!(e.kind(), starload::ErrorKind::Data, "{m}");
     assert!(m.contains("x.parquet") && m.contains("row 3") && m.contains("`u`") && m.contains("-5"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_no_dictionary_can_key_fails_the_build_with_file_row_and_column() {
+    // A dictionary keys timestamps by microsecond: file b's row 1234 has
+    // nanoseconds. The build reads every file at once; the error still
+    // names the file row (counting the rows the where clause drops).
+    let sim = sim(vec![agg_table("t", true)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let n = 1500;
+    for (file, bad) in [("a", None), ("b", Some(1233))] {
+        let k: ArrayRef = Arc::new(StringArray::from_iter_values((0..n).map(|i| if i < 10 { "drop" } else { "k" })));
+        let ts: ArrayRef = Arc::new(TimestampNanosecondArray::from_iter_values(
+            (0..n).map(|i| i as i64 * 1_000_000_000 + if Some(i) == bad { 7 } else { 0 }),
+        ));
+        write_parquet(&dir.path().join(format!("src/{file}.parquet")), vec![("k", k), ("ts", ts)]);
+    }
+    let mut f = job_file(&sim, &dir.path().join("src"), "bm.t", &dir.path().join("s"));
+    f.bitmap_dict.insert("u".into(), "ts".into());
+    f.transform.filter = Some("k <> 'drop'".into());
+    let e = load(f).await.unwrap_err();
+    let m = e.to_string();
+    assert_eq!(e.kind(), starload::ErrorKind::Data, "{m}");
+    assert!(m.contains("b.parquet") && m.contains("row 1234") && m.contains("`u`"), "{m}");
+    assert!(m.contains("sub-microsecond"), "{m}");
+    assert!(bitmaps(&sim, "t").is_empty(), "nothing loaded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
