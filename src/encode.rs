@@ -622,6 +622,21 @@ impl Encoder {
                 });
             }
         }
+        for (ci, (a, c)) in wire.iter().zip(&self.columns).enumerate() {
+            if matches!(c.ty, SrType::Char(_))
+                && let Some(r) = first_nul_row(a.as_ref())
+            {
+                return Err(EncodeError::Value {
+                    column: ci,
+                    row: r,
+                    msg: format!(
+                        "a NUL byte in a value for CHAR column `{}`: StarRocks stores CHAR padded with NUL bytes \
+                         and reads it back cut at the first one; load it into VARCHAR",
+                        c.target
+                    ),
+                });
+            }
+        }
         let mut route = vec![floor; rows];
         if self.csv_capable && floor != Part::Json {
             // Pass 1: CSV, noting the rows CSV cannot carry. Ranges of rows
@@ -743,6 +758,52 @@ impl Encoder {
             }
         }
         Ok(())
+    }
+}
+
+/// The first row of a string or binary array whose value holds a NUL byte
+/// (`None` for other types).
+fn first_nul_row(a: &dyn Array) -> Option<usize> {
+    fn has(b: &[u8]) -> bool {
+        memchr::memchr(0, b).is_some()
+    }
+    fn find<'v>(a: &dyn Array, value: impl Fn(usize) -> &'v [u8]) -> Option<usize> {
+        (0..a.len()).find(|&i| a.is_valid(i) && has(value(i)))
+    }
+    match a.data_type() {
+        DataType::Utf8 => {
+            let s = a.as_string::<i32>();
+            if has(s.value_data()) { find(a, |i| s.value(i).as_bytes()) } else { None }
+        }
+        DataType::LargeUtf8 => {
+            let s = a.as_string::<i64>();
+            if has(s.value_data()) { find(a, |i| s.value(i).as_bytes()) } else { None }
+        }
+        DataType::Utf8View => {
+            let s = a.as_string_view();
+            find(a, |i| s.value(i).as_bytes())
+        }
+        DataType::Binary => {
+            let b = a.as_binary::<i32>();
+            if has(b.value_data()) { find(a, |i| b.value(i)) } else { None }
+        }
+        DataType::LargeBinary => {
+            let b = a.as_binary::<i64>();
+            if has(b.value_data()) { find(a, |i| b.value(i)) } else { None }
+        }
+        DataType::BinaryView => {
+            let b = a.as_binary_view();
+            find(a, |i| b.value(i))
+        }
+        DataType::FixedSizeBinary(_) => {
+            let b = a.as_fixed_size_binary();
+            find(a, |i| b.value(i))
+        }
+        DataType::Dictionary(_, v) => {
+            let plain = arrow::compute::cast(a, v).ok()?;
+            first_nul_row(plain.as_ref())
+        }
+        _ => None,
     }
 }
 

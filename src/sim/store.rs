@@ -703,6 +703,15 @@ pub fn parse_body(def: &TableDef, spec: &LoadSpec, body: &[u8]) -> Result<Parsed
                 reject(&mut out, &format!("Decimal is out of range. The type of '{}' is {}", c.name, c.ty), &text);
                 continue 'rows;
             }
+            // CHAR is stored padded with NUL bytes and read back cut at the
+            // first one (chunk_helper.cpp padding_char_columns;
+            // binary_plain_page.cpp strnlen for TYPE_CHAR).
+            let v = match (v, &c.ty) {
+                (Value::Str(s), SrType::Char(_)) if s.contains('\0') => {
+                    Value::Str(s.split('\0').next().unwrap_or_default().to_string())
+                }
+                (v, _) => v,
+            };
             row.push(v);
         }
         let op = match (&raw, op_field) {

@@ -1639,3 +1639,35 @@ async fn now_follows_the_job_time_zone() {
         assert!(stored(&s, "db", "t").contains_key("1"), "{zone:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_byte_loads_into_varchar_and_is_refused_for_char() {
+    // StarRocks pads CHAR with NUL bytes and reads it back cut at the first
+    // one: "a\0b" would come back as "a". VARCHAR keeps every byte.
+    let dir = tempfile::tempdir().unwrap();
+    let s: ArrayRef = Arc::new(StringArray::from(vec![Some("ab"), Some("a\0b"), None]));
+    let bin: ArrayRef =
+        Arc::new(BinaryArray::from(vec![Some(b"x".as_slice()), Some(b"y".as_slice()), Some(b"\0\x01")]));
+    write_parquet(
+        &dir.path().join("part-0.parquet"),
+        &batch(vec![("id", ids(3), false), ("s", s, true), ("bin", bin, true)]),
+    );
+    let table = |ty: &str, bin_ty: &str| {
+        dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("s", ty), col("bin", bin_ty)])
+    };
+    let sim1 = sim(vec![table("VARCHAR(5)", "VARCHAR(5)")]).await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&sim1, dir.path(), "db.t", state.path())).await.unwrap();
+    let got = stored(&sim1, "db", "t");
+    assert_eq!((got["2"]["s"].clone(), got["3"]["bin"].clone()), (json!("a\0b"), json!("\0\u{1}")));
+    for (ty, bin_ty, row, column) in
+        [("CHAR(5)", "VARCHAR(5)", "row 2", "`s`"), ("VARCHAR(5)", "CHAR(5)", "row 3", "`bin`")]
+    {
+        let sim = sim(vec![table(ty, bin_ty)]).await;
+        let state = tempfile::tempdir().unwrap();
+        let e = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("part-0.parquet") && m.contains(row) && m.contains(column) && m.contains("NUL"), "{m}");
+        assert!(stored(&sim, "db", "t").is_empty(), "nothing loaded");
+    }
+}
