@@ -1316,6 +1316,25 @@ impl Decs<'_> {
             Decs::D256(v) => v[i].to_i128(),
         }
     }
+
+    /// Value `i` of a column of `scale` as an i128 and its scale: a
+    /// Decimal256 value past 128 bits drops trailing fraction zeros until
+    /// it fits (`1.5` of scale 40 is 15 of scale 1); `None` when it cannot.
+    fn get_scaled(&self, i: usize, scale: u8) -> Option<(i128, u8)> {
+        let Decs::D256(v) = self else { return self.get(i).map(|x| (x, scale)) };
+        let (mut x, mut s) = (v[i], scale);
+        let ten = arrow::datatypes::i256::from_i128(10);
+        loop {
+            if let Some(y) = x.to_i128() {
+                return Some((y, s));
+            }
+            if s == 0 || x.checked_rem(ten)? != arrow::datatypes::i256::ZERO {
+                return None;
+            }
+            x = x.checked_div(ten)?;
+            s -= 1;
+        }
+    }
 }
 
 fn ts_values(a: &ArrayRef, unit: TimeUnit) -> Option<&[i64]> {
@@ -1762,10 +1781,10 @@ impl Writer<'_> {
             W::Int { v, to } => write_int(v.get(i), *to, mode, out)?,
             W::Float { v, to } => write_float(v.get(i), matches!(v, Floats::F64(_)), *to, mode, out)?,
             W::Dec { v, scale, to_scale, max, doc } => {
-                let Some(x) = v.get(i) else {
+                let Some((x, scale)) = v.get_scaled(i, *scale) else {
                     return bad("decimal value does not fit in 38 digits");
                 };
-                let x = rescale(x, *scale, *to_scale)?;
+                let x = rescale(x, scale, *to_scale)?;
                 if x.unsigned_abs() >= *max as u128 {
                     return bad(format!(
                         "decimal value {} does not fit the column's precision",
@@ -1785,9 +1804,10 @@ impl Writer<'_> {
                 }
             }
             W::DecInt { v, scale, to } => {
-                let Some(x) = v.get(i) else {
+                let Some((x, scale)) = v.get_scaled(i, *scale) else {
                     return bad("decimal value does not fit in 38 digits");
                 };
+                let scale = &scale;
                 // Past 10^38 only 0 has no fraction (Decimal256 scales reach 76).
                 let f = 10i128.checked_pow(u32::from(*scale));
                 if f.map_or(x != 0, |f| x % f != 0) {
@@ -1799,10 +1819,18 @@ impl Writer<'_> {
                 write_int(f.map_or(0, |f| x / f), *to, mode, out)?;
             }
             W::DecText { v, scale, to } => {
-                let Some(x) = v.get(i) else {
+                let Some((x, s)) = v.get_scaled(i, *scale) else {
                     return bad("decimal value does not fit in 38 digits");
                 };
-                write_str(&value::format_decimal(x, *scale), to, mode, out)?;
+                // Every digit of the column's scale, as StarRocks casts it.
+                let mut text = value::format_decimal(x, s);
+                if s < *scale {
+                    if s == 0 {
+                        text.push('.');
+                    }
+                    text.extend(std::iter::repeat_n('0', usize::from(*scale - s)));
+                }
+                write_str(&text, to, mode, out)?;
             }
             W::Date32 { v, datetime } => {
                 let d = v[i] as i64;
@@ -2915,6 +2943,29 @@ mod tests {
         let w = build(&tiny, &SrType::Decimal { precision: 10, scale: 2 }, Zone::Utc, false).unwrap();
         assert_eq!(text(&w, 0, Mode::Csv).unwrap(), "0.00");
         assert!(text(&w, 1, Mode::Csv).unwrap_err().contains("more fraction digits"));
+        // Decimal256 values past 128 bits at a large scale: exact when their
+        // trailing zeros go (1.5 at scale 40 is 15·10^39).
+        let i = |x: i128, zeros: u32| {
+            arrow::datatypes::i256::from_i128(x).wrapping_mul(arrow::datatypes::i256::from_i128(10).wrapping_pow(zeros))
+        };
+        let big: ArrayRef = Arc::new(
+            Decimal256Array::from(vec![i(15, 39), i(-225, 38), i(2, 40), i(1, 39) + i(1, 0), i(1, 40)])
+                .with_precision_and_scale(76, 40)
+                .unwrap(),
+        );
+        let w = build(&big, &SrType::Decimal { precision: 10, scale: 2 }, Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 0, Mode::Csv).unwrap(), "1.50");
+        assert_eq!(text(&w, 1, Mode::Json).unwrap(), "\"-2.25\"");
+        assert!(text(&w, 3, Mode::Csv).is_err(), "0.1000…0001 needs 40 fraction digits");
+        assert_eq!(text(&w, 4, Mode::Csv).unwrap(), "1.00");
+        let w = build(&big, &SrType::BigInt, Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 2, Mode::Csv).unwrap(), "2");
+        assert!(text(&w, 0, Mode::Csv).unwrap_err().contains("has a fraction"));
+        let w = build(&big, &SrType::Varchar(60), Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 0, Mode::Csv).unwrap(), format!("1.5{}", "0".repeat(39)));
+        assert_eq!(text(&w, 2, Mode::Csv).unwrap(), format!("2.{}", "0".repeat(40)));
+        let w = build(&big, &SrType::Double, Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 1, Mode::Csv).unwrap(), "-2.25");
         // Still refused: a decimal into DATE.
         assert!(build(&d, &SrType::Date, Zone::Utc, false).is_err());
     }
