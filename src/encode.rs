@@ -2596,6 +2596,8 @@ pub fn json_string(s: &str) -> Vec<u8> {
     v
 }
 
+/// `s` as a JSON string. Only what JSON requires is escaped (DEL goes as
+/// itself: a map key StarRocks rebuilds from its text must hold no escape).
 fn push_json_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let b = s.as_bytes();
@@ -2607,7 +2609,7 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
-            0..=0x1f | 0x7f => {
+            0..=0x1f => {
                 out.extend_from_slice(&b[start..i]);
                 let _ = std::io::Write::write_fmt(out, format_args!("\\u{:04x}", c));
                 start = i + 1;
@@ -2711,6 +2713,7 @@ mod tests {
         assert_eq!(time_text(86_399, TimeUnit::Second).as_deref(), Some("23:59:59"));
         assert_eq!(time_text(86_400, TimeUnit::Second), None);
         assert_eq!(json_string("a\"b\\c\n\u{1}"), br#""a\"b\\c\n\u0001""#.to_vec());
+        assert_eq!(json_string("a\u{7f}b"), b"\"a\x7fb\"".to_vec());
         let mut out = Vec::new();
         push_decimal(&mut out, -5, 3);
         assert_eq!(out, b"-0.005");
