@@ -2280,6 +2280,18 @@ fn write_plain_str(s: &str, mode: Mode, out: &mut Vec<u8>) -> CellResult {
     match mode {
         Mode::Csv => {
             let b = s.as_bytes();
+            // Only the expressions' VARCHAR sources (serialized bitmaps) get
+            // this far: table columns are at most this long.
+            if b.len() > crate::srtype::MAX_VARCHAR as usize {
+                return Err(CellError::NotCsv {
+                    top_string: false,
+                    why: format!(
+                        "a field of {} bytes is over the {} bytes a CSV field can hold",
+                        b.len(),
+                        crate::srtype::MAX_VARCHAR
+                    ),
+                });
+            }
             if b == b"\\N" {
                 return Err(CellError::NotCsv {
                     top_string: true,

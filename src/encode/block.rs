@@ -176,7 +176,9 @@ fn column<'w, 'a>(w: &'w Writer<'a>) -> Col<'w, 'a> {
                 Strs::Large(a) => Strings::Offsets64 { offs: a.value_offsets(), data: a.value_data() },
                 Strs::View(a) => Strings::View { views: a.views(), bufs: a.data_buffers() },
             };
-            Kind::Str { s, max: *max }
+            // Longer fields (serialized bitmaps) go through the general
+            // writer, which sends them elsewhere.
+            Kind::Str { s, max: (*max).min(crate::srtype::MAX_VARCHAR as usize) }
         }
         _ => Kind::Staged,
     };

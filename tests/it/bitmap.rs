@@ -215,6 +215,27 @@ async fn preaggregated_rows_store_the_same_bitmaps_with_fewer_rows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preaggregated_bitmap_past_a_csv_field_goes_as_json() {
+    // 60,000 ids in as many 32-bit buckets serialize to ~1.4 MB of base64:
+    // over the 1 MiB a CSV field of the expression's VARCHAR source can
+    // hold. That row goes in the JSON body; the small one stays in CSV.
+    let sim = sim(vec![agg_table("big", false)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let n = 60_000u64;
+    let k: ArrayRef = Arc::new(StringArray::from_iter_values((0..=n).map(|i| if i < n { "a" } else { "b" })));
+    let u: ArrayRef = Arc::new(UInt64Array::from_iter_values((0..=n).map(|i| (i << 32) | i)));
+    write_parquet(&dir.path().join("src/x.parquet"), vec![("k", k), ("u", u)]);
+    let mut f = job_file(&sim, &dir.path().join("src"), "bm.big", &dir.path().join("s"));
+    f.bitmap_preaggregate = Some(true);
+    let r = load(f).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 2);
+    assert_eq!(r.load.chunks_json, 1, "{:?}", r.load);
+    let got = bitmaps(&sim, "big");
+    assert_eq!(got["a"], Some((0..n).map(|i| (i << 32) | i).collect::<BTreeSet<u64>>()));
+    assert_eq!(got["b"], Some(BTreeSet::from([(n << 32) | n])));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integer_sources_load_directly_and_negative_values_fail_with_their_row() {
     let sim = sim(vec![agg_table("ints", true)]).await;
     let dir = tempfile::tempdir().unwrap();
