@@ -614,7 +614,15 @@ pub fn parse_body(def: &TableDef, spec: &LoadSpec, body: &[u8]) -> Result<Parsed
                         }
                         RawRow::Json(vals) => match vals[*fi] {
                             None => Ok(Value::Null),
-                            Some(v) => value::parse_json_value(&c.ty, v.get()),
+                            // A value the cast makes NULL is an error row under
+                            // strict mode (the scanner's invalid_as_null is
+                            // !strict_mode); inside ARRAY/MAP/STRUCT it stays NULL.
+                            Some(v) => match value::parse_json_value(&c.ty, v.get()) {
+                                Ok(Value::Null) if v.get().trim() != "null" => {
+                                    Err(format!("the value {} cannot be cast to {}", v.get(), c.ty))
+                                }
+                                r => r,
+                            },
                         },
                     };
                     match r {
@@ -1003,6 +1011,52 @@ mod tests {
         for bad in ["order", "a-b", "x$y", "1abc", "`a`b`", "k, t = from_base64(key)"] {
             assert!(parse_columns(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_json_value_the_cast_makes_null_is_an_error_row_under_strict_mode() {
+        use crate::sim::tables::{ColumnSpec, TableSpec, validate};
+        let col = |name: &str, ty: &str| ColumnSpec {
+            name: name.into(),
+            ty: ty.into(),
+            nullable: true,
+            default: None,
+            agg: None,
+        };
+        let def = validate(TableSpec {
+            db: "d".into(),
+            name: "t".into(),
+            keys: "DUP_KEYS".into(),
+            key_columns: vec!["k".into()],
+            partition_by: None,
+            partitions: vec![],
+            columns: vec![col("k", "BIGINT"), col("d", "DATE"), col("a", "ARRAY<DATE>")],
+        })
+        .unwrap();
+        let spec = |strict| LoadSpec {
+            label: "l".into(),
+            format: BodyFormat::Json { strip_outer_array: true },
+            columns: None,
+            strict,
+            max_filter_ratio: 1.0,
+            timeout: 60,
+            partitions: None,
+            temporary_partitions: None,
+            partial_update: false,
+            merge_condition: None,
+            ignore_json_size: true,
+            lz4: false,
+        };
+        let body = br#"[{"k": 1, "d": "2024-13-45", "a": ["2024-01-02"]}, {"k": 2, "d": null, "a": ["2024-13-45"]}]"#;
+        let p = parse_body(&def, &spec(true), body).unwrap();
+        assert_eq!((p.filtered, p.rows.len()), (1, 1), "{:?}", p.errors);
+        assert!(p.errors[0].contains("cannot be cast"), "{:?}", p.errors);
+        // NULL in, NULL stored; a bad element inside an array is NULL even
+        // under strict mode, as in StarRocks.
+        assert_eq!(p.rows[0].0[1], Value::Null);
+        assert_eq!(p.rows[0].0[2], Value::Array(vec![Value::Null]));
+        let p = parse_body(&def, &spec(false), body).unwrap();
+        assert_eq!((p.filtered, p.rows.len()), (0, 2));
     }
 
     #[test]
