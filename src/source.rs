@@ -188,8 +188,21 @@ pub fn open(source: &str, opts: &StoreOptions) -> Result<Location> {
     {
         return Err(Error::config(format!("unsupported source scheme `{scheme}://` in `{source}`")));
     }
-    // `file:///x`, and Hive's `file:/x`.
-    let local = source.strip_prefix("file://").or_else(|| source.strip_prefix("file:")).unwrap_or(source);
+    // `file:///x`, `file://localhost/x` (RFC 8089), and Hive's `file:/x`.
+    let local = match source.strip_prefix("file://") {
+        Some(rest) if rest.starts_with('/') => rest,
+        Some(rest) => match rest.split_once('/') {
+            Some((host, path)) if host.eq_ignore_ascii_case("localhost") => &rest[rest.len() - path.len() - 1..],
+            _ => {
+                return Err(Error::config(format!(
+                    "`{source}` names the host `{}`: a file URL reads this machine's files (`file:///path`, \
+                     `file://localhost/path` or a plain path)",
+                    rest.split('/').next().unwrap_or(rest)
+                )));
+            }
+        },
+        None => source.strip_prefix("file:").unwrap_or(source),
+    };
     // Resolved (symlinks, `..`): one directory is one job whichever way it
     // is named, so a re-run through a symlink resumes instead of reloading.
     let abs = std::fs::canonicalize(local)
@@ -565,6 +578,23 @@ pub async fn check_unchanged(loc: &Location, files: &[SourceFile]) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_urls_name_this_machines_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let opts = StoreOptions::default();
+        for url in [
+            root.display().to_string(),
+            format!("file://{}", root.display()),
+            format!("file://localhost{}", root.display()),
+            format!("file:{}", root.display()),
+        ] {
+            assert_eq!(open(&url, &opts).unwrap().display, root.display().to_string(), "{url}");
+        }
+        let e = open(&format!("file://nas01{}", root.display()), &opts).unwrap_err();
+        assert!(e.to_string().contains("host `nas01`"), "{e}");
+    }
 
     /// Partitions whose locations overlap (a metastore allows any
     /// location) are refused, not deduplicated by listing order.
