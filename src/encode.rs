@@ -1563,6 +1563,16 @@ fn build<'a>(array: &'a ArrayRef, ty: &SrType, zone: Zone, doc: bool) -> std::re
             }
             let mut fields = Vec::new();
             for (name, t) in tfs {
+                // StarRocks finds a field by its raw key text (simdjson does
+                // not unescape keys): an escaped name never matches, and the
+                // field would be NULL.
+                if name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+                    return Err(format!(
+                        "target struct field `{}` holds `\"`, `\\` or a control character, which JSON escapes and \
+                         StarRocks would not match: the field would load as NULL",
+                        name.escape_debug()
+                    ));
+                }
                 let Some(idx) = fs.iter().position(|f| f.name().eq_ignore_ascii_case(name)) else {
                     return Err(format!("target struct field `{name}` has no source field"));
                 };
@@ -2903,6 +2913,26 @@ mod tests {
         let mut t = Vec::new();
         w.write(2, Mode::Csv, &mut t).unwrap();
         assert_eq!(t, b"0.1", "short text where it is safe");
+    }
+
+    #[test]
+    fn struct_fields_json_would_escape_are_refused() {
+        let ints: ArrayRef = Arc::new(Int32Array::from(vec![1]));
+        for name in ["a\"b", "a\\b", "a\nb"] {
+            let s: ArrayRef = Arc::new(StructArray::from(vec![(
+                Arc::new(arrow::datatypes::Field::new(name, DataType::Int32, true)),
+                ints.clone(),
+            )]));
+            let ty = SrType::Struct(vec![(name.to_string(), SrType::Int)]);
+            let e = build(&s, &ty, Zone::Utc, false).err().expect("refused");
+            assert!(e.contains("would load as NULL"), "{e}");
+        }
+        let s: ArrayRef = Arc::new(StructArray::from(vec![(
+            Arc::new(arrow::datatypes::Field::new("a b/é", DataType::Int32, true)),
+            ints,
+        )]));
+        let w = build(&s, &SrType::Struct(vec![("a b/é".into(), SrType::Int)]), Zone::Utc, false).unwrap();
+        assert_eq!(text(&w, 0, Mode::Json).unwrap(), r#"{"a b/é":1}"#);
     }
 
     #[test]

@@ -906,9 +906,12 @@ pub fn parse_json_value(ty: &SrType, raw: &str) -> Result<Value, String> {
                 fields
                     .iter()
                     .map(|(name, t)| {
+                        // simdjson's find_field_unordered compares the raw
+                        // key text: a name JSON must escape never matches.
+                        let raw_differs = name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
                         let v = obj
                             .iter()
-                            .find(|(k, _)| k == name)
+                            .find(|(k, _)| k == name && !raw_differs)
                             .map(|(_, v)| parse_json_value(t, v.get()).unwrap_or(Value::Null))
                             .unwrap_or(Value::Null);
                         (name.clone(), v)
