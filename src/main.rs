@@ -436,7 +436,8 @@ async fn dict(cmd: DictCmd) -> Result<()> {
                 return json_out(&r);
             }
             outln!(
-                "exported {} values of the dictionary of `{}` into {} ({} chunks loaded, {} already committed)",
+                "exported {} of the {} values of the dictionary of `{}` into {} ({} chunks loaded, {} already committed)",
+                r.load.rows_sent,
                 r.source_rows,
                 a.column,
                 r.target,
