@@ -308,6 +308,28 @@ pub struct Prepared {
     pub plan_seconds: f64,
 }
 
+/// VARBINARY goes in CSV as base64, which the BE decodes since StarRocks
+/// 3.2 (varbinary_converter.cpp, PR 26911); 3.0 and 3.1 read the field as
+/// hex, so base64 made only of hex digits (`AAAA`, three zero bytes) would
+/// be stored as other bytes without an error.
+async fn check_varbinary_server(meta: &mut Meta, column: &str) -> Result<()> {
+    match meta.version().await {
+        Some(v) if v < (3, 2) => Err(Error::config(format!(
+            "VARBINARY column `{column}`: StarRocks {}.{} reads VARBINARY in CSV as hex, not base64 (3.2 and later); \
+             load it on 3.2 or later",
+            v.0, v.1
+        ))),
+        Some(_) => Ok(()),
+        None => {
+            tracing::warn!(
+                "could not tell the StarRocks version (SELECT current_version()); VARBINARY column `{column}` needs \
+                 3.2 or later (earlier versions read its base64 as hex)"
+            );
+            Ok(())
+        }
+    }
+}
+
 /// Lists, plans and checks a job. Sends nothing.
 /// Parses `i/n` (0-based shard `i` of `n`).
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
@@ -456,6 +478,9 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
     // The target schema first: a mismatch is reported before anything else.
     let mut meta = Meta::connect(&settings.mysql, &settings.user, &settings.password).await?;
     let target = meta.table(&settings.db, &settings.table).await?;
+    if let Some(c) = target.columns.iter().find(|c| matches!(c.ty, crate::srtype::SrType::Varbinary(_))) {
+        check_varbinary_server(&mut meta, &c.name).await?;
+    }
     meta.close().await;
     check_keyed_options(&settings, &target)?;
     let inputs = FingerprintInputs {

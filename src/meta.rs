@@ -255,6 +255,15 @@ impl Meta {
             .collect())
     }
 
+    /// The server's StarRocks version (`current_version()`: `3.3.9-1b2c3d4`)
+    /// as (major, minor); `None` when it cannot be told.
+    pub async fn version(&mut self) -> Option<(u32, u32)> {
+        let rows = self.query("SELECT current_version()").await.ok()?;
+        let text = rows.first()?.first()?.clone()?;
+        let mut parts = text.trim().split(['.', '-']);
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    }
+
     /// `SELECT COUNT(*)` of a table.
     pub async fn count(&mut self, db: &str, table: &str) -> Result<u64> {
         let rows = self.query(&format!("SELECT COUNT(*) FROM `{db}`.`{table}`")).await?;

@@ -52,6 +52,8 @@ pub struct SimConfig {
     /// Serve FE and BE over HTTPS with this certificate (the redirect then
     /// points at `https://` BEs), as a TLS-terminated cluster does.
     pub tls: Option<TlsFiles>,
+    /// The StarRocks version `current_version()` reports.
+    pub version: String,
 }
 
 /// PEM files of the simulator's HTTPS certificate chain and private key.
@@ -93,9 +95,13 @@ impl Default for SimConfig {
             max_body_mb: 10240,
             faults: Vec::new(),
             tls: None,
+            version: SIM_VERSION.into(),
         }
     }
 }
+
+/// The StarRocks version the simulator models by default.
+pub const SIM_VERSION: &str = "3.3.9-starload-sim";
 
 /// Shared state of the simulator.
 pub struct State {
@@ -118,6 +124,8 @@ pub struct State {
     pub(crate) faults_fired: AtomicU64,
     /// `http` or `https`.
     pub(crate) scheme: &'static str,
+    /// `current_version()`.
+    pub(crate) version: String,
 }
 
 /// One load request the BE saw (for tests).
@@ -220,6 +228,7 @@ impl Sim {
             fe_down_until: Mutex::new(None),
             faults_fired: AtomicU64::new(0),
             scheme: if cfg.tls.is_some() { "https" } else { "http" },
+            version: cfg.version.clone(),
         });
         let tls = cfg.tls.as_ref().map(tls_acceptor).transpose()?;
         let bind = |port: u16| async move {

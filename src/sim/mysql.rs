@@ -321,6 +321,7 @@ async fn select(state: &Arc<State>, q: &str) -> Result<Answer, QErr> {
     config.options_mut().sql_parser.dialect = datafusion::config::Dialect::MySQL;
     let ctx = SessionContext::new_with_config(config);
     ctx.register_udf(bitmap_count());
+    ctx.register_udf(current_version(&state.version));
     let catalog = ctx.catalog("datafusion").ok_or((ErrorKind::ER_UNKNOWN_ERROR, "no catalog".to_string()))?;
     let snapshot: Vec<(String, Vec<Table>)> = {
         let dbs = state.dbs.lock().unwrap();
@@ -365,6 +366,16 @@ async fn select(state: &Arc<State>, q: &str) -> Result<Answer, QErr> {
         }
     }
     Ok((names, rows))
+}
+
+/// StarRocks' `current_version()`: the version text (`3.3.9-<commit>`).
+fn current_version(version: &str) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let v = version.to_string();
+    let f = move |_: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::Utf8(Some(v.clone()))))
+    };
+    create_udf("current_version", vec![], DataType::Utf8, Volatility::Stable, Arc::new(f))
 }
 
 /// StarRocks' `bitmap_count(bitmap)`: the number of ids (a BITMAP column

@@ -1671,3 +1671,26 @@ async fn a_nul_byte_loads_into_varchar_and_is_refused_for_char() {
         assert!(stored(&sim, "db", "t").is_empty(), "nothing loaded");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn varbinary_needs_a_server_that_reads_base64() {
+    // StarRocks 3.0 and 3.1 read a VARBINARY CSV field as hex: `AAAA`
+    // (three zero bytes in base64) would be stored as 0xAAAA.
+    let dir = tempfile::tempdir().unwrap();
+    let b: ArrayRef = Arc::new(BinaryArray::from(vec![Some(b"\0\0\0".as_slice())]));
+    write_parquet(&dir.path().join("part-0.parquet"), &batch(vec![("id", ids(1), false), ("b", b, true)]));
+    for (version, ok) in [("3.1.11-5dd3d31", false), ("3.2.0-1a2b3c4", true), ("4.0.1", true)] {
+        let table = dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("b", "VARBINARY")]);
+        let sim = sim_with(vec![table], |c| c.version = version.into()).await;
+        let state = tempfile::tempdir().unwrap();
+        let r = load(job_file(&sim, dir.path(), "db.t", state.path())).await;
+        if ok {
+            r.unwrap_or_else(|e| panic!("{version}: {e}"));
+            assert_eq!(stored(&sim, "db", "t")["1"]["b"], json!({"b64": "AAAA"}), "{version}");
+        } else {
+            let e = r.unwrap_err();
+            assert!(e.to_string().contains("StarRocks 3.1 reads VARBINARY in CSV as hex"), "{e}");
+            assert!(stored(&sim, "db", "t").is_empty());
+        }
+    }
+}
