@@ -480,7 +480,7 @@ async fn the_dict_commands_build_show_and_export() {
     assert_eq!(report["dictionaries"][0]["new_values"], 0, "{report}");
     assert_eq!(report["dictionaries"][0]["version"], 1, "{report}");
     let text = run(&["dict", "export", "--column", "u", "--to", "bm.dict_u"]);
-    assert!(text.contains("exported 5 values"), "{text}");
+    assert!(text.contains("exported 5 of the 5 values"), "{text}");
     assert_eq!(sim.rows("bm", "dict_u").len(), 5);
     // A version that was never published is a usage error (exit 2).
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_starload"))
