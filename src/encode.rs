@@ -296,6 +296,8 @@ pub struct MapOptions {
     pub ignore: Vec<String>,
     /// A partial update: target columns may be left out, NOT NULL or not.
     pub partial_update: bool,
+    /// The transform makes the `__op` column (`delete_when`).
+    pub delete_flag: bool,
 }
 
 /// Maps source columns to target columns by name (case-insensitive) and
@@ -311,6 +313,15 @@ pub fn map_columns(
     let mut columns = Vec::new();
     for (i, f) in schema.fields().iter().enumerate() {
         if f.name() == crate::scan::OP_COLUMN {
+            if !opts.delete_flag {
+                // A source's own `__op` (a CDC export's) would be StarRocks'
+                // delete flag: rows holding 1 would delete their keys.
+                return Err(Error::config(format!(
+                    "source column `{}` is StarRocks' delete flag in a load (1 deletes the row's key): drop or \
+                     rename it in the select, or give delete_when to load deletes on purpose",
+                    crate::scan::OP_COLUMN
+                )));
+            }
             if table.keys != crate::meta::KeysType::Primary {
                 return Err(Error::config(format!(
                     "delete_when needs a Primary Key table; `{}.{}` is {}",

@@ -535,7 +535,11 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
         scanner.output_schema(),
         &target,
         settings.zone,
-        &encode::MapOptions { ignore, partial_update: settings.partial_update },
+        &encode::MapOptions {
+            ignore,
+            partial_update: settings.partial_update,
+            delete_flag: settings.transform.delete_when.as_deref().is_some_and(|d| !d.trim().is_empty()),
+        },
     )?;
     if !mapping.defaulted.is_empty() && !settings.partial_update {
         tracing::warn!(

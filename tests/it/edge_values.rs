@@ -1694,3 +1694,29 @@ async fn varbinary_needs_a_server_that_reads_base64() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_column_named_op_is_not_taken_as_the_delete_flag() {
+    // A CDC export's own `__op` column would be StarRocks' delete flag: its
+    // 1s would delete keys. Only delete_when makes that column.
+    let dir = tempfile::tempdir().unwrap();
+    let op: ArrayRef = Arc::new(Int8Array::from(vec![1, 0]));
+    let v: ArrayRef = Arc::new(StringArray::from(vec!["a", "b"]));
+    write_parquet(
+        &dir.path().join("part-0.parquet"),
+        &batch(vec![("id", ids(2), false), ("v", v, true), ("__op", op, true)]),
+    );
+    let mut pk = dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", "VARCHAR(10)")]);
+    pk.keys = "PRIMARY_KEYS".into();
+    let sim = sim(vec![pk]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap_err();
+    assert!(e.to_string().contains("delete flag"), "{e}");
+    assert!(stored(&sim, "db", "t").is_empty());
+    // Deletes on purpose: delete_when over the source's column.
+    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+    f.transform.select = Some("id, v".into());
+    f.delete_when = Some("__op = 1".into());
+    load(f).await.unwrap();
+    assert_eq!(stored(&sim, "db", "t").keys().collect::<Vec<_>>(), ["2"]);
+}
