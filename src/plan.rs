@@ -692,7 +692,10 @@ fn widen_schema(a: &Schema, b: &Schema) -> Option<Schema> {
     fn widen(fa: &Field, fb: &Field) -> Field {
         let dt = match (fa.data_type(), fb.data_type()) {
             (DataType::List(x), DataType::List(y)) => DataType::List(Arc::new(widen(x, y))),
-            (DataType::LargeList(x), DataType::LargeList(y)) => DataType::LargeList(Arc::new(widen(x, y))),
+            // A list in one file and a large list in another (pyarrow and
+            // polars): the large list holds both, elements widened too.
+            (DataType::LargeList(x), DataType::LargeList(y) | DataType::List(y))
+            | (DataType::List(x), DataType::LargeList(y)) => DataType::LargeList(Arc::new(widen(x, y))),
             (DataType::Map(x, s), DataType::Map(y, _)) => DataType::Map(Arc::new(widen(x, y)), *s),
             (DataType::Struct(xs), DataType::Struct(ys)) if xs.len() == ys.len() => {
                 DataType::Struct(xs.iter().zip(ys.iter()).map(|(x, y)| Arc::new(widen(x, y))).collect())

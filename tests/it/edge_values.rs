@@ -1720,3 +1720,35 @@ async fn a_source_column_named_op_is_not_taken_as_the_delete_flag() {
     load(f).await.unwrap();
     assert_eq!(stored(&sim, "db", "t").keys().collect::<Vec<_>>(), ["2"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_and_large_lists_of_timestamps_in_two_files_keep_every_digit() {
+    // pyarrow writes list<timestamp[ms]>, polars large_list<timestamp[us]>:
+    // the shared type must hold microseconds (it was List<ms>, and the cast
+    // cut .123456 to .123000).
+    use arrow::datatypes::{DataType, TimeUnit};
+    let dir = tempfile::tempdir().unwrap();
+    let ms: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![1_704_164_645_123]));
+    let us: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1_704_164_645_123_456]));
+    let a: ArrayRef = Arc::new(ListArray::new(
+        Arc::new(Field::new("item", DataType::Timestamp(TimeUnit::Millisecond, None), true)),
+        arrow::buffer::OffsetBuffer::from_lengths([1]),
+        ms,
+        None,
+    ));
+    let b: ArrayRef = Arc::new(LargeListArray::new(
+        Arc::new(Field::new("item", DataType::Timestamp(TimeUnit::Microsecond, None), true)),
+        arrow::buffer::OffsetBuffer::from_lengths([1]),
+        us,
+        None,
+    ));
+    write_parquet(&dir.path().join("a.parquet"), &batch(vec![("id", ids(1), false), ("l", a, true)]));
+    let two: ArrayRef = Arc::new(Int64Array::from(vec![2]));
+    write_parquet(&dir.path().join("b.parquet"), &batch(vec![("id", two, false), ("l", b, true)]));
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("l", "ARRAY<DATETIME>")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap();
+    let got = stored(&sim, "db", "t");
+    assert_eq!(got["1"]["l"], json!([{"ts_us": "1704164645123000"}]));
+    assert_eq!(got["2"]["l"], json!([{"ts_us": "1704164645123456"}]));
+}
