@@ -433,6 +433,7 @@ pub async fn read_footers(
     }
     let schema =
         common.map(|c| c.0).ok_or_else(|| Error::config(format!("source `{}` holds no data files", loc.display)))?;
+    check_uuid_columns(&files, loc)?;
     let mut stored_keys = Vec::new();
     for (i, k) in keys.iter().enumerate() {
         if schema.fields().iter().any(|f| f.name().eq_ignore_ascii_case(k)) {
@@ -750,6 +751,25 @@ fn reading_schema(s: &Schema) -> SchemaRef {
         Field::new(f.name(), dt, f.is_nullable())
     }
     Arc::new(Schema::new(s.fields().iter().map(|f| field(f)).collect::<Vec<_>>()))
+}
+
+/// A column is a UUID in every file or in none: the scan reads one column
+/// type for all files, and a UUID column goes into strings as its text,
+/// which would turn another file's plain 16 bytes into UUID text.
+fn check_uuid_columns(files: &[FileInfo], loc: &Location) -> Result<()> {
+    for f in files {
+        for c in &f.uuid_columns {
+            if let Some(g) = files.iter().find(|g| !g.uuid_columns.contains(c)) {
+                return Err(Error::config(format!(
+                    "column `{c}` is a UUID in `{}` and plain 16-byte binary in `{}`; all files of a source must \
+                     share one schema (rewrite one of them)",
+                    loc.display_path(&f.file.path),
+                    loc.display_path(&g.file.path)
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_same_schema(a: &Schema, a_name: &str, b: &Schema, b_name: &str) -> Result<()> {

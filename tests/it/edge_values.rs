@@ -1196,6 +1196,16 @@ async fn uuids_go_into_strings_as_text_and_into_binaries_as_bytes() {
     let state = tempfile::tempdir().unwrap();
     let e = load(job_file(&short, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
     assert!(e.contains("part-0.parquet") && e.contains("row 1") && e.contains("`u`"), "{e}");
+    // Beside a file whose `u` is plain 16-byte binary: refused, since one
+    // column type is read for both and the plain bytes would become text.
+    let id: ArrayRef = Arc::new(Int32Array::from(vec![9]));
+    let plain: ArrayRef =
+        Arc::new(FixedSizeBinaryArray::try_from_iter([b"abcdefghijklmnop".as_slice()].into_iter()).unwrap());
+    write_parquet(&dir.path().join("part-1.parquet"), &batch(vec![("id", id, true), ("u", plain, true)]));
+    let mixed = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "INT"), col("u", "VARCHAR(64)")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&mixed, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(e.contains("is a UUID in") && e.contains("part-1.parquet"), "{e}");
 }
 
 /// Integer arithmetic in the transform fails instead of wrapping around
