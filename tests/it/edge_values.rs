@@ -1762,3 +1762,17 @@ async fn lists_and_large_lists_of_timestamps_in_two_files_keep_every_digit() {
     assert_eq!(got["1"]["l"], json!([{"ts_us": "1704164645123000"}]));
     assert_eq!(got["2"]["l"], json!([{"ts_us": "1704164645123456"}]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_float_partition_column_stored_in_the_files_is_refused() {
+    // Statistics leave NaN out: min = max = 1.5 does not show that every row
+    // holds the directory's 1.5.
+    let dir = tempfile::tempdir().unwrap();
+    let k: ArrayRef = Arc::new(Float64Array::from(vec![1.5, f64::NAN]));
+    write_parquet(&dir.path().join("k=1.5/0.parquet"), &batch(vec![("id", ids(2), false), ("k", k, true)]));
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("k", "DOUBLE")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(e.contains("partition column `k` is also stored"), "{e}");
+    assert_eq!(sim.be_requests(), 0);
+}
