@@ -337,6 +337,16 @@ pub async fn list(
             if first && listed.objects.is_empty() && listed.common_prefixes.is_empty() {
                 return Err(Error::config(format!("source `{}` does not exist or is empty", loc.display)));
             }
+            // The local store's listing passes over a broken symbolic link:
+            // a data file on an unmounted volume would be left out unseen.
+            if loc.store_url == ObjectStoreUrl::local_filesystem()
+                && let Some((link, target)) = broken_link(&loc.display_path(&dir))
+            {
+                return Err(Error::config(format!(
+                    "`{link}` is a symbolic link to `{target}`, which cannot be read; its rows would be left out. \
+                     Mount or restore it, or remove the link"
+                )));
+            }
             for obj in listed.objects {
                 let name = obj.location.filename().unwrap_or_default();
                 if is_hidden(name) || obj.size == 0 {
@@ -392,6 +402,22 @@ pub async fn list(
     Ok(Listing { partition_keys: keys, files: out })
 }
 
+/// A non-hidden entry of local directory `dir` that is a symbolic link
+/// whose target cannot be read: (link, target).
+fn broken_link(dir: &str) -> Option<(String, String)> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if is_hidden(&name) || !e.file_type().is_ok_and(|t| t.is_symlink()) {
+            continue;
+        }
+        if std::fs::metadata(e.path()).is_err() {
+            let target = std::fs::read_link(e.path()).map(|t| t.display().to_string()).unwrap_or_default();
+            return Some((e.path().display().to_string(), target));
+        }
+    }
+    None
+}
+
 /// A failed listing: a name the store cannot represent (a control
 /// character in a local file name) is the source's fault, not a passing
 /// failure a re-run would get past.
@@ -404,9 +430,11 @@ fn listing_error(loc: &Location, dir: &Path, e: &object_store::Error) -> Error {
     }
 }
 
-/// Files and directories Hive/Spark treat as hidden.
+/// Files and directories Spark treats as hidden: `.x`, and `_x` unless it
+/// is a partition directory `_key=value` (InMemoryFileIndex's
+/// shouldFilterOutPathName).
 pub fn is_hidden(name: &str) -> bool {
-    name.starts_with('_') || name.starts_with('.')
+    (name.starts_with('_') && !name.contains('=')) || name.starts_with('.')
 }
 
 /// Decodes Hive's `%XX` escapes in partition directory names.
@@ -674,11 +702,30 @@ mod tests {
                 ("b.parquet".to_string(), vec![Some("2024-01-02".to_string()), Some("ap south".to_string())]),
             ]
         );
+        assert!(is_hidden("_temporary") && is_hidden("_SUCCESS") && is_hidden(".hive-staging_1"));
+        // `_key=value` is a partition directory, as in Spark.
+        assert!(!is_hidden("_batch=1"));
         // Pruning: a filter on dt never descends into other dates.
         let f = |parts: &[(String, Option<String>)]| parts[0].1.as_deref() == Some("2024-01-02");
         let l = list(&loc, Some(&f), std::time::Duration::from_secs(10)).await.unwrap();
         assert_eq!(l.files.len(), 1);
         assert!(l.files[0].path.as_ref().ends_with("b.parquet"));
+    }
+
+    #[tokio::test]
+    async fn a_broken_symbolic_link_is_an_error_not_a_file_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("k=1")).unwrap();
+        std::fs::write(d.join("k=1/a.parquet"), b"x").unwrap();
+        std::os::unix::fs::symlink("/nonexistent/volume/b.parquet", d.join("k=1/b.parquet")).unwrap();
+        let loc = open(d.to_str().unwrap(), &StoreOptions::default()).unwrap();
+        let e = list(&loc, None, std::time::Duration::from_secs(10)).await.unwrap_err();
+        assert!(e.to_string().contains("b.parquet") && e.to_string().contains("/nonexistent/volume"), "{e}");
+        // A hidden one is not read anyway.
+        std::fs::remove_file(d.join("k=1/b.parquet")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/x", d.join("k=1/.b.parquet")).unwrap();
+        assert_eq!(list(&loc, None, std::time::Duration::from_secs(10)).await.unwrap().files.len(), 1);
     }
 
     #[tokio::test]
