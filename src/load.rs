@@ -601,6 +601,22 @@ async fn produce(
                         chunk.index
                     )));
                 }
+                // Tests rewrite a file while it is read through its name
+                // (a new modification time); debug builds only.
+                #[cfg(debug_assertions)]
+                for f in files.iter().filter(|f| f.path.as_ref().contains("__starload_test_rewritten_while_read__")) {
+                    let path = plan.location.display_path(&f.path);
+                    let later = f.last_modified + std::time::Duration::from_secs(1);
+                    let _ = std::fs::File::options()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|h| h.set_modified(std::time::SystemTime::from(later)));
+                }
+                // A file rewritten while it was read gave rows of two
+                // versions: the bodies are not finished, so nothing commits.
+                if let Err(e) = crate::source::check_unchanged(&plan.location, &files).await {
+                    return Produced::Failed(e.context(format!("chunk {}, after reading it", chunk.index)));
+                }
                 break;
             }
             Some(Ok(b)) => b,

@@ -139,6 +139,27 @@ async fn a_reader_that_panics_fails_the_load_instead_of_ending_the_chunk() {
     assert!(sim.rows("db", "t").is_empty(), "nothing of the chunk commits");
 }
 
+/// A file rewritten while a chunk read it gave rows of both versions, and the
+/// load reported success: the files are checked again once the chunk is
+/// read, before its bodies end. (Debug builds give a file so named a new
+/// modification time once it is read.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_rewritten_while_it_is_read_fails_the_chunk() {
+    if !cfg!(debug_assertions) {
+        return; // the rewrite is injected in debug builds only
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ids = arrow::array::Int64Array::from_iter_values(0..100);
+    let batch = RecordBatch::try_from_iter([("id", Arc::new(ids) as ArrayRef)]).unwrap();
+    write_parquet(&dir.path().join("a__starload_test_rewritten_while_read__.parquet"), &batch);
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap_err();
+    assert!(e.to_string().contains("changed since the job was planned"), "{e}");
+    assert!(e.to_string().contains("after reading it"), "{e}");
+    assert!(sim.rows("db", "t").is_empty(), "nothing of the chunk commits");
+}
+
 /// A page whose bytes no longer match its CRC (a flipped bit in a value of
 /// an uncompressed page, which decodes fine) fails the load naming the file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
