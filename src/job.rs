@@ -734,9 +734,78 @@ fn check_earlier_jobs(p: &Prepared, jobs: &std::path::Path) -> Result<()> {
     }
     // The same job in another mode (append, then atomic) is an earlier job
     // too: its rows are in the table.
+    let mut own = Vec::new();
     for mode in [Mode::Append, Mode::Atomic, Mode::Overwrite] {
         check_earlier_jobs_in(p, &jobs.join(identity_in(p, mode)), mode)?;
         check_earlier_jobs_in(p, &jobs.join(legacy_identity_in(p, mode)), mode)?;
+        own.extend([identity_in(p, mode), legacy_identity_in(p, mode)]);
+    }
+    check_other_transforms(p, jobs, &own)
+}
+
+/// The files the plan reads rows from (its chunks' files), with the digest
+/// of each path a journal header keeps.
+fn read_files(p: &Prepared) -> Vec<(String, String)> {
+    let mut idx: Vec<usize> = p.plan.chunks.iter().flat_map(|c| c.slices.iter().map(|s| s.file)).collect();
+    idx.sort_unstable();
+    idx.dedup();
+    idx.into_iter()
+        .map(|i| {
+            let path = p.plan.file_name(i);
+            let d = journal::path_digest(&path);
+            (path, d)
+        })
+        .collect()
+}
+
+/// Refuses a job whose files an earlier job over the same source and table
+/// loaded rows from under another transform (a where spelled otherwise, a
+/// select changed to fix a value): the transform is part of a job's
+/// identity, so the check above cannot see it, and its committed rows would
+/// be loaded again. Jobs whose where clauses pick other partitions read
+/// other files and pass.
+fn check_other_transforms(p: &Prepared, jobs: &std::path::Path, own: &[String]) -> Result<()> {
+    let Ok(dirs) = std::fs::read_dir(jobs) else { return Ok(()) };
+    let mine = read_files(p);
+    let target = format!("{}.{}", p.settings.db, p.settings.table);
+    for d in dirs.flatten() {
+        let dir = d.path();
+        if own.iter().any(|o| dir.file_name().is_some_and(|n| n.to_string_lossy() == *o)) {
+            continue;
+        }
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let path = e.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if !name.ends_with(".journal") || name.contains(".finalize.") {
+                continue;
+            }
+            let Some(h) = journal::read_header(&path) else { continue };
+            if h.target != target || h.source != p.plan.location.display || h.files.is_empty() {
+                continue;
+            }
+            let theirs: std::collections::HashSet<&str> = h.files.iter().map(String::as_str).collect();
+            let Some((shared, _)) = mine.iter().find(|(_, d)| theirs.contains(d.as_str())) else { continue };
+            let Ok(v) = journal::read(&path) else { continue };
+            let committed = !v.done.is_empty()
+                || v.modes.iter().any(|m| {
+                    matches!(
+                        m,
+                        journal::ModeRecord::AtomicCommitted { .. } | journal::ModeRecord::OverwriteSwapped { .. }
+                    )
+                });
+            if !committed {
+                continue;
+            }
+            return Err(Error::config(format!(
+                "job {} loaded rows of `{shared}` (and maybe other files this job reads) into `{target}` under \
+                 another select/where/delete_when (journal `{}`): running this job would load them again. Use \
+                 --mode overwrite to replace what it loaded, or --new-job if the two jobs' where clauses pick \
+                 different rows of those files",
+                h.fingerprint,
+                path.display()
+            )));
+        }
     }
     Ok(())
 }
@@ -979,6 +1048,7 @@ pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
             chunks: p.plan.chunks.len(),
             schema: schema_digest(&p.target),
             partitions: p.plan.partition_digest.clone(),
+            files: vec![],
         };
         let journal = Journal::open(&jpath, header)?;
         let options = LoadOptions { parallel: s.parallel, ..LoadOptions::default() };
@@ -1013,6 +1083,7 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
         chunks: p.plan.chunks.len(),
         schema: schema_digest(&p.target),
         partitions: p.plan.partition_digest.clone(),
+        files: read_files(&p).into_iter().map(|(_, d)| d).collect(),
     };
     if s.mode == Mode::Atomic && s.shard.is_some() {
         return Err(Error::config("atomic jobs cannot be sharded (one transaction is one process)"));

@@ -33,6 +33,28 @@ pub struct JobHeader {
     /// in journals of earlier versions.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub partitions: String,
+    /// Digests of the paths of the files the plan reads (see
+    /// [`path_digest`]), so that another job over the same files can tell;
+    /// absent in journals of earlier versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+}
+
+/// The digest of a source file's path a journal header keeps.
+pub fn path_digest(path: &str) -> String {
+    blake3::hash(path.as_bytes()).to_hex()[..16].to_string()
+}
+
+/// The header of the journal at `path` (its first line), without reading
+/// the rest.
+pub fn read_header(path: &Path) -> Option<JobHeader> {
+    use std::io::BufRead;
+    let mut line = Vec::new();
+    std::io::BufReader::new(File::open(path).ok()?).read_until(b'\n', &mut line).ok()?;
+    match serde_json::from_slice::<Record>(&line).ok()? {
+        Record::Job(h) => Some(h),
+        _ => None,
+    }
 }
 
 /// A committed Stream Load: one part (the CSV rows or the JSON rows) of a
@@ -425,6 +447,7 @@ mod tests {
             chunks: 3,
             schema: "s".into(),
             partitions: String::new(),
+            files: vec![],
         }
     }
 

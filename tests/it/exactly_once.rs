@@ -217,3 +217,33 @@ async fn a_huge_row_group_loads_in_parts_exactly_once() {
         assert!(m.contains("one_group.parquet`, row 15001, column `s`"), "{filter:?}: {m}");
     }
 }
+
+/// The transform is part of a job's identity: a where spelled otherwise, or
+/// a select changed after a data error, made a new job whose labels
+/// StarRocks had never seen, and rows an earlier job loaded from the same
+/// files were loaded again (exit 0). Such a job is refused; one whose where
+/// picks other partitions reads other files and runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_transform_over_files_already_loaded_is_refused() {
+    let (sim, _state, mut f) = setup().await;
+    f.transform.filter = Some("dt = '2024-02-28'".into());
+    let first = load(f.clone()).await.unwrap();
+    assert!(first.load.rows_loaded > 0);
+    let rows = || sim.rows("corpus", "t").len() as u64;
+    for (select, filter) in [(None, Some("dt='2024-02-28'")), (Some("*"), Some("dt = '2024-02-28'")), (None, None)] {
+        let mut g = f.clone();
+        g.transform.select = select.map(String::from);
+        g.transform.filter = filter.map(String::from);
+        let e = load(g).await.unwrap_err();
+        assert!(e.to_string().contains("under another select/where/delete_when"), "{filter:?}: {e}");
+        assert_eq!(rows(), first.load.rows_loaded, "{filter:?}: nothing loaded again");
+    }
+    // The next day's partition: other files.
+    f.transform.filter = Some("dt = '2024-02-29'".into());
+    let second = load(f.clone()).await.unwrap();
+    assert_eq!(rows(), first.load.rows_loaded + second.load.rows_loaded);
+    // On purpose, the whole source again (rows twice, as asked).
+    f.transform.filter = None;
+    f.new_job = Some(true);
+    load(f).await.unwrap();
+}
