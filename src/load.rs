@@ -639,9 +639,18 @@ async fn produce(
                     )));
                 }
                 let files: Vec<String> = chunk.slices.iter().map(|s| job.scanner.plan().file_name(s.file)).collect();
+                let at = match failing_slice(job, chunk).await {
+                    Some(s) => format!(
+                        "file `{}`, rows {}–{}",
+                        job.scanner.plan().file_name(s.file),
+                        s.first_row + 1,
+                        s.first_row + s.rows
+                    ),
+                    None => summarize_files(&files),
+                };
                 return Produced::Failed(Error::new(
                     e.kind(),
-                    format!("reading chunk {} ({}): {}", chunk.index, summarize_files(&files), e.message()),
+                    format!("reading chunk {} ({at}): {}", chunk.index, e.message()),
                 ));
             }
         };
@@ -783,6 +792,28 @@ fn summarize_files(files: &[String]) -> String {
         [first, rest @ ..] => format!("`{first}` and {} more", rest.len()),
         [] => "no files".into(),
     }
+}
+
+/// The slice of a chunk of several whose reading fails, each read alone
+/// (only after the chunk failed: the error of a chunk of small files packed
+/// together named the first file, not the one that failed).
+async fn failing_slice<'c>(job: &Job, chunk: &'c Chunk) -> Option<&'c crate::plan::Slice> {
+    if chunk.slices.len() < 2 {
+        return None;
+    }
+    for s in &chunk.slices {
+        let read = async {
+            let mut stream = job.scanner.scan(std::slice::from_ref(s)).await?;
+            while let Some(b) = stream.next().await {
+                b?;
+            }
+            Ok::<(), Error>(())
+        };
+        if read.await.is_err() {
+            return Some(s);
+        }
+    }
+    None
 }
 
 /// Names the file and row of the `row`-th row of a chunk's output (after a

@@ -183,6 +183,15 @@ async fn a_page_that_fails_its_checksum_is_refused() {
     let e = load(job_file(&sim2, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
     assert!(e.contains("part-0.parquet") && e.to_lowercase().contains("checksum"), "{e}");
     assert!(sim2.rows("db", "t").is_empty());
+    // Behind a good file in the same chunk: the damaged one is named.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("part-0.parquet"), &good).unwrap();
+    std::fs::write(dir.path().join("part-1.parquet"), &bad).unwrap();
+    let sim3 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim3, dir.path(), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(e.contains("chunk 0 (file `") && e.contains("part-1.parquet`, rows 1–100"), "{e}");
+    assert!(sim3.rows("db", "t").is_empty());
 }
 
 /// pyarrow writes a dictionary of booleans (or decimals, float16,
