@@ -758,15 +758,39 @@ fn read_files(p: &Prepared) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A where clause in one spelling: unquoted words lower-cased (SQL
+/// keywords and identifiers are case-insensitive), whitespace dropped,
+/// literals and quoted names as written; empty without one.
+fn normalized_where(w: Option<&str>) -> String {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Some(w) = w.map(str::trim).filter(|w| !w.is_empty()) else { return String::new() };
+    match Tokenizer::new(&GenericDialect {}, w).tokenize() {
+        Ok(tokens) => tokens
+            .iter()
+            .filter(|t| !matches!(t, Token::Whitespace(_)))
+            .map(|t| match t {
+                Token::Word(word) if word.quote_style.is_none() => word.value.to_lowercase(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Err(_) => w.to_string(),
+    }
+}
+
 /// Refuses a job whose files an earlier job over the same source and table
-/// loaded rows from under another transform (a where spelled otherwise, a
-/// select changed to fix a value): the transform is part of a job's
-/// identity, so the check above cannot see it, and its committed rows would
-/// be loaded again. Jobs whose where clauses pick other partitions read
-/// other files and pass.
+/// loaded rows from under another transform with the same where clause (in
+/// any spelling: a select changed to CAST a value after a data error), or
+/// where one of the two has no where clause (the whole files): the transform
+/// is part of a job's identity, so the check above cannot see it, and the
+/// committed rows would be loaded again. Two different where clauses are
+/// taken to pick different rows (the nightly `where dt = <day>`, also over
+/// files that are not partitioned by day).
 fn check_other_transforms(p: &Prepared, jobs: &std::path::Path, own: &[String]) -> Result<()> {
     let Ok(dirs) = std::fs::read_dir(jobs) else { return Ok(()) };
     let mine = read_files(p);
+    let filter = normalized_where(p.settings.transform.filter.as_deref());
     let target = format!("{}.{}", p.settings.db, p.settings.table);
     for d in dirs.flatten() {
         let dir = d.path();
@@ -781,33 +805,63 @@ fn check_other_transforms(p: &Prepared, jobs: &std::path::Path, own: &[String]) 
                 continue;
             }
             let Some(h) = journal::read_header(&path) else { continue };
-            if h.target != target || h.source != p.plan.location.display || h.files.is_empty() {
+            if h.target != target || h.source != p.plan.location.display {
+                continue;
+            }
+            if h.files.is_empty() {
+                // Written before journals kept their files.
+                if journal::read(&path).is_ok_and(|v| rows_visible(&v, &path)) {
+                    tracing::warn!(
+                        "job {} loaded rows of this source into `{target}` under another transform (journal `{}`, \
+                         written before journals recorded their files): if this job reads the same rows, they load \
+                         again",
+                        h.fingerprint,
+                        path.display()
+                    );
+                }
+                continue;
+            }
+            if !(filter.is_empty() || h.filter.is_empty() || filter == h.filter) {
                 continue;
             }
             let theirs: std::collections::HashSet<&str> = h.files.iter().map(String::as_str).collect();
             let Some((shared, _)) = mine.iter().find(|(_, d)| theirs.contains(d.as_str())) else { continue };
             let Ok(v) = journal::read(&path) else { continue };
-            let committed = !v.done.is_empty()
-                || v.modes.iter().any(|m| {
-                    matches!(
-                        m,
-                        journal::ModeRecord::AtomicCommitted { .. } | journal::ModeRecord::OverwriteSwapped { .. }
-                    )
-                });
-            if !committed {
+            if !rows_visible(&v, &path) {
                 continue;
             }
             return Err(Error::config(format!(
                 "job {} loaded rows of `{shared}` (and maybe other files this job reads) into `{target}` under \
                  another select/where/delete_when (journal `{}`): running this job would load them again. Use \
-                 --mode overwrite to replace what it loaded, or --new-job if the two jobs' where clauses pick \
-                 different rows of those files",
+                 --mode overwrite to replace what it loaded, or --new-job if the two jobs pick different rows",
                 h.fingerprint,
                 path.display()
             )));
         }
     }
     Ok(())
+}
+
+/// Whether the job of journal `path` (read as `v`) made rows visible in
+/// the table: an append committed a chunk; an atomic job committed; an
+/// overwrite swapped (a sharded overwrite's shards load into temporary
+/// partitions, labelled `…_os_<chunk>`, and its finalize journal records
+/// the swap).
+fn rows_visible(v: &journal::JournalView, path: &std::path::Path) -> bool {
+    use journal::ModeRecord as M;
+    let swapped = |v: &journal::JournalView| v.modes.iter().any(|m| matches!(m, M::OverwriteSwapped { .. }));
+    let fp = &v.header.fingerprint;
+    if v.done.values().any(|d| d.label.contains(&format!("_{fp}_os_"))) {
+        let finalize = path.with_file_name(format!("{fp}.finalize.journal"));
+        return journal::read(&finalize).is_ok_and(|f| swapped(&f));
+    }
+    if v.modes.iter().any(|m| matches!(m, M::OverwriteStarted { .. })) {
+        return swapped(v);
+    }
+    if v.modes.iter().any(|m| matches!(m, M::AtomicFormat { .. } | M::AtomicCommitted { .. })) {
+        return v.modes.iter().any(|m| matches!(m, M::AtomicCommitted { .. }));
+    }
+    !v.done.is_empty()
 }
 
 fn check_earlier_jobs_in(p: &Prepared, dir: &std::path::Path, mode: Mode) -> Result<()> {
@@ -1049,6 +1103,7 @@ pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
             schema: schema_digest(&p.target),
             partitions: p.plan.partition_digest.clone(),
             files: vec![],
+            filter: String::new(),
         };
         let journal = Journal::open(&jpath, header)?;
         let options = LoadOptions { parallel: s.parallel, ..LoadOptions::default() };
@@ -1084,6 +1139,7 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
         schema: schema_digest(&p.target),
         partitions: p.plan.partition_digest.clone(),
         files: read_files(&p).into_iter().map(|(_, d)| d).collect(),
+        filter: normalized_where(p.settings.transform.filter.as_deref()),
     };
     if s.mode == Mode::Atomic && s.shard.is_some() {
         return Err(Error::config("atomic jobs cannot be sharded (one transaction is one process)"));

@@ -38,6 +38,10 @@ pub struct JobHeader {
     /// absent in journals of earlier versions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
+    /// The job's where clause, normalized (see `scan::normalized_where`);
+    /// empty without one. Recorded with `files`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub filter: String,
 }
 
 /// The digest of a source file's path a journal header keeps.
@@ -448,6 +452,7 @@ mod tests {
             schema: "s".into(),
             partitions: String::new(),
             files: vec![],
+            filter: String::new(),
         }
     }
 

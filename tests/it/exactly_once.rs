@@ -247,3 +247,32 @@ async fn another_transform_over_files_already_loaded_is_refused() {
     f.new_job = Some(true);
     load(f).await.unwrap();
 }
+
+/// The nightly `where day = <date>` over files that are not partitioned by
+/// day: each night reads the same files with another where clause, and
+/// runs; the same night again under another spelling is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nightly_wheres_over_the_same_files_run_and_a_respelled_one_is_refused() {
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..6));
+    let day: ArrayRef = Arc::new(StringArray::from(vec!["d1", "d1", "d2", "d2", "d3", "d3"]));
+    let batch = arrow::record_batch::RecordBatch::try_from_iter([("id", ids), ("day", day)]).unwrap();
+    write_parquet(&dir.path().join("events.parquet"), &batch);
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("day", "VARCHAR(8)")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let night = |w: &str| {
+        let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+        f.transform.filter = Some(w.into());
+        f
+    };
+    load(night("day = 'd1'")).await.unwrap();
+    load(night("day = 'd2'")).await.unwrap();
+    assert_eq!(sim.rows("db", "t").len(), 4);
+    let e = load(night("DAY='d2'")).await.unwrap_err();
+    assert!(e.to_string().contains("under another select/where/delete_when"), "{e}");
+    // 'D2' is another value: another where clause.
+    load(night("day = 'D2'")).await.unwrap();
+    assert_eq!(sim.rows("db", "t").len(), 4);
+}
