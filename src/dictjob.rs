@@ -158,6 +158,11 @@ async fn distinct_values(p: &Prepared, sets: Vec<Distinct>, select: &[String]) -
 /// second reading does not fail.
 async fn locate_failure(p: &Prepared, e: Error) -> Error {
     use futures::StreamExt;
+    // Only a data error is the input's: an outage is reported as it came.
+    if e.kind() != crate::error::ErrorKind::Data {
+        return e;
+    }
+    let data = |x: Error| if x.kind() == crate::error::ErrorKind::Data { Some(x) } else { None };
     let plan = p.scanner.plan();
     let name = |file: usize| plan.file_name(file);
     let columns: Vec<(String, String)> =
@@ -169,17 +174,18 @@ async fn locate_failure(p: &Prepared, e: Error) -> Error {
         let slices = [crate::plan::Slice { file: i, row_groups: 0..f.row_groups.len(), first_row: 0, rows: f.rows() }];
         let mut stream = match p.scanner.scan(&slices).await {
             Ok(s) => s,
-            Err(e) => return e.context(format!("file `{}`", name(i))),
+            Err(x) => return data(x).map_or(e, |x| x.context(format!("file `{}`", name(i)))),
         };
         let mut seen = 0u64;
         while let Some(b) = stream.next().await {
             let b = match b {
                 Ok(b) => b,
-                Err(e) => {
-                    if let Some(r) = crate::scan::KeptRowRefusal::of(&e) {
+                Err(x) => {
+                    if let Some(r) = crate::scan::KeptRowRefusal::of(&x) {
                         return Error::data(format!("{}: {}", file_row(p, &slices, r.row, &r.column).await, r.why));
                     }
-                    return Error::from(e).context(format!("reading file `{}` for the dictionaries", name(i)));
+                    return data(Error::from(x))
+                        .map_or(e, |x| x.context(format!("reading file `{}` for the dictionaries", name(i))));
                 }
             };
             for (col, source) in &columns {

@@ -639,7 +639,11 @@ async fn produce(
                     )));
                 }
                 let files: Vec<String> = chunk.slices.iter().map(|s| job.scanner.plan().file_name(s.file)).collect();
-                let at = match failing_slice(job, chunk).await {
+                // Only a data error is the file's: an outage would make
+                // every slice's read wait out its timeout.
+                let located =
+                    if e.kind() == crate::error::ErrorKind::Data { failing_slice(job, chunk).await } else { None };
+                let at = match located {
                     Some(s) => format!(
                         "file `{}`, rows {}–{}",
                         job.scanner.plan().file_name(s.file),
