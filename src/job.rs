@@ -308,6 +308,17 @@ pub struct Prepared {
     pub plan_seconds: f64,
 }
 
+fn holds_varbinary(t: &crate::srtype::SrType) -> bool {
+    use crate::srtype::SrType as T;
+    match t {
+        T::Varbinary(_) => true,
+        T::Array(e) => holds_varbinary(e),
+        T::Map(k, v) => holds_varbinary(k) || holds_varbinary(v),
+        T::Struct(fs) => fs.iter().any(|(_, f)| holds_varbinary(f)),
+        _ => false,
+    }
+}
+
 /// VARBINARY goes in CSV as base64, which the BE decodes since StarRocks
 /// 3.2 (varbinary_converter.cpp, PR 26911); 3.0 and 3.1 read the field as
 /// hex, so base64 made only of hex digits (`AAAA`, three zero bytes) would
@@ -478,9 +489,6 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
     // The target schema first: a mismatch is reported before anything else.
     let mut meta = Meta::connect(&settings.mysql, &settings.user, &settings.password).await?;
     let target = meta.table(&settings.db, &settings.table).await?;
-    if let Some(c) = target.columns.iter().find(|c| matches!(c.ty, crate::srtype::SrType::Varbinary(_))) {
-        check_varbinary_server(&mut meta, &c.name).await?;
-    }
     meta.close().await;
     check_keyed_options(&settings, &target)?;
     let inputs = FingerprintInputs {
@@ -541,6 +549,14 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
             delete_flag: settings.transform.delete_when.as_deref().is_some_and(|d| !d.trim().is_empty()),
         },
     )?;
+    // Only the columns the job sends, at any depth (base64 inside ARRAY,
+    // MAP and STRUCT text too).
+    if let Some(c) = mapping.columns.iter().find(|c| holds_varbinary(&c.ty)) {
+        let mut meta = Meta::connect(&settings.mysql, &settings.user, &settings.password).await?;
+        let checked = check_varbinary_server(&mut meta, &c.target).await;
+        meta.close().await;
+        checked?;
+    }
     if !mapping.defaulted.is_empty() && !settings.partial_update {
         tracing::warn!(
             "no source column maps to {} of `{}.{}`: {} the column's default (NULL if it has none) in every row; \

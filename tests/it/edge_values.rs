@@ -1703,6 +1703,26 @@ async fn varbinary_needs_a_server_that_reads_base64() {
             assert!(stored(&sim, "db", "t").is_empty());
         }
     }
+    // On 3.1: a VARBINARY the job does not send is no reason to refuse; one
+    // inside an ARRAY is.
+    let old = |cols| sim_with(vec![dup_table("db", "t", "id", cols)], |c| c.version = "3.1.11".into());
+    let sim1 = old(vec![col_nn("id", "BIGINT"), col("other", "VARBINARY")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim1, dir.path(), "db.t", state.path());
+    f.transform.select = Some("id".into());
+    load(f).await.unwrap();
+    let arr: ArrayRef = Arc::new(ListArray::new(
+        Arc::new(Field::new("item", arrow::datatypes::DataType::Binary, true)),
+        arrow::buffer::OffsetBuffer::from_lengths([1]),
+        Arc::new(BinaryArray::from(vec![Some(b"\0\0\0".as_slice())])),
+        None,
+    ));
+    let nested = tempfile::tempdir().unwrap();
+    write_parquet(&nested.path().join("part-0.parquet"), &batch(vec![("id", ids(1), false), ("b", arr, true)]));
+    let sim2 = old(vec![col_nn("id", "BIGINT"), col("b", "ARRAY<VARBINARY>")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim2, nested.path(), "db.t", state.path())).await.unwrap_err();
+    assert!(e.to_string().contains("reads VARBINARY in CSV as hex"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
