@@ -474,8 +474,9 @@ fn stored_partition_agrees(
     use arrow::array::Array;
     use datafusion::common::ScalarValue;
     use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
-    // Float statistics leave NaN out: min = max = 1.5 holds with a NaN row.
-    if matches!(field.data_type(), DataType::Float16 | DataType::Float32 | DataType::Float64) {
+    // Float statistics leave NaN out: min = max = 1.5 holds with a NaN row
+    // (null counts still show an all-NULL column).
+    if dir.is_some() && matches!(field.data_type(), DataType::Float16 | DataType::Float32 | DataType::Float64) {
         return false;
     }
     let Ok(conv) = StatisticsConverter::try_new(field.name(), schema, md.file_metadata().schema_descr()) else {

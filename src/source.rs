@@ -339,13 +339,22 @@ pub async fn list(
             }
             // The local store's listing passes over a broken symbolic link:
             // a data file on an unmounted volume would be left out unseen.
-            if loc.store_url == ObjectStoreUrl::local_filesystem()
-                && let Some((link, target)) = broken_link(&loc.display_path(&dir))
-            {
-                return Err(Error::config(format!(
-                    "`{link}` is a symbolic link to `{target}`, which cannot be read; its rows would be left out. \
-                     Mount or restore it, or remove the link"
-                )));
+            if loc.store_url == ObjectStoreUrl::local_filesystem() {
+                for (name, link, target) in broken_links(&loc.display_path(&dir)) {
+                    // A partition directory the where clause leaves out is
+                    // not read anyway.
+                    if let Some((k, v)) = name.split_once('=')
+                        && let Some(f) = filter
+                    {
+                        let v = unescape_hive(v);
+                        let mut parts = parts.clone();
+                        parts.push((unescape_hive(k), (v != "__HIVE_DEFAULT_PARTITION__").then_some(v)));
+                        if !f(&parts) {
+                            continue;
+                        }
+                    }
+                    return Err(broken_link_error(&link, &target));
+                }
             }
             for obj in listed.objects {
                 let name = obj.location.filename().unwrap_or_default();
@@ -402,20 +411,27 @@ pub async fn list(
     Ok(Listing { partition_keys: keys, files: out })
 }
 
-/// A non-hidden entry of local directory `dir` that is a symbolic link
-/// whose target cannot be read: (link, target).
-fn broken_link(dir: &str) -> Option<(String, String)> {
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if is_hidden(&name) || !e.file_type().is_ok_and(|t| t.is_symlink()) {
-            continue;
-        }
-        if std::fs::metadata(e.path()).is_err() {
+/// The non-hidden entries of local directory `dir` that are symbolic links
+/// whose targets cannot be read: (name, link, target).
+fn broken_links(dir: &str) -> Vec<(String, String, String)> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    rd.flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if is_hidden(&name) || !e.file_type().is_ok_and(|t| t.is_symlink()) || std::fs::metadata(e.path()).is_ok() {
+                return None;
+            }
             let target = std::fs::read_link(e.path()).map(|t| t.display().to_string()).unwrap_or_default();
-            return Some((e.path().display().to_string(), target));
-        }
-    }
-    None
+            Some((name, e.path().display().to_string(), target))
+        })
+        .collect()
+}
+
+fn broken_link_error(link: &str, target: &str) -> Error {
+    Error::config(format!(
+        "`{link}` is a symbolic link to `{target}`, which cannot be read; its rows would be left out. Mount or \
+         restore it, or remove the link"
+    ))
 }
 
 /// A failed listing: a name the store cannot represent (a control
@@ -507,6 +523,24 @@ pub async fn list_partitions(
                         e => Err(e),
                     })
                     .map_err(|e| listing_error(loc, &dir, &e))?;
+            // As in a directory listing: a broken link is an error, not a
+            // file left out (the partition's directory and those holding
+            // its files are checked).
+            if loc.store_url == ObjectStoreUrl::local_filesystem() {
+                let mut dirs: Vec<String> = listed
+                    .iter()
+                    .map(|m| {
+                        let p = loc.display_path(&m.location);
+                        p.rsplit_once('/').map_or(p.clone(), |(d, _)| d.to_string())
+                    })
+                    .collect();
+                dirs.push(loc.display_path(&dir));
+                dirs.sort();
+                dirs.dedup();
+                if let Some((_, link, target)) = dirs.iter().flat_map(|d| broken_links(d)).next() {
+                    return Err(broken_link_error(&link, &target));
+                }
+            }
             let prefix_len = dir.parts().count();
             Ok(listed
                 .into_iter()
@@ -722,6 +756,19 @@ mod tests {
         let loc = open(d.to_str().unwrap(), &StoreOptions::default()).unwrap();
         let e = list(&loc, None, std::time::Duration::from_secs(10)).await.unwrap_err();
         assert!(e.to_string().contains("b.parquet") && e.to_string().contains("/nonexistent/volume"), "{e}");
+        // Nor a partition directory the where clause leaves out.
+        std::fs::remove_file(d.join("k=1/b.parquet")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/volume/k=2", d.join("k=2")).unwrap();
+        let keep_1 = |parts: &[(String, Option<String>)]| parts[0].1.as_deref() == Some("1");
+        assert_eq!(list(&loc, Some(&keep_1), std::time::Duration::from_secs(10)).await.unwrap().files.len(), 1);
+        assert!(list(&loc, None, std::time::Duration::from_secs(10)).await.is_err());
+        std::fs::remove_file(d.join("k=2")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/volume/b.parquet", d.join("k=1/b.parquet")).unwrap();
+        // A metastore partition's directory too.
+        let part = (Path::from_absolute_path(d.join("k=1")).unwrap(), vec![Some("1".to_string())]);
+        let e =
+            list_partitions(&loc, vec!["k".into()], vec![part], std::time::Duration::from_secs(10)).await.unwrap_err();
+        assert!(e.to_string().contains("b.parquet"), "{e}");
         // A hidden one is not read anyway.
         std::fs::remove_file(d.join("k=1/b.parquet")).unwrap();
         std::os::unix::fs::symlink("/nonexistent/x", d.join("k=1/.b.parquet")).unwrap();
