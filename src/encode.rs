@@ -317,8 +317,9 @@ pub fn map_columns(
                 // A source's own `__op` (a CDC export's) would be StarRocks'
                 // delete flag: rows holding 1 would delete their keys.
                 return Err(Error::config(format!(
-                    "source column `{}` is StarRocks' delete flag in a load (1 deletes the row's key): drop or \
-                     rename it in the select, or give delete_when to load deletes on purpose",
+                    "source column `{}` is StarRocks' delete flag in a load (1 deletes the row's key): leave it \
+                     out of the select (or rename it); to load its deletes, leave it out and give delete_when over \
+                     it (`--delete-when \"__op = 1\"`)",
                     crate::scan::OP_COLUMN
                 )));
             }
