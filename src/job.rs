@@ -613,6 +613,9 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
         None
     };
     let encoder = preagg.as_ref().map_or(encoder, |p| p.output.clone());
+    if !encoder.csv_capable() {
+        check_json_bodies(&plan, &mapping, settings.chunk_bytes)?;
+    }
     Ok(Prepared {
         settings,
         plan,
@@ -623,6 +626,44 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
         preagg,
         plan_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The largest JSON body a chunk may be estimated at. StarRocks reads a
+/// JSON body whole into one buffer (stream_load.cpp) and simdjson refuses a
+/// document of 4 GiB or more; the estimate (the chunk's uncompressed Parquet
+/// bytes plus every row's keys) is rough, hence the margin.
+const JSON_BODY_LIMIT: u64 = 3 << 30;
+
+/// A target whose rows all go as JSON: refuses a plan with a chunk whose
+/// JSON body would be too large for StarRocks, before anything is sent
+/// (it would fail that chunk hours into the load).
+fn check_json_bodies(plan: &plan::Plan, mapping: &encode::Mapping, chunk_bytes: u64) -> Result<()> {
+    let keys: u64 = mapping.columns.iter().map(|c| c.target.len() as u64 + 6).sum();
+    let est = |c: &plan::Chunk| c.est_bytes.saturating_add(c.rows.saturating_mul(keys));
+    let Some(big) = plan.chunks.iter().max_by_key(|c| est(c)) else { return Ok(()) };
+    let bytes = est(big);
+    let first = big.slices.first().map(|s| plan.file_name(s.file)).unwrap_or_default();
+    // Tests lower the limit through a file's name; debug builds only.
+    let limit = if cfg!(debug_assertions) && first.contains("__starload_test_json_body_limit__") {
+        1 << 10
+    } else {
+        JSON_BODY_LIMIT
+    };
+    if bytes <= limit {
+        return Ok(());
+    }
+    let mib = |b: u64| (b >> 20).max(1);
+    let smaller = (chunk_bytes as f64 * limit as f64 / bytes as f64 / 2.0) as u64;
+    Err(Error::config(format!(
+        "chunk {} (`{first}`…) would be a JSON body of about {} MiB (every row of this table goes as JSON), \
+         more than the {} MiB starload sends in one: StarRocks reads a JSON body whole and refuses 4 GiB or more. \
+         Lower chunk_bytes (to {} MiB, say); a row group without a page index is split only past 8 GiB, so such \
+         files need smaller row groups",
+        big.index,
+        mib(bytes),
+        mib(limit),
+        mib(smaller)
+    )))
 }
 
 fn check_keyed_options(s: &Settings, t: &TargetTable) -> Result<()> {

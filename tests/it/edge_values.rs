@@ -1796,3 +1796,27 @@ async fn a_float_partition_column_stored_in_the_files_is_refused() {
     assert!(e.contains("partition column `k` is also stored"), "{e}");
     assert_eq!(sim.be_requests(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_body_too_large_for_starrocks_is_refused_before_loading() {
+    // StarRocks reads a JSON body whole (4 GiB at most): a table whose rows
+    // all go as JSON is planned so that no chunk's body comes near it. Debug
+    // builds lower the limit to 1 KiB for a file so named.
+    let dir = tempfile::tempdir().unwrap();
+    let field = Arc::new(Field::new("x", arrow::datatypes::DataType::Int64, true));
+    let s: ArrayRef = Arc::new(StructArray::from(vec![(field, ids(200))]));
+    let file = "a__starload_test_json_body_limit__.parquet";
+    write_parquet(&dir.path().join(file), &batch(vec![("id", ids(200), false), ("s", s, true)]));
+    let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("s", "STRUCT<x BIGINT>")]);
+    let sim1 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim1, dir.path(), "db.t", state.path())).await.unwrap_err();
+    assert!(e.to_string().contains("would be a JSON body") && e.to_string().contains(file), "{e}");
+    assert_eq!(sim1.be_requests(), 0);
+    // The same rows under another name load.
+    std::fs::rename(dir.path().join(file), dir.path().join("a.parquet")).unwrap();
+    let sim2 = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    load(job_file(&sim2, dir.path(), "db.t", state.path())).await.unwrap();
+    assert_eq!(stored(&sim2, "db", "t").len(), 200);
+}
