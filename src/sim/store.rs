@@ -553,6 +553,11 @@ pub fn parse_body(def: &TableDef, spec: &LoadSpec, body: &[u8]) -> Result<Parsed
                     body.len()
                 ));
             }
+            // The BE reads a JSON body whole; simdjson refuses 4 GiB or more
+            // (stream_load_context.h kJSONMaxBufferSize).
+            if body.len() as u64 >= 4 << 30 {
+                return Err(format!("payload size [{}] of single write beyond the JSON payload limit", body.len()));
+            }
             let text = std::str::from_utf8(body).map_err(|_| "Invalid UTF-8 in JSON body".to_string())?;
             let t = text.trim_start_matches([' ', '\t', '\r', '\n']);
             let first = t.chars().next().unwrap_or(' ');
