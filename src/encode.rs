@@ -636,7 +636,7 @@ impl Encoder {
         }
         for (ci, (a, c)) in wire.iter().zip(&self.columns).enumerate() {
             if matches!(c.ty, SrType::Char(_))
-                && let Some(r) = first_nul_row(a.as_ref())
+                && let Some(r) = first_nul_row(a)
             {
                 return Err(EncodeError::Value {
                     column: ci,
@@ -775,46 +775,27 @@ impl Encoder {
 
 /// The first row of a string or binary array whose value holds a NUL byte
 /// (`None` for other types).
-fn first_nul_row(a: &dyn Array) -> Option<usize> {
-    fn has(b: &[u8]) -> bool {
-        memchr::memchr(0, b).is_some()
+fn first_nul_row(a: &ArrayRef) -> Option<usize> {
+    let has = |b: &[u8]| memchr::memchr(0, b).is_some();
+    // Offset layouts: one look at all the values first.
+    let data = match a.data_type() {
+        DataType::Utf8 => Some(a.as_string::<i32>().value_data()),
+        DataType::LargeUtf8 => Some(a.as_string::<i64>().value_data()),
+        DataType::Binary => Some(a.as_binary::<i32>().value_data()),
+        DataType::LargeBinary => Some(a.as_binary::<i64>().value_data()),
+        _ => None,
+    };
+    if data.is_some_and(|d| !has(d)) {
+        return None;
     }
-    fn find<'v>(a: &dyn Array, value: impl Fn(usize) -> &'v [u8]) -> Option<usize> {
-        (0..a.len()).find(|&i| a.is_valid(i) && has(value(i)))
+    if let Some(s) = strs(a) {
+        return (0..a.len()).find(|&i| a.is_valid(i) && has(s.get(i).as_bytes()));
+    }
+    if let Some(b) = bins(a) {
+        return (0..a.len()).find(|&i| a.is_valid(i) && has(b.get(i)));
     }
     match a.data_type() {
-        DataType::Utf8 => {
-            let s = a.as_string::<i32>();
-            if has(s.value_data()) { find(a, |i| s.value(i).as_bytes()) } else { None }
-        }
-        DataType::LargeUtf8 => {
-            let s = a.as_string::<i64>();
-            if has(s.value_data()) { find(a, |i| s.value(i).as_bytes()) } else { None }
-        }
-        DataType::Utf8View => {
-            let s = a.as_string_view();
-            find(a, |i| s.value(i).as_bytes())
-        }
-        DataType::Binary => {
-            let b = a.as_binary::<i32>();
-            if has(b.value_data()) { find(a, |i| b.value(i)) } else { None }
-        }
-        DataType::LargeBinary => {
-            let b = a.as_binary::<i64>();
-            if has(b.value_data()) { find(a, |i| b.value(i)) } else { None }
-        }
-        DataType::BinaryView => {
-            let b = a.as_binary_view();
-            find(a, |i| b.value(i))
-        }
-        DataType::FixedSizeBinary(_) => {
-            let b = a.as_fixed_size_binary();
-            find(a, |i| b.value(i))
-        }
-        DataType::Dictionary(_, v) => {
-            let plain = arrow::compute::cast(a, v).ok()?;
-            first_nul_row(plain.as_ref())
-        }
+        DataType::Dictionary(_, v) => first_nul_row(&arrow::compute::cast(a, v).ok()?),
         _ => None,
     }
 }

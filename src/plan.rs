@@ -611,6 +611,11 @@ fn zones_as_stored(
     descr: &parquet::schema::types::SchemaDescriptor,
     hinted: Schema,
 ) -> parquet::errors::Result<Schema> {
+    use parquet::basic::LogicalType;
+    let local = |c: &parquet::schema::types::ColumnDescriptor| matches!(c.logical_type_ref(), Some(LogicalType::Timestamp(t)) if !t.is_adjusted_to_u_t_c);
+    if !descr.columns().iter().any(|c| local(c)) {
+        return Ok(hinted);
+    }
     let plain = parquet_to_arrow_schema(descr, None)?;
     let fields: Vec<arrow::datatypes::FieldRef> = hinted
         .fields()
@@ -762,16 +767,23 @@ fn reading_schema(s: &Schema) -> SchemaRef {
 /// type for all files, and a UUID column goes into strings as its text,
 /// which would turn another file's plain 16 bytes into UUID text.
 fn check_uuid_columns(files: &[FileInfo], loc: &Location) -> Result<()> {
+    // Per column: in how many files it is a UUID, and the first of them.
+    let mut uuid: std::collections::BTreeMap<&str, (usize, &FileInfo)> = Default::default();
     for f in files {
         for c in &f.uuid_columns {
-            if let Some(g) = files.iter().find(|g| !g.uuid_columns.contains(c)) {
-                return Err(Error::config(format!(
-                    "column `{c}` is a UUID in `{}` and plain 16-byte binary in `{}`; all files of a source must \
-                     share one schema (rewrite one of them)",
-                    loc.display_path(&f.file.path),
-                    loc.display_path(&g.file.path)
-                )));
-            }
+            uuid.entry(c.as_str()).or_insert((0, f)).0 += 1;
+        }
+    }
+    for (c, (n, f)) in uuid {
+        if n < files.len()
+            && let Some(g) = files.iter().find(|g| !g.uuid_columns.iter().any(|u| u == c))
+        {
+            return Err(Error::config(format!(
+                "column `{c}` is a UUID in `{}` and plain 16-byte binary in `{}`; all files of a source must share \
+                 one schema (rewrite one of them)",
+                loc.display_path(&f.file.path),
+                loc.display_path(&g.file.path)
+            )));
         }
     }
     Ok(())

@@ -343,12 +343,11 @@ pub async fn list(
                 for (name, link, target) in broken_links(&loc.display_path(&dir)) {
                     // A partition directory the where clause leaves out is
                     // not read anyway.
-                    if let Some((k, v)) = name.split_once('=')
+                    if let Some(part) = partition_part(&name)
                         && let Some(f) = filter
                     {
-                        let v = unescape_hive(v);
                         let mut parts = parts.clone();
-                        parts.push((unescape_hive(k), (v != "__HIVE_DEFAULT_PARTITION__").then_some(v)));
+                        parts.push(part);
                         if !f(&parts) {
                             continue;
                         }
@@ -369,10 +368,8 @@ pub async fn list(
                     continue;
                 }
                 let mut parts = parts.clone();
-                if let Some((k, v)) = name.split_once('=') {
-                    let v = unescape_hive(v);
-                    let v = if v == "__HIVE_DEFAULT_PARTITION__" { None } else { Some(v) };
-                    parts.push((unescape_hive(k), v));
+                if let Some(part) = partition_part(&name) {
+                    parts.push(part);
                     if let Some(f) = filter
                         && !f(&parts)
                     {
@@ -409,6 +406,14 @@ pub async fn list(
         });
     }
     Ok(Listing { partition_keys: keys, files: out })
+}
+
+/// The partition key and value a `key=value` directory name gives (Hive's
+/// escapes decoded; `__HIVE_DEFAULT_PARTITION__` is NULL).
+fn partition_part(name: &str) -> Option<(String, Option<String>)> {
+    let (k, v) = name.split_once('=')?;
+    let v = unescape_hive(v);
+    Some((unescape_hive(k), (v != "__HIVE_DEFAULT_PARTITION__").then_some(v)))
 }
 
 /// The non-hidden entries of local directory `dir` that are symbolic links
