@@ -214,13 +214,8 @@ async fn locate_failure(p: &Prepared, e: Error) -> Error {
 /// `file …, row …, column …` of the `row`-th row (from 0) the transform
 /// kept of `slices`.
 async fn file_row(p: &Prepared, slices: &[crate::plan::Slice], row: u64, column: &str) -> String {
-    let kept = if p.settings.transform.filter.as_deref().is_some_and(|w| !w.trim().is_empty()) {
-        p.scanner.kept_row(slices, row).await.ok().flatten()
-    } else {
-        Some(row)
-    };
-    match kept.and_then(|r| crate::plan::slice_at(slices, r)) {
-        Some((s, r)) => format!("file `{}`, row {r}, column `{column}`", p.scanner.plan().file_name(s.file)),
+    match p.scanner.file_row(slices, row, column).await {
+        Some(at) => at,
         None => format!("row {} of the rows kept, column `{column}`", row + 1),
     }
 }

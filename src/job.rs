@@ -308,23 +308,12 @@ pub struct Prepared {
     pub plan_seconds: f64,
 }
 
-fn holds_varbinary(t: &crate::srtype::SrType) -> bool {
-    use crate::srtype::SrType as T;
-    match t {
-        T::Varbinary(_) => true,
-        T::Array(e) => holds_varbinary(e),
-        T::Map(k, v) => holds_varbinary(k) || holds_varbinary(v),
-        T::Struct(fs) => fs.iter().any(|(_, f)| holds_varbinary(f)),
-        _ => false,
-    }
-}
-
 /// VARBINARY goes in CSV as base64, which the BE decodes since StarRocks
 /// 3.2 (varbinary_converter.cpp, PR 26911); 3.0 and 3.1 read the field as
 /// hex, so base64 made only of hex digits (`AAAA`, three zero bytes) would
 /// be stored as other bytes without an error.
-async fn check_varbinary_server(meta: &mut Meta, column: &str) -> Result<()> {
-    match meta.version().await {
+fn check_varbinary_server(version: Option<(u32, u32)>, column: &str) -> Result<()> {
+    match version {
         Some(v) if v < (3, 2) => Err(Error::config(format!(
             "VARBINARY column `{column}`: StarRocks {}.{} reads VARBINARY in CSV as hex, not base64 (3.2 and later); \
              load it on 3.2 or later",
@@ -489,6 +478,8 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
     // The target schema first: a mismatch is reported before anything else.
     let mut meta = Meta::connect(&settings.mysql, &settings.user, &settings.password).await?;
     let target = meta.table(&settings.db, &settings.table).await?;
+    // Asked now, on this connection; needed once the job's columns are known.
+    let version = if target.columns.iter().any(|c| c.ty.holds_varbinary()) { meta.version().await } else { None };
     meta.close().await;
     check_keyed_options(&settings, &target)?;
     let inputs = FingerprintInputs {
@@ -551,11 +542,8 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
     )?;
     // Only the columns the job sends, at any depth (base64 inside ARRAY,
     // MAP and STRUCT text too).
-    if let Some(c) = mapping.columns.iter().find(|c| holds_varbinary(&c.ty)) {
-        let mut meta = Meta::connect(&settings.mysql, &settings.user, &settings.password).await?;
-        let checked = check_varbinary_server(&mut meta, &c.target).await;
-        meta.close().await;
-        checked?;
+    if let Some(c) = mapping.columns.iter().find(|c| c.ty.holds_varbinary()) {
+        check_varbinary_server(version, &c.target)?;
     }
     if !mapping.defaulted.is_empty() && !settings.partial_update {
         tracing::warn!(
@@ -784,7 +772,7 @@ fn identity_of(p: &Prepared, mode: Mode, label_prefix: Option<&str>) -> String {
 /// Refuses to start when an earlier job with the same identity but other
 /// inputs is unfinished, or finished in a mode that appends: re-running would
 /// load its rows twice.
-fn check_earlier_jobs(p: &Prepared, jobs: &std::path::Path) -> Result<()> {
+fn check_earlier_jobs(p: &Prepared, jobs: &std::path::Path, files: &[(String, String)]) -> Result<()> {
     // An overwrite replaces whatever earlier jobs loaded.
     if p.settings.mode == Mode::Overwrite {
         return Ok(());
@@ -797,7 +785,7 @@ fn check_earlier_jobs(p: &Prepared, jobs: &std::path::Path) -> Result<()> {
         check_earlier_jobs_in(p, &jobs.join(legacy_identity_in(p, mode)), mode)?;
         own.extend([identity_in(p, mode), legacy_identity_in(p, mode)]);
     }
-    check_other_transforms(p, jobs, &own)
+    check_other_transforms(p, jobs, &own, files)
 }
 
 /// The files the plan reads rows from (its chunks' files), with the digest
@@ -844,9 +832,13 @@ fn normalized_where(w: Option<&str>) -> String {
 /// committed rows would be loaded again. Two different where clauses are
 /// taken to pick different rows (the nightly `where dt = <day>`, also over
 /// files that are not partitioned by day).
-fn check_other_transforms(p: &Prepared, jobs: &std::path::Path, own: &[String]) -> Result<()> {
+fn check_other_transforms(
+    p: &Prepared,
+    jobs: &std::path::Path,
+    own: &[String],
+    mine: &[(String, String)],
+) -> Result<()> {
     let Ok(dirs) = std::fs::read_dir(jobs) else { return Ok(()) };
-    let mine = read_files(p);
     let filter = normalized_where(p.settings.transform.filter.as_deref());
     let target = format!("{}.{}", p.settings.db, p.settings.table);
     for d in dirs.flatten() {
@@ -1188,6 +1180,7 @@ pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
 /// Runs a prepared job.
 pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> Result<Report> {
     let s = p.settings.clone();
+    let files = read_files(&p);
     let header = JobHeader {
         fingerprint: p.plan.fingerprint.clone(),
         target: format!("{}.{}", s.db, s.table),
@@ -1195,7 +1188,7 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
         chunks: p.plan.chunks.len(),
         schema: schema_digest(&p.target),
         partitions: p.plan.partition_digest.clone(),
-        files: read_files(&p).into_iter().map(|(_, d)| d).collect(),
+        files: files.iter().map(|(_, d)| d.clone()).collect(),
         filter: normalized_where(p.settings.transform.filter.as_deref()),
     };
     if s.mode == Mode::Atomic && s.shard.is_some() {
@@ -1203,7 +1196,7 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
     }
     let dir = s.state_dir.join("jobs").join(identity(&p));
     if !s.new_job {
-        check_earlier_jobs(&p, &s.state_dir.join("jobs"))?;
+        check_earlier_jobs(&p, &s.state_dir.join("jobs"), &files)?;
     }
     let jpath = dir.join(journal_name(&p.plan.fingerprint, s.shard));
     let journal = Journal::open(&jpath, header)?;

@@ -823,22 +823,11 @@ async fn failing_slice<'c>(job: &Job, chunk: &'c Chunk) -> Option<&'c crate::pla
 /// Names the file and row of the `row`-th row of a chunk's output (after a
 /// where clause, found by reading the chunk again).
 async fn locate(job: &Job, chunk: &Chunk, row: u64, column: &str) -> String {
-    let plan = job.scanner.plan();
-    let row = if job.options.filtered {
-        match job.scanner.kept_row(&chunk.slices, row).await {
-            Ok(Some(r)) => r,
-            other => {
-                if let Err(e) = other {
-                    tracing::debug!("finding the file row of a refused value failed: {e}");
-                }
-                return format!("chunk {} (row {} after the where clause), column `{column}`", chunk.index, row + 1);
-            }
+    match job.scanner.file_row(&chunk.slices, row, column).await {
+        Some(at) => at,
+        None if job.options.filtered => {
+            format!("chunk {} (row {} after the where clause), column `{column}`", chunk.index, row + 1)
         }
-    } else {
-        row
-    };
-    match crate::plan::slice_at(&chunk.slices, row) {
-        Some((s, r)) => format!("file `{}`, row {r}, column `{column}`", plan.file_name(s.file)),
         None => format!("chunk {}, row {}, column `{column}`", chunk.index, row + 1),
     }
 }

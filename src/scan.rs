@@ -571,6 +571,25 @@ impl Scanner {
         Ok(None)
     }
 
+    /// `file …, row …, column …` of the `row`-th row (from 0) the transform
+    /// keeps of `slices` (found by reading them again when a where clause
+    /// drops rows); `None` when it cannot be told. Only for messages.
+    pub async fn file_row(&self, slices: &[Slice], row: u64, column: &str) -> Option<String> {
+        let row = if self.transform.filter.as_deref().is_some_and(|w| !w.trim().is_empty()) {
+            match self.kept_row(slices, row).await {
+                Ok(r) => r?,
+                Err(e) => {
+                    tracing::debug!("finding the file row of a refused value failed: {e}");
+                    return None;
+                }
+            }
+        } else {
+            row
+        };
+        let (s, r) = crate::plan::slice_at(slices, row)?;
+        Some(format!("file `{}`, row {r}, column `{column}`", self.plan.file_name(s.file)))
+    }
+
     /// Runs `outer` over the transformed rows of every file: `{t}` in it
     /// stands for the transform as a subquery.
     pub async fn query_all(&self, outer: &str) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {

@@ -88,6 +88,17 @@ impl SrType {
         })
     }
 
+    /// True for VARBINARY, at any depth of ARRAY, MAP and STRUCT.
+    pub fn holds_varbinary(&self) -> bool {
+        match self {
+            SrType::Varbinary(_) => true,
+            SrType::Array(t) => t.holds_varbinary(),
+            SrType::Map(k, v) => k.holds_varbinary() || v.holds_varbinary(),
+            SrType::Struct(fs) => fs.iter().any(|(_, t)| t.holds_varbinary()),
+            _ => false,
+        }
+    }
+
     /// True if a CSV field of this type can be sent as-is in a CSV body
     /// (STRUCT has no CSV converter in Stream Load).
     pub fn csv_capable(&self) -> bool {
