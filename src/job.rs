@@ -893,12 +893,20 @@ fn check_other_transforms(
 
 /// Whether the job of journal `path` (read as `v`) made rows visible in
 /// the table: an append committed a chunk; an atomic job committed; an
-/// overwrite swapped (a sharded overwrite's shards load into temporary
-/// partitions, labelled `…_os_<chunk>`, and its finalize journal records
-/// the swap).
+/// overwrite swapped, or sent a swap whose outcome it never learned (a
+/// sharded overwrite's shards load into temporary partitions, labelled
+/// `…_os_<chunk>`, and its finalize journal records the swap).
 fn rows_visible(v: &journal::JournalView, path: &std::path::Path) -> bool {
     use journal::ModeRecord as M;
-    let swapped = |v: &journal::JournalView| v.modes.iter().any(|m| matches!(m, M::OverwriteSwapped { .. }));
+    let swapped = |v: &journal::JournalView| {
+        v.modes.iter().enumerate().any(|(i, m)| match m {
+            M::OverwriteSwapped { .. } => true,
+            M::OverwriteSwapping { epoch, .. } => {
+                !v.modes[i..].iter().any(|n| matches!(n, M::OverwriteAborted { epoch: e, .. } if e == epoch))
+            }
+            _ => false,
+        })
+    };
     let fp = &v.header.fingerprint;
     if v.done.values().any(|d| d.label.contains(&format!("_{fp}_os_"))) {
         let finalize = path.with_file_name(format!("{fp}.finalize.journal"));

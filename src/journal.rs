@@ -111,6 +111,19 @@ pub enum ModeRecord {
         /// Shadow table (unpartitioned targets).
         shadow: Option<String>,
     },
+    /// The swap of attempt `epoch` is about to be sent. Whether it happened
+    /// (its reply may be lost, or the process killed before
+    /// `OverwriteSwapped`) is told by these partition ids: the shadow
+    /// table's, or the temporary partitions', which a `SWAP WITH` or
+    /// `REPLACE PARTITION` makes the live table's.
+    OverwriteSwapping {
+        /// Attempt number.
+        epoch: u32,
+        /// `PartitionId`s of what is swapped in.
+        ids: Vec<String>,
+        /// The shadow table (which holds the old rows after the swap).
+        shadow: Option<String>,
+    },
     /// The swap of attempt `epoch` happened: the job is done.
     OverwriteSwapped {
         /// Attempt number.

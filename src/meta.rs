@@ -239,13 +239,32 @@ impl Meta {
     /// The partitions of a table (or its temporary partitions): name and
     /// the `Range` text of `SHOW PARTITIONS`.
     pub async fn partitions(&mut self, db: &str, table: &str, temporary: bool) -> Result<Vec<(String, String)>> {
+        self.partition_column(db, table, temporary, "Range").await
+    }
+
+    /// `(PartitionName, PartitionId)` of the table's partitions (or its
+    /// temporary partitions). An unpartitioned table has one partition, named
+    /// after the table. The id stays with the data: `REPLACE PARTITION` gives
+    /// the live partition the temporary one's id, `SWAP WITH` swaps them.
+    pub async fn partition_ids(&mut self, db: &str, table: &str, temporary: bool) -> Result<Vec<(String, String)>> {
+        self.partition_column(db, table, temporary, "PartitionId").await
+    }
+
+    /// `(PartitionName, <column>)` of `SHOW [TEMPORARY] PARTITIONS`.
+    async fn partition_column(
+        &mut self,
+        db: &str,
+        table: &str,
+        temporary: bool,
+        column: &str,
+    ) -> Result<Vec<(String, String)>> {
         check_ident("database", db)?;
         check_ident("table", table)?;
         let sql = format!("SHOW {}PARTITIONS FROM `{db}`.`{table}`", if temporary { "TEMPORARY " } else { "" });
         let (names, rows) = self.query_with_columns(&sql).await?;
         let col = |n: &str| names.iter().position(|c| c.eq_ignore_ascii_case(n));
-        let (Some(pn), Some(rg)) = (col("PartitionName"), col("Range")) else {
-            return Err(Error::internal(format!("`{sql}` returned no PartitionName/Range columns")));
+        let (Some(pn), Some(rg)) = (col("PartitionName"), col(column)) else {
+            return Err(Error::internal(format!("`{sql}` returned no PartitionName/{column} columns")));
         };
         Ok(rows
             .into_iter()

@@ -245,8 +245,50 @@ async fn create_targets(ctx: &RunCtx, meta: &mut Meta, t: &Targets) -> Result<()
     Ok(())
 }
 
+/// Records, before the swap of attempt `epoch` is sent, the partition ids
+/// it swaps in (`ids` of the shadow table or of the temporary partitions),
+/// so that a re-run can tell whether it happened.
+fn record_swap(ctx: &RunCtx, epoch: u32, ids: Vec<String>, shadow: Option<String>) -> Result<()> {
+    ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteSwapping { epoch, ids, shadow })
+}
+
+/// Whether the swap of attempt `epoch`, sent by an earlier run that never
+/// recorded its outcome (its reply was lost, or the process was killed),
+/// happened: the partitions it swaps in are the live table's. If so, the
+/// swap is recorded and the shadow table, which holds the old rows since,
+/// is dropped. Without this, the re-run would count the shadow's old rows
+/// and, were they as many as the source's, swap them back in.
+async fn interrupted_swap(ctx: &RunCtx, meta: &mut Meta, epoch: u32) -> Result<bool> {
+    let s = &ctx.prepared.settings;
+    let sent = ctx.journal.lock().unwrap().modes().iter().rev().find_map(|m| match m {
+        ModeRecord::OverwriteSwapping { epoch: e, ids, shadow } if *e == epoch => Some((ids.clone(), shadow.clone())),
+        _ => None,
+    });
+    let Some((ids, shadow)) = sent else { return Ok(false) };
+    let live: HashSet<String> =
+        meta.partition_ids(&s.db, &s.table, false).await?.into_iter().map(|(_, id)| id).collect();
+    let moved = ids.iter().filter(|id| live.contains(*id)).count();
+    if ids.is_empty() || moved == 0 {
+        return Ok(false);
+    }
+    if moved < ids.len() {
+        return Err(Error::verify(format!(
+            "an earlier run's swap into `{}`.`{}` was cut off, and only {moved} of the {} partitions it swaps in are \
+             live; check the table before re-running",
+            s.db,
+            s.table,
+            ids.len()
+        )));
+    }
+    if let Some(sh) = shadow {
+        meta.exec(&format!("DROP TABLE IF EXISTS `{}`.`{sh}`", s.db)).await?;
+    }
+    ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteSwapped { epoch })?;
+    Ok(true)
+}
+
 /// Counts what was loaded against the source, then swaps it in.
-async fn verify_and_swap(ctx: &RunCtx, meta: &mut Meta, t: &Targets) -> Result<Vec<String>> {
+async fn verify_and_swap(ctx: &RunCtx, meta: &mut Meta, t: &Targets, epoch: u32) -> Result<Vec<String>> {
     let s = &ctx.prepared.settings;
     let (db, table) = (&s.db, &s.table);
     let keyed = ctx.prepared.target.keys != KeysType::Duplicate;
@@ -259,6 +301,8 @@ async fn verify_and_swap(ctx: &RunCtx, meta: &mut Meta, t: &Targets) -> Result<V
                 "shadow table `{sh}` holds {got} rows, the source has {want}{what}; nothing was replaced"
             )));
         }
+        let ids = meta.partition_ids(db, sh, false).await?.into_iter().map(|(_, id)| id).collect();
+        record_swap(ctx, epoch, ids, Some(sh.clone()))?;
         meta.exec(&format!("ALTER TABLE `{db}`.`{table}` SWAP WITH `{sh}`")).await?;
         // The shadow now holds the old rows.
         let _ = meta.exec(&format!("DROP TABLE IF EXISTS `{db}`.`{sh}`")).await;
@@ -273,6 +317,23 @@ async fn verify_and_swap(ctx: &RunCtx, meta: &mut Meta, t: &Targets) -> Result<V
             )));
         }
     }
+    let temp_ids: BTreeMap<String, String> = meta
+        .partition_ids(db, table, true)
+        .await?
+        .into_iter()
+        .map(|(name, id)| (name.to_ascii_lowercase(), id))
+        .collect();
+    let ids = t
+        .temps
+        .iter()
+        .map(|(tp, _)| {
+            temp_ids
+                .get(&tp.to_ascii_lowercase())
+                .cloned()
+                .ok_or_else(|| Error::infra(format!("temporary partition `{tp}` disappeared before the swap")))
+        })
+        .collect::<Result<Vec<String>>>()?;
+    record_swap(ctx, epoch, ids, None)?;
     let olds: Vec<String> = t.temps.iter().map(|(_, l)| format!("`{l}`")).collect();
     let news: Vec<String> = t.temps.iter().map(|(tp, _)| format!("`{tp}`")).collect();
     let swap = format!(
@@ -323,6 +384,16 @@ pub(crate) async fn overwrite(ctx: &RunCtx) -> Result<LoadReport> {
         }
     }
     let mut meta = ctx.meta().await?;
+    let swapped = if resuming { interrupted_swap(ctx, &mut meta, epoch).await } else { Ok(false) };
+    if !matches!(swapped, Ok(false)) {
+        meta.close().await;
+        swapped?;
+        return Ok(LoadReport {
+            chunks: p.plan.chunks.len(),
+            chunks_skipped: p.plan.chunks.len(),
+            ..Default::default()
+        });
+    }
     let start = Instant::now();
     let result: Result<LoadReport> = async {
         let t = targets(ctx, &mut meta, &epoch.to_string()).await?;
@@ -361,7 +432,7 @@ pub(crate) async fn overwrite(ctx: &RunCtx) -> Result<LoadReport> {
             }
         };
         let mut report = load::run(ctx.job(&table, chunks, &extra)).await?;
-        verify_and_swap(ctx, &mut meta, &t).await?;
+        verify_and_swap(ctx, &mut meta, &t, epoch).await?;
         ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteSwapped { epoch })?;
         report.seconds = start.elapsed().as_secs_f64();
         Ok(report)
@@ -410,8 +481,14 @@ pub(crate) async fn finalize_overwrite(ctx: &RunCtx) -> Result<Vec<String>> {
         return Ok(vec![]);
     }
     let mut meta = ctx.meta().await?;
+    let swapped = interrupted_swap(ctx, &mut meta, 0).await;
+    if !matches!(swapped, Ok(false)) {
+        meta.close().await;
+        swapped?;
+        return Ok(vec![]);
+    }
     let t = targets(ctx, &mut meta, "s").await?;
-    let replaced = verify_and_swap(ctx, &mut meta, &t).await?;
+    let replaced = verify_and_swap(ctx, &mut meta, &t, 0).await?;
     ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteSwapped { epoch: 0 })?;
     meta.close().await;
     Ok(replaced)

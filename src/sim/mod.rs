@@ -122,6 +122,9 @@ pub struct State {
     pub(crate) txn_be: Mutex<HashMap<(String, String), SocketAddr>>,
     pub(crate) fe_down_until: Mutex<Option<std::time::Instant>>,
     pub(crate) faults_fired: AtomicU64,
+    /// Statements (by a case-insensitive substring) the FE carries out and
+    /// then drops the connection without a reply, with how many times left.
+    pub(crate) lost_replies: Mutex<Vec<(String, u32)>>,
     /// `http` or `https`.
     pub(crate) scheme: &'static str,
     /// `current_version()`.
@@ -144,6 +147,18 @@ pub struct LoadEvent {
 }
 
 impl State {
+    /// Whether the reply to this (already carried out) statement is lost.
+    pub(crate) fn reply_lost(&self, query: &str) -> bool {
+        let q = query.to_ascii_uppercase();
+        let mut rules = self.lost_replies.lock().unwrap();
+        let Some(rule) = rules.iter_mut().find(|(t, n)| *n > 0 && q.contains(t.as_str())) else {
+            return false;
+        };
+        rule.1 -= 1;
+        self.faults_fired.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
     pub(crate) fn check_auth(&self, header: Option<&str>) -> std::result::Result<String, AuthError> {
         use base64::Engine;
         let h = header.ok_or(AuthError::Missing)?;
@@ -227,6 +242,7 @@ impl Sim {
             txn_be: Mutex::new(HashMap::new()),
             fe_down_until: Mutex::new(None),
             faults_fired: AtomicU64::new(0),
+            lost_replies: Mutex::new(Vec::new()),
             scheme: if cfg.tls.is_some() { "https" } else { "http" },
             version: cfg.version.clone(),
         });
@@ -312,6 +328,13 @@ impl Sim {
     /// The FE drops every connection for `d` (an FE that does not answer).
     pub fn fe_outage(&self, d: std::time::Duration) {
         *self.state.fe_down_until.lock().unwrap() = Some(std::time::Instant::now() + d);
+    }
+
+    /// The next `times` MySQL statements containing `text` (any case) are
+    /// carried out, then the FE drops the connection instead of replying: the
+    /// client cannot tell whether they happened.
+    pub fn lose_sql_reply(&self, text: &str, times: u32) {
+        self.state.lost_replies.lock().unwrap().push((text.to_ascii_uppercase(), times));
     }
 
     /// Faults fired so far.

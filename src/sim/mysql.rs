@@ -129,7 +129,11 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Shim {
     }
 
     async fn on_query<'a>(&'a mut self, query: &'a str, results: QueryResultWriter<'a, W>) -> std::io::Result<()> {
-        match run(&self.state, query).await {
+        let answer = run(&self.state, query).await;
+        if self.state.reply_lost(query) {
+            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reply lost (fault injection)"));
+        }
+        match answer {
             Ok(None) => results.completed(OkResponse::default()).await,
             Ok(Some((cols, rows))) => {
                 let columns: Vec<Column> = cols
@@ -251,24 +255,23 @@ fn show(state: &Arc<State>, w: &[String], upper: &[String]) -> Result<Option<Ans
                 .with_db(&db, |d| {
                     d.tables.get(&t).map(|t| {
                         let ty = t.def.partition_col.map(|c| &t.def.columns[c].ty);
-                        let list: Vec<(String, u64, String)> = if temp {
+                        let list: Vec<(u64, String, u64, String)> = if temp {
                             t.temp
                                 .iter()
-                                .map(|(p, part)| (p.name.clone(), part.len() as u64, bound_text(&p.bound, ty)))
+                                .map(|(p, part)| (part.id, p.name.clone(), part.len() as u64, bound_text(&p.bound, ty)))
                                 .collect()
                         } else {
                             t.def
                                 .partitions
                                 .iter()
                                 .zip(&t.parts)
-                                .map(|(p, part)| (p.name.clone(), part.len() as u64, bound_text(&p.bound, ty)))
+                                .map(|(p, part)| (part.id, p.name.clone(), part.len() as u64, bound_text(&p.bound, ty)))
                                 .collect()
                         };
                         list.into_iter()
-                            .enumerate()
-                            .map(|(i, (name, rows, range))| {
+                            .map(|(id, name, rows, range)| {
                                 vec![
-                                    Some((10000 + i).to_string()),
+                                    Some(id.to_string()),
                                     Some(name),
                                     Some("1".into()),
                                     Some("NORMAL".into()),

@@ -58,12 +58,24 @@ pub struct Txn {
 }
 
 /// One partition's rows.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Part {
+    /// `PartitionId`: unique in the simulator, and carried with the data, as
+    /// an FE's partition id is: `REPLACE PARTITION` gives the live partition
+    /// the temporary one's id, `SWAP WITH` swaps the tables' ids, `TRUNCATE`
+    /// makes new ones.
+    pub id: u64,
     /// DUPLICATE tables: rows in arrival order.
     pub rows: Vec<Vec<Value>>,
     /// Keyed tables: canonical key → row.
     pub keyed: BTreeMap<String, Vec<Value>>,
+}
+
+impl Default for Part {
+    fn default() -> Part {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(10_001);
+        Part { id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed), rows: Vec::new(), keyed: BTreeMap::new() }
+    }
 }
 
 impl Part {
@@ -101,7 +113,7 @@ pub struct Table {
 impl Table {
     /// A new empty table.
     pub fn new(def: TableDef) -> Table {
-        let parts = vec![Part::default(); def.partitions.len()];
+        let parts = (0..def.partitions.len()).map(|_| Part::default()).collect();
         Table { def, parts, temp: Vec::new(), discarded_rows: 0, discarded_bytes: 0, loads: 0 }
     }
     /// All visible rows.

@@ -185,12 +185,15 @@ async fn sigkill_at_random_moments_never_loads_a_row_twice() {
         .unwrap();
         let mut done = false;
         for attempt in 0..12 {
+            // The child's messages are kept, to be shown if it fails in a way
+            // the test does not allow.
+            let log = state.path().join(format!("attempt{attempt}.log"));
             let mut child = Command::new(env!("CARGO_BIN_EXE_starload"))
                 .args(["load", "--config"])
                 .arg(&cfg)
                 .env("STARROCKS_PASSWORD", PASSWORD)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
                 .unwrap();
             // The last attempts run to the end.
@@ -214,7 +217,15 @@ async fn sigkill_at_random_moments_never_loads_a_row_twice() {
                     done = true;
                     break;
                 }
-                assert_eq!(st.code(), Some(4), "job {j} ({mode}) exited with {st}");
+                if st.code() != Some(4) {
+                    let earlier: String = (0..=attempt)
+                        .map(|a| {
+                            let l = state.path().join(format!("attempt{a}.log"));
+                            format!("--- attempt {a}:\n{}\n", std::fs::read_to_string(l).unwrap_or_default())
+                        })
+                        .collect();
+                    panic!("job {j} ({mode}) exited with {st}; its messages:\n{earlier}");
+                }
             }
         }
         assert!(done, "job {j} ({mode}) never finished");

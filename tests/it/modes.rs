@@ -198,6 +198,42 @@ async fn overwrite_of_an_unpartitioned_table_swaps_a_shadow() {
     assert_eq!(tables.len(), 1, "the shadow table must be dropped: {tables:?}");
 }
 
+/// The FE carries out the swap but its reply is lost: the re-run must see
+/// that the swap happened. The shadow (or the live partition's old version)
+/// then holds the old rows, as many as the source's here, so counting alone
+/// would pass and a second swap would put them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overwrite_whose_swap_reply_was_lost_does_not_swap_back() {
+    for (name, partitioned, statement) in [("u", false, "SWAP WITH"), ("t", true, "REPLACE PARTITION")] {
+        let sim = sim(vec![table(name, partitioned, "DUP_KEYS")]).await;
+        // The old rows: the same ids, another c_str (a job with its own state).
+        let old_state = tempfile::tempdir().unwrap();
+        let mut old = overwrite_job(&sim, name, old_state.path(), "region = 'eu'");
+        old.transform.select = Some("id, c_i32, 'old' AS c_str, dt".into());
+        load(old).await.unwrap();
+        let want = oracle(|o| o["region"] == "eu");
+        assert_eq!(stored(&sim, "db", name).len(), want.len());
+        sim.lose_sql_reply(statement, 1);
+        let state = tempfile::tempdir().unwrap();
+        let f = overwrite_job(&sim, name, state.path(), "region = 'eu'");
+        let e = load(f.clone()).await.unwrap_err();
+        assert_eq!(e.kind(), starload::ErrorKind::Infra, "{e}");
+        assert_eq!(sim.faults_fired(), 1);
+        let r = load(f.clone()).await.unwrap();
+        assert_eq!(r.load.chunks_loaded, 0, "{name}: nothing is loaded again");
+        assert_same(&want, &stored(&sim, "db", name), &|_, v| v.clone());
+        let mut m = starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD))
+            .await
+            .unwrap();
+        assert_eq!(m.query("SHOW TABLES FROM db").await.unwrap().len(), 1, "{name}: the shadow must be dropped");
+        let temps = m.query(&format!("SHOW TEMPORARY PARTITIONS FROM db.{name}")).await.unwrap();
+        assert!(temps.is_empty(), "{name}: {temps:?}");
+        // And again: done.
+        assert_eq!(load(f).await.unwrap().load.chunks_loaded, 0);
+        assert_same(&want, &stored(&sim, "db", name), &|_, v| v.clone());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atomic_loads_everything_in_one_transaction_or_nothing() {
     let sim = sim(vec![table("a", false, "DUP_KEYS")]).await;
