@@ -915,10 +915,23 @@ fn rows_visible(v: &journal::JournalView, path: &std::path::Path) -> bool {
     if v.modes.iter().any(|m| matches!(m, M::OverwriteStarted { .. })) {
         return swapped(v);
     }
-    if v.modes.iter().any(|m| matches!(m, M::AtomicFormat { .. } | M::AtomicCommitted { .. })) {
-        return v.modes.iter().any(|m| matches!(m, M::AtomicCommitted { .. }));
+    // A commit sent may have happened.
+    let committing = |v: &journal::JournalView| {
+        v.modes.iter().any(|m| matches!(m, M::AtomicCommitted { .. } | M::AtomicCommitting { .. }))
+    };
+    if v.modes
+        .iter()
+        .any(|m| matches!(m, M::AtomicFormat { .. } | M::AtomicCommitted { .. } | M::AtomicCommitting { .. }))
+    {
+        return committing(v);
     }
-    !v.done.is_empty()
+    appended_any(v)
+}
+
+/// Whether an append may have committed rows: a chunk done, a part
+/// committed, or a load sent whose outcome the journal never learned.
+fn appended_any(v: &journal::JournalView) -> bool {
+    !v.done.is_empty() || !v.committed.is_empty() || !v.started.is_empty()
 }
 
 fn check_earlier_jobs_in(p: &Prepared, dir: &std::path::Path, mode: Mode) -> Result<()> {
@@ -969,8 +982,15 @@ fn check_earlier_jobs_in(p: &Prepared, dir: &std::path::Path, mode: Mode) -> Res
         };
         if !same_mode {
             // Rows of the job in another mode are in the table once an append
-            // committed a chunk, or an atomic or overwrite job finished.
-            let visible = if mode == Mode::Append { !v.done.is_empty() } else { finished };
+            // committed (or sent) a load, an atomic job sent its commit, or an
+            // overwrite finished.
+            let visible = match mode {
+                Mode::Append => appended_any(&v),
+                Mode::Atomic => {
+                    finished || v.modes.iter().any(|m| matches!(m, journal::ModeRecord::AtomicCommitting { .. }))
+                }
+                _ => finished,
+            };
             if !visible {
                 continue;
             }

@@ -141,6 +141,12 @@ pub enum ModeRecord {
         /// `csv`, `csv-base64` or `json`.
         part: String,
     },
+    /// The commit of the atomic transaction is about to be sent: from here
+    /// its rows may be in the table, whatever the journal says next.
+    AtomicCommitting {
+        /// Label.
+        label: String,
+    },
     /// The atomic transaction committed.
     AtomicCommitted {
         /// Label.

@@ -333,7 +333,7 @@ async fn verify_and_swap(ctx: &RunCtx, meta: &mut Meta, t: &Targets, epoch: u32)
                 .ok_or_else(|| Error::infra(format!("temporary partition `{tp}` disappeared before the swap")))
         })
         .collect::<Result<Vec<String>>>()?;
-    record_swap(ctx, epoch, ids, None)?;
+    record_swap(ctx, epoch, ids.clone(), None)?;
     let olds: Vec<String> = t.temps.iter().map(|(_, l)| format!("`{l}`")).collect();
     let news: Vec<String> = t.temps.iter().map(|(tp, _)| format!("`{tp}`")).collect();
     let swap = format!(
@@ -342,10 +342,11 @@ async fn verify_and_swap(ctx: &RunCtx, meta: &mut Meta, t: &Targets, epoch: u32)
         news.join(", ")
     );
     if let Err(e) = meta.exec(&swap).await {
-        // Did it happen anyway? The temporary partitions are gone then.
-        let left: HashSet<String> =
-            meta.partitions(db, table, true).await?.into_iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
-        if t.temps.iter().any(|(tp, _)| left.contains(&tp.to_ascii_lowercase())) {
+        // Did it happen anyway? The temporary partitions' ids are live then
+        // (temporary partitions that are merely gone, dropped by someone
+        // else, do not count).
+        let live: HashSet<String> = meta.partition_ids(db, table, false).await?.into_iter().map(|(_, id)| id).collect();
+        if !ids.iter().all(|id| live.contains(id)) {
             return Err(e);
         }
     }
@@ -415,11 +416,17 @@ pub(crate) async fn overwrite(ctx: &RunCtx) -> Result<LoadReport> {
                 .into_iter()
                 .map(|(n, _)| n.to_ascii_lowercase())
                 .collect();
-            if loaded_any && t.temps.iter().any(|(tp, _)| !existing.contains(&tp.to_ascii_lowercase())) {
+            let shadow_gone = match &t.shadow {
+                Some(sh) if loaded_any => !table_exists(&mut meta, &s.db, sh).await?,
+                _ => false,
+            };
+            if loaded_any && (shadow_gone || t.temps.iter().any(|(tp, _)| !existing.contains(&tp.to_ascii_lowercase())))
+            {
                 // Rows already loaded went away with their temporary
                 // partitions: this attempt cannot continue.
                 return Err(Error::infra(
-                    "temporary partitions of the interrupted overwrite disappeared; re-run to start a new attempt",
+                    "the temporary partitions (or shadow table) of the interrupted overwrite disappeared; re-run to \
+                     start a new attempt",
                 ));
             }
         }
@@ -455,6 +462,17 @@ pub(crate) async fn overwrite(ctx: &RunCtx) -> Result<LoadReport> {
 pub(crate) async fn overwrite_shard(ctx: &RunCtx) -> Result<LoadReport> {
     let p = &ctx.prepared;
     let s = &p.settings;
+    let chunks = crate::job::shard_chunks(&relabel_for_shards(&p.plan.chunks), s.shard);
+    // A re-run of a shard that finished (perhaps after finalize swapped)
+    // must not create empty temporary partitions (or a shadow) that nothing
+    // would remove.
+    let all_done = {
+        let j = ctx.journal.lock().unwrap();
+        chunks.iter().all(|c| j.chunk_done_as(c.index, &c.label).is_some())
+    };
+    if all_done {
+        return Ok(LoadReport { chunks: chunks.len(), chunks_skipped: chunks.len(), ..Default::default() });
+    }
     let mut meta = ctx.meta().await?;
     let t = targets(ctx, &mut meta, "s").await?;
     create_targets(ctx, &mut meta, &t).await?;
@@ -466,7 +484,6 @@ pub(crate) async fn overwrite_shard(ctx: &RunCtx) -> Result<LoadReport> {
             (s.table.clone(), vec![("temporary_partitions".to_string(), names.join(","))])
         }
     };
-    let chunks = crate::job::shard_chunks(&relabel_for_shards(&p.plan.chunks), s.shard);
     load::run(ctx.job(&table, chunks, &extra)).await
 }
 
@@ -517,6 +534,13 @@ fn first_u64(b: &[datafusion::arrow::record_batch::RecordBatch]) -> u64 {
     b.first()
         .and_then(|b| b.column(0).as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>().map(|a| a.value(0)))
         .unwrap_or(0) as u64
+}
+
+/// Whether table `name` exists in `db`.
+async fn table_exists(meta: &mut Meta, db: &str, name: &str) -> Result<bool> {
+    crate::meta::check_ident("database", db)?;
+    let rows = meta.query(&format!("SHOW TABLES FROM `{db}`")).await?;
+    Ok(rows.iter().any(|r| r.first().cloned().flatten().as_deref() == Some(name)))
 }
 
 async fn count(meta: &mut Meta, sql: &str) -> Result<u64> {
@@ -819,6 +843,7 @@ async fn run_txn(ctx: &RunCtx, label: &str, floor: Part, timeout: u64) -> Result
             pre.filtered_rows.unwrap_or(0)
         )));
     }
+    ctx.journal.lock().unwrap().mode(ModeRecord::AtomicCommitting { label: label.to_string() })?;
     let commit = ctx
         .client
         .txn("commit", &txn_headers(ctx, label, None, timeout)?, None, Duration::from_secs(timeout + 120))

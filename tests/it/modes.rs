@@ -234,6 +234,80 @@ async fn an_overwrite_whose_swap_reply_was_lost_does_not_swap_back() {
     }
 }
 
+/// A shadow table that went away while the journal still counts chunks
+/// loaded into it (dropped by a failed run's cleanup that was killed before
+/// it could journal the abort, or by hand): the re-run must not load the
+/// rest into a new empty shadow and count the old chunks as in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overwrite_whose_shadow_went_away_starts_over() {
+    let sim = sim(vec![table("u", false, "DUP_KEYS")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = overwrite_job(&sim, "u", state.path(), "region = 'eu'");
+    f.chunk_bytes = Some(starload::config::ByteSize(16 << 10));
+    f.parallel = Some(1);
+    f.max_retries = Some(0);
+    sim.add_fault(FaultRule::on_request(3, Fault::Http(503)));
+    let e = load(f.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), starload::ErrorKind::Infra, "{e}");
+    let mut m =
+        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    let shadow = m
+        .query("SHOW TABLES FROM db")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r[0].clone())
+        .find(|t| t.starts_with("u__stl_"))
+        .expect("a shadow table");
+    assert!(!sim.rows("db", &shadow).is_empty(), "chunks were loaded before the failure");
+    m.exec(&format!("DROP TABLE db.{shadow}")).await.unwrap();
+    let e = load(f.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("disappeared"), "{e}");
+    load(f).await.unwrap();
+    assert_same(&oracle(|o| o["region"] == "eu"), &stored(&sim, "db", "u"), &|_, v| v.clone());
+    assert_eq!(m.query("SHOW TABLES FROM db").await.unwrap().len(), 1);
+}
+
+/// An atomic job killed after its commit was sent but before the journal
+/// learned the outcome has (maybe) made its rows visible: another job over
+/// the same files in another mode is refused, as after a recorded commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_sent_counts_as_visible_to_the_other_transform_guard() {
+    let sim = sim(vec![table("a", false, "DUP_KEYS")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, &corpus().join("pyarrow"), "db.a", state.path());
+    f.mode = Some("atomic".into());
+    f.transform.select = Some(SELECT.into());
+    load(f.clone()).await.unwrap();
+    // The journal as a kill right after the commit leaves it.
+    let journal = walk(state.path()).into_iter().find(|p| p.extension().is_some_and(|e| e == "journal")).unwrap();
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(text.contains("\"step\":\"atomic_committing\""), "{text}");
+    let cut: String =
+        text.lines().filter(|l| !l.contains("\"step\":\"atomic_committed\"")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&journal, cut).unwrap();
+    let requests = sim.be_requests();
+    let mut g = f.clone();
+    g.mode = Some("append".into());
+    let e = load(g).await.unwrap_err();
+    assert_eq!(e.kind(), starload::ErrorKind::Config, "{e}");
+    assert_eq!(sim.be_requests(), requests, "nothing sent");
+    assert_same(&oracle(|_| true), &stored(&sim, "db", "a"), &|_, v| v.clone());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atomic_loads_everything_in_one_transaction_or_nothing() {
     let sim = sim(vec![table("a", false, "DUP_KEYS")]).await;

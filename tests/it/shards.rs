@@ -127,4 +127,16 @@ async fn sharded_overwrite_swaps_once_finalized() {
     let r = finalize(&sim, state.path(), "overwrite", 3).await;
     assert_eq!(r["partitions_replaced"].as_array().unwrap().len(), 3);
     assert_same(&oracle(), &stored(&sim, "db", "t"), &|_, v| v.clone());
+    // A shard run again (its exit status was lost, say) leaves no empty
+    // temporary partitions behind, which would block the next overwrite.
+    let mut again = Command::new(env!("CARGO_BIN_EXE_starload"));
+    again.arg("load").args(args(&sim, state.path(), "overwrite")).args(["--shard", "1/3"]);
+    again.env("STARROCKS_PASSWORD", PASSWORD);
+    let o = tokio::task::spawn_blocking(move || again.output().unwrap()).await.unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut m =
+        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    let temps = m.query("SHOW TEMPORARY PARTITIONS FROM db.t").await.unwrap();
+    assert!(temps.is_empty(), "{temps:?}");
+    assert_same(&oracle(), &stored(&sim, "db", "t"), &|_, v| v.clone());
 }
