@@ -106,6 +106,11 @@ pub enum ModeRecord {
     OverwriteStarted {
         /// Attempt number.
         epoch: u32,
+        /// What names the attempt's labels and temporary partitions (or
+        /// shadow): the epoch and a random suffix. Absent in journals from
+        /// before it: the epoch alone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
         /// Temporary partitions and the partitions they replace.
         temps: Vec<(String, String)>,
         /// Shadow table (unpartitioned targets).

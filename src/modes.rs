@@ -371,19 +371,27 @@ pub(crate) async fn overwrite(ctx: &RunCtx) -> Result<LoadReport> {
     // The attempt to continue, or a new one.
     let mut epoch = 0u32;
     let mut resuming = false;
+    let mut tag = None;
     for m in &modes {
         match m {
-            ModeRecord::OverwriteStarted { epoch: e, .. } => {
+            ModeRecord::OverwriteStarted { epoch: e, tag: t, .. } => {
                 epoch = *e;
                 resuming = true;
+                tag = Some(t.clone().unwrap_or_else(|| e.to_string()));
             }
             ModeRecord::OverwriteAborted { epoch: e, .. } if *e == epoch => {
                 resuming = false;
                 epoch += 1;
+                tag = None;
             }
             _ => {}
         }
     }
+    // A new attempt's names are its own even when the journal is new: an
+    // earlier run whose journal is gone may have committed labels of the
+    // same epoch into temporary partitions (or a shadow) that its cleanup
+    // dropped since; under the same labels they would count as loaded.
+    let tag = tag.unwrap_or_else(|| format!("{epoch}{}", attempt_suffix()));
     let mut meta = ctx.meta().await?;
     let swapped = if resuming { interrupted_swap(ctx, &mut meta, epoch).await } else { Ok(false) };
     if !matches!(swapped, Ok(false)) {
@@ -397,11 +405,13 @@ pub(crate) async fn overwrite(ctx: &RunCtx) -> Result<LoadReport> {
     }
     let start = Instant::now();
     let result: Result<LoadReport> = async {
-        let t = targets(ctx, &mut meta, &epoch.to_string()).await?;
-        let chunks = relabel(&p.plan.chunks, &format!("o{epoch}"));
+        let t = targets(ctx, &mut meta, &tag).await?;
+        let chunks = relabel(&p.plan.chunks, &format!("o{tag}"));
         if !resuming {
+            drop_abandoned(ctx, &mut meta, &t).await?;
             ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteStarted {
                 epoch,
+                tag: Some(tag.clone()),
                 temps: t.temps.clone(),
                 shadow: t.shadow.clone(),
             })?;
@@ -556,7 +566,7 @@ async fn cleanup(ctx: &RunCtx, meta: &mut Meta, epoch: u32, reason: &str) {
     let s = &ctx.prepared.settings;
     let modes = ctx.journal.lock().unwrap().modes().to_vec();
     for m in modes {
-        if let ModeRecord::OverwriteStarted { epoch: e, temps, shadow } = m
+        if let ModeRecord::OverwriteStarted { epoch: e, temps, shadow, .. } = m
             && e == epoch
         {
             for (tp, _) in temps {
@@ -570,6 +580,46 @@ async fn cleanup(ctx: &RunCtx, meta: &mut Meta, epoch: u32, reason: &str) {
         }
     }
     let _ = ctx.journal.lock().unwrap().mode(ModeRecord::OverwriteAborted { epoch, reason: reason.to_string() });
+}
+
+/// Drops what earlier attempts of this job left, before a new attempt
+/// starts: temporary partitions `stl_<fp8>_<epoch…>_…` and shadow tables
+/// `<table>__stl_<fp8>_<epoch…>` other than this attempt's. A journal that
+/// could resume them is gone (or they outlived a cleanup), so nothing can
+/// use them; the new attempt's temporary partitions could not be added
+/// beside them (ranges may not overlap). A sharded overwrite's (`…_s…`)
+/// are left alone.
+async fn drop_abandoned(ctx: &RunCtx, meta: &mut Meta, t: &Targets) -> Result<()> {
+    let p = &ctx.prepared;
+    let (db, table) = (&p.settings.db, &p.settings.table);
+    let fp8 = &p.plan.fingerprint[..8];
+    let earlier = |rest: &str| rest.starts_with(|c: char| c.is_ascii_digit());
+    let ours: HashSet<String> = t.temps.iter().map(|(tp, _)| tp.to_ascii_lowercase()).collect();
+    let temp_prefix = format!("stl_{fp8}_");
+    for (name, _) in meta.partitions(db, table, true).await? {
+        let lower = name.to_ascii_lowercase();
+        if lower.strip_prefix(&temp_prefix).is_some_and(earlier) && !ours.contains(&lower) {
+            tracing::warn!("dropping temporary partition `{name}` of an abandoned attempt of this overwrite");
+            meta.exec(&format!("ALTER TABLE `{db}`.`{table}` DROP TEMPORARY PARTITION IF EXISTS `{name}`")).await?;
+        }
+    }
+    let shadow_prefix = format!("{table}__stl_{fp8}_");
+    for row in meta.query(&format!("SHOW TABLES FROM `{db}`")).await? {
+        let Some(name) = row.into_iter().next().flatten() else { continue };
+        if name.strip_prefix(&shadow_prefix).is_some_and(earlier) && Some(&name) != t.shadow.as_ref() {
+            tracing::warn!("dropping shadow table `{name}` of an abandoned attempt of this overwrite");
+            meta.exec(&format!("DROP TABLE IF EXISTS `{db}`.`{name}`")).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Six hex digits that differ from run to run (time and process id,
+/// hashed).
+fn attempt_suffix() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seed = format!("{}:{}", now.as_nanos(), std::process::id());
+    blake3::hash(seed.as_bytes()).to_hex()[..6].to_string()
 }
 
 /// Chunks with labels of an attempt (`<label prefix>_<fp>_<tag>_<n>`).

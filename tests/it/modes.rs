@@ -152,7 +152,7 @@ async fn a_failed_overwrite_leaves_the_live_data_and_no_temporary_partitions() {
     seed(&sim, "t", &old).await;
     // Every load of this job fails with a non-retryable error.
     sim.add_fault(FaultRule {
-        trigger: Trigger::Label("_o0_".into()),
+        trigger: Trigger::Label("_o0".into()),
         fault: Fault::Fail("Access denied for user 'loader'".into()),
         times: 1000,
     });
@@ -266,6 +266,47 @@ async fn an_overwrite_whose_shadow_went_away_starts_over() {
     load(f).await.unwrap();
     assert_same(&oracle(|o| o["region"] == "eu"), &stored(&sim, "db", "u"), &|_, v| v.clone());
     assert_eq!(m.query("SHOW TABLES FROM db").await.unwrap().len(), 1);
+}
+
+/// A run whose journal is gone (a new worker, an ephemeral state
+/// directory) must not take the labels an earlier attempt committed into a
+/// shadow its cleanup dropped since as loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overwrite_with_a_lost_journal_does_not_trust_a_dropped_attempts_labels() {
+    let sim = sim(vec![table("u", false, "DUP_KEYS")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = overwrite_job(&sim, "u", state.path(), "region = 'eu'");
+    f.chunk_bytes = Some(starload::config::ByteSize(16 << 10));
+    f.parallel = Some(1);
+    // The third load fails for good: two chunks are committed into the
+    // shadow, which the failed attempt's cleanup drops.
+    sim.add_fault(FaultRule::on_request(3, Fault::Fail("Access denied for user 'loader'".into())));
+    let e = load(f.clone()).await.unwrap_err();
+    assert_ne!(e.kind(), starload::ErrorKind::Infra, "{e}");
+    let mut m =
+        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    assert_eq!(m.query("SHOW TABLES FROM db").await.unwrap().len(), 1, "the shadow is dropped");
+    std::fs::remove_dir_all(state.path().join("jobs")).unwrap();
+    load(f).await.unwrap();
+    assert_same(&oracle(|o| o["region"] == "eu"), &stored(&sim, "db", "u"), &|_, v| v.clone());
+
+    // Killed instead (no cleanup): the abandoned attempt's temporary
+    // partitions, which the new attempt's could not overlap, are dropped.
+    let sim = crate::support::sim(vec![table("t", true, "DUP_KEYS")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = overwrite_job(&sim, "t", state.path(), "c_i32 IS NOT NULL");
+    f.chunk_bytes = Some(starload::config::ByteSize(16 << 10));
+    f.parallel = Some(1);
+    f.max_retries = Some(0);
+    sim.add_fault(FaultRule::on_request(3, Fault::Http(503)));
+    assert_eq!(load(f.clone()).await.unwrap_err().kind(), starload::ErrorKind::Infra);
+    let mut m =
+        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    assert!(!m.partitions("db", "t", true).await.unwrap().is_empty());
+    std::fs::remove_dir_all(state.path().join("jobs")).unwrap();
+    load(f).await.unwrap();
+    assert!(m.partitions("db", "t", true).await.unwrap().is_empty());
+    assert_same(&oracle(|o| !o["c_i32"].is_null()), &stored(&sim, "db", "t"), &|_, v| v.clone());
 }
 
 /// An atomic job killed after its commit was sent but before the journal
