@@ -268,13 +268,26 @@ async fn interrupted_swap(ctx: &RunCtx, meta: &mut Meta, epoch: u32) -> Result<b
     let live: HashSet<String> =
         meta.partition_ids(&s.db, &s.table, false).await?.into_iter().map(|(_, id)| id).collect();
     let moved = ids.iter().filter(|id| live.contains(*id)).count();
-    if ids.is_empty() || moved == 0 {
+    if ids.is_empty() {
         return Ok(false);
     }
-    if moved < ids.len() {
+    if moved == 0 {
+        // Not live. For a shadow that still exists, its ids tell more: when
+        // they are no longer the recorded ones, the swap happened (the
+        // shadow holds the table's old rows) and the live table has been
+        // replaced again since; swapping now would put those old rows back.
+        let Some(sh) = &shadow else { return Ok(false) };
+        if !table_exists(meta, &s.db, sh).await? {
+            return Ok(false);
+        }
+        let now: Vec<String> = meta.partition_ids(&s.db, sh, false).await?.into_iter().map(|(_, id)| id).collect();
+        if now.iter().any(|id| ids.contains(id)) {
+            return Ok(false);
+        }
+    } else if moved < ids.len() {
         return Err(Error::verify(format!(
             "an earlier run's swap into `{}`.`{}` was cut off, and only {moved} of the {} partitions it swaps in are \
-             live; check the table before re-running",
+             live (some were replaced or dropped since); check the table, then start over with --new-job",
             s.db,
             s.table,
             ids.len()

@@ -234,6 +234,37 @@ async fn an_overwrite_whose_swap_reply_was_lost_does_not_swap_back() {
     }
 }
 
+/// As above, and before the re-run another job replaced the table again:
+/// the shadow then holds the first old rows under other partition ids. The
+/// swap is known to have happened, and nothing is swapped back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_swap_reply_then_another_overwrite_leaves_the_newest_rows() {
+    let sim = sim(vec![table("u", false, "DUP_KEYS")]).await;
+    let overwrite_with = |c_str: &'static str| {
+        let state = tempfile::tempdir().unwrap();
+        let mut f = overwrite_job(&sim, "u", state.path(), "region = 'eu'");
+        f.transform.select = Some(format!("id, c_i32, '{c_str}' AS c_str, dt"));
+        (state, f)
+    };
+    let (_s1, old) = overwrite_with("old");
+    load(old).await.unwrap();
+    sim.lose_sql_reply("SWAP WITH", 1);
+    let state = tempfile::tempdir().unwrap();
+    let f = overwrite_job(&sim, "u", state.path(), "region = 'eu'");
+    assert_eq!(load(f.clone()).await.unwrap_err().kind(), starload::ErrorKind::Infra);
+    let (_s2, newest) = overwrite_with("newest");
+    load(newest).await.unwrap();
+    let r = load(f).await.unwrap();
+    assert_eq!(r.load.chunks_loaded, 0);
+    let rows = stored(&sim, "db", "u");
+    assert_eq!(rows.len(), oracle(|o| o["region"] == "eu").len());
+    let other = rows.values().filter(|o| o["c_str"] != "newest").count();
+    assert_eq!(other, 0, "rows other than the newest job's are live");
+    let mut m =
+        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    assert_eq!(m.query("SHOW TABLES FROM db").await.unwrap().len(), 1, "the shadow (old rows) is dropped");
+}
+
 /// A shadow table that went away while the journal still counts chunks
 /// loaded into it (dropped by a failed run's cleanup that was killed before
 /// it could journal the abort, or by hand): the re-run must not load the
