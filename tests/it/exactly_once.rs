@@ -276,3 +276,27 @@ async fn nightly_wheres_over_the_same_files_run_and_a_respelled_one_is_refused()
     load(night("day = 'D2'")).await.unwrap();
     assert_eq!(sim.rows("db", "t").len(), 4);
 }
+
+/// A job whose only load StarRocks rejected committed nothing: the same
+/// files under a fixed transform run (the journal keeps the rejected
+/// label as started, which must not count as rows in the table).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transform_fixed_after_a_rejected_load_runs() {
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..6));
+    let day: ArrayRef = Arc::new(StringArray::from(vec!["d1", "d1", "d2", "d2", "d3", "d3"]));
+    let batch = arrow::record_batch::RecordBatch::try_from_iter([("id", ids), ("day", day)]).unwrap();
+    write_parquet(&dir.path().join("events.parquet"), &batch);
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("day", "VARCHAR(8)")])]).await;
+    sim.add_fault(starload::sim::FaultRule::on_request(1, starload::sim::Fault::Fail("too many filtered rows".into())));
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+    let e = load(f.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), starload::ErrorKind::Data, "{e}");
+    assert!(sim.rows("db", "t").is_empty());
+    f.transform.select = Some("id, upper(day) AS day".into());
+    load(f).await.unwrap();
+    assert_eq!(sim.rows("db", "t").len(), 6);
+}
