@@ -434,6 +434,108 @@ fn decimal_text(unscaled: &str, scale: usize) -> Option<String> {
     Some(if scale == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") })
 }
 
+/// A column name in the scan's SQL (DataFusion): in double quotes.
+fn df_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// What `dict import` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Imported {
+    /// The dictionary (`db.table/column`).
+    pub dictionary: String,
+    /// Values imported (ids 1..=values).
+    pub values: u64,
+    /// The version published (1).
+    pub version: u64,
+    /// The highest id the table's column held (none when it held none).
+    pub table_max_id: Option<u64>,
+    /// Wall seconds.
+    pub seconds: f64,
+}
+
+/// Takes over an existing dictionary — a Spark Load global dictionary's
+/// `(dict_key, dict_value)` pairs, as Parquet at `from` (`filter` picks its
+/// column's, e.g. `dict_column = 'uid'`) — as version 1 of the dictionary of
+/// `column` of the job's table, so that loads give every value the id the
+/// table already holds. Refused when the store already holds a version,
+/// when the pairs are not ids 1..=n each once with every value once, and
+/// when the table's column holds an id above n (not this column's
+/// dictionary, or not all of it).
+pub async fn import(
+    f: crate::config::JobFile,
+    column: &str,
+    from: &str,
+    key_column: &str,
+    id_column: &str,
+    filter: Option<&str>,
+) -> Result<Imported> {
+    let start = Instant::now();
+    let (dstore, table, _) = from_job_file(&f)?;
+    let key = DictKey::new(&table, column)?;
+    let q = crate::encode::quote_ident;
+    let pairs_job = crate::config::JobFile {
+        source: Some(from.to_string()),
+        hive_table: None,
+        metastore: None,
+        bitmap_dict: Default::default(),
+        bitmap_preaggregate: None,
+        delete_when: None,
+        partial_update: None,
+        merge_condition: None,
+        shard: None,
+        partition_types: Default::default(),
+        transform: crate::config::TransformFile {
+            select: Some(format!("{} AS value, {} AS id", df_ident(key_column), df_ident(id_column))),
+            filter: filter.map(str::to_string),
+        },
+        ..f.clone()
+    };
+    let mut settings = Settings::resolve(pairs_job)?;
+    let scanner = crate::job::scan_source(&mut settings).await?;
+    let mut pairs = crate::dict::Pairs::new(scanner.output_schema().field(0).data_type())?;
+    let mut rx = scanner.stream_all("SELECT value, id FROM {t}", 2);
+    while let Some(b) = rx.recv().await {
+        let b = b?;
+        pairs.push(b.column(0).as_ref(), b.column(1).as_ref())?;
+    }
+    // The table's ids must all be the dictionary's. (The job needs no
+    // source of its own for this.)
+    let s = Settings::resolve(crate::config::JobFile {
+        source: Some(from.to_string()),
+        hive_table: None,
+        metastore: None,
+        ..f
+    })?;
+    let mut meta = crate::meta::Meta::connect(&s.mysql, &s.user, &s.password).await?;
+    let sql = format!("SELECT max(bitmap_max({})) FROM {}.{}", q(column), q(&s.db), q(&s.table));
+    let rows = meta.query(&sql).await.map_err(|e| e.context(format!("reading the ids of `{column}`")));
+    meta.close().await;
+    let table_max_id = match rows?.first().and_then(|r| r.first().cloned().flatten()) {
+        None => None,
+        Some(t) => Some(t.trim().parse::<u64>().map_err(|_| Error::infra(format!("`{sql}` returned `{t}`")))?),
+    };
+    if let Some(m) = table_max_id
+        && m > pairs.len()
+    {
+        return Err(Error::config(format!(
+            "column `{column}` of {}.{} holds id {m}, but the dictionary to import has {} ids: it is not this \
+             column's dictionary, or not all of it; new values would get ids the table already uses",
+            s.db,
+            s.table,
+            pairs.len()
+        )));
+    }
+    let r = dstore.import(&key, pairs, &BuildOptions::default()).await?;
+    Ok(Imported {
+        dictionary: key.to_string(),
+        values: r.new_values,
+        version: r.version.as_ref().map_or(0, |v| v.version),
+        table_max_id,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
 /// Loads a dictionary's `(id, value)` pairs into the StarRocks table `to`
 /// through the normal load path (chunks, labels, journal, verification).
 /// `f` supplies the FE, credentials, dictionary store and the dictionary's

@@ -445,6 +445,31 @@ async fn list_source(
 }
 
 /// The error of a source (after pruning) without data files.
+/// A scanner of `settings`' source under its transform, with no target
+/// table (for inputs that are not loaded, as `dict import` reads).
+pub(crate) async fn scan_source(settings: &mut Settings) -> Result<Arc<Scanner>> {
+    let (loc, listing) = list_source(settings, &[], true).await?;
+    if listing.files.is_empty() {
+        return Err(no_data_files(settings, &loc));
+    }
+    let inputs = FingerprintInputs {
+        target: String::new(),
+        transform: settings.transform.fingerprint_text(),
+        chunk_bytes: settings.chunk_bytes,
+        extra: Vec::new(),
+    };
+    let plan = plan::build(loc, listing, &inputs, &settings.label_prefix, settings.store.op_timeout()).await?;
+    let scanner = Scanner::new(
+        Arc::new(plan),
+        &settings.partition_types,
+        settings.transform.clone(),
+        settings.batch_size,
+        &settings.zone,
+    )
+    .await?;
+    Ok(Arc::new(scanner))
+}
+
 fn no_data_files(settings: &Settings, loc: &source::Location) -> Error {
     match &settings.hive_table {
         Some(ht) => Error::config(format!("Hive table `{ht}` holds no data files (after partition pruning)")),

@@ -185,6 +185,34 @@ enum DictCmd {
     Show(DictShowArgs),
     /// Load a dictionary's (id, value) pairs into a StarRocks table.
     Export(DictExportArgs),
+    /// Take over an existing dictionary (a Spark Load global dictionary's
+    /// dict_key, dict_value pairs, as Parquet) as version 1.
+    Import(DictImportArgs),
+}
+
+#[derive(Args, Debug)]
+struct DictImportArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// The BITMAP column whose dictionary this is.
+    #[arg(long)]
+    column: String,
+    /// The pairs: Parquet files (a directory or URL, as --source).
+    #[arg(long)]
+    from: String,
+    /// The column of the values.
+    #[arg(long, default_value = "dict_key")]
+    key_column: String,
+    /// The column of the ids.
+    #[arg(long, default_value = "dict_value")]
+    id_column: String,
+    /// Which pairs (SQL over the files), e.g. "dict_column = 'uid'" for a
+    /// Spark Load dictionary table, which holds every column's.
+    #[arg(long)]
+    from_where: Option<String>,
+    /// Where dictionaries live (default: <state_dir>/dicts).
+    #[arg(long)]
+    dict_store: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -426,6 +454,27 @@ async fn dict(cmd: DictCmd) -> Result<()> {
             }
             Ok(())
         }
+        DictCmd::Import(a) => {
+            let mut f = job_file(&a.job)?;
+            if a.dict_store.is_some() {
+                f.dict_store = a.dict_store.clone();
+            }
+            let r =
+                starload::dictjob::import(f, &a.column, &a.from, &a.key_column, &a.id_column, a.from_where.as_deref())
+                    .await?;
+            if a.job.json {
+                return json_out(&r);
+            }
+            outln!(
+                "imported {} values as version {} of dictionary {} (ids 1..={}; the table's column held ids up to {})",
+                r.values,
+                r.version,
+                r.dictionary,
+                r.values,
+                r.table_max_id.map_or("none".to_string(), |m| m.to_string())
+            );
+            Ok(())
+        }
         DictCmd::Export(a) => {
             let mut f = job_file(&a.job)?;
             if a.dict_store.is_some() {
@@ -578,6 +627,7 @@ async fn run(cmd: Cmd) -> Result<()> {
         Cmd::Finalize(a) => Some(&a.job),
         Cmd::Dict(DictCmd::Show(a)) => Some(&a.job),
         Cmd::Dict(DictCmd::Export(a)) => Some(&a.job),
+        Cmd::Dict(DictCmd::Import(a)) => Some(&a.job),
         _ => None,
     };
     if let Some(a) = job_args

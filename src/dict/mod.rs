@@ -71,6 +71,7 @@
 //! integration tests run the concurrency checks against it.
 
 pub(crate) mod delta;
+mod import;
 mod lease;
 mod lookup;
 mod set;
@@ -87,6 +88,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 
+pub use import::Pairs;
 pub use lease::LeaseInfo;
 pub use lookup::Lookup;
 pub use set::Distinct;
@@ -358,6 +360,23 @@ pub struct BuildReport {
     pub timings: BuildTimings,
 }
 
+/// What a build publishes: its data, or an imported dictionary.
+enum Input {
+    Build(Distinct),
+    Import(Pairs),
+}
+
+/// A new version to write and publish: number `n`, ids from `base + 1`,
+/// after the delta files of the versions before.
+struct Publish {
+    n: u64,
+    base: u64,
+    vt: ValueType,
+    source_type: String,
+    sorted: set::Sorted,
+    files: Vec<DeltaFile>,
+}
+
 /// Dictionaries on one object store location.
 #[derive(Debug, Clone)]
 pub struct DictStore {
@@ -547,7 +566,7 @@ impl DictStore {
         })
         .await
         .map_err(join_error)??;
-        self.finish_build(key, d, opts, start, start.elapsed()).await
+        self.finish_build(key, Input::Build(d), opts, start, start.elapsed()).await
     }
 
     /// [`DictStore::build`] from a stream of batches (a DataFusion
@@ -600,7 +619,7 @@ impl DictStore {
         }
         let mut d = d.ok_or_else(|| Error::internal("dictionary set lost"))?;
         let d = tokio::task::spawn_blocking(move || d.flush().map(|_| d)).await.map_err(join_error)??;
-        self.finish_build(key, d, opts, start, start.elapsed()).await
+        self.finish_build(key, Input::Build(d), opts, start, start.elapsed()).await
     }
 
     /// Builds a new version from an already deduplicated input.
@@ -608,13 +627,22 @@ impl DictStore {
         let start = Instant::now();
         let mut d = distinct;
         let d = tokio::task::spawn_blocking(move || d.flush().map(|_| d)).await.map_err(join_error)??;
-        self.finish_build(key, d, opts, start, start.elapsed()).await
+        self.finish_build(key, Input::Build(d), opts, start, start.elapsed()).await
+    }
+
+    /// Publishes an existing dictionary's `(value, id)` pairs (a Spark Load
+    /// global dictionary) as version 1, into a store that holds no version
+    /// of `key` yet. The pairs must hold ids 1..=n, each once, and every
+    /// value once; nothing is published otherwise.
+    pub async fn import(&self, key: &DictKey, pairs: Pairs, opts: &BuildOptions) -> Result<BuildReport> {
+        let start = Instant::now();
+        self.finish_build(key, Input::Import(pairs), opts, start, Duration::ZERO).await
     }
 
     async fn finish_build(
         &self,
         key: &DictKey,
-        d: Distinct,
+        d: Input,
         opts: &BuildOptions,
         start: Instant,
         dedupe: Duration,
@@ -643,13 +671,17 @@ impl DictStore {
     async fn build_locked(
         &self,
         key: &DictKey,
-        d: Distinct,
+        input: Input,
         opts: &BuildOptions,
         lease: &Lease,
         timings: &mut BuildTimings,
     ) -> Result<BuildReport> {
         let what = self.what(key);
         let cur = self.current(key).await?;
+        let d = match input {
+            Input::Build(d) => d,
+            Input::Import(pairs) => return self.import_locked(key, pairs, cur, opts, lease, timings).await,
+        };
         if let Some(c) = &cur {
             type_matches(key, c, d.value_type())?;
         }
@@ -686,7 +718,7 @@ impl DictStore {
         timings.existing = t.elapsed();
         let new = d.new_count();
         let base = cur.as_ref().map_or(0, |c| c.max_id);
-        let mut report = BuildReport {
+        let report = BuildReport {
             key: key.clone(),
             version: cur.clone(),
             published: false,
@@ -713,7 +745,65 @@ impl DictStore {
         let t = Instant::now();
         let sorted = tokio::task::spawn_blocking(move || d.into_sorted()).await.map_err(join_error)??;
         timings.sort = t.elapsed();
+        let files = cur.map(|c| c.files).unwrap_or_default();
+        let new = Publish { n, base, vt, source_type, sorted, files };
+        self.write_and_publish(key, new, opts, lease, timings, report).await
+    }
 
+    /// [`Self::import`] under the lease.
+    async fn import_locked(
+        &self,
+        key: &DictKey,
+        pairs: Pairs,
+        cur: Option<Version>,
+        opts: &BuildOptions,
+        lease: &Lease,
+        timings: &mut BuildTimings,
+    ) -> Result<BuildReport> {
+        let what = self.what(key);
+        if let Some(c) = &cur {
+            return Err(Error::config(format!(
+                "dictionary {what} already has version {} ({} values); an import creates the first version, in a \
+                 store that holds none of this dictionary",
+                c.version, c.count
+            )));
+        }
+        let crashed = self.record_crashed(key, lease).await?;
+        let files = self.data_files(key).await?;
+        self.remove_orphans(key, None, &files, lease).await?;
+        self.check_unpublished(key, 1, &files, &crashed)?;
+        let (vt, source_type, new) = (pairs.value_type(), pairs.source_type().to_string(), pairs.len());
+        let t = Instant::now();
+        let sorted = tokio::task::spawn_blocking(move || pairs.finish()).await.map_err(join_error)??;
+        timings.sort = t.elapsed();
+        let report = BuildReport {
+            key: key.clone(),
+            version: None,
+            published: false,
+            input_rows: new,
+            null_rows: 0,
+            distinct_values: new,
+            new_values: new,
+            first_new_id: None,
+            timings: BuildTimings::default(),
+        };
+        let new = Publish { n: 1, base: 0, vt, source_type, sorted, files: Vec::new() };
+        self.write_and_publish(key, new, opts, lease, timings, report).await
+    }
+
+    /// Writes the delta file of version `new.n` and publishes the version.
+    async fn write_and_publish(
+        &self,
+        key: &DictKey,
+        new: Publish,
+        opts: &BuildOptions,
+        lease: &Lease,
+        timings: &mut BuildTimings,
+        mut report: BuildReport,
+    ) -> Result<BuildReport> {
+        let what = self.what(key);
+        let Publish { n, base, vt, source_type, sorted, files } = new;
+        let new = sorted.count;
         let t = Instant::now();
         // The lease token in the name: a build that takes over this one's
         // lease after a crash knows which files are its leftovers.
@@ -726,7 +816,7 @@ impl DictStore {
             return Err(Error::internal("simulated crash before publishing"));
         }
 
-        let mut files = cur.map(|c| c.files).unwrap_or_default();
+        let mut files = files;
         files.push(DeltaFile { path: rel, version: n, first_id: base + 1, count: new, size, blake3 });
         let v = Version {
             format: FORMAT,

@@ -324,6 +324,7 @@ async fn select(state: &Arc<State>, q: &str) -> Result<Answer, QErr> {
     config.options_mut().sql_parser.dialect = datafusion::config::Dialect::MySQL;
     let ctx = SessionContext::new_with_config(config);
     ctx.register_udf(bitmap_count());
+    ctx.register_udf(bitmap_max());
     ctx.register_udf(current_version(&state.version));
     let catalog = ctx.catalog("datafusion").ok_or((ErrorKind::ER_UNKNOWN_ERROR, "no catalog".to_string()))?;
     let snapshot: Vec<(String, Vec<Table>)> = {
@@ -393,6 +394,30 @@ fn bitmap_count() -> datafusion::logical_expr::ScalarUDF {
         Ok(ColumnarValue::Array(Arc::new(n)))
     };
     create_udf("bitmap_count", vec![DataType::Utf8], DataType::Int64, Volatility::Immutable, Arc::new(count))
+}
+
+/// StarRocks' `bitmap_max(bitmap)`: the largest id (a LARGEINT), NULL for
+/// an empty or NULL bitmap.
+fn bitmap_max() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let max = |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let ids = arrays[0].as_string::<i32>();
+        let mut out = Vec::with_capacity(ids.len());
+        for v in ids.iter() {
+            let mut m: Option<u64> = None;
+            for x in v.unwrap_or("").split(',').filter(|x| !x.is_empty()) {
+                let id: u64 = x
+                    .trim()
+                    .parse()
+                    .map_err(|_| datafusion::error::DataFusionError::Execution(format!("bad bitmap id `{x}`")))?;
+                m = Some(m.map_or(id, |m| m.max(id)));
+            }
+            out.push(m);
+        }
+        Ok(ColumnarValue::Array(Arc::new(arrow::array::UInt64Array::from(out))))
+    };
+    create_udf("bitmap_max", vec![DataType::Utf8], DataType::UInt64, Volatility::Immutable, Arc::new(max))
 }
 
 fn mem(batch: RecordBatch) -> datafusion::error::Result<datafusion::datasource::MemTable> {

@@ -493,3 +493,118 @@ async fn the_dict_commands_build_show_and_export() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("no version 9 (published: 1)"), "{err}");
 }
+
+/// Spark Load's global dictionary table: `dict_key`, `dict_value`,
+/// partitioned by `dict_column`, as Parquet.
+fn spark_dict(dir: &Path, column: &str, pairs: &[(&str, i64)]) {
+    write_parquet(
+        &dir.join(format!("dict_column={column}/part-00000.parquet")),
+        vec![
+            ("dict_key", Arc::new(StringArray::from(pairs.iter().map(|p| p.0).collect::<Vec<_>>())) as ArrayRef),
+            ("dict_value", Arc::new(Int64Array::from(pairs.iter().map(|p| p.1).collect::<Vec<_>>()))),
+        ],
+    );
+}
+
+/// Ids loaded into `u` directly (a table Spark Load filled).
+async fn seed_ids(sim: &starload::sim::Sim, dir: &Path, rows: &[(&str, i64)]) {
+    let src = dir.join("seed");
+    write_parquet(
+        &src.join("part-0.parquet"),
+        vec![
+            ("k", Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())) as ArrayRef),
+            ("u", Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()))),
+        ],
+    );
+    load(job_file(sim, &src, "bm.t", &dir.join("seed-state"))).await.unwrap();
+}
+
+/// Migrating from Spark Load: its dictionary is imported as version 1, and
+/// loads give its values the ids the table holds and new values the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spark_load_dictionary_is_imported_then_extended() {
+    let sim = sim(vec![agg_table("t", true)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // Two Spark Load builds: ids in value order within each, not overall.
+    let dict = dir.path().join("spark_dict");
+    spark_dict(&dict, "uid", &[("zed", 1), ("alice", 3), ("bob", 2), ("", 4)]);
+    spark_dict(&dict, "other", &[("x", 1)]);
+    seed_ids(&sim, dir.path(), &[("a", 1), ("a", 3), ("b", 2)]).await;
+    // A new dictionary would give these values other ids: refused.
+    events(&dir.path().join("jan/part-0.parquet"), &[("a", Some("alice")), ("b", Some("carol")), ("c", Some("zed"))]);
+    let e = load(dict_job(&sim, &dir.path().join("jan"), "bm.t", &state)).await.unwrap_err();
+    assert!(e.to_string().contains("already holds bitmap ids"), "{e}");
+
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let f = || starload::config::JobFile {
+        password_file: Some(pw.clone()),
+        ..dict_job(&sim, &dir.path().join("jan"), "bm.t", &state)
+    };
+    let dict_url = dict.display().to_string();
+    // The table holds every column's dictionary: without a where, ids repeat.
+    let e = starload::dictjob::import(f(), "u", &dict_url, "dict_key", "dict_value", None).await.unwrap_err();
+    assert!(e.to_string().contains("id 1 is given to two values"), "{e}");
+    // The command, with no job file and no source of its own.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_starload"))
+        .args(["dict", "import", "--table", "bm.t", "--column", "u", "--from", &dict_url])
+        .args(["--from-where", "dict_column = 'uid'", "--fe", &sim.fe_url(), "--mysql", &sim.mysql_addr()])
+        .args(["--user", USER, "--state-dir", &state.display().to_string(), "--json"])
+        .env("STARROCKS_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((&r["values"], &r["version"], &r["table_max_id"]), (&Json::from(4), &Json::from(1), &Json::from(3)));
+    assert_eq!(
+        dictionary(&state, "bm.t").await,
+        vec![(1, b"zed".to_vec()), (2, b"bob".to_vec()), (3, b"alice".to_vec()), (4, b"".to_vec())]
+    );
+    // Only once.
+    let e = starload::dictjob::import(f(), "u", &dict_url, "dict_key", "dict_value", Some("dict_column = 'uid'"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("already has version 1"), "{e}");
+    // Loads use it, and extend it: carol gets 5.
+    load(f()).await.unwrap();
+    let set = |ids: &[u64]| Some(ids.iter().copied().collect::<BTreeSet<u64>>());
+    let want: BTreeMap<String, Option<BTreeSet<u64>>> =
+        [("a".to_string(), set(&[1, 3])), ("b".to_string(), set(&[2, 5])), ("c".to_string(), set(&[1]))].into();
+    assert_eq!(bitmaps(&sim, "t"), want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_that_is_not_the_columns_dictionary_is_refused() {
+    let sim = sim(vec![agg_table("t", true)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    events(&dir.path().join("jan/part-0.parquet"), &[("a", Some("alice"))]);
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let f = || starload::config::JobFile {
+        password_file: Some(pw.clone()),
+        ..dict_job(&sim, &dir.path().join("jan"), "bm.t", &state)
+    };
+    let try_import = |name: &str, pairs: &[(&str, i64)]| {
+        let d = dir.path().join(name);
+        spark_dict(&d, "uid", pairs);
+        let (job, url) = (f(), d.display().to_string());
+        async move { starload::dictjob::import(job, "u", &url, "dict_key", "dict_value", None).await }
+    };
+    let e = try_import("gap", &[("a", 1), ("b", 3)]).await.unwrap_err();
+    assert!(e.to_string().contains("id 2 is missing"), "{e}");
+    let e = try_import("twice", &[("a", 1), ("a", 2)]).await.unwrap_err();
+    assert!(e.to_string().contains("has ids 1 and 2"), "{e}");
+    let e = try_import("zero", &[("a", 0), ("b", 1)]).await.unwrap_err();
+    assert!(e.to_string().contains("ids start at 1"), "{e}");
+    // The table holds an id the dictionary does not have.
+    seed_ids(&sim, dir.path(), &[("a", 9)]).await;
+    let e = try_import("short", &[("a", 1), ("b", 2)]).await.unwrap_err();
+    assert!(e.to_string().contains("holds id 9"), "{e}");
+    // Nothing was published by any of them.
+    let store =
+        starload::dict::DictStore::open(&state.join("dicts").display().to_string(), &Default::default()).unwrap();
+    let key = starload::dict::DictKey::new("bm.t", "u").unwrap();
+    assert!(store.current(&key).await.unwrap().is_none());
+}
