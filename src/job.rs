@@ -444,7 +444,6 @@ async fn list_source(
     Ok((loc, listing))
 }
 
-/// The error of a source (after pruning) without data files.
 /// A scanner of `settings`' source under its transform, with no target
 /// table (for inputs that are not loaded, as `dict import` reads).
 pub(crate) async fn scan_source(settings: &mut Settings) -> Result<Arc<Scanner>> {
@@ -470,6 +469,7 @@ pub(crate) async fn scan_source(settings: &mut Settings) -> Result<Arc<Scanner>>
     Ok(Arc::new(scanner))
 }
 
+/// The error of a source (after pruning) without data files.
 fn no_data_files(settings: &Settings, loc: &source::Location) -> Error {
     match &settings.hive_table {
         Some(ht) => Error::config(format!("Hive table `{ht}` holds no data files (after partition pruning)")),

@@ -1,4 +1,5 @@
-//! Delta files: the new values of one version, sorted, as Parquet
+//! Delta files: the new values of one version, in id order (sorted, for a
+//! build), as Parquet
 //! (`value: Binary`, `id: UInt64`), written with row groups encoded in
 //! parallel and streamed to the store while their checksum is computed;
 //! read back row group by row group, checksum verified.

@@ -89,6 +89,7 @@ impl Pairs {
             }
             t => return Err(Error::config(format!("an imported dictionary's ids are integers, not {t}"))),
         };
+        self.rows.reserve(ids.len());
         for (i, id) in ids.into_iter().enumerate() {
             let v = vals.get(i);
             let (Some(v), Some(id)) = (v, id) else {
@@ -131,8 +132,8 @@ impl Pairs {
             if k > 0 && rows[k - 1].0 == r.0 {
                 return Err(Error::data(format!(
                     "id {} is given to two values, {} and {}; a dictionary gives each id one value (a Spark Load \
-                     dictionary table holds every column's dictionary: pick one with --where \"dict_column = \
-                     '<column>'\")",
+                     dictionary table holds every column's dictionary: pick one with --from-where \
+                     \"dict_column = '<column>'\")",
                     r.0,
                     show_value(value(&rows[k - 1])),
                     show_value(value(r))
@@ -144,7 +145,11 @@ impl Pairs {
             )));
         }
         // Every value once.
-        let mut seen: std::collections::HashMap<&[u8], u64> = std::collections::HashMap::with_capacity(rows.len());
+        let mut seen: std::collections::HashMap<&[u8], u64, foldhash::fast::FixedState> =
+            std::collections::HashMap::with_capacity_and_hasher(
+                rows.len(),
+                foldhash::fast::FixedState::with_seed(0x1d),
+            );
         for r in &rows {
             if let Some(other) = seen.insert(value(r), r.0) {
                 return Err(Error::data(format!(

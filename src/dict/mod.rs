@@ -6,7 +6,8 @@
 //! - ids start at 1 and an existing id never changes;
 //! - the new values of one build get the next ids in byte-wise sorted order
 //!   of their canonical bytes, so the same inputs always give the same
-//!   dictionary, whatever their order or the machine;
+//!   dictionary, whatever their order or the machine (an imported
+//!   dictionary, [`DictStore::import`], keeps the ids it came with);
 //! - NULL is never in a dictionary (it stays NULL); the empty string is a
 //!   value like any other;
 //! - a build whose new values would pass `u64::MAX` is refused, as is a
@@ -25,7 +26,7 @@
 //! lock.json                            build lease (owner, token, expires_at)
 //! versions/v00000001.json              manifest of version 1
 //! versions/v00000002.json              manifest of version 2 …
-//! data/v00000001-<fingerprint>.parquet the new values of version 1 (value: Binary, id: UInt64), sorted
+//! data/v00000001-<fingerprint>.parquet the new values of version 1 (value: Binary, id: UInt64), in id order
 //! data/v00000002-<fingerprint>.parquet …
 //! ```
 //!

@@ -545,7 +545,7 @@ async fn a_spark_load_dictionary_is_imported_then_extended() {
     let dict_url = dict.display().to_string();
     // The table holds every column's dictionary: without a where, ids repeat.
     let e = starload::dictjob::import(f(), "u", &dict_url, "dict_key", "dict_value", None).await.unwrap_err();
-    assert!(e.to_string().contains("id 1 is given to two values"), "{e}");
+    assert!(e.to_string().contains("id 1 is given to two values") && e.to_string().contains("--from-where"), "{e}");
     // The command, with no job file and no source of its own.
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_starload"))
         .args(["dict", "import", "--table", "bm.t", "--column", "u", "--from", &dict_url])
