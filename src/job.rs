@@ -953,12 +953,12 @@ fn rows_visible(v: &journal::JournalView, path: &std::path::Path) -> bool {
     appended_any(v)
 }
 
-/// Whether an append committed rows: a chunk done or a part committed.
-/// (A load started without a recorded verdict is not counted: the journal
-/// does not record rejections, so a data error would count too, and the
-/// fix-the-transform-and-re-run path would be refused.)
+/// Whether an append may have committed rows: a chunk done, a part
+/// committed, or a load sent whose outcome the journal never learned (one
+/// StarRocks refused is recorded as rejected, so that fixing the transform
+/// after a data error and running again is not refused).
 fn appended_any(v: &journal::JournalView) -> bool {
-    !v.done.is_empty() || !v.committed.is_empty()
+    !v.done.is_empty() || !v.committed.is_empty() || !v.started.is_empty()
 }
 
 fn check_earlier_jobs_in(p: &Prepared, dir: &std::path::Path, mode: Mode) -> Result<()> {
@@ -1009,8 +1009,8 @@ fn check_earlier_jobs_in(p: &Prepared, dir: &std::path::Path, mode: Mode) -> Res
         };
         if !same_mode {
             // Rows of the job in another mode are in the table once an append
-            // committed a load, an atomic job sent its commit, or an overwrite
-            // finished.
+            // committed (or sent without learning the outcome) a load, an atomic
+            // job sent its commit, or an overwrite finished.
             let visible = match mode {
                 Mode::Append => appended_any(&v),
                 Mode::Atomic => {

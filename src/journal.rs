@@ -170,6 +170,12 @@ enum Record {
         label: String,
     },
     Committed(PartRecord),
+    /// StarRocks refused (aborted) a started label: its rows are not in
+    /// the table.
+    Rejected {
+        index: usize,
+        label: String,
+    },
     Done(DoneRecord),
     Mode(ModeRecord),
     /// A label StarRocks committed with other rows than were sent.
@@ -266,6 +272,9 @@ impl JournalView {
                 if !self.committed.contains_key(&label) {
                     self.started.insert(label, index);
                 }
+            }
+            Record::Rejected { label, .. } => {
+                self.started.remove(&label);
             }
             Record::Committed(c) => {
                 self.started.remove(&c.label);
@@ -414,6 +423,17 @@ impl Journal {
     /// Records a step of an atomic or overwrite job.
     pub fn mode(&mut self, m: ModeRecord) -> Result<()> {
         let r = Record::Mode(m);
+        self.append(&r)?;
+        self.state.apply(r, &self.path.clone())
+    }
+
+    /// Records that StarRocks refused (aborted) `label`, started earlier:
+    /// it holds no rows in the table.
+    pub fn rejected(&mut self, index: usize, label: &str) -> Result<()> {
+        if !self.state.started.contains_key(label) {
+            return Ok(());
+        }
+        let r = Record::Rejected { index, label: label.to_string() };
         self.append(&r)?;
         self.state.apply(r, &self.path.clone())
     }

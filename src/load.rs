@@ -993,11 +993,21 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
                             fresh[u.part as usize] |= rows.is_some();
                             commit_part(job, chunk, u.part, None, rows, None, sent_bytes[u.part as usize])?;
                         }
-                        _ => failure = failure.or(Some(Verdict::Retry(why))),
+                        state => {
+                            if state == LabelState::Aborted {
+                                job.journal.lock().unwrap().rejected(chunk.index, &label)?;
+                            }
+                            failure = failure.or(Some(Verdict::Retry(why)))
+                        }
                     }
                 }
-                v @ (Verdict::DataError(_) | Verdict::Fatal(_)) => data_error = Some((v, reply, label.clone())),
+                v @ (Verdict::DataError(_) | Verdict::Fatal(_)) => {
+                    // The BE's answer: the load's transaction is aborted.
+                    job.journal.lock().unwrap().rejected(chunk.index, &label)?;
+                    data_error = Some((v, reply, label.clone()))
+                }
                 v @ (Verdict::Retry(_) | Verdict::Throttled(_)) => {
+                    job.journal.lock().unwrap().rejected(chunk.index, &label)?;
                     // Throttling outranks a plain retry: back off longer.
                     if !matches!(failure, Some(Verdict::Throttled(_))) {
                         failure = Some(v);
