@@ -474,6 +474,37 @@ pub async fn import(
     let (dstore, table, _) = from_job_file(&f)?;
     let key = DictKey::new(&table, column)?;
     let q = crate::encode::quote_ident;
+    // The table's column: a BITMAP, whose ids must all be the dictionary's
+    // (checked once the pairs are read). The job needs no source of its own.
+    let s = Settings::resolve(crate::config::JobFile {
+        source: Some(from.to_string()),
+        hive_table: None,
+        metastore: None,
+        ..f.clone()
+    })?;
+    let mut meta = crate::meta::Meta::connect(&s.mysql, &s.user, &s.password).await?;
+    let target = meta.table(&s.db, &s.table).await;
+    let target = match target {
+        Ok(t) => t,
+        Err(e) => {
+            meta.close().await;
+            return Err(e);
+        }
+    };
+    match target.column(column) {
+        Some(c) if matches!(c.ty, crate::srtype::SrType::Bitmap) => {}
+        found => {
+            meta.close().await;
+            return Err(Error::config(match found {
+                Some(c) => format!(
+                    "column `{column}` of {}.{} is {}, not BITMAP: a dictionary maps values to the ids of a BITMAP \
+                     column",
+                    s.db, s.table, c.ty
+                ),
+                None => format!("{}.{} has no column `{column}`", s.db, s.table),
+            }));
+        }
+    }
     let pairs_job = crate::config::JobFile {
         source: Some(from.to_string()),
         hive_table: None,
@@ -499,15 +530,6 @@ pub async fn import(
         let b = b?;
         pairs.push(b.column(0).as_ref(), b.column(1).as_ref())?;
     }
-    // The table's ids must all be the dictionary's. (The job needs no
-    // source of its own for this.)
-    let s = Settings::resolve(crate::config::JobFile {
-        source: Some(from.to_string()),
-        hive_table: None,
-        metastore: None,
-        ..f
-    })?;
-    let mut meta = crate::meta::Meta::connect(&s.mysql, &s.user, &s.password).await?;
     let sql = format!("SELECT max(bitmap_max({})) FROM {}.{}", q(column), q(&s.db), q(&s.table));
     let rows = meta.query(&sql).await.map_err(|e| e.context(format!("reading the ids of `{column}`")));
     meta.close().await;

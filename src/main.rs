@@ -466,12 +466,14 @@ async fn dict(cmd: DictCmd) -> Result<()> {
                 return json_out(&r);
             }
             outln!(
-                "imported {} values as version {} of dictionary {} (ids 1..={}; the table's column held ids up to {})",
+                "imported {} values as version {} of dictionary {} (ids 1..={}); {}",
                 r.values,
                 r.version,
                 r.dictionary,
                 r.values,
-                r.table_max_id.map_or("none".to_string(), |m| m.to_string())
+                r.table_max_id.map_or("the table's column held no ids".to_string(), |m| format!(
+                    "the table's column held ids up to {m}"
+                ))
             );
             Ok(())
         }

@@ -121,8 +121,11 @@ impl Pairs {
         if rows.is_empty() {
             return Err(Error::data("the dictionary to import has no pairs"));
         }
-        rows.sort_unstable_by_key(|r| r.0);
         let value = |r: &(u64, usize, u32)| &bytes[r.1..r.1 + r.2 as usize];
+        // By id, and by value within an id: the same pair twice (a table
+        // that holds a row twice) is one pair.
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| value(a).cmp(value(b))));
+        rows.dedup_by(|b, a| a.0 == b.0 && value(a) == value(b));
         let n = rows.len() as u64;
         for (k, r) in rows.iter().enumerate() {
             let want = k as u64 + 1;

@@ -773,15 +773,17 @@ impl DictStore {
         let files = self.data_files(key).await?;
         self.remove_orphans(key, None, &files, lease).await?;
         self.check_unpublished(key, 1, &files, &crashed)?;
-        let (vt, source_type, new) = (pairs.value_type(), pairs.source_type().to_string(), pairs.len());
+        let (vt, source_type, read) = (pairs.value_type(), pairs.source_type().to_string(), pairs.len());
         let t = Instant::now();
         let sorted = tokio::task::spawn_blocking(move || pairs.finish()).await.map_err(join_error)??;
         timings.sort = t.elapsed();
+        // Pairs read twice count once.
+        let new = sorted.count;
         let report = BuildReport {
             key: key.clone(),
             version: None,
             published: false,
-            input_rows: new,
+            input_rows: read,
             null_rows: 0,
             distinct_values: new,
             new_values: new,

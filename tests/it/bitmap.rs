@@ -528,7 +528,7 @@ async fn a_spark_load_dictionary_is_imported_then_extended() {
     let state = dir.path().join("state");
     // Two Spark Load builds: ids in value order within each, not overall.
     let dict = dir.path().join("spark_dict");
-    spark_dict(&dict, "uid", &[("zed", 1), ("alice", 3), ("bob", 2), ("", 4)]);
+    spark_dict(&dict, "uid", &[("zed", 1), ("alice", 3), ("bob", 2), ("", 4), ("bob", 2)]);
     spark_dict(&dict, "other", &[("x", 1)]);
     seed_ids(&sim, dir.path(), &[("a", 1), ("a", 3), ("b", 2)]).await;
     // A new dictionary would give these values other ids: refused.
@@ -596,8 +596,20 @@ async fn an_import_that_is_not_the_columns_dictionary_is_refused() {
     assert!(e.to_string().contains("id 2 is missing"), "{e}");
     let e = try_import("twice", &[("a", 1), ("a", 2)]).await.unwrap_err();
     assert!(e.to_string().contains("has ids 1 and 2"), "{e}");
+    // The same pair twice (a row a table holds twice) is one pair; its id
+    // given to another value is not.
+    let e = try_import("same_id", &[("a", 1), ("b", 1), ("a", 1)]).await.unwrap_err();
+    assert!(e.to_string().contains("id 1 is given to two values, \"a\" and \"b\""), "{e}");
     let e = try_import("zero", &[("a", 0), ("b", 1)]).await.unwrap_err();
     assert!(e.to_string().contains("ids start at 1"), "{e}");
+    // Not a BITMAP column; no such column.
+    let d = dir.path().join("ok");
+    spark_dict(&d, "uid", &[("a", 1)]);
+    let url = d.display().to_string();
+    let e = starload::dictjob::import(f(), "k", &url, "dict_key", "dict_value", None).await.unwrap_err();
+    assert!(e.to_string().contains("not BITMAP"), "{e}");
+    let e = starload::dictjob::import(f(), "nope", &url, "dict_key", "dict_value", None).await.unwrap_err();
+    assert!(e.to_string().contains("has no column `nope`"), "{e}");
     // The table holds an id the dictionary does not have.
     seed_ids(&sim, dir.path(), &[("a", 9)]).await;
     let e = try_import("short", &[("a", 1), ("b", 2)]).await.unwrap_err();
