@@ -434,6 +434,26 @@ fn decimal_text(unscaled: &str, scale: usize) -> Option<String> {
     Some(if scale == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") })
 }
 
+/// The job `f` over `source` instead of its own, without what only its own
+/// load uses (dictionaries, pre-aggregation, key options, shard, partition
+/// types): `dict export` and `dict import` read other files with the job's
+/// FE, credentials and store settings.
+fn over_source(f: crate::config::JobFile, source: String) -> crate::config::JobFile {
+    crate::config::JobFile {
+        source: Some(source),
+        hive_table: None,
+        metastore: None,
+        bitmap_dict: Default::default(),
+        bitmap_preaggregate: None,
+        delete_when: None,
+        partial_update: None,
+        merge_condition: None,
+        shard: None,
+        partition_types: Default::default(),
+        ..f
+    }
+}
+
 /// A column name in the scan's SQL (DataFusion): in double quotes.
 fn df_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -474,77 +494,57 @@ pub async fn import(
     let (dstore, table, _) = from_job_file(&f)?;
     let key = DictKey::new(&table, column)?;
     let q = crate::encode::quote_ident;
-    // The table's column: a BITMAP, whose ids must all be the dictionary's
-    // (checked once the pairs are read). The job needs no source of its own.
-    let s = Settings::resolve(crate::config::JobFile {
-        source: Some(from.to_string()),
-        hive_table: None,
-        metastore: None,
-        ..f.clone()
-    })?;
-    let mut meta = crate::meta::Meta::connect(&s.mysql, &s.user, &s.password).await?;
-    let target = meta.table(&s.db, &s.table).await;
-    let target = match target {
-        Ok(t) => t,
-        Err(e) => {
-            meta.close().await;
-            return Err(e);
-        }
-    };
-    match target.column(column) {
-        Some(c) if matches!(c.ty, crate::srtype::SrType::Bitmap) => {}
-        found => {
-            meta.close().await;
-            return Err(Error::config(match found {
-                Some(c) => format!(
-                    "column `{column}` of {}.{} is {}, not BITMAP: a dictionary maps values to the ids of a BITMAP \
-                     column",
-                    s.db, s.table, c.ty
-                ),
-                None => format!("{}.{} has no column `{column}`", s.db, s.table),
-            }));
-        }
-    }
+    // The pairs, read as a job over `from` (the job's own source plays no
+    // part).
     let pairs_job = crate::config::JobFile {
-        source: Some(from.to_string()),
-        hive_table: None,
-        metastore: None,
-        bitmap_dict: Default::default(),
-        bitmap_preaggregate: None,
-        delete_when: None,
-        partial_update: None,
-        merge_condition: None,
-        shard: None,
-        partition_types: Default::default(),
         transform: crate::config::TransformFile {
             select: Some(format!("{} AS value, {} AS id", df_ident(key_column), df_ident(id_column))),
             filter: filter.map(str::to_string),
         },
-        ..f.clone()
+        ..over_source(f, from.to_string())
     };
     let mut settings = Settings::resolve(pairs_job)?;
-    let scanner = crate::job::scan_source(&mut settings).await?;
-    let mut pairs = crate::dict::Pairs::new(scanner.output_schema().field(0).data_type())?;
-    let mut rx = scanner.stream_all("SELECT value, id FROM {t}", 2);
-    while let Some(b) = rx.recv().await {
-        let b = b?;
-        pairs.push(b.column(0).as_ref(), b.column(1).as_ref())?;
+    let (db, tbl) = (settings.db.clone(), settings.table.clone());
+    let mut meta = crate::meta::Meta::connect(&settings.mysql, &settings.user, &settings.password).await?;
+    let read = async {
+        // The table's column: a BITMAP, whose ids must all be the
+        // dictionary's.
+        let target = meta.table(&db, &tbl).await?;
+        match target.column(column) {
+            Some(c) if matches!(c.ty, crate::srtype::SrType::Bitmap) => {}
+            Some(c) => {
+                return Err(Error::config(format!(
+                    "column `{column}` of {db}.{tbl} is {}, not BITMAP: a dictionary maps values to the ids of a \
+                     BITMAP column",
+                    c.ty
+                )));
+            }
+            None => return Err(Error::config(format!("{db}.{tbl} has no column `{column}`"))),
+        }
+        let scanner = crate::job::scan_source(&mut settings).await?;
+        let mut pairs = crate::dict::Pairs::new(scanner.output_schema().field(0).data_type())?;
+        let mut rx = scanner.stream_all("SELECT value, id FROM {t}", 2);
+        while let Some(b) = rx.recv().await {
+            let b = b?;
+            pairs.push(b.column(0).as_ref(), b.column(1).as_ref())?;
+        }
+        let sql = format!("SELECT max(bitmap_max({})) FROM {}.{}", q(column), q(&db), q(&tbl));
+        let rows = meta.query(&sql).await.map_err(|e| e.context(format!("reading the ids of `{column}`")))?;
+        let table_max_id = match rows.first().and_then(|r| r.first().cloned().flatten()) {
+            None => None,
+            Some(t) => Some(t.trim().parse::<u64>().map_err(|_| Error::infra(format!("`{sql}` returned `{t}`")))?),
+        };
+        Ok((pairs, table_max_id))
     }
-    let sql = format!("SELECT max(bitmap_max({})) FROM {}.{}", q(column), q(&s.db), q(&s.table));
-    let rows = meta.query(&sql).await.map_err(|e| e.context(format!("reading the ids of `{column}`")));
+    .await;
     meta.close().await;
-    let table_max_id = match rows?.first().and_then(|r| r.first().cloned().flatten()) {
-        None => None,
-        Some(t) => Some(t.trim().parse::<u64>().map_err(|_| Error::infra(format!("`{sql}` returned `{t}`")))?),
-    };
+    let (pairs, table_max_id) = read?;
     if let Some(m) = table_max_id
         && m > pairs.len()
     {
         return Err(Error::config(format!(
-            "column `{column}` of {}.{} holds id {m}, but the dictionary to import has {} ids: it is not this \
+            "column `{column}` of {db}.{tbl} holds id {m}, but the dictionary to import has {} ids: it is not this \
              column's dictionary, or not all of it; new values would get ids the table already uses",
-            s.db,
-            s.table,
             pairs.len()
         )));
     }
@@ -576,20 +576,7 @@ pub async fn export(
     let state = f.state_dir.clone().unwrap_or_else(|| std::path::PathBuf::from(".starload"));
     let zone = crate::encode::Zone::parse(f.timezone.as_deref().unwrap_or("UTC"))?;
     let (dir, _) = export_files(&dstore, &key, version, &state, zone).await?;
-    let job = crate::config::JobFile {
-        source: Some(dir.display().to_string()),
-        hive_table: None,
-        metastore: None,
-        table: Some(to.to_string()),
-        bitmap_dict: Default::default(),
-        bitmap_preaggregate: None,
-        delete_when: None,
-        partial_update: None,
-        merge_condition: None,
-        shard: None,
-        partition_types: Default::default(),
-        ..f
-    };
+    let job = crate::config::JobFile { table: Some(to.to_string()), ..over_source(f, dir.display().to_string()) };
     let settings = Settings::resolve(job)?;
     let p = crate::job::prepare(settings).await?;
     let keyed = matches!(p.target.keys, crate::meta::KeysType::Primary | crate::meta::KeysType::Unique);

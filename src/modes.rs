@@ -559,11 +559,16 @@ fn first_u64(b: &[datafusion::arrow::record_batch::RecordBatch]) -> u64 {
         .unwrap_or(0) as u64
 }
 
-/// Whether table `name` exists in `db`.
-async fn table_exists(meta: &mut Meta, db: &str, name: &str) -> Result<bool> {
+/// The tables of `db`.
+async fn tables(meta: &mut Meta, db: &str) -> Result<Vec<String>> {
     crate::meta::check_ident("database", db)?;
     let rows = meta.query(&format!("SHOW TABLES FROM `{db}`")).await?;
-    Ok(rows.iter().any(|r| r.first().cloned().flatten().as_deref() == Some(name)))
+    Ok(rows.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect())
+}
+
+/// Whether table `name` exists in `db`.
+async fn table_exists(meta: &mut Meta, db: &str, name: &str) -> Result<bool> {
+    Ok(tables(meta, db).await?.iter().any(|t| t == name))
 }
 
 async fn count(meta: &mut Meta, sql: &str) -> Result<u64> {
@@ -617,8 +622,7 @@ async fn drop_abandoned(ctx: &RunCtx, meta: &mut Meta, t: &Targets) -> Result<()
         }
     }
     let shadow_prefix = format!("{table}__stl_{fp8}_");
-    for row in meta.query(&format!("SHOW TABLES FROM `{db}`")).await? {
-        let Some(name) = row.into_iter().next().flatten() else { continue };
+    for name in tables(meta, db).await? {
         if name.strip_prefix(&shadow_prefix).is_some_and(earlier) && Some(&name) != t.shadow.as_ref() {
             tracing::warn!("dropping shadow table `{name}` of an abandoned attempt of this overwrite");
             meta.exec(&format!("DROP TABLE IF EXISTS `{db}`.`{name}`")).await?;
