@@ -44,25 +44,10 @@ fn job_args<'a>(
 fn all_output(o: &Output, state: &Path) -> String {
     let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
     s.push_str(&String::from_utf8_lossy(&o.stderr));
-    for e in walk(state) {
+    for e in files_under(state) {
         s.push_str(&String::from_utf8_lossy(&std::fs::read(e).unwrap_or_default()));
     }
     s
-}
-
-fn walk(p: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                out.extend(walk(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -248,11 +248,8 @@ async fn another_transform_over_files_already_loaded_is_refused() {
     load(f).await.unwrap();
 }
 
-/// The nightly `where day = <date>` over files that are not partitioned by
-/// day: each night reads the same files with another where clause, and
-/// runs; the same night again under another spelling is refused.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nightly_wheres_over_the_same_files_run_and_a_respelled_one_is_refused() {
+/// Six events over three days in one file, and a table `db.t` for them.
+async fn events_by_day() -> (tempfile::TempDir, starload::sim::Sim) {
     use arrow::array::{ArrayRef, Int64Array, StringArray};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
@@ -261,6 +258,15 @@ async fn nightly_wheres_over_the_same_files_run_and_a_respelled_one_is_refused()
     let batch = arrow::record_batch::RecordBatch::try_from_iter([("id", ids), ("day", day)]).unwrap();
     write_parquet(&dir.path().join("events.parquet"), &batch);
     let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("day", "VARCHAR(8)")])]).await;
+    (dir, sim)
+}
+
+/// The nightly `where day = <date>` over files that are not partitioned by
+/// day: each night reads the same files with another where clause, and
+/// runs; the same night again under another spelling is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nightly_wheres_over_the_same_files_run_and_a_respelled_one_is_refused() {
+    let (dir, sim) = events_by_day().await;
     let state = tempfile::tempdir().unwrap();
     let night = |w: &str| {
         let mut f = job_file(&sim, dir.path(), "db.t", state.path());
@@ -282,14 +288,7 @@ async fn nightly_wheres_over_the_same_files_run_and_a_respelled_one_is_refused()
 /// label as started, which must not count as rows in the table).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transform_fixed_after_a_rejected_load_runs() {
-    use arrow::array::{ArrayRef, Int64Array, StringArray};
-    use std::sync::Arc;
-    let dir = tempfile::tempdir().unwrap();
-    let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..6));
-    let day: ArrayRef = Arc::new(StringArray::from(vec!["d1", "d1", "d2", "d2", "d3", "d3"]));
-    let batch = arrow::record_batch::RecordBatch::try_from_iter([("id", ids), ("day", day)]).unwrap();
-    write_parquet(&dir.path().join("events.parquet"), &batch);
-    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("day", "VARCHAR(8)")])]).await;
+    let (dir, sim) = events_by_day().await;
     sim.add_fault(starload::sim::FaultRule::on_request(1, starload::sim::Fault::Fail("too many filtered rows".into())));
     let state = tempfile::tempdir().unwrap();
     let mut f = job_file(&sim, dir.path(), "db.t", state.path());
@@ -309,7 +308,8 @@ async fn a_load_sent_without_a_recorded_outcome_counts_for_the_guard() {
     let (_sim, state, f) = setup().await;
     let first = load(f.clone()).await.unwrap();
     assert!(first.load.rows_loaded > 0);
-    let journal = find_journal(state.path());
+    let journal =
+        files_under(state.path()).into_iter().find(|p| p.extension().is_some_and(|x| x == "journal")).unwrap();
     let text = std::fs::read_to_string(&journal).unwrap();
     let cut: String = text
         .lines()
@@ -322,21 +322,4 @@ async fn a_load_sent_without_a_recorded_outcome_counts_for_the_guard() {
     g.transform.filter = Some("dt = '2024-02-28'".into());
     let e = load(g).await.unwrap_err();
     assert!(e.to_string().contains("under another select/where/delete_when"), "{e}");
-}
-
-fn find_journal(dir: &std::path::Path) -> std::path::PathBuf {
-    fn walk(dir: &std::path::Path) -> Option<std::path::PathBuf> {
-        for e in std::fs::read_dir(dir).ok()?.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                if let Some(j) = walk(&p) {
-                    return Some(j);
-                }
-            } else if p.extension().is_some_and(|x| x == "journal") {
-                return Some(p);
-            }
-        }
-        None
-    }
-    walk(dir).unwrap_or_else(|| panic!("no journal under {}", dir.display()))
 }

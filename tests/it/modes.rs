@@ -131,9 +131,7 @@ async fn overwrite_replaces_exactly_the_partitions_the_job_touches() {
     want.extend(old_expected(&old[1..2]));
     assert_same(&want, &stored(&sim, "db", "t"), &|_, v| v.clone());
     let temps: Vec<String> = {
-        let mut m = starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD))
-            .await
-            .unwrap();
+        let mut m = meta(&sim).await;
         m.partitions("db", "t", true).await.unwrap().into_iter().map(|p| p.0).collect()
     };
     assert!(temps.is_empty(), "temporary partitions left behind: {temps:?}");
@@ -161,8 +159,7 @@ async fn a_failed_overwrite_leaves_the_live_data_and_no_temporary_partitions() {
     let e = load(f.clone()).await.unwrap_err();
     assert!(e.to_string().contains("Access denied"), "{e}");
     assert_same(&old_expected(&old), &stored(&sim, "db", "t"), &|_, v| v.clone());
-    let mut m =
-        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    let mut m = meta(&sim).await;
     assert!(m.partitions("db", "t", true).await.unwrap().is_empty(), "temporary partitions must be dropped");
     // A new attempt (new labels) succeeds once the fault is gone.
     sim.clear_faults();
@@ -192,8 +189,7 @@ async fn overwrite_of_an_unpartitioned_table_swaps_a_shadow() {
     load(f).await.unwrap();
     let want = oracle(|o| o["region"] == "eu");
     assert_same(&want, &stored(&sim, "db", "u"), &|_, v| v.clone());
-    let mut m =
-        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    let mut m = meta(&sim).await;
     let tables = m.query("SHOW TABLES FROM db").await.unwrap();
     assert_eq!(tables.len(), 1, "the shadow table must be dropped: {tables:?}");
 }
@@ -222,9 +218,7 @@ async fn an_overwrite_whose_swap_reply_was_lost_does_not_swap_back() {
         let r = load(f.clone()).await.unwrap();
         assert_eq!(r.load.chunks_loaded, 0, "{name}: nothing is loaded again");
         assert_same(&want, &stored(&sim, "db", name), &|_, v| v.clone());
-        let mut m = starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD))
-            .await
-            .unwrap();
+        let mut m = meta(&sim).await;
         assert_eq!(m.query("SHOW TABLES FROM db").await.unwrap().len(), 1, "{name}: the shadow must be dropped");
         let temps = m.query(&format!("SHOW TEMPORARY PARTITIONS FROM db.{name}")).await.unwrap();
         assert!(temps.is_empty(), "{name}: {temps:?}");
@@ -260,9 +254,22 @@ async fn a_lost_swap_reply_then_another_overwrite_leaves_the_newest_rows() {
     assert_eq!(rows.len(), oracle(|o| o["region"] == "eu").len());
     let other = rows.values().filter(|o| o["c_str"] != "newest").count();
     assert_eq!(other, 0, "rows other than the newest job's are live");
-    let mut m =
-        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    let mut m = meta(&sim).await;
     assert_eq!(m.query("SHOW TABLES FROM db").await.unwrap().len(), 1, "the shadow (old rows) is dropped");
+}
+
+/// `f` in small chunks, one at a time, not retried, its third load failing
+/// with `fault`: the first two chunks are committed before the failure.
+fn third_load_fails(
+    sim: &starload::sim::Sim,
+    mut f: starload::config::JobFile,
+    fault: Fault,
+) -> starload::config::JobFile {
+    f.chunk_bytes = Some(starload::config::ByteSize(16 << 10));
+    f.parallel = Some(1);
+    f.max_retries = Some(0);
+    sim.add_fault(FaultRule::on_request(3, fault));
+    f
 }
 
 /// A shadow table that went away while the journal still counts chunks
@@ -273,15 +280,10 @@ async fn a_lost_swap_reply_then_another_overwrite_leaves_the_newest_rows() {
 async fn an_overwrite_whose_shadow_went_away_starts_over() {
     let sim = sim(vec![table("u", false, "DUP_KEYS")]).await;
     let state = tempfile::tempdir().unwrap();
-    let mut f = overwrite_job(&sim, "u", state.path(), "region = 'eu'");
-    f.chunk_bytes = Some(starload::config::ByteSize(16 << 10));
-    f.parallel = Some(1);
-    f.max_retries = Some(0);
-    sim.add_fault(FaultRule::on_request(3, Fault::Http(503)));
+    let f = third_load_fails(&sim, overwrite_job(&sim, "u", state.path(), "region = 'eu'"), Fault::Http(503));
     let e = load(f.clone()).await.unwrap_err();
     assert_eq!(e.kind(), starload::ErrorKind::Infra, "{e}");
-    let mut m =
-        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    let mut m = meta(&sim).await;
     let shadow = m
         .query("SHOW TABLES FROM db")
         .await
@@ -306,16 +308,13 @@ async fn an_overwrite_whose_shadow_went_away_starts_over() {
 async fn an_overwrite_with_a_lost_journal_does_not_trust_a_dropped_attempts_labels() {
     let sim = sim(vec![table("u", false, "DUP_KEYS")]).await;
     let state = tempfile::tempdir().unwrap();
-    let mut f = overwrite_job(&sim, "u", state.path(), "region = 'eu'");
-    f.chunk_bytes = Some(starload::config::ByteSize(16 << 10));
-    f.parallel = Some(1);
     // The third load fails for good: two chunks are committed into the
     // shadow, which the failed attempt's cleanup drops.
-    sim.add_fault(FaultRule::on_request(3, Fault::Fail("Access denied for user 'loader'".into())));
+    let fault = Fault::Fail("Access denied for user 'loader'".into());
+    let f = third_load_fails(&sim, overwrite_job(&sim, "u", state.path(), "region = 'eu'"), fault);
     let e = load(f.clone()).await.unwrap_err();
     assert_ne!(e.kind(), starload::ErrorKind::Infra, "{e}");
-    let mut m =
-        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    let mut m = meta(&sim).await;
     assert_eq!(m.query("SHOW TABLES FROM db").await.unwrap().len(), 1, "the shadow is dropped");
     std::fs::remove_dir_all(state.path().join("jobs")).unwrap();
     load(f).await.unwrap();
@@ -325,14 +324,9 @@ async fn an_overwrite_with_a_lost_journal_does_not_trust_a_dropped_attempts_labe
     // partitions, which the new attempt's could not overlap, are dropped.
     let sim = crate::support::sim(vec![table("t", true, "DUP_KEYS")]).await;
     let state = tempfile::tempdir().unwrap();
-    let mut f = overwrite_job(&sim, "t", state.path(), "c_i32 IS NOT NULL");
-    f.chunk_bytes = Some(starload::config::ByteSize(16 << 10));
-    f.parallel = Some(1);
-    f.max_retries = Some(0);
-    sim.add_fault(FaultRule::on_request(3, Fault::Http(503)));
+    let f = third_load_fails(&sim, overwrite_job(&sim, "t", state.path(), "c_i32 IS NOT NULL"), Fault::Http(503));
     assert_eq!(load(f.clone()).await.unwrap_err().kind(), starload::ErrorKind::Infra);
-    let mut m =
-        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    let mut m = meta(&sim).await;
     assert!(!m.partitions("db", "t", true).await.unwrap().is_empty());
     std::fs::remove_dir_all(state.path().join("jobs")).unwrap();
     load(f).await.unwrap();
@@ -352,7 +346,8 @@ async fn a_commit_sent_counts_as_visible_to_the_other_transform_guard() {
     f.transform.select = Some(SELECT.into());
     load(f.clone()).await.unwrap();
     // The journal as a kill right after the commit leaves it.
-    let journal = walk(state.path()).into_iter().find(|p| p.extension().is_some_and(|e| e == "journal")).unwrap();
+    let journal =
+        files_under(state.path()).into_iter().find(|p| p.extension().is_some_and(|e| e == "journal")).unwrap();
     let text = std::fs::read_to_string(&journal).unwrap();
     assert!(text.contains("\"step\":\"atomic_committing\""), "{text}");
     let cut: String =
@@ -365,19 +360,6 @@ async fn a_commit_sent_counts_as_visible_to_the_other_transform_guard() {
     assert_eq!(e.kind(), starload::ErrorKind::Config, "{e}");
     assert_eq!(sim.be_requests(), requests, "nothing sent");
     assert_same(&oracle(|_| true), &stored(&sim, "db", "a"), &|_, v| v.clone());
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -632,8 +614,7 @@ async fn temporary_partitions_of_an_abandoned_overwrite_are_named_with_the_sql_t
     // some behind, and every later overwrite of those partitions needs them
     // gone. The error names them and the statements that drop them.
     let sim = sim(vec![table("t", true, "DUP_KEYS")]).await;
-    let mut m =
-        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    let mut m = meta(&sim).await;
     let stale = "stl_0badc0de_s_p20240228";
     m.exec(&format!(
         "ALTER TABLE `db`.`t` ADD TEMPORARY PARTITION `{stale}` VALUES [(\"2024-02-28\"), (\"2024-02-29\"))"

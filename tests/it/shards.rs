@@ -134,8 +134,7 @@ async fn sharded_overwrite_swaps_once_finalized() {
     again.env("STARROCKS_PASSWORD", PASSWORD);
     let o = tokio::task::spawn_blocking(move || again.output().unwrap()).await.unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut m =
-        starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap();
+    let mut m = meta(&sim).await;
     let temps = m.query("SHOW TEMPORARY PARTITIONS FROM db.t").await.unwrap();
     assert!(temps.is_empty(), "{temps:?}");
     assert_same(&oracle(), &stored(&sim, "db", "t"), &|_, v| v.clone());

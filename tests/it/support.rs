@@ -20,6 +20,27 @@ pub async fn sim(tables: Vec<TableSpec>) -> Sim {
 }
 
 /// A simulator, with a hook to adjust its config.
+/// A MySQL connection to the simulator's FE, as the test user.
+pub async fn meta(sim: &Sim) -> starload::meta::Meta {
+    starload::meta::Meta::connect(&sim.mysql_addr(), USER, &starload::client::Secret::new(PASSWORD)).await.unwrap()
+}
+
+/// Every file under `p` (none when it does not exist).
+pub fn files_under(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(files_under(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
 pub async fn sim_with(tables: Vec<TableSpec>, f: impl FnOnce(&mut SimConfig)) -> Sim {
     let mut cfg = SimConfig {
         tables: tables.into_iter().map(|t| validate(t).expect("valid table")).collect(),
