@@ -84,7 +84,13 @@ impl Zone {
             Zone::Fixed(o) => *o as i64,
             Zone::Named(tz) => {
                 use chrono::{Offset, TimeZone};
-                let secs = within_zone_tables(utc_us.div_euclid(1_000_000));
+                let secs = utc_us.div_euclid(1_000_000);
+                if secs >= FIRST_UNTABLED
+                    && let Some(o) = beyond_tables(*tz, secs)
+                {
+                    return o;
+                }
+                let secs = within_zone_tables(secs);
                 match chrono::DateTime::from_timestamp(secs, 0) {
                     Some(dt) => tz.offset_from_utc_datetime(&dt.naive_utc()).fix().local_minus_utc() as i64,
                     None => 0,
@@ -105,15 +111,35 @@ impl Zone {
     }
 }
 
-/// chrono-tz's tables end with the transitions of 2099, after which a zone
-/// would stay on the offset its last one left (Los Angeles on standard
-/// time all summer of 2100). StarRocks (cctz) and Java go on with the zone's
-/// last rule; so does this: an instant from 2100 on is moved, whole days at
-/// a time, into the year of 2072–2099 whose calendar is the same (leap year
-/// or not, and the weekday of January 1), where the same rule gives the same
-/// offset.
+/// 2100-01-01T00:00:00Z: chrono-tz's tables end with the transitions of
+/// 2099, after which a zone would stay on the offset its last one left (Los
+/// Angeles on standard time all summer of 2100).
+const FIRST_UNTABLED: i64 = 4_102_444_800;
+
+/// The offset of zone `tz` at `secs` (from 2100 on) as StarRocks' cctz
+/// gives it: from the system's zoneinfo file, whose footer rule (`<+01>-1`,
+/// `EST5EDT,M3.2.0,M11.1.0`) goes on after its last transition. `None` when
+/// the system has no zoneinfo for the zone.
+fn beyond_tables(tz: chrono_tz::Tz, secs: i64) -> Option<i64> {
+    thread_local! {
+        static ZONES: std::cell::RefCell<std::collections::HashMap<chrono_tz::Tz, Option<jiff::tz::TimeZone>>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    ZONES.with_borrow_mut(|zones| {
+        let zone = zones.entry(tz).or_insert_with(|| jiff::tz::TimeZone::get(tz.name()).ok()).as_ref()?;
+        // Up to the last instant jiff represents (9999-12-30): no zone
+        // changes its offset in the last days of a year.
+        let ts = jiff::Timestamp::from_second(secs.min(jiff::Timestamp::MAX.as_second())).ok()?;
+        Some(zone.to_offset(ts).seconds() as i64)
+    })
+}
+
+/// [`beyond_tables`] without a zoneinfo file: an instant from 2100 on is
+/// moved, whole days at a time, into the year of 2072–2099 whose calendar
+/// is the same (leap year or not, and the weekday of January 1), where a
+/// zone whose rule did not change gives the same offset (not so for zones
+/// that list one-off changes into the 2080s, as Casablanca and Gaza do).
 fn within_zone_tables(secs: i64) -> i64 {
-    const FIRST_UNTABLED: i64 = 4_102_444_800; // 2100-01-01T00:00:00Z
     if secs < FIRST_UNTABLED {
         return secs;
     }
@@ -2700,6 +2726,24 @@ mod tests {
         }
         let dec = SrType::Decimal { precision: 10, scale: 2 };
         for s in ["0", "1", "1.5", "1.50", "1.500", "-0.5", "0.00", "-12.34"] {
+        // Zones whose tables list one-off changes into the 2080s (Ramadan in
+        // Casablanca and Gaza) go on with their footer rule, as cctz does:
+        // Casablanca on +01, Gaza on EET with summer time March–October.
+        // Needs the system's zoneinfo (a machine without it gets the 2072–2099
+        // calendar year's offset).
+        if std::path::Path::new("/usr/share/zoneinfo/Africa/Casablanca").exists() {
+            let casa = Zone::parse("Africa/Casablanca").unwrap();
+            let gaza = Zone::parse("Asia/Gaza").unwrap();
+            for (zone, at, hours) in [
+                (casa, us(2244, 7, 10, 10), 1),
+                (casa, us(2150, 4, 1, 12), 1),
+                (gaza, us(2244, 7, 10, 10), 3),
+                (gaza, us(2244, 1, 10, 10), 2),
+                (la, us(9999, 12, 31, 23), -8),
+            ] {
+                assert_eq!(zone.offset_secs(at), hours * 3600_i64, "{} at {at}", zone.name());
+            }
+        }
             assert!(exact(dec.clone(), s), "{s}");
         }
         for s in ["007.50", "+1", " 1.5 ", ".5", "1.", "-0.0", "-0", "1e1", "1.555"] {

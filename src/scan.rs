@@ -307,11 +307,7 @@ impl Scanner {
             .iter()
             .map(|f| {
                 let c = Expr::Column(datafusion::common::Column::new_unqualified(f.name()));
-                if zoned(f) {
-                    datafusion::functions::datetime::expr_fn::to_local_time(vec![c]).alias(f.name())
-                } else {
-                    c
-                }
+                if zoned(f) { checked::LocalTime::expr(self.zone, c).alias(f.name()) } else { c }
             })
             .collect();
         let view = df.select(exprs)?.into_unoptimized_plan();
@@ -386,9 +382,11 @@ impl Scanner {
         // Top-level string columns (a leaf of path length one whose Arrow
         // type is a string).
         let is_string = |info: &crate::plan::FileInfo, c: &parquet::schema::types::ColumnDescriptor| {
-            info.schema
-                .field_with_name(c.name())
-                .is_ok_and(|f| matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
+            c.path().parts().len() == 1
+                && info
+                    .schema
+                    .field_with_name(c.name())
+                    .is_ok_and(|f| matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
         };
         self.first_raw(
             slices,
@@ -426,9 +424,10 @@ impl Scanner {
         .await
     }
 
-    /// Reads the top-level columns `pick_column` selects of `slices` without
+    /// Reads the leaf columns `pick_column` selects of `slices` without
     /// decoding them to Arrow, and returns the first non-NULL value `bad`
-    /// holds for, as (file index, row of the file from 1, column).
+    /// holds for, as (file index, row of the file from 1, column; a nested
+    /// leaf is named by its top-level column).
     async fn first_raw<T: parquet::data_type::DataType>(
         &self,
         slices: &[Slice],
@@ -449,19 +448,19 @@ impl Scanner {
                     .fetch_metadata()
                     .await?;
             let descr = md.file_metadata().schema_descr();
-            let targets: Vec<(usize, String, i16)> = descr
+            let targets: Vec<(usize, String, i16, i16)> = descr
                 .columns()
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.path().parts().len() == 1 && pick_column(info, c))
-                .map(|(i, c)| (i, c.name().to_string(), c.max_def_level()))
+                .filter(|(_, c)| pick_column(info, c))
+                .map(|(i, c)| (i, c.path().parts()[0].clone(), c.max_def_level(), c.max_rep_level()))
                 .collect();
             for (g, skip, take, _) in s.group_rows(info) {
                 let rg = md.row_group(g);
                 // 0-based rows of the file the slice holds in this group.
                 let row = info.group_first_row(g);
                 let wanted = row + skip..row + skip + take;
-                for (ci, name, max_def) in &targets {
+                for (ci, name, max_def, max_rep) in &targets {
                     let (start, len) = rg.column(*ci).byte_range();
                     let bytes = store
                         .get_range(&info.file.path, start..start + len)
@@ -471,21 +470,32 @@ impl Scanner {
                     let props = Arc::new(parquet::file::properties::ReaderProperties::builder().build());
                     let reader = SerializedRowGroupReader::new(Arc::new(seg), rg, None, props)?;
                     let Some(mut col) = reader_of(reader.get_column_reader(*ci)?) else { continue };
-                    let (mut done, mut defs, mut values) = (0u64, Vec::new(), Vec::new());
+                    let (mut done, mut defs, mut reps, mut values) = (0u64, Vec::new(), Vec::new(), Vec::new());
                     loop {
                         defs.clear();
+                        reps.clear();
                         values.clear();
                         let d = (*max_def > 0).then_some(&mut defs);
-                        let (records, _, _) = col.read_records(8192, d, None, &mut values)?;
+                        let r = (*max_rep > 0).then_some(&mut reps);
+                        let (records, _, levels) = col.read_records(8192, d, r, &mut values)?;
                         if records == 0 {
                             break;
                         }
                         let mut vals = values.iter();
-                        for k in 0..records {
-                            if defs.get(k).is_some_and(|d| d < max_def) {
-                                continue; // NULL
+                        // One level per value slot: a record per slot at the
+                        // top level (no repetition levels); in a repeated
+                        // leaf, a slot of repetition level 0 starts the next
+                        // record.
+                        let slots = if *max_rep > 0 { levels } else { records };
+                        let mut k = 0u64;
+                        for slot in 0..slots {
+                            if slot > 0 && reps.get(slot).is_none_or(|&r| r == 0) {
+                                k += 1;
                             }
-                            let at = row + done + k as u64;
+                            if defs.get(slot).is_some_and(|d| d < max_def) {
+                                continue; // NULL, or an empty or NULL list
+                            }
+                            let at = row + done + k;
                             if vals.next().is_some_and(&bad) && wanted.contains(&at) {
                                 return Ok(Some((s.file, at + 1, name.clone())));
                             }

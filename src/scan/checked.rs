@@ -394,6 +394,87 @@ impl datafusion::logical_expr::ScalarUDFImpl for WallClockNow {
     }
 }
 
+/// A zoned timestamp as the wall-clock time of the job's zone, without
+/// zone (DataFusion's `to_local_time`, but with the job zone's offsets from
+/// [`crate::encode::Zone::offset_secs`]: chrono-tz, which DataFusion uses,
+/// keeps a zone on one offset from 2100 on, where StarRocks goes on with
+/// its daylight-saving rule). The column's zone is the job's zone (the
+/// file schema is read in it).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct LocalTime {
+    signature: datafusion::logical_expr::Signature,
+    zone: crate::encode::Zone,
+}
+
+impl LocalTime {
+    pub(crate) fn expr(zone: crate::encode::Zone, arg: Expr) -> Expr {
+        let signature = datafusion::logical_expr::Signature::any(1, datafusion::logical_expr::Volatility::Immutable);
+        datafusion::logical_expr::ScalarUDF::from(LocalTime { signature, zone }).call(vec![arg])
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for LocalTime {
+    fn name(&self) -> &str {
+        "to_local_time"
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> datafusion::common::Result<DataType> {
+        match &args[0] {
+            DataType::Timestamp(unit, _) => Ok(DataType::Timestamp(*unit, None)),
+            other => datafusion::common::plan_err!("to_local_time of {other}, not a timestamp"),
+        }
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::common::Result<datafusion::logical_expr::ColumnarValue> {
+        use arrow::array::{Array, PrimitiveArray};
+        use arrow::datatypes::{
+            ArrowTimestampType, TimeUnit, TimestampMicrosecondType as Us, TimestampMillisecondType as Ms,
+            TimestampNanosecondType as Ns, TimestampSecondType as S,
+        };
+        use datafusion::logical_expr::ColumnarValue;
+        fn local<T: ArrowTimestampType>(
+            a: &dyn Array,
+            zone: crate::encode::Zone,
+            per_sec: i64,
+        ) -> datafusion::common::Result<arrow::array::ArrayRef> {
+            let a: &PrimitiveArray<T> = arrow::array::AsArray::as_primitive(a);
+            let out: PrimitiveArray<T> = a.try_unary(|v| {
+                // The instant in µs (floored), for the zone's offset.
+                let us = (v as i128 * 1_000_000).div_euclid(per_sec as i128);
+                let us = i64::try_from(us).unwrap_or(if us < 0 { i64::MIN } else { i64::MAX });
+                v.checked_add(zone.offset_secs(us) * per_sec).ok_or_else(|| {
+                    arrow::error::ArrowError::ComputeError(format!(
+                        "timestamp {v} is out of range as wall-clock time in {}",
+                        zone.name()
+                    ))
+                })
+            })?;
+            Ok(Arc::new(out.with_timezone_opt(None::<Arc<str>>)))
+        }
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let a = arrays[0].as_ref();
+        let out = match a.data_type() {
+            DataType::Timestamp(TimeUnit::Second, _) => local::<S>(a, self.zone, 1)?,
+            DataType::Timestamp(TimeUnit::Millisecond, _) => local::<Ms>(a, self.zone, 1_000)?,
+            DataType::Timestamp(TimeUnit::Microsecond, _) => local::<Us>(a, self.zone, 1_000_000)?,
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => local::<Ns>(a, self.zone, 1_000_000_000)?,
+            other => return datafusion::common::exec_err!("to_local_time of {other}, not a timestamp"),
+        };
+        Ok(if args.args.iter().all(|v| matches!(v, ColumnarValue::Scalar(_))) {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
 /// Registers [`WallClockNow`] for the job zone `zone`.
 pub(crate) fn register_wall_clock_now(ctx: &SessionContext, zone: crate::encode::Zone) {
     let f = WallClockNow {

@@ -616,6 +616,61 @@ async fn the_parquet_type_wins_over_the_arrow_type_hint_beside_it() {
     assert_eq!(got["1"]["tst"], json!({"t": local}), "and in a struct");
 }
 
+/// From 2100 on a named zone goes on with its daylight-saving rule
+/// (chrono-tz, which DataFusion's own `to_local_time` uses, keeps the
+/// offset of 2099's last change): the same wall-clock time at the top level,
+/// in a list and in a struct, and as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoned_timestamps_from_2100_keep_the_zones_summer_time_at_every_depth() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+import sys, datetime as dt, pyarrow as pa, pyarrow.parquet as pq
+U = dt.timezone.utc
+v = [dt.datetime(2099, 7, 1, 12, tzinfo=U), dt.datetime(2100, 7, 1, 12, tzinfo=U), dt.datetime(2244, 7, 10, 10, tzinfo=U),
+     dt.datetime(2150, 1, 10, 12, tzinfo=U)]
+ts = pa.timestamp("us", tz="UTC")
+pq.write_table(pa.table({
+    "id": pa.array(range(1, 5), pa.int64()),
+    "ts": pa.array(v, ts),
+    "s": pa.array(v, ts),
+    "tl": pa.array([[x] for x in v], pa.list_(ts)),
+    "tst": pa.array([{"t": x} for x in v], pa.struct([("t", ts)])),
+}), f"{sys.argv[1]}/p.parquet")
+"#;
+    run_pyarrow(script, dir.path());
+    let sim = sim(vec![dup_table(
+        "db",
+        "t",
+        "id",
+        vec![
+            col_nn("id", "BIGINT"),
+            col("ts", "DATETIME"),
+            col("s", "VARCHAR(40)"),
+            col("tl", "ARRAY<DATETIME>"),
+            col("tst", "STRUCT<t DATETIME>"),
+        ],
+    )])
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+    f.timezone = Some("America/New_York".into());
+    load(f).await.unwrap();
+    let got = stored(&sim, "db", "t");
+    for (id, local) in [
+        ("1", "2099-07-01 08:00:00"),
+        ("2", "2100-07-01 08:00:00"),
+        ("3", "2244-07-10 06:00:00"),
+        ("4", "2150-01-10 07:00:00"),
+    ] {
+        let d = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S").unwrap();
+        let stored_ts = json!({"ts_us": d.and_utc().timestamp_micros().to_string()});
+        assert_eq!(got[id]["ts"], stored_ts, "row {id}: top level");
+        assert_eq!(got[id]["s"], json!(local), "row {id}: as text");
+        assert_eq!(got[id]["tl"], json!([stored_ts]), "row {id}: in a list");
+        assert_eq!(got[id]["tst"], json!({"t": stored_ts}), "row {id}: in a struct");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ancient_values_of_spark_legacy_calendar_files_are_refused() {
     use parquet::file::metadata::KeyValue;
@@ -880,9 +935,19 @@ ns = 1_704_067_200_000_000_000
 for name, second in [("ok", ns + 123_456_000), ("bad", ns + 123_456_789)]:
     t = pa.table({"id": pa.array([1, 2], pa.int64()), "t": pa.array([ns, second], pa.timestamp("ns"))})
     pq.write_table(t, f"{sys.argv[1]}/{name}/part-0.parquet", use_deprecated_int96_timestamps=True, row_group_size=1)
+# Nested: the reader drops the nanoseconds there too. Row 4's list holds the
+# value, after an empty and a NULL list (rows counted by repetition level).
+ts = pa.timestamp("ns")
+l = pa.array([[ns], [], None, [ns, ns + 123_456_789]], pa.list_(ts))
+m = pa.array([[("a", ns)], [], None, [("b", ns + 1_000)]], pa.map_(pa.string(), ts))
+t = pa.table({"id": pa.array([1, 2, 3, 4], pa.int64()), "l": l, "m": m})
+pq.write_table(t, f"{sys.argv[1]}/nested/part-0.parquet", use_deprecated_int96_timestamps=True)
+t = pa.table({"id": pa.array([1, 2], pa.int64()), "st": pa.array([{"t": ns}, {"t": ns - 1}], pa.struct([("t", ts)]))})
+pq.write_table(t, f"{sys.argv[1]}/nested_struct/part-0.parquet", use_deprecated_int96_timestamps=True)
 "#;
-    std::fs::create_dir_all(dir.path().join("ok")).unwrap();
-    std::fs::create_dir_all(dir.path().join("bad")).unwrap();
+    for d in ["ok", "bad", "nested", "nested_struct"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
     run_pyarrow(script, dir.path());
     let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("t", "DATETIME")]);
     let sim1 = sim(vec![table()]).await;
@@ -898,6 +963,26 @@ for name, second in [("ok", ns + 123_456_000), ("bad", ns + 123_456_789)]:
         e.contains("part-0.parquet") && e.contains("row 2") && e.contains("`t`") && e.contains("nanoseconds"),
         "{e}"
     );
+    let nested = dup_table(
+        "db",
+        "t",
+        "id",
+        vec![col_nn("id", "BIGINT"), col("l", "ARRAY<DATETIME>"), col("m", "MAP<VARCHAR(5),DATETIME>")],
+    );
+    let sim4 = sim(vec![nested]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim4, &dir.path().join("nested"), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(
+        e.contains("part-0.parquet") && e.contains("row 4") && e.contains("`l`") && e.contains("nanoseconds"),
+        "{e}"
+    );
+    assert_eq!(sim4.rows("db", "t").len(), 0);
+    let sim5 =
+        sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("st", "STRUCT<t DATETIME>")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e =
+        load(job_file(&sim5, &dir.path().join("nested_struct"), "db.t", state.path())).await.unwrap_err().to_string();
+    assert!(e.contains("row 2") && e.contains("`st`") && e.contains("nanoseconds"), "{e}");
     // A negative time of day (older pyarrow, before 1970): StarRocks reads
     // it as unsigned, another time; refused too.
     use parquet::data_type::{Int64Type, Int96, Int96Type};
