@@ -1789,6 +1789,26 @@ impl Writer<'_> {
     }
 
     fn write(&self, i: usize, mode: Mode, out: &mut Vec<u8>) -> CellResult {
+        let start = out.len();
+        self.write_value(i, mode, out)?;
+        // A JSON column's document (text, or a nested value) at the top
+        // level: StarRocks refuses one over 16 MB (`kJSONLengthLimit`).
+        let doc = match &self.w {
+            W::Str { to: StrTo::JsonText, .. } => true,
+            W::List { doc, .. } | W::Map { doc, .. } | W::Struct { doc, .. } => *doc,
+            _ => false,
+        };
+        if doc && mode != Mode::Doc && out.len() - start > JSON_MAX_BYTES {
+            let n = out.len() - start;
+            out.truncate(start);
+            return bad(format!(
+                "a JSON document of {n} bytes: StarRocks refuses JSON values over 16 MB ({JSON_MAX_BYTES} bytes)"
+            ));
+        }
+        Ok(())
+    }
+
+    fn write_value(&self, i: usize, mode: Mode, out: &mut Vec<u8>) -> CellResult {
         let top = matches!(mode, Mode::Csv | Mode::Csv64);
         if self.is_null(i) {
             out.extend_from_slice(if top { b"\\N" } else { b"null" });
@@ -2505,6 +2525,10 @@ fn push_decimal(out: &mut Vec<u8>, x: i128, scale: u8) {
     out.extend_from_slice(&t[..n]);
 }
 
+/// StarRocks' largest JSON value, in bytes of its text (`kJSONLengthLimit`
+/// in be/src/util/json.h).
+const JSON_MAX_BYTES: usize = 16 << 20;
+
 const MIN_DAY: i64 = -719528; // 0000-01-01
 const MAX_DAY: i64 = 2932896; // 9999-12-31
 
@@ -2702,6 +2726,24 @@ mod tests {
         assert_eq!(la.offset_secs(us(2100, 11, 7, 10)), -8 * 3600);
         assert_eq!(la.offset_secs(us(2400, 3, 12, 11)), -7 * 3600);
         assert_eq!(la.offset_secs(us(2400, 3, 11, 11)), -8 * 3600);
+        // Zones whose tables list one-off changes into the 2080s (Ramadan in
+        // Casablanca and Gaza) go on with their footer rule, as cctz does:
+        // Casablanca on +01, Gaza on EET with summer time March–October.
+        // Needs the system's zoneinfo (a machine without it gets the 2072–2099
+        // calendar year's offset).
+        if std::path::Path::new("/usr/share/zoneinfo/Africa/Casablanca").exists() {
+            let casa = Zone::parse("Africa/Casablanca").unwrap();
+            let gaza = Zone::parse("Asia/Gaza").unwrap();
+            for (zone, at, hours) in [
+                (casa, us(2244, 7, 10, 10), 1),
+                (casa, us(2150, 4, 1, 12), 1),
+                (gaza, us(2244, 7, 10, 10), 3),
+                (gaza, us(2244, 1, 10, 10), 2),
+                (la, us(9999, 12, 31, 23), -8),
+            ] {
+                assert_eq!(zone.offset_secs(at), hours * 3600_i64, "{} at {at}", zone.name());
+            }
+        }
     }
 
     #[test]
@@ -2726,24 +2768,6 @@ mod tests {
         }
         let dec = SrType::Decimal { precision: 10, scale: 2 };
         for s in ["0", "1", "1.5", "1.50", "1.500", "-0.5", "0.00", "-12.34"] {
-        // Zones whose tables list one-off changes into the 2080s (Ramadan in
-        // Casablanca and Gaza) go on with their footer rule, as cctz does:
-        // Casablanca on +01, Gaza on EET with summer time March–October.
-        // Needs the system's zoneinfo (a machine without it gets the 2072–2099
-        // calendar year's offset).
-        if std::path::Path::new("/usr/share/zoneinfo/Africa/Casablanca").exists() {
-            let casa = Zone::parse("Africa/Casablanca").unwrap();
-            let gaza = Zone::parse("Asia/Gaza").unwrap();
-            for (zone, at, hours) in [
-                (casa, us(2244, 7, 10, 10), 1),
-                (casa, us(2150, 4, 1, 12), 1),
-                (gaza, us(2244, 7, 10, 10), 3),
-                (gaza, us(2244, 1, 10, 10), 2),
-                (la, us(9999, 12, 31, 23), -8),
-            ] {
-                assert_eq!(zone.offset_secs(at), hours * 3600_i64, "{} at {at}", zone.name());
-            }
-        }
             assert!(exact(dec.clone(), s), "{s}");
         }
         for s in ["007.50", "+1", " 1.5 ", ".5", "1.", "-0.0", "-0", "1e1", "1.555"] {
@@ -2917,6 +2941,30 @@ mod tests {
         let docs: ArrayRef = Arc::new(StringArray::from(vec!["null"]));
         let w = build(&docs, &SrType::Json, Zone::Utc, false).unwrap();
         assert!(matches!(w.write(0, Mode::Json, &mut Vec::new()), Err(CellError::Bad(m)) if m.contains("null")));
+    }
+
+    #[test]
+    fn json_documents_over_16_mb_are_refused() {
+        // StarRocks refuses a JSON value of more than 16 << 20 bytes.
+        let doc = |n: usize| format!("[\"{}\"]", "a".repeat(n - 4));
+        let texts: ArrayRef = Arc::new(StringArray::from(vec![doc(16 << 20), doc((16 << 20) + 1)]));
+        let w = build(&texts, &SrType::Json, Zone::Utc, false).unwrap();
+        for mode in [Mode::Csv, Mode::Json] {
+            let mut out = Vec::new();
+            w.write(0, mode, &mut out).unwrap();
+            assert_eq!(out.len(), 16 << 20);
+            let e = w.write(1, mode, &mut out);
+            assert!(matches!(&e, Err(CellError::Bad(m)) if m.contains("16 MB")), "{mode:?}");
+            assert_eq!(out.len(), 16 << 20, "nothing of the refused value stays");
+        }
+        // A nested value rendered as one document.
+        let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<arrow::datatypes::Int64Type, _, _>(vec![Some(
+            (0..2_000_000).map(|_| Some(1_234_567_890i64)).collect::<Vec<_>>(),
+        )]));
+        let w = build(&list, &SrType::Json, Zone::Utc, false).unwrap();
+        assert!(matches!(w.write(0, Mode::Csv, &mut Vec::new()), Err(CellError::Bad(m)) if m.contains("16 MB")));
+        assert!(value::parse_csv_field(&SrType::Json, &doc((16 << 20) + 1)).unwrap_err().contains("16MB"));
+        assert!(value::parse_csv_field(&SrType::Json, &doc(16 << 20)).is_ok());
     }
     #[test]
     fn datetime_text_with_trailing_fraction_zeros_is_exact() {

@@ -574,6 +574,7 @@ pub fn parse_csv_field(ty: &SrType, s: &str) -> Result<Value, String> {
         SrType::Date => parse_date_text(s).map(Value::Date),
         SrType::Datetime => parse_datetime_text(s).map(Value::Datetime),
         SrType::Json => {
+            json_length(s)?;
             let t = s.trim_start();
             if t.starts_with(['{', '[', '"']) {
                 json_document(s).map(Value::Json)
@@ -948,10 +949,20 @@ pub fn parse_object_entries(raw: &str) -> Result<Vec<(String, &serde_json::value
     serde_json::from_str::<Entries>(raw).map(|e| e.0).map_err(|e| e.to_string())
 }
 
+/// StarRocks refuses a JSON value over 16 MB (`kJSONLengthLimit`,
+/// `JsonValue::parse_json_or_string` in be/src/util/json.cpp).
+fn json_length(s: &str) -> Result<(), String> {
+    if s.len() > 16 << 20 {
+        return Err("JSON string exceed maximum length 16MB".into());
+    }
+    Ok(())
+}
+
 /// A JSON column's document, refused when an object holds a key twice:
 /// StarRocks stores both pairs (velocypack does not check uniqueness) and
 /// which one `->` finds is unspecified, so no one value would arrive.
 pub fn json_document(s: &str) -> Result<Json, String> {
+    json_length(s)?;
     serde_json::from_str::<UniqueKeys>(s).map_err(|e| format!("invalid JSON: {e}"))?;
     serde_json::from_str::<Json>(s).map_err(|e| format!("invalid JSON: {e}"))
 }
