@@ -379,13 +379,41 @@ pub(crate) async fn be(
                     }
                 }
             }
-            let staged = if spec.lz4 {
-                match super::http::lz4_decompress(&buf) {
-                    Ok(text) => parse_load(&state, &db, &table, &spec, &text),
-                    Err(m) => Err(LoadFailure::from(m)),
-                }
+            // The BE counts every load's body against `streaming_load_max_mb`
+            // for the whole transaction (`TransactionStreamLoadAction::_on_header`).
+            let sent_before = state.txns.lock().unwrap().get(&key).map_or(0, |c| c.bytes);
+            // The BE feeds a transaction's bodies into one stream (one
+            // `StreamLoadPipe`): a CSV body that does not end with the row
+            // delimiter would run its last row into the next body's first.
+            // Refused here (stricter than StarRocks for the last body).
+            let unterminated = |text: &[u8]| match &spec.format {
+                super::store::BodyFormat::Csv { delim, .. } => !text.is_empty() && !text.ends_with(delim),
+                _ => false,
+            };
+            let staged = if sent_before + buf.len() as u64 > state.max_body {
+                Err(LoadFailure::from(format!(
+                    "body size {} exceed limit: {}, streaming_load_max_mb",
+                    sent_before + buf.len() as u64,
+                    state.max_body
+                )))
             } else {
-                parse_load(&state, &db, &table, &spec, &buf)
+                let text = if spec.lz4 { super::http::lz4_decompress(&buf).map(Some) } else { Ok(None) };
+                match text {
+                    Err(m) => Err(LoadFailure::from(m)),
+                    Ok(text) => {
+                        let text: &[u8] = text.as_deref().unwrap_or(&buf);
+                        if unterminated(text) {
+                            Err(LoadFailure::from(
+                                "a transaction's CSV body must end with the row delimiter: StarRocks joins a \
+                                 transaction's bodies into one stream, so its last row would run into the next \
+                                 body's first"
+                                    .to_string(),
+                            ))
+                        } else {
+                            parse_load(&state, &db, &table, &spec, text)
+                        }
+                    }
+                }
             };
             let mut txns = state.txns.lock().unwrap();
             let Some(ctx) = txns.get_mut(&key) else {

@@ -641,3 +641,57 @@ async fn temporary_partitions_of_an_abandoned_overwrite_are_named_with_the_sql_t
     assert_eq!(r.load.rows_loaded as usize, want.len());
     assert_same(&want, &stored(&sim, "db", "t"), &|_, v| v.clone());
 }
+
+/// A transaction-interface call to the simulator as a client would make
+/// it: to the FE, then to the BE its 307 names. Returns the reply's JSON.
+async fn txn_call(sim: &starload::sim::Sim, op: &str, label: &str, body: Option<Vec<u8>>) -> Json {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let url = format!("{}/api/transaction/{op}", sim.fe_url());
+    let method = if op == "load" { reqwest::Method::PUT } else { reqwest::Method::POST };
+    let send = |url: String| {
+        let mut req = http
+            .request(method.clone(), url)
+            .basic_auth(USER, Some(PASSWORD))
+            .header("label", label)
+            .header("db", "db")
+            .header("table", "t");
+        req = match &body {
+            Some(b) => req.body(b.clone()),
+            None => req.header(reqwest::header::CONTENT_LENGTH, "0"),
+        };
+        req.send()
+    };
+    let resp = send(url.clone()).await.unwrap();
+    let resp = if resp.status() == reqwest::StatusCode::TEMPORARY_REDIRECT {
+        let to = resp.headers()[reqwest::header::LOCATION].to_str().unwrap().to_string();
+        send(reqwest::Url::parse(&url).unwrap().join(&to).unwrap().to_string()).await.unwrap()
+    } else {
+        resp
+    };
+    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+}
+
+/// The BE joins a transaction's bodies into one stream and counts them
+/// against one size limit: the simulator refuses a CSV body whose last row
+/// is not terminated (it would run into the next body's first), and bodies
+/// whose sum passes `streaming_load_max_mb`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_treats_a_transactions_bodies_as_one_stream() {
+    let table = || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("v", "INT")]);
+    let sim = sim(vec![table()]).await;
+    assert_eq!(txn_call(&sim, "begin", "l1", None).await["Status"], "OK");
+    let r = txn_call(&sim, "load", "l1", Some(b"1\t10\n2\t20".to_vec())).await;
+    assert_ne!(r["Status"], "OK", "{r}");
+    assert!(r["Message"].as_str().unwrap().contains("row delimiter"), "{r}");
+    assert_eq!(txn_call(&sim, "begin", "l2", None).await["Status"], "OK");
+    assert_eq!(txn_call(&sim, "load", "l2", Some(b"1\t10\n2\t20\n".to_vec())).await["Status"], "OK");
+
+    let sim = sim_with(vec![table()], |c| c.max_body_mb = 1).await;
+    let rows: Vec<u8> = (0..70_000).flat_map(|i| format!("{i}\t1\n").into_bytes()).collect();
+    assert!(rows.len() > 512 << 10 && rows.len() < 1 << 20);
+    assert_eq!(txn_call(&sim, "begin", "l3", None).await["Status"], "OK");
+    assert_eq!(txn_call(&sim, "load", "l3", Some(rows.clone())).await["Status"], "OK");
+    let r = txn_call(&sim, "load", "l3", Some(rows)).await;
+    assert!(r["Message"].as_str().unwrap().contains("exceed limit"), "{r}");
+    assert_eq!(sim.count("db", "t"), 0);
+}
