@@ -77,14 +77,26 @@ async fn census(ctx: &RunCtx, pcol: &str, keyed: bool) -> Result<BTreeMap<String
     };
     let mut wanted: Vec<usize> = vec![pi];
     wanted.extend(key_idx.iter().copied());
-    let select: Vec<String> =
-        wanted.iter().map(|&i| format!("\"{}\"", enc.columns()[i].source_name.replace('"', "\"\""))).collect();
+    // Each source column once (the partition column of a keyed table is
+    // usually a key column too); `at[j]` is where wanted column j is.
+    let mut names: Vec<&str> = Vec::new();
+    let at: Vec<usize> = wanted
+        .iter()
+        .map(|&i| {
+            let n = enc.columns()[i].source_name.as_str();
+            names.iter().position(|m| *m == n).unwrap_or_else(|| {
+                names.push(n);
+                names.len() - 1
+            })
+        })
+        .collect();
+    let select: Vec<String> = names.iter().map(|n| format!("\"{}\"", n.replace('"', "\"\""))).collect();
     let batches = p.scanner.query_all(&format!("SELECT {} FROM {{t}}", select.join(", "))).await?;
     // A narrow encoder over the selected columns.
     let cols: Vec<crate::encode::ColumnMapping> = wanted
         .iter()
-        .enumerate()
-        .map(|(j, &i)| crate::encode::ColumnMapping { source: j, ..enc.columns()[i].clone() })
+        .zip(&at)
+        .map(|(&i, &j)| crate::encode::ColumnMapping { source: j, ..enc.columns()[i].clone() })
         .collect();
     let narrow = crate::encode::Encoder::new(cols, enc.zone());
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
@@ -93,7 +105,9 @@ async fn census(ctx: &RunCtx, pcol: &str, keyed: bool) -> Result<BTreeMap<String
         let texts: Vec<Vec<Option<String>>> = (0..wanted.len())
             .map(|j| narrow.column_texts(&b, j))
             .collect::<std::result::Result<_, _>>()
-            .map_err(|e| Error::data(format!("partition census: {e:?}")))?;
+            .map_err(|crate::encode::EncodeError::Value { column, msg, .. }| {
+                Error::data(format!("partition census, column `{}`: {msg}", narrow.columns()[column].display_name()))
+            })?;
         for r in 0..b.num_rows() {
             let pv = texts[0][r].clone().ok_or_else(|| {
                 Error::data(format!("partition column `{pcol}` is NULL in a source row; it cannot go to any partition"))
@@ -946,16 +960,32 @@ async fn produce_floor(
     let (mut rows, mut bytes) = (0u64, 0u64);
     let mut lz4 = load::body_compressor(floor.format(), ctx.options.compress);
     let ended = || FloorErr::Failed(Error::infra("the transaction load ended early"));
+    // Rows of the chunk read before the batch being encoded.
+    let mut dispatched = 0u64;
     while let Some(b) = stream.next().await {
         let batch = b.map_err(|e| FloorErr::Failed(Error::from(e).context(format!("chunk {}", chunk.index))))?;
+        let base = dispatched;
+        dispatched += batch.num_rows() as u64;
         let enc = p.encoder.clone();
         let out = tokio::task::spawn_blocking(move || {
             let mut out = Encoded::default();
             enc.encode_with_floor(&batch, floor, &mut out).map(|_| out)
         })
         .await
-        .map_err(|e| FloorErr::Failed(Error::internal(e.to_string())))?
-        .map_err(|e| FloorErr::Failed(Error::data(format!("chunk {}: {e:?}", chunk.index))))?;
+        .map_err(|e| FloorErr::Failed(Error::internal(e.to_string())))?;
+        let out = match out {
+            Ok(out) => out,
+            Err(crate::encode::EncodeError::Value { column, row, msg }) => {
+                // Named like an append's: file, row and column.
+                let name = p.encoder.columns()[column].display_name();
+                let row = base + row as u64;
+                let at = match p.scanner.file_row(&chunk.slices, row, name).await {
+                    Some(at) => at,
+                    None => format!("chunk {}, row {} of the chunk, column `{name}`", chunk.index, row + 1),
+                };
+                return Err(FloorErr::Failed(Error::data(format!("{at}: {msg}"))));
+            }
+        };
         for (i, part) in out.parts.into_iter().enumerate() {
             if part.rows == 0 {
                 continue;

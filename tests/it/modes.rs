@@ -143,6 +143,29 @@ async fn overwrite_replaces_exactly_the_partitions_the_job_touches() {
     assert_same(&want, &stored(&sim, "db", "t"), &|_, v| v.clone());
 }
 
+/// A Primary Key (or UNIQUE, AGGREGATE) table partitioned by one of its
+/// key columns, as StarRocks requires of Primary Key tables: the census
+/// selects the partition column once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwrite_of_a_table_partitioned_by_a_key_column() {
+    for keys in ["PRI_KEYS", "UNQ_KEYS"] {
+        let t = table("t", true, keys);
+        let mut cols = t.columns.clone();
+        cols.rotate_right(1); // dt first: key columns are a prefix
+        let t = TableSpec { key_columns: vec!["dt".into(), "id".into()], columns: cols, ..t };
+        let sim = sim(vec![t]).await;
+        let old = [(9_000_001, "2024-02-28"), (9_000_002, "2024-03-02")];
+        seed(&sim, "t", &old).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = overwrite_job(&sim, "t", state.path(), "dt = '2024-02-28'");
+        f.transform.select = Some("dt, id, c_i32, c_str".into());
+        load(f).await.unwrap();
+        let mut want = oracle(|o| o["dt"] == "2024-02-28");
+        want.extend(old_expected(&old[1..2]));
+        assert_same(&want, &stored(&sim, "db", "t"), &|_, v| v.clone());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_overwrite_leaves_the_live_data_and_no_temporary_partitions() {
     let sim = sim(vec![table("t", true, "DUP_KEYS")]).await;
@@ -360,6 +383,22 @@ async fn a_commit_sent_counts_as_visible_to_the_other_transform_guard() {
     assert_eq!(e.kind(), starload::ErrorKind::Config, "{e}");
     assert_eq!(sim.be_requests(), requests, "nothing sent");
     assert_same(&oracle(|_| true), &stored(&sim, "db", "a"), &|_, v| v.clone());
+}
+
+/// A value an atomic job cannot deliver is named as an append names it:
+/// file, row and column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_atomic_jobs_data_error_names_file_row_and_column() {
+    let mut t = table("a", false, "DUP_KEYS");
+    t.columns[2] = col("c_str", "VARCHAR(1)");
+    let sim = sim(vec![t]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, &corpus().join("pyarrow"), "db.a", state.path());
+    f.mode = Some("atomic".into());
+    f.transform.select = Some(SELECT.into());
+    let e = load(f).await.unwrap_err().to_string();
+    assert!(e.contains(".parquet`, row ") && e.contains("column `c_str`") && e.contains("longer than"), "{e}");
+    assert_eq!(sim.count("db", "a"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
