@@ -459,6 +459,25 @@ fn df_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Column `name` of `schema`: the one spelled so, else the one column
+/// equal to it but for case.
+fn source_column(schema: &arrow::datatypes::Schema, name: &str) -> Result<String> {
+    if schema.field_with_name(name).is_ok() {
+        return Ok(name.to_string());
+    }
+    let all: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    match all.iter().filter(|n| n.eq_ignore_ascii_case(name)).collect::<Vec<_>>().as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => {
+            Err(Error::config(format!("the dictionary source has no column `{name}`; its columns: {}", all.join(", "))))
+        }
+        several => Err(Error::config(format!(
+            "the dictionary source has columns {} that differ only in case; name one exactly",
+            several.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
 /// What `dict import` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Imported {
@@ -494,11 +513,21 @@ pub async fn import(
     let (dstore, table, _) = from_job_file(&f)?;
     let key = DictKey::new(&table, column)?;
     let q = crate::encode::quote_ident;
+    // The pair columns as the source spells them (Hive's names are not
+    // case-sensitive; `dict_key` given as `DICT_KEY`).
+    let (key_column, id_column) = {
+        let probe_job = crate::config::JobFile {
+            transform: crate::config::TransformFile { select: None, filter: filter.map(str::to_string) },
+            ..over_source(f.clone(), from.to_string())
+        };
+        let schema = crate::job::scan_source(&mut Settings::resolve(probe_job)?).await?.source_schema();
+        (source_column(&schema, key_column)?, source_column(&schema, id_column)?)
+    };
     // The pairs, read as a job over `from` (the job's own source plays no
     // part).
     let pairs_job = crate::config::JobFile {
         transform: crate::config::TransformFile {
-            select: Some(format!("{} AS value, {} AS id", df_ident(key_column), df_ident(id_column))),
+            select: Some(format!("{} AS value, {} AS id", df_ident(&key_column), df_ident(&id_column))),
             filter: filter.map(str::to_string),
         },
         ..over_source(f, from.to_string())

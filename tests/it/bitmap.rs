@@ -590,10 +590,14 @@ async fn an_import_that_is_not_the_columns_dictionary_is_refused() {
         let d = dir.path().join(name);
         spark_dict(&d, "uid", pairs);
         let (job, url) = (f(), d.display().to_string());
-        async move { starload::dictjob::import(job, "u", &url, "dict_key", "dict_value", None).await }
+        // Hive's column names are not case-sensitive.
+        async move { starload::dictjob::import(job, "u", &url, "DICT_KEY", "Dict_Value", None).await }
     };
     let e = try_import("gap", &[("a", 1), ("b", 3)]).await.unwrap_err();
     assert!(e.to_string().contains("id 2 is missing"), "{e}");
+    let url = dir.path().join("gap").display().to_string();
+    let e = starload::dictjob::import(f(), "u", &url, "key", "dict_value", None).await.unwrap_err().to_string();
+    assert!(e.contains("no column `key`") && e.contains("dict_key"), "{e}");
     let e = try_import("twice", &[("a", 1), ("a", 2)]).await.unwrap_err();
     assert!(e.to_string().contains("has ids 1 and 2"), "{e}");
     // The same pair twice (a row a table holds twice) is one pair; its id
