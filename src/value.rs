@@ -632,9 +632,10 @@ fn split_top(s: &str, sep: u8, open: u8, close: u8) -> Result<Vec<&str>, String>
     Ok(out)
 }
 
-/// An element inside ARRAY/MAP text (`read_quoted_string`).
+/// An element inside ARRAY/MAP text (`read_quoted_string`). Only `null` is
+/// NULL there: older BEs also took `\N`, newer ones fail the field.
 fn parse_element(ty: &SrType, s: &str) -> Result<Value, String> {
-    if s == "null" || s == "\\N" {
+    if s == "null" {
         return Ok(Value::Null);
     }
     let unquote = |s: &str| -> Result<String, String> {
@@ -1285,6 +1286,8 @@ mod tests {
             ]))
         );
         assert!(parse_csv_field(&t, "[a]").is_err());
+        assert!(parse_csv_field(&t, r#"["x",\N]"#).is_err(), "only `null` is NULL inside");
+        assert!(parse_csv_field(&SrType::parse("array<int>").unwrap(), r"[1,\N]").is_err());
         let t = SrType::parse("array<array<int>>").unwrap();
         assert_eq!(
             parse_csv_field(&t, "[[1,2],null,[]]"),
