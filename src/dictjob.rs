@@ -513,23 +513,11 @@ pub async fn import(
     let (dstore, table, _) = from_job_file(&f)?;
     let key = DictKey::new(&table, column)?;
     let q = crate::encode::quote_ident;
-    // The pair columns as the source spells them (Hive's names are not
-    // case-sensitive; `dict_key` given as `DICT_KEY`).
-    let (key_column, id_column) = {
-        let probe_job = crate::config::JobFile {
-            transform: crate::config::TransformFile { select: None, filter: filter.map(str::to_string) },
-            ..over_source(f.clone(), from.to_string())
-        };
-        let schema = crate::job::scan_source(&mut Settings::resolve(probe_job)?).await?.source_schema();
-        (source_column(&schema, key_column)?, source_column(&schema, id_column)?)
-    };
     // The pairs, read as a job over `from` (the job's own source plays no
-    // part).
+    // part): every column, the pair columns picked once the source's schema
+    // is known.
     let pairs_job = crate::config::JobFile {
-        transform: crate::config::TransformFile {
-            select: Some(format!("{} AS value, {} AS id", df_ident(&key_column), df_ident(&id_column))),
-            filter: filter.map(str::to_string),
-        },
+        transform: crate::config::TransformFile { select: None, filter: filter.map(str::to_string) },
         ..over_source(f, from.to_string())
     };
     let mut settings = Settings::resolve(pairs_job)?;
@@ -551,8 +539,14 @@ pub async fn import(
             None => return Err(Error::config(format!("{db}.{tbl} has no column `{column}`"))),
         }
         let scanner = crate::job::scan_source(&mut settings).await?;
-        let mut pairs = crate::dict::Pairs::new(scanner.output_schema().field(0).data_type())?;
-        let mut rx = scanner.stream_all("SELECT value, id FROM {t}", 2);
+        // The pair columns as the source spells them (Hive's names are not
+        // case-sensitive; `dict_key` given as `DICT_KEY`).
+        let schema = scanner.output_schema();
+        let (key_column, id_column) = (source_column(schema, key_column)?, source_column(schema, id_column)?);
+        let key_type = schema.field_with_name(&key_column).map_err(|e| Error::internal(e.to_string()))?.data_type();
+        let mut pairs = crate::dict::Pairs::new(key_type)?;
+        let sql = format!("SELECT {} AS value, {} AS id FROM {{t}}", df_ident(&key_column), df_ident(&id_column));
+        let mut rx = scanner.stream_all(&sql, 2);
         while let Some(b) = rx.recv().await {
             let b = b?;
             pairs.push(b.column(0).as_ref(), b.column(1).as_ref())?;
