@@ -4,6 +4,7 @@
 //! written with Arrow type hints, column names the FE's SQL parser reserves.
 //! Each either arrives exactly or fails naming its file, row and column.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -591,29 +592,30 @@ async fn the_parquet_type_wins_over_the_arrow_type_hint_beside_it() {
     let mut w = ArrowWriter::try_new_with_options(f, b.schema(), options).unwrap();
     w.write(&b).unwrap();
     w.close().unwrap();
-    let sim = sim(vec![dup_table(
-        "db",
-        "t",
-        "id",
-        vec![
-            col_nn("id", "BIGINT"),
-            col("ts", "DATETIME"),
-            col("dur", "BIGINT"),
-            col("tl", "ARRAY<DATETIME>"),
-            col("tst", "STRUCT<t DATETIME>"),
-        ],
-    )])
-    .await;
-    let state = tempfile::tempdir().unwrap();
-    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
-    f.timezone = Some("America/New_York".into());
-    load(f).await.unwrap();
-    let got = stored(&sim, "db", "t");
+    let got = load_in_new_york(dir.path(), &[("ts", "DATETIME"), ("dur", "BIGINT")]).await;
     assert_eq!(got["1"]["ts"], json!({"ts_us": "1704164645123456"}), "2024-01-02 03:04:05.123456 as stored");
     assert_eq!(got["1"]["dur"], json!("-90000000"));
     let local = json!({"ts_us": "1704164645123456"});
     assert_eq!(got["1"]["tl"], json!([local]), "the same in a list");
     assert_eq!(got["1"]["tst"], json!({"t": local}), "and in a struct");
+}
+
+/// Loads `dir` with `timezone = "America/New_York"` into `db.t`: `id`, the
+/// `top` columns, then `tl ARRAY<DATETIME>` and `tst STRUCT<t DATETIME>`.
+/// The stored rows.
+async fn load_in_new_york(
+    dir: &Path,
+    top: &[(&str, &str)],
+) -> BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
+    let mut columns = vec![col_nn("id", "BIGINT")];
+    columns.extend(top.iter().map(|(name, ty)| col(name, ty)));
+    columns.extend([col("tl", "ARRAY<DATETIME>"), col("tst", "STRUCT<t DATETIME>")]);
+    let sim = sim(vec![dup_table("db", "t", "id", columns)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, dir, "db.t", state.path());
+    f.timezone = Some("America/New_York".into());
+    load(f).await.unwrap();
+    stored(&sim, "db", "t")
 }
 
 /// From 2100 on a named zone goes on with its daylight-saving rule
@@ -638,24 +640,7 @@ pq.write_table(pa.table({
 }), f"{sys.argv[1]}/p.parquet")
 "#;
     run_pyarrow(script, dir.path());
-    let sim = sim(vec![dup_table(
-        "db",
-        "t",
-        "id",
-        vec![
-            col_nn("id", "BIGINT"),
-            col("ts", "DATETIME"),
-            col("s", "VARCHAR(40)"),
-            col("tl", "ARRAY<DATETIME>"),
-            col("tst", "STRUCT<t DATETIME>"),
-        ],
-    )])
-    .await;
-    let state = tempfile::tempdir().unwrap();
-    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
-    f.timezone = Some("America/New_York".into());
-    load(f).await.unwrap();
-    let got = stored(&sim, "db", "t");
+    let got = load_in_new_york(dir.path(), &[("ts", "DATETIME"), ("s", "VARCHAR(40)")]).await;
     for (id, local) in [
         ("1", "2099-07-01 08:00:00"),
         ("2", "2100-07-01 08:00:00"),
