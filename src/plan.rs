@@ -97,8 +97,10 @@ pub struct FileInfo {
 /// `a` and `é` give min `é`, max `a`), so did every writer of the deprecated
 /// `min`/`max` fields, and parquet-mr before 1.8.0 could write wrong
 /// byte-array statistics outright (PARQUET-251); a type without an order
-/// has none. A where clause on such a column prunes no row group (it still
-/// filters every row).
+/// has none. Statistics without a null count are not used either (the
+/// format says the count is then unknown; arrow-rs reads it as zero). A
+/// where clause on such a column prunes no row group (it still filters
+/// every row).
 pub fn untrusted_statistics(md: &parquet::file::metadata::ParquetMetaData) -> Vec<String> {
     use parquet::basic::{ColumnOrder, SortOrder, Type};
     let fm = md.file_metadata();
@@ -114,12 +116,19 @@ pub fn untrusted_statistics(md: &parquet::file::metadata::ParquetMetaData) -> Ve
     for (i, c) in fm.schema_descr().columns().iter().enumerate() {
         let order = ColumnOrder::sort_order_for_type(c.logical_type_ref(), c.converted_type(), c.physical_type());
         let bytes = matches!(c.physical_type(), Type::BYTE_ARRAY | Type::FIXED_LEN_BYTE_ARRAY);
+        // Decimals are the byte arrays of signed order: their two's
+        // complement bytes were compared as signed bytes too (min 1.28,
+        // max 1.27).
+        let misordered = order == SortOrder::UNSIGNED || (bytes && order == SortOrder::SIGNED);
         let wrong = md.row_groups().iter().any(|rg| {
             let Some(s) = rg.column(i).statistics() else { return false };
             let one_value = s.min_bytes_opt().is_some() && s.min_bytes_opt() == s.max_bytes_opt();
             order == SortOrder::UNDEFINED
-                || (order == SortOrder::UNSIGNED && !one_value && (signed_writer || s.is_min_max_deprecated()))
+                || (misordered && !one_value && (signed_writer || s.is_min_max_deprecated()))
                 || (bytes && pre_251)
+                // An unknown count would be read as none: `x IS NULL`
+                // would skip the row group.
+                || s.null_count_opt().is_none()
         });
         let top = &c.path().parts()[0];
         if wrong && !out.contains(top) {
@@ -1150,7 +1159,7 @@ mod tests {
 
     #[test]
     fn statistics_of_writers_that_ordered_them_as_signed_do_not_prune() {
-        use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, UInt32Array};
+        use arrow::array::{ArrayRef, Decimal128Array, Float64Array, Int64Array, StringArray, UInt32Array};
         let untrusted = |created_by: &str| -> Vec<String> {
             let batch = arrow::record_batch::RecordBatch::try_from_iter([
                 ("i", Arc::new(Int64Array::from(vec![-1, 5])) as ArrayRef),
@@ -1158,16 +1167,22 @@ mod tests {
                 ("one", Arc::new(StringArray::from(vec!["é", "é"])) as ArrayRef),
                 ("u", Arc::new(UInt32Array::from(vec![1, u32::MAX])) as ArrayRef),
                 ("f", Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef),
+                // FIXED_LEN_BYTE_ARRAY: 1.27 is 0x..7F, 1.28 is 0x..80.
+                (
+                    "d",
+                    Arc::new(Decimal128Array::from(vec![127, 128]).with_precision_and_scale(20, 2).unwrap())
+                        as ArrayRef,
+                ),
             ])
             .unwrap();
             untrusted_statistics(&written_by(created_by, &batch))
         };
-        // Signed order for byte arrays and unsigned integers; one value per
-        // row group has no order to get wrong.
-        assert_eq!(untrusted("parquet-mr version 1.9.0 (build 1234)"), ["s", "u"]);
-        assert_eq!(untrusted("parquet-cpp version 1.2.0"), ["s", "u"]);
+        // Signed byte order for byte arrays (decimals too) and unsigned
+        // integers; one value per row group has no order to get wrong.
+        assert_eq!(untrusted("parquet-mr version 1.9.0 (build 1234)"), ["s", "u", "d"]);
+        assert_eq!(untrusted("parquet-cpp version 1.2.0"), ["s", "u", "d"]);
         // Before 1.8.0 byte-array statistics could be wrong whatever they hold.
-        assert_eq!(untrusted("parquet-mr version 1.6.0"), ["s", "one", "u"]);
+        assert_eq!(untrusted("parquet-mr version 1.6.0"), ["s", "one", "u", "d"]);
         for fixed in [
             "parquet-mr version 1.10.0 (build 1234)",
             "parquet-mr version 1.13.1 (build db4183109d5b734ec5930d870cdae161e408ddba)",

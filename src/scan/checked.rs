@@ -563,7 +563,8 @@ impl datafusion::logical_expr::ScalarUDFImpl for CheckedArith {
 }
 
 /// A decimal arithmetic result, unchanged when every value fits its type's
-/// precision, an error otherwise. DataFusion caps a result's precision at
+/// precision, an error otherwise. (Also the wrapper that keeps a cast out
+/// of the simplifier's reach: see [`checked_integer_expr`].) DataFusion caps a result's precision at
 /// 38 (76) digits and its kernels check only the 128 (256) bits: the sum of
 /// two DECIMAL(38,10) values of 28 integer digits has 39 digits in a type
 /// that says 38, which a CAST to text then cuts (StarRocks fails on a
@@ -627,7 +628,8 @@ impl datafusion::logical_expr::ScalarUDFImpl for DecimalFits {
 
 /// The analyzer rule that puts [`CheckedArith`] in place of integer `+`,
 /// `-`, `*` (both sides of one integer type after coercion) and of integer
-/// negation (`0 - x`), and [`DecimalFits`] around decimal arithmetic. The
+/// negation (`0 - x`), and [`DecimalFits`] around decimal arithmetic and
+/// around casts that drop a decimal's fraction digits. The
 /// decimal kernels' 128-bit overflow is checked in the physical plan by
 /// [`checked_plan`].
 #[derive(Debug)]
@@ -682,11 +684,40 @@ fn checked_integer_expr(
         {
             Ok(Transformed::yes(DecimalFits::udf().call(vec![Expr::BinaryExpr(b)])))
         }
+        // DataFusion's simplifier rewrites `CAST(d AS INT) = 0` into
+        // `d = 0.00` (and `<`, `>` alike), which is only right for a cast
+        // that keeps every value: a decimal cast to fewer fraction digits
+        // is not, and the filter then disagreed with the value the same
+        // cast gives in the select list (0.49 and -0.01 cast to 0, yet
+        // `= 0` dropped them). Wrapped, the cast stays as written.
+        Expr::Cast(c) if drops_fraction_digits(&c.expr.get_type(schema)?, c.field.data_type()) => {
+            Ok(Transformed::yes(DecimalFits::udf().call(vec![Expr::Cast(c)])))
+        }
+        Expr::TryCast(c) if drops_fraction_digits(&c.expr.get_type(schema)?, c.field.data_type()) => {
+            Ok(Transformed::yes(DecimalFits::udf().call(vec![Expr::TryCast(c)])))
+        }
         Expr::Negative(x) if int(&x.get_type(schema)?) => {
             let dt = x.get_type(schema)?;
             let zero = Expr::Literal(ScalarValue::new_zero(&dt)?, None);
             Ok(Transformed::yes(CheckedArith::udf(Operator::Minus).call(vec![zero, *x])))
         }
         other => Ok(Transformed::no(other)),
+    }
+}
+
+/// A cast from a decimal to a type of fewer fraction digits (an integer,
+/// a decimal of smaller scale), which maps many values to one.
+fn drops_fraction_digits(from: &DataType, to: &DataType) -> bool {
+    let scale = |t: &DataType| match t {
+        DataType::Decimal32(_, s)
+        | DataType::Decimal64(_, s)
+        | DataType::Decimal128(_, s)
+        | DataType::Decimal256(_, s) => Some(*s),
+        _ => None,
+    };
+    match (scale(from), scale(to)) {
+        (Some(s), Some(t)) => t < s,
+        (Some(s), None) => s > 0,
+        _ => false,
     }
 }

@@ -546,6 +546,155 @@ async fn statistics_old_writers_ordered_as_signed_bytes_do_not_prune() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_where_on_a_cast_that_drops_fraction_digits_keeps_the_rows_the_cast_gives() {
+    // DataFusion's simplifier turned `CAST(d AS INT) = 0` into `d = 0.00`:
+    // the rows whose d is -0.01, 0.01, 0.49 and 0.50 cast to 0 in the
+    // select list, yet the where clause dropped them.
+    let dir = tempfile::tempdir().unwrap();
+    let d: ArrayRef = Arc::new(
+        Decimal128Array::from(vec![999, 1000, -1, 1, 9999, -9999, 100, 101, 50, 49])
+            .with_precision_and_scale(10, 2)
+            .unwrap(),
+    );
+    write_parquet(&dir.path().join("part-0.parquet"), &batch(vec![("id", ids(10), false), ("d", d, true)]));
+    async fn run(dir: &Path, filter: Option<&str>) -> BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
+        let table =
+            dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("di", "BIGINT"), col("d0", "DECIMAL(10,0)")]);
+        let sim = sim(vec![table]).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, dir, "db.t", state.path());
+        f.transform.select = Some("id, CAST(d AS INT) AS di, CAST(d AS DECIMAL(10,0)) AS d0".into());
+        f.transform.filter = filter.map(Into::into);
+        load(f).await.unwrap();
+        stored(&sim, "db", "t")
+    }
+    let all = run(dir.path(), None).await;
+    assert_eq!(all["3"]["di"], json!("0"), "-0.01 casts to 0");
+    let (zero, one) = (all["3"]["di"].clone(), all["7"]["d0"].clone());
+    let di = |o: &serde_json::Map<String, serde_json::Value>| o["di"].as_str().unwrap().parse::<i64>().unwrap();
+    type Keep = Box<dyn Fn(&serde_json::Map<String, serde_json::Value>) -> bool>;
+    let cases: Vec<(&str, Keep)> = vec![
+        ("CAST(d AS INT) = 0", Box::new(move |o| o["di"] == zero)),
+        ("CAST(d AS INT) > 0 AND CAST(d AS INT) < 2", Box::new(move |o| di(o) == 1)),
+        ("CAST(d AS INT) <> 0", Box::new(move |o| di(o) != 0)),
+        ("TRY_CAST(d AS INT) = -99", Box::new(move |o| di(o) == -99)),
+        ("CAST(d AS DECIMAL(10,0)) = 1", Box::new(move |o| o["d0"] == one)),
+    ];
+    for (filter, keep) in cases {
+        let want: Vec<&String> = all.iter().filter(|(_, o)| keep(o)).map(|(id, _)| id).collect();
+        assert!(!want.is_empty() && want.len() < all.len(), "{filter}");
+        let got = run(dir.path(), Some(filter)).await;
+        assert_eq!(got.keys().collect::<Vec<_>>(), want, "{filter}");
+    }
+}
+
+/// Writes `b` in row groups of two rows, then gives the footer the
+/// statistics `edit` returns for (row group, column): what another writer
+/// would have written for the same pages.
+fn write_with_statistics(
+    path: &Path,
+    b: &RecordBatch,
+    created_by: &str,
+    edit: impl Fn(usize, usize, &parquet::file::statistics::Statistics) -> parquet::file::statistics::Statistics,
+) {
+    use parquet::file::metadata::{ParquetMetaDataBuilder, ParquetMetaDataReader, ParquetMetaDataWriter};
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+    let props = WriterProperties::builder()
+        .set_created_by(created_by.into())
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_offset_index_disabled(true)
+        .set_max_row_group_row_count(Some(2))
+        .build();
+    let options =
+        parquet::arrow::arrow_writer::ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(true);
+    let mut bytes = Vec::new();
+    let mut w = ArrowWriter::try_new_with_options(&mut bytes, b.schema(), options).unwrap();
+    w.write(b).unwrap();
+    w.close().unwrap();
+    let md = ParquetMetaDataReader::new().parse_and_finish(&bytes::Bytes::from(bytes.clone())).unwrap();
+    let footer = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize;
+    let mut builder = ParquetMetaDataBuilder::new_from_metadata(md);
+    let groups = builder.take_row_groups();
+    for (g, rg) in groups.into_iter().enumerate() {
+        let columns = rg
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(c, cc)| {
+                let stats = edit(g, c, cc.statistics().unwrap());
+                cc.clone().into_builder().set_statistics(stats).build().unwrap()
+            })
+            .collect();
+        builder = builder.add_row_group(rg.into_builder().set_column_metadata(columns).build().unwrap());
+    }
+    let md = builder.build();
+    bytes.truncate(bytes.len() - 8 - footer);
+    ParquetMetaDataWriter::new(&mut bytes, &md).finish().unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_without_a_null_count_or_of_signed_byte_decimals_do_not_prune() {
+    use parquet::data_type::FixedLenByteArray;
+    use parquet::file::statistics::{Statistics, ValueStatistics};
+    // Hive 2 (parquet-mr 1.8) wrote a FIXED_LEN_BYTE_ARRAY decimal's min
+    // and max in the deprecated fields, its two's complement bytes compared
+    // as signed bytes: 1.27 (0x..7F) and 1.28 (0x..80) gave min 1.28, max
+    // 1.27, and a filter between them skipped the row group.
+    let dir = tempfile::tempdir().unwrap();
+    let d: ArrayRef =
+        Arc::new(Decimal128Array::from(vec![127, 128, 300, 400]).with_precision_and_scale(20, 2).unwrap());
+    let x: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None, Some(2), Some(3)]));
+    write_with_statistics(
+        &dir.path().join("dec/old.parquet"),
+        &batch(vec![("id", ids(4), false), ("d", d, true)]),
+        "parquet-mr version 1.8.1 (build 4aba4dae7bb0d4edbcf7923ae1339f28fd3f7fcf)",
+        |g, c, s| match (g, c, s) {
+            (0, 1, Statistics::FixedLenByteArray(v)) => {
+                let (lo, hi) = (v.min_opt().unwrap().clone(), v.max_opt().unwrap().clone());
+                Statistics::FixedLenByteArray(ValueStatistics::<FixedLenByteArray>::new(
+                    Some(hi),
+                    Some(lo),
+                    None,
+                    v.null_count_opt(),
+                    true,
+                ))
+            }
+            _ => s.clone(),
+        },
+    );
+    // The format makes a row group's null count optional, and its absence
+    // means unknown: arrow-rs reads it as none, so `x IS NULL` skipped the
+    // group that holds the NULL.
+    write_with_statistics(
+        &dir.path().join("nulls/part-0.parquet"),
+        &batch(vec![("id", ids(4), false), ("x", x, true)]),
+        "parquet-cpp-arrow version 21.0.0",
+        |_, c, s| match s {
+            Statistics::Int64(v) if c == 1 => {
+                Statistics::Int64(ValueStatistics::new(v.min_opt().copied(), v.max_opt().copied(), None, None, false))
+            }
+            _ => s.clone(),
+        },
+    );
+    for (source, column, filter, want) in [
+        ("dec", ("d", "DECIMAL(20,2)"), "d = 1.27", vec!["1"]),
+        ("dec", ("d", "DECIMAL(20,2)"), "d > 1.2 AND d < 2", vec!["1", "2"]),
+        ("nulls", ("x", "BIGINT"), "x IS NULL", vec!["2"]),
+        ("nulls", ("x", "BIGINT"), "x IS NOT NULL AND x < 3", vec!["1", "3"]),
+    ] {
+        let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col(column.0, column.1)])]).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, &dir.path().join(source), "db.t", state.path());
+        f.transform.filter = Some(filter.into());
+        load(f).await.unwrap();
+        let got: Vec<String> = stored(&sim, "db", "t").keys().cloned().collect();
+        assert_eq!(got, want, "{source}: {filter}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_parquet_type_wins_over_the_arrow_type_hint_beside_it() {
     use parquet::file::metadata::KeyValue;
     use parquet::file::properties::WriterProperties;
