@@ -10,7 +10,6 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::datasource::physical_plan::parquet::Int96Coercer;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use futures::stream::{self, StreamExt};
 use parquet::arrow::parquet_to_arrow_schema;
@@ -685,13 +684,21 @@ fn int96_as_utc(descr: &parquet::schema::types::SchemaDescriptor, hinted: Schema
     if int96_roots.is_empty() {
         return Ok(hinted);
     }
-    // Without hints INT96 reads as Timestamp(ns) and is coerced; a top-level
-    // field holding an INT96 column is taken from there.
+    // Without hints INT96 reads as Timestamp(ns); every INT96 leaf of that
+    // schema becomes µs, and a top-level field holding an INT96 column is
+    // taken from there. (The leaves are walked in column order, not matched
+    // by name: DataFusion's coercer left the elements of legacy 2-level
+    // lists in ns, where 9999-12-31 wraps.)
     let plain = parquet_to_arrow_schema(descr, None)?;
-    let plain = Int96Coercer::new(descr, &plain, &arrow::datatypes::TimeUnit::Microsecond)
-        .with_timezone(Some("UTC".into()))
-        .coerce()
-        .unwrap_or(plain);
+    let mut int96 = descr.columns().iter().map(|c| c.physical_type() == Physical::INT96);
+    let fields: Vec<arrow::datatypes::FieldRef> =
+        plain.fields().iter().map(|f| int96_leaves_as_micros(f, &mut int96)).collect();
+    if int96.next().is_some() {
+        return Err(parquet::errors::ParquetError::General(
+            "the Arrow schema has fewer leaves than the Parquet schema has columns".into(),
+        ));
+    }
+    let plain = Schema::new(fields);
     let fields: Vec<arrow::datatypes::FieldRef> = hinted
         .fields()
         .iter()
@@ -701,6 +708,29 @@ fn int96_as_utc(descr: &parquet::schema::types::SchemaDescriptor, hinted: Schema
         })
         .collect();
     Ok(Schema::new_with_metadata(fields, hinted.metadata().clone()))
+}
+
+/// `f` with each leaf for which `int96` (one entry per leaf, in order) says
+/// INT96 read as `Timestamp(µs, UTC)`.
+fn int96_leaves_as_micros(
+    f: &arrow::datatypes::FieldRef,
+    int96: &mut impl Iterator<Item = bool>,
+) -> arrow::datatypes::FieldRef {
+    let dt = match f.data_type() {
+        DataType::List(e) => DataType::List(int96_leaves_as_micros(e, int96)),
+        DataType::LargeList(e) => DataType::LargeList(int96_leaves_as_micros(e, int96)),
+        DataType::FixedSizeList(e, n) => DataType::FixedSizeList(int96_leaves_as_micros(e, int96), *n),
+        DataType::Map(e, sorted) => DataType::Map(int96_leaves_as_micros(e, int96), *sorted),
+        DataType::Struct(fs) => DataType::Struct(fs.iter().map(|c| int96_leaves_as_micros(c, int96)).collect()),
+        leaf => {
+            if int96.next() == Some(true) {
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into()))
+            } else {
+                leaf.clone()
+            }
+        }
+    };
+    Arc::new(f.as_ref().clone().with_data_type(dt))
 }
 
 /// `a` with every field that is nullable in `b` (at any depth) nullable, a

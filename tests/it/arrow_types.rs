@@ -535,3 +535,82 @@ async fn legacy_list_and_map_shapes_arrive_exactly() {
     assert_eq!(row("2", "m"), Json::Null);
     assert_eq!(row("3", "m"), json!({"map": []}));
 }
+
+/// INT96 timestamps (Spark's default, Hive's) inside the legacy list
+/// shapes of `spark.sql.parquet.writeLegacyFormat` and Hive: read in µs at
+/// every depth. They were read in ns inside a 2-level list, where
+/// 9999-12-31 (a "valid until" sentinel) wrapped and was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn int96_timestamps_in_legacy_lists_keep_years_1000_to_9999() {
+    use parquet::data_type::{Int64Type, Int96, Int96Type};
+    use parquet::file::writer::SerializedFileWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Arc::new(
+        parquet::schema::parser::parse_message_type(
+            "message spark_schema {
+               required int64 id;
+               optional group a (LIST) { repeated int96 array; }
+               optional group s (LIST) { repeated group array { optional int96 t; } }
+               optional group hive (LIST) { repeated group bag { optional int96 array_element; } }
+               optional int96 top;
+             }",
+        )
+        .unwrap(),
+    );
+    // (Julian day, nanoseconds of the day): 9999-12-31 23:59:59.999999,
+    // 1000-01-01 00:00:00, 2024-01-02 03:04:05.000006.
+    let int96 = |day: u32, nanos: u64| Int96::from(vec![nanos as u32, (nanos >> 32) as u32, day]);
+    let (last, first, now) =
+        (int96(5_373_484, 86_399_999_999_000), int96(2_086_303, 0), int96(2_460_312, 11_045_000_006_000));
+    let file = std::fs::File::create(dir.path().join("legacy.parquet")).unwrap();
+    let mut w = SerializedFileWriter::new(file, schema, Default::default()).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    // Rows: id 1: each list [last, first], top last; id 2: each list
+    // [now], top first; id 3: NULL lists (the struct's t NULL), top NULL.
+    let mut c = rg.next_column().unwrap().unwrap();
+    c.typed::<Int64Type>().write_batch(&[1, 2, 3], None, None).unwrap();
+    c.close().unwrap();
+    let values = [last, first, now];
+    let shapes: [(&[i16], &[i16]); 3] =
+        [(&[2, 2, 2, 0], &[0, 1, 0, 0]), (&[3, 3, 3, 2], &[0, 1, 0, 0]), (&[3, 3, 3, 0], &[0, 1, 0, 0])];
+    for (defs, reps) in shapes {
+        let mut c = rg.next_column().unwrap().unwrap();
+        c.typed::<Int96Type>().write_batch(&values, Some(defs), Some(reps)).unwrap();
+        c.close().unwrap();
+    }
+    let mut c = rg.next_column().unwrap().unwrap();
+    c.typed::<Int96Type>().write_batch(&[last, first], Some(&[1, 1, 0]), None).unwrap();
+    c.close().unwrap();
+    rg.close().unwrap();
+    w.close().unwrap();
+
+    let sim = crate::support::sim(vec![dup_table(
+        "db",
+        "legacy",
+        "id",
+        vec![
+            col_nn("id", "BIGINT"),
+            col("a", "ARRAY<DATETIME>"),
+            col("s", "ARRAY<STRUCT<t DATETIME>>"),
+            col("hive", "ARRAY<DATETIME>"),
+            col("top", "DATETIME"),
+        ],
+    )])
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let r = load(job_file(&sim, dir.path(), "db.legacy", state.path())).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 3);
+    let got = stored(&sim, "db", "legacy");
+    let ts = |us: &str| json!({ "ts_us": us });
+    let (last, first, now) = (ts("253402300799999999"), ts("-30610224000000000"), ts("1704164645000006"));
+    for c in ["a", "hive"] {
+        assert_eq!(got["1"][c], json!([last, first]), "{c}");
+        assert_eq!(got["2"][c], json!([now]), "{c}");
+        assert_eq!(got["3"][c], Json::Null, "{c}");
+    }
+    assert_eq!(got["1"]["s"], json!([{ "t": last }, { "t": first }]));
+    assert_eq!(got["2"]["s"], json!([{ "t": now }]));
+    assert_eq!(got["3"]["s"], json!([{ "t": null }]));
+    assert_eq!((got["1"]["top"].clone(), got["2"]["top"].clone()), (last, first));
+    assert_eq!(got["3"]["top"], Json::Null);
+}
