@@ -283,10 +283,13 @@ pub fn read_password(file: Option<&Path>) -> Result<crate::client::Secret> {
     Ok(crate::client::Secret::new(std::env::var("STARROCKS_PASSWORD").unwrap_or_default()))
 }
 
-/// Parses a partition column type name into Arrow.
+/// Parses a partition column type name into Arrow (Hive's names:
+/// `decimal` alone is `decimal(10,0)`).
 pub fn partition_type(name: &str) -> Result<arrow::datatypes::DataType> {
     use arrow::datatypes::DataType as D;
-    Ok(match name.trim().to_ascii_lowercase().as_str() {
+    let name = name.trim().to_ascii_lowercase();
+    let unsupported = || Error::config(format!("unsupported partition column type `{name}`"));
+    Ok(match name.as_str() {
         "string" | "varchar" | "utf8" => D::Utf8,
         "int" | "integer" | "int32" => D::Int32,
         "bigint" | "int64" | "long" => D::Int64,
@@ -294,7 +297,29 @@ pub fn partition_type(name: &str) -> Result<arrow::datatypes::DataType> {
         "tinyint" => D::Int8,
         "date" => D::Date32,
         "boolean" | "bool" => D::Boolean,
-        other => return Err(Error::config(format!("unsupported partition column type `{other}`"))),
+        "float" | "real" | "float32" => D::Float32,
+        "double" | "double precision" | "float64" => D::Float64,
+        "timestamp" => D::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+        other => {
+            let args =
+                other.strip_prefix("decimal").or_else(|| other.strip_prefix("numeric")).ok_or_else(unsupported)?;
+            let args = args.trim();
+            let (p, s) = if args.is_empty() {
+                (10, 0)
+            } else {
+                let inner = args.strip_prefix('(').and_then(|a| a.strip_suffix(')')).ok_or_else(unsupported)?;
+                let mut it = inner.split(',').map(|n| n.trim().parse::<u8>());
+                match (it.next(), it.next(), it.next()) {
+                    (Some(Ok(p)), None, None) => (p, 0),
+                    (Some(Ok(p)), Some(Ok(s)), None) => (p, s),
+                    _ => return Err(unsupported()),
+                }
+            };
+            if !(1..=38).contains(&p) || s > p {
+                return Err(unsupported());
+            }
+            D::Decimal128(p, s as i8)
+        }
     })
 }
 

@@ -342,19 +342,10 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
     Ok((i, n))
 }
 
-/// The Arrow type of a Hive partition column.
+/// The Arrow type of a Hive partition column: a string for the types
+/// without one of their own (`varchar(n)`, `char(n)`).
 fn hive_partition_type(t: &str) -> arrow::datatypes::DataType {
-    use arrow::datatypes::DataType as D;
-    let t = t.trim().to_ascii_lowercase();
-    match t.split(['(', '<']).next().unwrap_or("") {
-        "tinyint" => D::Int8,
-        "smallint" => D::Int16,
-        "int" | "integer" => D::Int32,
-        "bigint" => D::Int64,
-        "boolean" => D::Boolean,
-        "date" => D::Date32,
-        _ => D::Utf8,
-    }
+    crate::config::partition_type(t).unwrap_or(arrow::datatypes::DataType::Utf8)
 }
 
 /// Gives each partition key without a type in the job its metastore type;
@@ -1485,6 +1476,27 @@ fn http_client(s: &Settings) -> Result<Client> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hive_partition_types_that_have_an_arrow_type_keep_it() {
+        use arrow::datatypes::{DataType as D, TimeUnit};
+        for (hive, arrow) in [
+            ("int", D::Int32),
+            ("BIGINT", D::Int64),
+            ("decimal(6,2)", D::Decimal128(6, 2)),
+            ("decimal( 38 , 10 )", D::Decimal128(38, 10)),
+            ("decimal", D::Decimal128(10, 0)),
+            ("double", D::Float64),
+            ("float", D::Float32),
+            ("timestamp", D::Timestamp(TimeUnit::Microsecond, None)),
+            ("date", D::Date32),
+            ("string", D::Utf8),
+            ("varchar(10)", D::Utf8),
+            ("char(4)", D::Utf8),
+        ] {
+            assert_eq!(hive_partition_type(hive), arrow, "{hive}");
+        }
+    }
     use arrow::datatypes::DataType;
 
     /// Keys the job re-types are not pushed to the metastore (which would

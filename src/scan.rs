@@ -883,8 +883,49 @@ fn partition_text_is_exact(dt: &DataType, text: &str, v: &ScalarValue) -> bool {
         }
         DataType::Boolean => matches!(text.to_ascii_lowercase().as_str(), "true" | "false" | "1" | "0"),
         DataType::Date32 => v.to_string() == text,
+        // `1.50` is 1.5 in decimal(6,2); `1.005` would be rounded.
+        DataType::Decimal128(_, scale) => match v {
+            ScalarValue::Decimal128(Some(units), _, _) => decimal_units(text, *scale) == Some(*units),
+            _ => false,
+        },
+        DataType::Float32 => {
+            matches!(v, ScalarValue::Float32(Some(x)) if text.parse::<f32>().is_ok_and(|t| t.to_bits() == x.to_bits()))
+        }
+        DataType::Float64 => {
+            matches!(v, ScalarValue::Float64(Some(x)) if text.parse::<f64>().is_ok_and(|t| t.to_bits() == x.to_bits()))
+        }
+        // Hive's form only: the cast also reads a zone or a `T`.
+        DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None) => match v {
+            ScalarValue::TimestampMicrosecond(Some(us), None) => {
+                chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").is_ok_and(|t| {
+                    let t = t.and_utc();
+                    t.timestamp_subsec_nanos() % 1000 == 0 && t.timestamp_micros() == *us
+                })
+            }
+            _ => false,
+        },
         _ => true,
     }
+}
+
+/// The decimal text `text` in units of `10^-scale`, if it has no digit
+/// below that.
+fn decimal_units(text: &str, scale: i8) -> Option<i128> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let scale = usize::try_from(scale).ok()?;
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+        || frac.bytes().skip(scale).any(|b| b != b'0')
+    {
+        return None;
+    }
+    let kept: String = frac.chars().chain(std::iter::repeat('0')).take(scale).collect();
+    let units: i128 = format!("{int}{kept}").parse().ok()?;
+    Some(if negative { -units } else { units })
 }
 
 /// Marks a file whose page index must not be used (see

@@ -453,6 +453,72 @@ async fn typed_partition_values_must_read_as_what_they_say() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decimal_double_and_timestamp_partitions_compare_as_numbers_and_times() {
+    // Hive's decimal, double and timestamp partition keys were strings:
+    // `p > '9.6'` compared text and dropped p=10 and p=11.25; `p = 10`
+    // failed to cast '9.7' to an integer.
+    let root = tempfile::tempdir().unwrap();
+    let dirs = [
+        "p=9.7/x=9.7/ts=2024-01-01 10%3A00%3A00",
+        "p=10/x=10/ts=2024-01-01 09%3A00%3A00",
+        "p=11.25/x=11.25/ts=2023-12-31 23%3A00%3A00.5",
+        "p=5/x=5/ts=2024-01-02 00%3A00%3A00",
+    ];
+    for (i, d) in dirs.iter().enumerate() {
+        let id: ArrayRef = Arc::new(Int64Array::from(vec![i as i64 + 1]));
+        write_parquet(&root.path().join(d).join("part-0.parquet"), &batch(vec![("id", id, false)]));
+    }
+    let types = [("p", "decimal(6,2)"), ("x", "double"), ("ts", "timestamp")];
+    async fn run(
+        root: &Path,
+        types: &[(&str, &str)],
+        filter: Option<&str>,
+    ) -> starload::error::Result<BTreeMap<String, serde_json::Map<String, serde_json::Value>>> {
+        let table = dup_table(
+            "db",
+            "t",
+            "id",
+            vec![col_nn("id", "BIGINT"), col("p", "DECIMAL(6,2)"), col("x", "DOUBLE"), col("ts", "DATETIME")],
+        );
+        let sim = sim(vec![table]).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, root, "db.t", state.path());
+        for (k, t) in types {
+            f.partition_types.insert(k.to_string(), t.to_string());
+        }
+        f.transform.filter = filter.map(Into::into);
+        load(f).await?;
+        Ok(stored(&sim, "db", "t"))
+    }
+    let all = run(root.path(), &types, None).await.unwrap();
+    assert_eq!(all.len(), 4);
+    for (filter, want) in [
+        ("p > '9.6'", vec!["1", "2", "3"]),
+        ("p >= 5", vec!["1", "2", "3", "4"]),
+        ("p = 10", vec!["2"]),
+        ("p IN (9.7, 11.25)", vec!["1", "3"]),
+        ("x > 9.6 AND x < 11", vec!["1", "2"]),
+        ("ts > '2024-01-01 09:30:00'", vec!["1", "4"]),
+        ("ts < '2024-01-01'", vec!["3"]),
+    ] {
+        let got = run(root.path(), &types, Some(filter)).await.unwrap_or_else(|e| panic!("{filter}: {e}"));
+        assert_eq!(got.keys().collect::<Vec<_>>(), want, "{filter}");
+        for id in got.keys() {
+            assert_eq!(got[id], all[id], "{filter}: row {id} as without the filter");
+        }
+    }
+    // A value its type would round, or a time in another form, is refused.
+    for (dir, shown) in
+        [("p=1.005/x=1/ts=2024-01-01 00%3A00%3A00", "p=1.005"), ("p=1/x=1/ts=2024-01-01T10%3A00%3A00Z", "ts=")]
+    {
+        let root = tempfile::tempdir().unwrap();
+        write_parquet(&root.path().join(dir).join("part-0.parquet"), &batch(vec![("id", ids(1), false)]));
+        let e = run(root.path(), &types, None).await.unwrap_err().to_string();
+        assert!(e.contains(shown), "{dir}: {e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_inside_arrays_is_exact_in_json_rows_or_refused() {
     let table =
         || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("j", "JSON"), col("ab", "ARRAY<VARBINARY>")]);
