@@ -422,8 +422,9 @@ async fn list_source(
             }
             out
         };
-        let listing = source::list_partitions(&loc, keys, parts, timeout).await?;
+        let mut listing = source::list_partitions(&loc, keys, parts, timeout).await?;
         source::check_distinct_files(&loc, &listing.partition_keys, &listing.files)?;
+        listing.columns = Some(t.columns.iter().map(|c| c.name.clone()).collect());
         return Ok((loc, listing));
     }
     let src = settings.source.clone().ok_or_else(|| Error::config("`source` or `hive_table` is required"))?;
@@ -478,7 +479,7 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
     if listing.files.is_empty() {
         let (all_loc, all) = list_source(&mut settings, &[], false).await?;
         if let Some(first) = all.files.first() {
-            let probe = source::Listing { partition_keys: all.partition_keys.clone(), files: vec![first.clone()] };
+            let probe = source::Listing { files: vec![first.clone()], ..all.clone() };
             let stores_a_key =
                 plan::read_footers(&all_loc, &probe, settings.store.op_timeout()).await.is_ok_and(|(_, schema, _)| {
                     all.partition_keys.iter().any(|k| schema.fields().iter().any(|f| f.name().eq_ignore_ascii_case(k)))

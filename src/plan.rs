@@ -9,7 +9,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use futures::stream::{self, StreamExt};
 use parquet::arrow::parquet_to_arrow_schema;
@@ -422,8 +422,14 @@ pub async fn read_footers(
             }
         }
         let name = loc.display_path(&info.file.path);
+        // A metastore's table: only its columns, each in any of the files.
+        let schema = match &listing.columns {
+            Some(declared) => Arc::new(declared_only(&schema, declared)),
+            None => schema,
+        };
         match &mut common {
             None => common = Some((schema, name)),
+            Some((c, first)) if listing.columns.is_some() => *c = Arc::new(merge_declared(c, first, &schema, &name)?),
             Some((c, first)) => {
                 check_same_schema(c, first, &schema, &name)?;
                 // A column nullable in any file is nullable in the source.
@@ -441,6 +447,16 @@ pub async fn read_footers(
     }
     let schema =
         common.map(|c| c.0).ok_or_else(|| Error::config(format!("source `{}` holds no data files", loc.display)))?;
+    // In the metastore's order, whatever file came first.
+    let schema = match &listing.columns {
+        Some(declared) => {
+            let at = |f: &FieldRef| declared.iter().position(|d| d.eq_ignore_ascii_case(f.name()));
+            let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
+            fields.sort_by_key(at);
+            Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+        }
+        None => schema,
+    };
     check_uuid_columns(&files, loc)?;
     let mut stored_keys = Vec::new();
     for (i, k) in keys.iter().enumerate() {
@@ -859,6 +875,54 @@ fn check_same_schema(a: &Schema, a_name: &str, b: &Schema, b_name: &str) -> Resu
     Ok(())
 }
 
+/// The columns of `s` a metastore declares (Hive's names are not case
+/// sensitive): a column dropped from the table (`REPLACE COLUMNS`) stays in
+/// the files written before, and Hive no longer returns it.
+fn declared_only(s: &Schema, declared: &[String]) -> Schema {
+    let fields: Vec<FieldRef> =
+        s.fields().iter().filter(|f| declared.iter().any(|d| d.eq_ignore_ascii_case(f.name()))).cloned().collect();
+    Schema::new_with_metadata(fields, s.metadata().clone())
+}
+
+/// The columns of two files of a metastore's table (each cut to its
+/// declared columns): a column both hold has one type, as
+/// [`check_same_schema`] asks; a column only one holds (added to the table
+/// after the other was written, `ADD COLUMNS`) is nullable, and NULL in the
+/// rows of the files without it, as Hive reads them.
+fn merge_declared(a: &Schema, a_name: &str, b: &Schema, b_name: &str) -> Result<Schema> {
+    let shared_with = |s: &Schema, o: &Schema| -> Schema {
+        Schema::new(s.fields().iter().filter(|f| o.field_with_name(f.name()).is_ok()).cloned().collect::<Vec<_>>())
+    };
+    // One metastore column spelled two ways would be two columns, each
+    // NULL in the other's files.
+    for fa in a.fields() {
+        if let Some(fb) =
+            b.fields().iter().find(|fb| fb.name() != fa.name() && fb.name().eq_ignore_ascii_case(fa.name()))
+        {
+            return Err(Error::config(format!(
+                "column `{}` of `{a_name}` is `{}` in `{b_name}`; Hive matches them, starload does not: rewrite one \
+                 file with the other's name",
+                fa.name(),
+                fb.name()
+            )));
+        }
+    }
+    let (sa, sb) = (shared_with(a, b), shared_with(b, a));
+    check_same_schema(&sa, a_name, &sb, b_name)?;
+    let shared = widen_schema(&sa, &sb).unwrap_or(sa);
+    let only = |s: &Schema, o: &Schema| -> Vec<FieldRef> {
+        s.fields()
+            .iter()
+            .filter(|f| o.field_with_name(f.name()).is_err())
+            .map(|f| Arc::new(f.as_ref().clone().with_nullable(true)))
+            .collect()
+    };
+    let mut fields: Vec<FieldRef> = shared.fields().iter().cloned().collect();
+    fields.extend(only(a, b));
+    fields.extend(only(b, a));
+    Ok(Schema::new_with_metadata(fields, a.metadata().clone()))
+}
+
 /// Types equal up to field names of nested containers, nullability, and
 /// the Arrow layout writers pick for one Parquet type (a string is Utf8 from
 /// pyarrow, LargeUtf8 or Utf8View from polars, a dictionary from a
@@ -1185,6 +1249,23 @@ mod tests {
         assert!(pages_ok("parquet-rs version 42.0.0", true));
         assert!(pages_ok("parquet-mr version 1.13.1 (build db4183109d5b734ec5930d870cdae161e408ddba)", true));
         assert!(pages_ok("parquet-cpp-arrow version 21.0.0", true));
+    }
+
+    #[test]
+    fn a_metastores_columns_may_be_missing_from_a_file_but_not_spelled_two_ways() {
+        use DataType::{Int64, Utf8};
+        let s = |cols: &[(&str, DataType, bool)]| {
+            Schema::new(cols.iter().map(|(n, t, null)| Field::new(*n, t.clone(), *null)).collect::<Vec<_>>())
+        };
+        let declared = vec!["id".to_string(), "B".to_string()];
+        let old = declared_only(&s(&[("id", Int64, false), ("secret", Utf8, true)]), &declared);
+        let new = declared_only(&s(&[("id", Int64, false), ("b", Utf8, false)]), &declared);
+        assert_eq!(old, s(&[("id", Int64, false)]), "a dropped column is not read");
+        let merged = merge_declared(&old, "old", &new, "new").unwrap();
+        assert_eq!(merged, s(&[("id", Int64, false), ("b", Utf8, true)]), "an added column is NULL in older files");
+        let e = merge_declared(&old, "old", &s(&[("ID", Int64, false)]), "upper").unwrap_err().to_string();
+        assert!(e.contains("`id`") && e.contains("`ID`"), "{e}");
+        assert!(merge_declared(&old, "old", &s(&[("id", Utf8, false)]), "text").is_err());
     }
 
     #[test]

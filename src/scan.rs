@@ -452,6 +452,8 @@ impl Scanner {
                 .columns()
                 .iter()
                 .enumerate()
+                // Not a column the source leaves out (a metastore dropped it).
+                .filter(|(_, c)| self.plan.file_schema.field_with_name(&c.path().parts()[0]).is_ok())
                 .filter(|(_, c)| pick_column(info, c))
                 .map(|(i, c)| (i, c.path().parts()[0].clone(), c.max_def_level(), c.max_rep_level()))
                 .collect();

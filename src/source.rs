@@ -275,6 +275,10 @@ pub struct Listing {
     pub partition_keys: Vec<String>,
     /// Files, sorted by path.
     pub files: Vec<SourceFile>,
+    /// The table's columns, when a metastore declares them: a file may lack
+    /// one (added later: NULL in its rows), and a file's column not among
+    /// them (dropped) is not read.
+    pub columns: Option<Vec<String>>,
 }
 
 /// Partition values along a path: `(key, value)`, outermost first.
@@ -298,6 +302,7 @@ pub async fn list(
     {
         return Ok(Listing {
             partition_keys: vec![],
+            columns: None,
             files: vec![SourceFile {
                 path: meta.location,
                 size: meta.size,
@@ -405,7 +410,7 @@ pub async fn list(
             partition_values: parts.into_iter().map(|(_, v)| v).collect(),
         });
     }
-    Ok(Listing { partition_keys: keys, files: out })
+    Ok(Listing { partition_keys: keys, files: out, columns: None })
 }
 
 /// The partition key and value a `key=value` directory name gives (Hive's
@@ -568,7 +573,7 @@ pub async fn list_partitions(
         files.extend(r?);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Listing { partition_keys: keys, files })
+    Ok(Listing { partition_keys: keys, files, columns: None })
 }
 
 /// Refuses a listing that reaches one file twice: its rows would load

@@ -438,3 +438,73 @@ async fn hive_partitions_on_hdfs_with_escaped_directory_names() {
     let r = load(h).await.unwrap();
     assert_eq!(r.load.rows_loaded, 3);
 }
+
+/// A Hive table's columns are the metastore's: files written before
+/// `ADD COLUMNS` lack the new column (NULL in their rows, as Hive reads
+/// them), and files written before `REPLACE COLUMNS` dropped one still hold
+/// it (not read: Hive no longer returns it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hive_table_columns_added_or_dropped_later_read_as_hive_reads_them() {
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    let Some(uri) = server("STARLOAD_TEST_HMS") else { return };
+    let root = tempfile::tempdir().unwrap();
+    let table_dir = root.path().join("evolved");
+    let file = |dir: &str, cols: Vec<(&str, ArrayRef)>| {
+        let batch = arrow::record_batch::RecordBatch::try_from_iter(cols).unwrap();
+        write_parquet(&table_dir.join(dir).join("part-0.parquet"), &batch);
+    };
+    let strings = |v: Vec<Option<&str>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+    // Before: `id`, `secret` (since dropped). After: `id`, `b` (added).
+    file(
+        "dt=old",
+        vec![("id", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef), ("secret", strings(vec![Some("pw"), None]))],
+    );
+    file(
+        "dt=new",
+        vec![("id", Arc::new(Int64Array::from(vec![3, 4])) as ArrayRef), ("b", strings(vec![Some("x"), None]))],
+    );
+    let db = format!("stl_evo_{}", std::process::id());
+    let partitions: Vec<serde_json::Value> = ["old", "new"]
+        .iter()
+        .map(|v| serde_json::json!({"values": [v], "location": format!("file://{}/dt={v}", table_dir.display())}))
+        .collect();
+    populate(
+        &uri,
+        &serde_json::json!({
+            "db": db, "table": "evolved",
+            "columns": [{"name": "id", "type": "bigint"}, {"name": "b", "type": "string"}],
+            "partition_keys": [{"name": "dt", "type": "string"}],
+            "location": format!("file://{}", table_dir.display()), "format": "parquet", "partitions": partitions
+        }),
+    );
+    let table = || {
+        dup_table(
+            "d",
+            "t",
+            "id",
+            vec![col("id", "BIGINT"), col("b", "VARCHAR(10)"), col("secret", "VARCHAR(10)"), col("dt", "VARCHAR(10)")],
+        )
+    };
+    let sim = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, Path::new("/unused"), "d.t", state.path());
+    f.source = None;
+    f.hive_table = Some(format!("{db}.evolved"));
+    f.metastore = Some(uri.clone());
+    let r = load(f).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 4);
+    let got = stored(&sim, "d", "t");
+    let row = |id: &str| (got[id]["b"].clone(), got[id]["secret"].clone(), got[id]["dt"].clone());
+    use serde_json::json;
+    assert_eq!(row("1"), (json!(null), json!(null), json!("old")));
+    assert_eq!(row("2"), (json!(null), json!(null), json!("old")));
+    assert_eq!(row("3"), (json!("x"), json!(null), json!("new")));
+    assert_eq!(row("4"), (json!(null), json!(null), json!("new")));
+    // The same directories without a metastore are files of two schemas.
+    let sim2 = crate::support::sim(vec![table()]).await;
+    let state2 = tempfile::tempdir().unwrap();
+    let mut g = job_file(&sim2, &table_dir, "d.t", state2.path());
+    g.source = Some(table_dir.display().to_string());
+    let e = load(g).await.unwrap_err().to_string();
+    assert!(e.contains("one schema"), "{e}");
+}
