@@ -76,6 +76,67 @@ pub struct HivePartition {
     /// Where the partition's files are; anywhere, not necessarily under the
     /// table location. Empty when the metastore has none.
     pub location: String,
+    /// The partition's own input format class (`ALTER TABLE ... PARTITION
+    /// ... SET FILEFORMAT` changes it from the table's); empty when unset.
+    pub input_format: String,
+}
+
+impl HivePartition {
+    /// Refuses a partition its metastore says is not stored as Parquet.
+    pub fn check_plain_parquet(&self, t: &HiveTable, keys: &[String]) -> Result<()> {
+        let f = self.input_format.trim();
+        if f.is_empty() || PARQUET_INPUT_FORMATS.contains(&f) {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "partition `{}` of Hive table `{}.{}` is not stored as plain Parquet (input format `{f}`)",
+            self.name(keys),
+            t.db,
+            t.name
+        )))
+    }
+
+    /// `k1=v1/k2=v2`, as Hive names the partition's directory (values
+    /// escaped as Hive's `FileUtils.escapePathName` does).
+    pub fn name(&self, keys: &[String]) -> String {
+        keys.iter().zip(&self.values).map(|(k, v)| format!("{k}={}", escape_path_name(v))).collect::<Vec<_>>().join("/")
+    }
+
+    /// Where the partition's files are: its location, or (none recorded)
+    /// where Hive looks then, its name under the table's location.
+    pub fn location_in(&self, t: &HiveTable, keys: &[String]) -> Result<String> {
+        if !self.location.trim().is_empty() {
+            return Ok(self.location.clone());
+        }
+        if t.location.trim().is_empty() {
+            return Err(Error::config(format!(
+                "partition `{}` of Hive table `{}.{}` has no location, nor has the table",
+                self.name(keys),
+                t.db,
+                t.name
+            )));
+        }
+        Ok(format!("{}/{}", t.location.trim_end_matches('/'), self.name(keys)))
+    }
+}
+
+/// A partition value as Hive writes it in a directory name.
+fn escape_path_name(v: &str) -> String {
+    if v.is_empty() {
+        return "__HIVE_DEFAULT_PARTITION__".into();
+    }
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        let escaped =
+            matches!(c, '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '\u{7f}' | '{' | '[' | ']' | '^')
+                || ('\u{1}'..='\u{1f}').contains(&c);
+        if escaped {
+            out.push_str(&format!("%{:02X}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The input formats of plain Parquet tables (every file a complete part
@@ -113,6 +174,11 @@ pub fn check_plain_parquet(t: &HiveTable) -> Result<()> {
         return Err(Error::config(format!(
             "Hive table `{name}` is a `{f}` table: its files are read through that format's own reader; load from \
              a plain Parquet copy"
+        )));
+    }
+    if t.table_type.eq_ignore_ascii_case("VIRTUAL_VIEW") || t.table_type.eq_ignore_ascii_case("MATERIALIZED_VIEW") {
+        return Err(Error::config(format!(
+            "`{name}` is a Hive view, not a table: it has no files of its own; load the tables it reads"
         )));
     }
     if !PARQUET_INPUT_FORMATS.contains(&t.input_format.trim()) {
@@ -534,6 +600,7 @@ fn to_partition(p: &thrift::Value) -> HivePartition {
     HivePartition {
         values: p.field(1).map(|l| l.items().iter().filter_map(thrift::Value::str).collect()).unwrap_or_default(),
         location: p.field(6).and_then(|sd| sd.field(2)).and_then(thrift::Value::str).unwrap_or_default(),
+        input_format: p.field(6).and_then(|sd| sd.field(3)).and_then(thrift::Value::str).unwrap_or_default(),
     }
 }
 
@@ -1450,7 +1517,40 @@ mod tests {
         assert_eq!(t.parameters.get("EXTERNAL").map(String::as_str), Some("TRUE"));
         check_plain_parquet(&t).unwrap();
         let p = to_partition(&partition_value(&["2024-01-01"], "s3a://b/p"));
-        assert_eq!(p, HivePartition { values: vec!["2024-01-01".into()], location: "s3a://b/p".into() });
+        assert_eq!(
+            p,
+            HivePartition {
+                values: vec!["2024-01-01".into()],
+                location: "s3a://b/p".into(),
+                input_format: String::new()
+            }
+        );
+    }
+
+    #[test]
+    fn partitions_without_a_location_or_of_another_format_and_views() {
+        let t = to_table(&table_value(), "x", "y");
+        let keys = vec!["dt".to_string(), "k".to_string()];
+        let p = HivePartition {
+            values: vec!["2024-01-01 10:00".into(), "a/b=c%".into()],
+            location: String::new(),
+            input_format: String::new(),
+        };
+        let name = "dt=2024-01-01 10%3A00/k=a%2Fb%3Dc%25";
+        assert_eq!(p.location_in(&t, &keys).unwrap(), format!("hdfs://nn:8020/warehouse/orders/{name}"));
+        p.check_plain_parquet(&t, &keys).unwrap();
+        let orc = HivePartition {
+            location: "hdfs://nn:8020/p".into(),
+            input_format: "org.apache.hadoop.hive.ql.io.orc.OrcInputFormat".into(),
+            ..p.clone()
+        };
+        assert_eq!(orc.location_in(&t, &keys).unwrap(), "hdfs://nn:8020/p");
+        let e = orc.check_plain_parquet(&t, &keys).unwrap_err().to_string();
+        assert!(e.contains("OrcInputFormat") && e.contains(name), "{e}");
+        let view = HiveTable { table_type: "VIRTUAL_VIEW".into(), location: String::new(), ..t.clone() };
+        let e = check_plain_parquet(&view).unwrap_err().to_string();
+        assert!(e.contains("is a Hive view"), "{e}");
+        assert!(p.location_in(&view, &keys).unwrap_err().to_string().contains("has no location"));
     }
 
     #[test]
@@ -1596,7 +1696,14 @@ mod tests {
         let all = ms.partitions("sales", "orders", None).await.unwrap();
         assert_eq!(all.iter().map(|p| p.values[0].as_str()).collect::<Vec<_>>(), ["a", "b"], "sorted");
         let some = ms.partitions("sales", "orders", Some(r#"dt = "a""#)).await.unwrap();
-        assert_eq!(some, vec![HivePartition { values: vec!["a".into()], location: "file:/elsewhere".into() }]);
+        assert_eq!(
+            some,
+            vec![HivePartition {
+                values: vec!["a".into()],
+                location: "file:/elsewhere".into(),
+                input_format: String::new()
+            }]
+        );
         // A filter the metastore refuses: every partition.
         assert_eq!(ms.partitions("sales", "orders", Some("bad")).await.unwrap(), all);
         assert_eq!(ms.partitions("sales", "orders", Some("  ")).await.unwrap(), all);

@@ -417,7 +417,8 @@ async fn list_source(
                     .collect();
                 let named: Vec<(String, Option<String>)> = keys.iter().cloned().zip(values.iter().cloned()).collect();
                 if pruner.as_ref().is_none_or(|pr| pr.matches(&named)) {
-                    out.push((source::path_in(&loc, &p.location, &settings.store)?, values));
+                    p.check_plain_parquet(&t, &keys)?;
+                    out.push((source::path_in(&loc, &p.location_in(&t, &keys)?, &settings.store)?, values));
                 }
             }
             out

@@ -236,6 +236,7 @@ async fn hms_table_and_partitions() {
     let part = |dt: &str, region: &str, location: String| HivePartition {
         values: vec![dt.to_string(), region.to_string()],
         location,
+        input_format: "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat".into(),
     };
     assert_eq!(
         all,
