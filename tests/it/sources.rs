@@ -500,6 +500,21 @@ async fn hive_table_columns_added_or_dropped_later_read_as_hive_reads_them() {
     assert_eq!(row("2"), (json!(null), json!(null), json!("old")));
     assert_eq!(row("3"), (json!("x"), json!(null), json!("new")));
     assert_eq!(row("4"), (json!(null), json!(null), json!("new")));
+    // A where clause on the added column sees the NULLs (no file or row
+    // group pruned on statistics the older files lack).
+    for (filter, want) in
+        [("b IS NULL", vec!["1", "2", "4"]), ("b = 'x'", vec!["3"]), ("b IS NOT NULL OR id < 2", vec!["1", "3"])]
+    {
+        let sim = crate::support::sim(vec![table()]).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, Path::new("/unused"), "d.t", state.path());
+        f.source = None;
+        f.hive_table = Some(format!("{db}.evolved"));
+        f.metastore = Some(uri.clone());
+        f.transform.filter = Some(filter.into());
+        load(f).await.unwrap_or_else(|e| panic!("{filter}: {e}"));
+        assert_eq!(stored(&sim, "d", "t").keys().collect::<Vec<_>>(), want, "{filter}");
+    }
     // The same directories without a metastore are files of two schemas.
     let sim2 = crate::support::sim(vec![table()]).await;
     let state2 = tempfile::tempdir().unwrap();
