@@ -242,9 +242,15 @@ impl Client {
         if let Some(ca) = &settings.ca_file {
             let pem =
                 std::fs::read(ca).map_err(|e| Error::config(format!("cannot read CA file `{}`: {e}", ca.display())))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| Error::config(format!("bad CA file `{}`: {e}", ca.display())))?
-            {
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| Error::config(format!("bad CA file `{}`: {e}", ca.display())))?;
+            if certs.is_empty() {
+                return Err(Error::config(format!(
+                    "bad CA file `{}`: it holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
+                    ca.display()
+                )));
+            }
+            for cert in certs {
                 b = b.add_root_certificate(cert);
             }
         }
@@ -326,7 +332,9 @@ impl Client {
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .ok_or_else(|| Error::infra("FE sent a redirect without a Location"))?;
-            let be = url.join(loc).map_err(|e| Error::infra(format!("FE sent a bad redirect `{loc}`: {e}")))?;
+            let be = url.join(loc).map_err(|e| {
+                Error::infra(format!("FE sent a bad redirect `{}`: {e}", crate::config::redact_url(loc)))
+            })?;
             return Ok(Ok(be));
         }
         if status == reqwest::StatusCode::UNAUTHORIZED {

@@ -155,13 +155,36 @@ pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("size `{s}` is too large"))
 }
 
+/// A job file's parse error: where (line, key) and what, without the value
+/// the key holds (it may be a secret written as a number).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let at = e.span().map(|sp| {
+        let line = text[..sp.start.min(text.len())].matches('\n').count() + 1;
+        let key = text.lines().nth(line - 1).and_then(|l| l.split_once('=')).map(|(k, _)| k.trim().to_string());
+        match key {
+            Some(k) if !k.is_empty() => format!(", line {line} (`{k}`)"),
+            _ => format!(", line {line}"),
+        }
+    });
+    let mut msg = e.message().replace('\n', " ");
+    if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
+        // `invalid type: integer `98765`, expected a string`: the value out.
+        let mut out = String::new();
+        for (i, piece) in msg.split('`').enumerate() {
+            out.push_str(if i % 2 == 1 { "`…`" } else { piece });
+        }
+        msg = out;
+    }
+    format!("{}: {msg}", at.unwrap_or_default())
+}
+
 impl JobFile {
     /// Reads a job file.
     pub fn load(path: &Path) -> Result<JobFile> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::config(format!("cannot read job file `{}`: {e}", path.display())))?;
         toml::from_str(&text)
-            .map_err(|e| Error::config(format!("job file `{}`: {}", path.display(), e.message().replace('\n', " "))))
+            .map_err(|e| Error::config(format!("job file `{}`{}", path.display(), toml_error(&text, &e))))
     }
 
     /// Fills every key of `self` that is unset from `other`.
@@ -214,17 +237,34 @@ impl JobFile {
 }
 
 /// `text` with the credentials of a URL (`scheme://user:pass@host`) or an
-/// address (`user:pass@host:port`) replaced by `***`, for messages.
+/// address (`user:pass@host:port`) replaced by `***`, for messages; each
+/// of a comma list (`thrift://a:9083,thrift://u:p@b:9083`) alike.
 pub fn redact_url(text: &str) -> String {
-    let (scheme, rest) = match text.find("://") {
-        Some(i) => text.split_at(i + 3),
-        None => ("", text),
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}***@{}", &rest[at + 1..]),
-        None => text.to_string(),
+    text.split(',')
+        .map(|part| match userinfo_at(part) {
+            Some((start, at)) => format!("{}***@{}", &part[..start], &part[at + 1..]),
+            None => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Where a URL's userinfo starts and its `@` is: before the first `/`, `?`
+/// or `#` as RFC 3986 has it; or, since a password may hold those as
+/// written (AWS secret keys hold `/`), up to the last `@` when the text
+/// before the first of them reads `user:password` rather than `host:port`.
+fn userinfo_at(url: &str) -> Option<(usize, usize)> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if let Some(at) = rest[..end].rfind('@') {
+        return Some((start, start + at));
     }
+    let (_, after) = rest[..end].split_once(':')?;
+    if !after.is_empty() && after.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    rest.rfind('@').map(|at| (start, start + at))
 }
 
 /// Refuses a URL holding a password: every message naming it (the stores'
@@ -241,11 +281,9 @@ pub fn check_no_password(key: &str, url: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether a URL (`scheme://user:pass@host/…`) holds a password.
+/// Whether a URL (or any of a comma list of them) holds a password.
 pub fn url_password(text: &str) -> bool {
-    let rest = text.split_once("://").map_or(text, |(_, r)| r);
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    authority.rfind('@').is_some_and(|at| authority[..at].contains(':'))
+    text.split(',').any(|part| userinfo_at(part).is_some_and(|(start, at)| part[start..at].contains(':')))
 }
 
 impl JobFile {
@@ -259,14 +297,16 @@ impl JobFile {
         {
             *v = redact_url(v);
         }
+        // Keys naming a secret: AWS and Azure keys and tokens, SSE-C keys,
+        // Hadoop credentials, authorization headers and cookies.
         let secret = |k: &str| {
             let k = k.to_ascii_lowercase();
-            k.contains("secret") || k.contains("token") || k.contains("password") || k.contains("key_id")
+            ["secret", "token", "password", "key", "credential", "auth", "cookie", "sas", "signature"]
+                .iter()
+                .any(|w| k.contains(w))
         };
         for (k, v) in c.s3.iter_mut().chain(c.hdfs.iter_mut()).chain(c.headers.iter_mut()) {
-            if secret(k) {
-                *v = "***".into();
-            }
+            *v = if secret(k) { "***".into() } else { redact_url(v) };
         }
         toml::to_string(&c).unwrap_or_default()
     }
@@ -338,6 +378,35 @@ mod tests {
         assert!(!url_password("/warehouse/a:b@c"));
         assert_eq!(redact_url("http://fe:8030/a@b"), "http://fe:8030/a@b");
         assert_eq!(redact_url("s3://bucket/p"), "s3://bucket/p");
+        // A password holding `/`, `?` or `#` (AWS secret keys hold `/`).
+        for (url, shown) in [
+            ("http://u:LEAKp/w@h:8030", "http://***@h:8030"),
+            ("http://u:LEAK?x@h:8030/p", "http://***@h:8030/p"),
+            ("http://u:LEAK#x@h", "http://***@h"),
+            ("s3://AKID:sec/ret@bucket/x", "s3://***@bucket/x"),
+            ("u:pa/ss@h:9030", "***@h:9030"),
+            ("hdfs://u:/LEAK@nn:8020/w", "hdfs://***@nn:8020/w"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(url_password(url), "{url}");
+        }
+        // Each of a comma list of metastores.
+        let list = "thrift://h1:9083,thrift://u:LEAK@h2:9083";
+        assert_eq!(redact_url(list), "thrift://h1:9083,thrift://***@h2:9083");
+        assert!(url_password(list));
+        assert!(!url_password("thrift://h1:9083,thrift://h2:9083"));
+    }
+
+    #[test]
+    fn job_file_errors_name_the_line_and_key_but_not_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.toml");
+        std::fs::write(&path, "source = \"x\"\n[s3]\nsecret_access_key = 98765432101\n").unwrap();
+        let e = JobFile::load(&path).unwrap_err().to_string();
+        assert!(e.contains("line 3 (`secret_access_key`)") && !e.contains("98765432101"), "{e}");
+        std::fs::write(&path, "source = \"x\"\nsource = \"y\"\n").unwrap();
+        let e = JobFile::load(&path).unwrap_err().to_string();
+        assert!(e.contains("line 2 (`source`)"), "{e}");
     }
 
     #[test]

@@ -22,6 +22,8 @@ use crate::source::{self, StoreOptions};
 pub const DEFAULT_CHUNK_BYTES: u64 = 256 << 20;
 /// Default loads in flight.
 pub const DEFAULT_PARALLEL: usize = 4;
+/// The longest timeout a job may set.
+const MAX_TIMEOUT_SECS: u64 = 366 * 24 * 3600;
 
 /// Resolved settings of a job.
 #[derive(Debug, Clone)]
@@ -139,9 +141,20 @@ impl Settings {
             (Some(_), Some(_)) => return Err(Error::config("give either `source` or `hive_table`, not both")),
             _ => {}
         }
-        for (key, url) in [("source", &f.source), ("metastore", &f.metastore), ("dict_store", &f.dict_store)] {
+        for (key, url) in [
+            ("source", &f.source),
+            ("metastore", &f.metastore),
+            ("dict_store", &f.dict_store),
+            ("metrics_pushgateway", &f.metrics_pushgateway),
+        ] {
             if let Some(u) = url {
                 crate::config::check_no_password(key, u)?;
+            }
+        }
+        // Endpoints (`[s3] endpoint`) are echoed by the store's errors.
+        for (section, map) in [("s3", &f.s3), ("hdfs", &f.hdfs)] {
+            for (k, v) in map {
+                crate::config::check_no_password(&format!("[{section}] {k}"), v)?;
             }
         }
         let (db, table) = meta::split_table(&need(f.table, "table")?)?;
@@ -212,6 +225,10 @@ impl Settings {
         for (name, v) in [("http_timeout_secs", f.http_timeout_secs), ("source_timeout_secs", f.source_timeout_secs)] {
             if v == Some(0) {
                 return Err(Error::config(format!("{name} must be at least 1")));
+            }
+            // A deadline that far off overflows the clock.
+            if v.is_some_and(|v| v > MAX_TIMEOUT_SECS) {
+                return Err(Error::config(format!("{name} must be at most {MAX_TIMEOUT_SECS} (a year)")));
             }
         }
         if f.batch_size == Some(0) {
@@ -466,6 +483,10 @@ pub(crate) async fn scan_source(settings: &mut Settings) -> Result<Arc<Scanner>>
 fn no_data_files(settings: &Settings, loc: &source::Location) -> Error {
     match &settings.hive_table {
         Some(ht) => Error::config(format!("Hive table `{ht}` holds no data files (after partition pruning)")),
+        None if settings.transform.filter.is_some() => Error::config(format!(
+            "source `{}` holds no data files in the partitions the where clause keeps",
+            loc.display
+        )),
         None => Error::config(format!("source `{}` holds no data files", loc.display)),
     }
 }
@@ -1171,15 +1192,17 @@ pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
                     crate::client::LabelState::Unknown => {}
                 }
             }
+            // Not a mismatch: the shard's work is not done yet (retryable
+            // once it is re-run).
             if let Some((label, state)) = unfinished {
-                return Err(Error::verify(format!(
+                return Err(Error::infra(format!(
                     "chunk {}: its load `{label}` is {state}; re-run shard {} of {shards}",
                     c.index,
                     c.index % shards
                 )));
             }
             if !committed {
-                return Err(Error::verify(format!(
+                return Err(Error::infra(format!(
                     "chunk {} (label `{}`) is not committed; re-run shard {} of {shards}",
                     c.index,
                     c.label,
@@ -1202,7 +1225,9 @@ pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
             files: vec![],
             filter: String::new(),
         };
-        let journal = Journal::open(&jpath, header)?;
+        let lock = crate::journal::lock_job(&dir, &fp, false)?;
+        let mut journal = Journal::open(&jpath, header)?;
+        journal.hold(lock);
         let options = LoadOptions { parallel: s.parallel, ..LoadOptions::default() };
         let ctx = RunCtx {
             stats: Default::default(),
@@ -1247,7 +1272,9 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
         check_earlier_jobs(&p, &s.state_dir.join("jobs"), &files)?;
     }
     let jpath = dir.join(journal_name(&p.plan.fingerprint, s.shard));
-    let journal = Journal::open(&jpath, header)?;
+    let lock = crate::journal::lock_job(&dir, &p.plan.fingerprint, s.shard.is_some())?;
+    let mut journal = Journal::open(&jpath, header)?;
+    journal.hold(lock);
     // Inputs must not have changed since listing.
     source::check_unchanged(&p.plan.location, &p.plan.files.iter().map(|f| f.file.clone()).collect::<Vec<_>>()).await?;
     // Dictionaries: extended over the inputs (unless every chunk is already

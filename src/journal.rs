@@ -193,6 +193,36 @@ pub struct Journal {
     path: PathBuf,
     header: JobHeader,
     state: JournalView,
+    /// The job's lock (see [`lock_job`]), held as long as the journal.
+    job_lock: Option<File>,
+}
+
+/// Locks the job whose journals live in `dir`: shared by its shards (which
+/// run side by side), exclusive for an unsharded run or `finalize`, so that
+/// neither runs beside a shard of the same job.
+pub fn lock_job(dir: &Path, fingerprint: &str, shared: bool) -> Result<File> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::config(format!("cannot create state directory `{}`: {e}", dir.display())))?;
+    let path = dir.join(format!("{fingerprint}.lock"));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::config(format!("cannot open job lock `{}`: {e}", path.display())))?;
+    let locked = if shared { file.try_lock_shared() } else { file.try_lock() };
+    match locked {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::infra(format!(
+            "another starload process is running this job ({}; job lock `{}`); re-run when it ends",
+            if shared { "unsharded, or its finalize" } else { "a shard, or the whole job" },
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::config(format!("cannot lock job lock `{}`: {e}", path.display())))
+        }
+    }
 }
 
 /// What a journal says.
@@ -320,8 +350,9 @@ impl Journal {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::config(format!(
-                    "another starload process is running this job (journal `{}` is locked)",
+                // Retryable: the other run ends (and a re-run resumes it).
+                return Err(Error::infra(format!(
+                    "another starload process is running this job (journal `{}` is locked); re-run when it ends",
                     path.display()
                 )));
             }
@@ -351,12 +382,13 @@ impl Journal {
                     modes: Vec::new(),
                     mismatched: BTreeMap::new(),
                 },
+                job_lock: None,
             };
             j.append(&Record::Job(header.clone()))?;
             j
         } else {
             let view = fold(records, path)?;
-            Journal { file, path: path.to_path_buf(), header: view.header.clone(), state: view }
+            Journal { file, path: path.to_path_buf(), header: view.header.clone(), state: view, job_lock: None }
         };
         if j.header.fingerprint != header.fingerprint || j.header.target != header.target {
             return Err(Error::config(format!(
@@ -477,6 +509,11 @@ impl Journal {
         self.state.started.contains_key(label)
     }
 
+    /// Keeps the job's lock (from [`lock_job`]) as long as the journal.
+    pub fn hold(&mut self, lock: File) {
+        self.job_lock = Some(lock);
+    }
+
     /// The journal's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -510,6 +547,21 @@ mod tests {
             bytes: 10,
             format: "csv".into(),
         }
+    }
+
+    #[test]
+    fn shards_share_the_job_lock_and_shut_out_a_whole_run() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (lock_job(d.path(), "fp", true).unwrap(), lock_job(d.path(), "fp", true).unwrap());
+        let e = lock_job(d.path(), "fp", false).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Infra, "{e}");
+        assert!(e.to_string().contains("another starload process"), "{e}");
+        drop((a, b));
+        let whole = lock_job(d.path(), "fp", false).unwrap();
+        assert!(lock_job(d.path(), "fp", true).is_err());
+        assert!(lock_job(d.path(), "other", false).is_ok(), "another job");
+        drop(whole);
+        lock_job(d.path(), "fp", true).unwrap();
     }
 
     #[test]

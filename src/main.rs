@@ -336,12 +336,39 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(run(cli.cmd)) {
+    // The simulator stops cleanly on those signals itself.
+    let serves = matches!(cli.cmd, Cmd::Sim(_));
+    match rt.block_on(async {
+        tokio::select! {
+            r = run(cli.cmd) => r,
+            code = interrupted(), if !serves => {
+                // The journal is safe at any instant (as after kill -9):
+                // leave at once, saying how to go on.
+                eprintln!(
+                    "starload: interrupted; chunks already committed stay committed — re-run the same command \
+                     to resume"
+                );
+                std::process::exit(code);
+            }
+        }
+    }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("starload: {e}");
             ExitCode::from(exit_code(e.kind()))
         }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM; the exit code a shell gives for it.
+async fn interrupted() -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => 130,
+        _ = term.recv() => 143,
     }
 }
 
@@ -748,6 +775,12 @@ async fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Status(a) => status(a),
         Cmd::Sql(a) => {
+            if a.mysql.contains('@') {
+                return Err(Error::config(format!(
+                    "MySQL address `{}` must be host:port, without credentials",
+                    starload::config::redact_url(&a.mysql)
+                )));
+            }
             let password = starload::config::read_password(None)?;
             let mut m = starload::meta::Meta::connect(&a.mysql, &a.user, &password).await?;
             let (names, rows) = m.query_with_columns(&a.statement).await?;

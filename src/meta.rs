@@ -299,6 +299,7 @@ impl Meta {
 }
 
 fn describe_mysql(addr: &str, user: &str, e: mysql_async::Error) -> Error {
+    let addr = &crate::config::redact_url(addr);
     match &e {
         mysql_async::Error::Server(s)
             if matches!(s.code, 1045 | 1698)
