@@ -174,6 +174,7 @@ const FATAL: &[&str] = &[
     "unknown data format",
     "unsupported compression type",
     "there is no 100-continue header",
+    "has no default value",
 ];
 
 /// Classifies a parsed Stream Load reply.

@@ -466,7 +466,11 @@ pub fn map_columns(
         if t.is_key && opts.partial_update {
             return Err(Error::config(format!("a partial update must load key column `{}`", t.name)));
         }
-        if !t.nullable && t.default.is_none() && !t.ty.needs_expression() && !opts.partial_update {
+        // Only an aggregate table's BITMAP column goes without a value
+        // (`Load.java` fills an empty bitmap); a NOT NULL HLL or PERCENTILE
+        // column, or a BITMAP of another table, needs one.
+        let filled = matches!(t.ty, SrType::Bitmap) && table.keys == crate::meta::KeysType::Aggregate;
+        if !t.nullable && t.default.is_none() && !filled && !opts.partial_update {
             return Err(Error::config(format!(
                 "column `{}` of `{}.{}` is NOT NULL without a default, and no source column maps to it",
                 t.name, table.db, table.table

@@ -54,7 +54,7 @@ fn parse_range(text: &str, ty: &SrType) -> Option<(Value, Value, String, String)
 
 /// Rows (or distinct keys) per partition value, computed by rendering the
 /// partition column (and key columns) exactly as the loader sends them.
-async fn census(ctx: &RunCtx, pcol: &str, keyed: bool) -> Result<BTreeMap<String, u64>> {
+async fn census(ctx: &RunCtx, pcol: &str, keyed: bool) -> Result<BTreeMap<Option<String>, u64>> {
     let p = &ctx.prepared;
     let enc = &p.encoder;
     let pi = enc.columns().iter().position(|c| c.target.eq_ignore_ascii_case(pcol)).ok_or_else(|| {
@@ -99,8 +99,8 @@ async fn census(ctx: &RunCtx, pcol: &str, keyed: bool) -> Result<BTreeMap<String
         .map(|(&i, &j)| crate::encode::ColumnMapping { source: j, ..enc.columns()[i].clone() })
         .collect();
     let narrow = crate::encode::Encoder::new(cols, enc.zone());
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut seen: HashSet<(String, Vec<Option<String>>)> = HashSet::new();
+    let mut counts: BTreeMap<Option<String>, u64> = BTreeMap::new();
+    let mut seen: HashSet<(Option<String>, Vec<Option<String>>)> = HashSet::new();
     for b in batches {
         let texts: Vec<Vec<Option<String>>> = (0..wanted.len())
             .map(|j| narrow.column_texts(&b, j))
@@ -109,9 +109,9 @@ async fn census(ctx: &RunCtx, pcol: &str, keyed: bool) -> Result<BTreeMap<String
                 Error::data(format!("partition census, column `{}`: {msg}", narrow.columns()[column].display_name()))
             })?;
         for r in 0..b.num_rows() {
-            let pv = texts[0][r].clone().ok_or_else(|| {
-                Error::data(format!("partition column `{pcol}` is NULL in a source row; it cannot go to any partition"))
-            })?;
+            // NULL too: it goes to the partition bounded below by the
+            // type's least value, if there is one.
+            let pv = texts[0][r].clone();
             if keyed {
                 let key: Vec<Option<String>> = texts[1..].iter().map(|t| t[r].clone()).collect();
                 if seen.insert((pv.clone(), key)) {
@@ -179,19 +179,17 @@ async fn targets(ctx: &RunCtx, meta: &mut Meta, tag: &str) -> Result<Targets> {
     let counts = census(ctx, &pcol, keyed).await?;
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     for (v, n) in &counts {
-        let val = value::parse_csv_field(&pty, v)
-            .map_err(|e| Error::data(format!("partition value `{v}` is not a valid {pty}: {e}")))?;
-        let part = ranges
-            .iter()
-            .find(|r| {
-                value::cmp_values(&r.lo, &val).is_some_and(|o| o.is_le())
-                    && value::cmp_values(&val, &r.hi).is_some_and(|o| o.is_lt())
-            })
-            .ok_or_else(|| {
-                Error::config(format!(
-                    "`{db}.{table}` has no partition for {pcol} = {v}; add the partition before loading"
-                ))
-            })?;
+        let val = match v {
+            Some(v) => value::parse_csv_field(&pty, v)
+                .map_err(|e| Error::data(format!("partition value `{v}` is not a valid {pty}: {e}")))?,
+            None => Value::Null,
+        };
+        let part = ranges.iter().find(|r| value::range_holds(&r.lo, &r.hi, &val, &pty)).ok_or_else(|| {
+            Error::config(format!(
+                "`{db}.{table}` has no partition for {pcol} = {}; add the partition before loading",
+                v.as_deref().unwrap_or("NULL (only a partition from the type's least value holds NULL)")
+            ))
+        })?;
         *expected.entry(part.name.clone()).or_default() += n;
     }
     let temps = expected.keys().map(|n| (temp_partition_name(fp8, tag, n), n.clone())).collect();

@@ -115,6 +115,34 @@ impl Value {
     }
 }
 
+/// Whether the range partition `[lo, hi)` of a column of type `ty` holds
+/// `v`. NULL sorts below every value: the partition whose lower bound is
+/// the type's least value (what `VALUES LESS THAN` gives the first
+/// partition) holds it (StarRocks' BE: a range starting at the minimum has
+/// no lower key, `_part_contains`).
+pub fn range_holds(lo: &Value, hi: &Value, v: &Value, ty: &SrType) -> bool {
+    if matches!(v, Value::Null) {
+        return is_type_min(lo, ty);
+    }
+    cmp_values(lo, v).is_some_and(|o| o.is_le()) && cmp_values(v, hi).is_some_and(|o| o.is_lt())
+}
+
+/// Whether `v` is the least value of `ty` (a partition bound's MIN).
+pub fn is_type_min(v: &Value, ty: &SrType) -> bool {
+    /// 0000-01-01 in days since 1970-01-01.
+    const DAY_0: i64 = -719_528;
+    match (v, ty) {
+        (Value::Int(i), SrType::TinyInt) => *i == i8::MIN as i128,
+        (Value::Int(i), SrType::SmallInt) => *i == i16::MIN as i128,
+        (Value::Int(i), SrType::Int) => *i == i32::MIN as i128,
+        (Value::Int(i), SrType::BigInt) => *i == i64::MIN as i128,
+        (Value::Int(i), SrType::LargeInt) => *i == i128::MIN,
+        (Value::Date(d), SrType::Date) => *d == DAY_0,
+        (Value::Datetime(us), SrType::Datetime) => *us == DAY_0 * 86_400_000_000,
+        _ => false,
+    }
+}
+
 /// Orders two scalar values of the same type (None across types).
 pub fn cmp_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     use Value::*;

@@ -172,11 +172,7 @@ impl TableDef {
         self.partitions.iter().position(|p| match &p.bound {
             PartitionBound::All => true,
             PartitionBound::List(vals) => vals.iter().any(|x| cmp_values(x, v) == Some(std::cmp::Ordering::Equal)),
-            PartitionBound::Range(lo, hi) => {
-                !matches!(v, Value::Null)
-                    && cmp_values(lo, v).is_some_and(|o| o != std::cmp::Ordering::Greater)
-                    && cmp_values(v, hi) == Some(std::cmp::Ordering::Less)
-            }
+            PartitionBound::Range(lo, hi) => crate::value::range_holds(lo, hi, v, &self.columns[pc].ty),
         })
     }
 }

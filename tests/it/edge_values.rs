@@ -519,6 +519,89 @@ async fn decimal_double_and_timestamp_partitions_compare_as_numbers_and_times() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_partition_value_goes_to_the_partition_from_the_least_value() {
+    // StarRocks' first `VALUES LESS THAN` partition starts at the type's
+    // least value and holds NULL (the BE's range check has no lower key);
+    // the simulator refused the row, and overwrite refused the job.
+    use starload::sim::tables::PartitionSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let dt: ArrayRef = Arc::new(Date32Array::from(vec![Some(19_844), None, Some(10)]));
+    write_parquet(&dir.path().join("part-0.parquet"), &batch(vec![("id", ids(3), false), ("dt", dt, true)]));
+    let table = |lowest: &str| {
+        let mut t = dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("dt", "DATE")]);
+        t.partition_by = Some("dt".into());
+        t.partitions = vec![
+            PartitionSpec { name: "p_old".into(), values: vec![], range: Some((lowest.into(), "2024-01-01".into())) },
+            PartitionSpec {
+                name: "p2024".into(),
+                values: vec![],
+                range: Some(("2024-01-01".into(), "2025-01-01".into())),
+            },
+        ];
+        t
+    };
+    for mode in ["append", "overwrite"] {
+        let sim = sim(vec![table("0000-01-01")]).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+        f.mode = Some(mode.into());
+        load(f).await.unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let got = stored(&sim, "db", "t");
+        assert_eq!(got.keys().collect::<Vec<_>>(), ["1", "2", "3"], "{mode}");
+        assert_eq!(got["2"]["dt"], json!(null), "{mode}");
+    }
+    // A first partition from another lower bound holds no NULL.
+    for mode in ["append", "overwrite"] {
+        let sim = sim(vec![table("1970-01-01")]).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+        f.mode = Some(mode.into());
+        let e = load(f).await.unwrap_err().to_string();
+        assert!(e.contains("NULL") || e.contains("partition"), "{mode}: {e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_not_null_hll_or_bitmap_the_source_lacks_is_refused_before_sending() {
+    // (PERCENTILE alike; the simulator has no PERCENTILE_UNION.)
+    // StarRocks fills only an aggregate table's missing BITMAP column; the
+    // others fail every load with "Column has no default value", which was
+    // retried as if it might pass.
+    use starload::sim::tables::{ColumnSpec, TableSpec};
+    let dir = tempfile::tempdir().unwrap();
+    write_parquet(&dir.path().join("part-0.parquet"), &batch(vec![("id", ids(2), false)]));
+    let extra = |ty: &str, agg: Option<&str>| ColumnSpec {
+        name: "x".into(),
+        ty: ty.into(),
+        nullable: false,
+        default: None,
+        agg: agg.map(Into::into),
+    };
+    let agg = |ty: &str, f: &str| TableSpec {
+        keys: "AGG_KEYS".into(),
+        ..dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), extra(ty, Some(f))])
+    };
+    let pk = TableSpec {
+        keys: "PRI_KEYS".into(),
+        ..dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), extra("BITMAP", None)])
+    };
+    for (t, refused) in [(agg("HLL", "HLL_UNION"), true), (pk, true), (agg("BITMAP", "BITMAP_UNION"), false)] {
+        let what = format!("{} {}", t.keys, t.columns[1].ty);
+        let sim = sim(vec![t]).await;
+        let state = tempfile::tempdir().unwrap();
+        let r = load(job_file(&sim, dir.path(), "db.t", state.path())).await;
+        if refused {
+            let e = r.unwrap_err();
+            assert_eq!(e.kind(), starload::ErrorKind::Config, "{what}: {e}");
+            assert!(e.to_string().contains("`x`"), "{what}: {e}");
+            assert_eq!(sim.be_requests(), 0, "{what}");
+        } else {
+            assert_eq!(r.unwrap_or_else(|e| panic!("{what}: {e}")).load.rows_loaded, 2, "{what}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_inside_arrays_is_exact_in_json_rows_or_refused() {
     let table =
         || dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("j", "JSON"), col("ab", "ARRAY<VARBINARY>")]);
