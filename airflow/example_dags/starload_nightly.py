@@ -71,7 +71,7 @@ with DAG(
         # returned and lands in XCom as `return_value` for downstream checks.
     )
 
-    # --- Sharding (documentation only: the CLI gets `--shard i/n` in a later release) ---
+    # --- Sharding (not scheduled in this DAG; `starload finalize --shards n` runs after the shards) ---
     #
     # A large reload can be spread over several workers with dynamic task mapping. Every
     # shard plans the same deterministic chunk list and loads only the chunks with

@@ -77,6 +77,9 @@ _REDACTED = "***"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
+_URL_USERINFO = re.compile(r"(://)[^\s@/:]*:(?!\d+(?:[/?#\s]|$))[^\s@]*@")
+
+
 def display_command(argv: Sequence[str]) -> str:
     """A shell-like rendering of argv for the log, quoting only the values of ``--flag=value``."""
     parts = []
@@ -283,7 +286,9 @@ class StarloadOperator(BaseOperator):
             for secret in self._secrets:
                 if secret:
                     value = value.replace(secret, _REDACTED)
-            return value
+            # Credentials written into a URL (which the CLI refuses, after
+            # this line is logged): `scheme://user:password@host`.
+            return _URL_USERINFO.sub(r"\1***@", value)
         if isinstance(value, dict):
             return {self.redact(k): self.redact(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):

@@ -148,6 +148,20 @@ def test_success_returns_report_and_passes_password_in_env_only(fake_bin, record
     assert PASSWORD not in op.log.text
 
 
+def test_credentials_written_into_a_url_stay_out_of_the_log(fake_bin, record):
+    op = make_op(
+        fake_bin,
+        record,
+        fe="http://loader:LEAKpw/x@fe:8030",
+        source="hdfs://nn:8020/data/a@b",
+        fake={"FAKE_STDOUT": json.dumps(REPORT)},
+    )
+    op.execute({})
+    assert "LEAKpw" not in op.log.text
+    assert "http://***@fe:8030" in op.log.text
+    assert "hdfs://nn:8020/data/a@b" in op.log.text, "a port is not a password"
+
+
 def test_every_override_becomes_a_flag(fake_bin, record):
     op = make_op(
         fake_bin,
