@@ -913,11 +913,13 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
         }
     }
     // A chunk the journal knows nothing of may have been committed by a run
-    // whose journal is gone, or by a shard: ask for its CSV label before
+    // whose journal is gone, or by a shard: ask for its labels before
     // sending a body for the BE to refuse. (The BE answers "Label Already
     // Exists" before reading the body and closes; when that reply is lost
-    // the outcome reads as this run's own commit.) A failed question changes
-    // nothing: the label still guards the upload.
+    // the outcome reads as this run's own commit, and the chunk was counted
+    // as loaded.) Every part's: a chunk's JSON or base64 part is as likely
+    // committed as its CSV part. A failed question changes nothing: the
+    // label still guards the upload.
     let known = {
         let j = job.journal.lock().unwrap();
         Part::ALL.iter().any(|&p| {
@@ -925,8 +927,12 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
             j.part(&label).is_some() || j.in_flight(&label)
         })
     };
-    if !known && let Ok(LabelState::Committed) = job.client.label_state(&job.db, &part_label(chunk, Part::Csv)).await {
-        commit_part(job, chunk, Part::Csv, None, None, None, 0)?;
+    if !known {
+        for part in Part::ALL {
+            if let Ok(LabelState::Committed) = job.client.label_state(&job.db, &part_label(chunk, part)).await {
+                commit_part(job, chunk, part, None, None, None, 0)?;
+            }
+        }
     }
     let mut retries = 0u32;
     let mut throttles = 0u32;
