@@ -15,6 +15,7 @@ against the starload StarRocks simulator.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -25,6 +26,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -163,8 +165,16 @@ class Airflow:
         self.outputs.append(proc.stdout)
         return proc
 
-    def db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.home / "airflow.db")
+    @contextlib.contextmanager
+    def db(self) -> Iterator[sqlite3.Connection]:
+        # Read-only, and closed after each use: a connection left open in
+        # this process (`with connect()` only commits) saw the file Airflow
+        # rewrote since as "database disk image is malformed".
+        db = sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True)
+        try:
+            yield db
+        finally:
+            db.close()
 
     def task_instance(self, dag_id: str, task_id: str, logical_date: str) -> dict:
         with self.db() as db:
