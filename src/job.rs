@@ -442,7 +442,8 @@ async fn list_source(
         };
         let mut listing = source::list_partitions(&loc, keys, parts, timeout).await?;
         source::check_distinct_files(&loc, &listing.partition_keys, &listing.files)?;
-        listing.columns = Some(t.columns.iter().map(|c| c.name.clone()).collect());
+        // (A metastore that lists no columns leaves the files' own.)
+        listing.columns = (!t.columns.is_empty()).then(|| t.columns.iter().map(|c| c.name.clone()).collect());
         return Ok((loc, listing));
     }
     let src = settings.source.clone().ok_or_else(|| Error::config("`source` or `hive_table` is required"))?;
