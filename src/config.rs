@@ -281,6 +281,17 @@ pub fn check_no_password(key: &str, url: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a MySQL address holding credentials (`user:pass@host:port`).
+pub fn check_mysql_address(addr: &str) -> Result<()> {
+    if addr.contains('@') {
+        return Err(Error::config(format!(
+            "MySQL address `{}` must be host:port, without credentials",
+            redact_url(addr)
+        )));
+    }
+    Ok(())
+}
+
 /// Whether a URL (or any of a comma list of them) holds a password.
 pub fn url_password(text: &str) -> bool {
     text.split(',').any(|part| userinfo_at(part).is_some_and(|(start, at)| part[start..at].contains(':')))

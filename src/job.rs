@@ -164,13 +164,8 @@ impl Settings {
         if !matches!(fe.scheme(), "http" | "https") || !fe.username().is_empty() || fe.password().is_some() {
             return Err(Error::config(format!("FE URL `{shown}` must be http(s)://host:port, without credentials")));
         }
-        if let Some(m) = &f.mysql
-            && m.contains('@')
-        {
-            return Err(Error::config(format!(
-                "MySQL address `{}` must be host:port, without credentials",
-                crate::config::redact_url(m)
-            )));
+        if let Some(m) = &f.mysql {
+            crate::config::check_mysql_address(m)?;
         }
         let mysql = f.mysql.unwrap_or_else(|| format!("{}:9030", fe.host_str().unwrap_or("127.0.0.1")));
         let label_prefix = f.label_prefix.unwrap_or_else(|| "starload".into());

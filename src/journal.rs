@@ -201,26 +201,37 @@ pub struct Journal {
 /// run side by side), exclusive for an unsharded run or `finalize`, so that
 /// neither runs beside a shard of the same job.
 pub fn lock_job(dir: &Path, fingerprint: &str, shared: bool) -> Result<File> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::config(format!("cannot create state directory `{}`: {e}", dir.display())))?;
     let path = dir.join(format!("{fingerprint}.lock"));
+    open_locked(&path, shared, "job lock", || {
+        Error::infra(format!(
+            "another starload process is running this job ({}; job lock `{}`); re-run when it ends",
+            if shared { "unsharded, or its finalize" } else { "a shard, or the whole job" },
+            path.display()
+        ))
+    })
+}
+
+/// Opens (creating it, and its directory) the file at `path` and locks it,
+/// shared or exclusive, without waiting; `busy` is the error when another
+/// process holds the lock.
+fn open_locked(path: &Path, shared: bool, what: &str, busy: impl FnOnce() -> Error) -> Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::config(format!("cannot create state directory `{}`: {e}", dir.display())))?;
+    }
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::config(format!("cannot open job lock `{}`: {e}", path.display())))?;
+        .open(path)
+        .map_err(|e| Error::config(format!("cannot open {what} `{}`: {e}", path.display())))?;
     let locked = if shared { file.try_lock_shared() } else { file.try_lock() };
     match locked {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::infra(format!(
-            "another starload process is running this job ({}; job lock `{}`); re-run when it ends",
-            if shared { "unsharded, or its finalize" } else { "a shard, or the whole job" },
-            path.display()
-        ))),
+        Err(std::fs::TryLockError::WouldBlock) => Err(busy()),
         Err(std::fs::TryLockError::Error(e)) => {
-            Err(Error::config(format!("cannot lock job lock `{}`: {e}", path.display())))
+            Err(Error::config(format!("cannot lock {what} `{}`: {e}", path.display())))
         }
     }
 }
@@ -336,30 +347,13 @@ impl Journal {
     /// Opens (or creates) the journal at `path` for `header`'s job. Refuses a
     /// journal written for another job, and one locked by another process.
     pub fn open(path: &Path, header: JobHeader) -> Result<Journal> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::config(format!("cannot create state directory `{}`: {e}", dir.display())))?;
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::config(format!("cannot open journal `{}`: {e}", path.display())))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                // Retryable: the other run ends (and a re-run resumes it).
-                return Err(Error::infra(format!(
-                    "another starload process is running this job (journal `{}` is locked); re-run when it ends",
-                    path.display()
-                )));
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::config(format!("cannot lock journal `{}`: {e}", path.display())));
-            }
-        }
+        // Retryable when busy: the other run ends (and a re-run resumes it).
+        let mut file = open_locked(path, false, "journal", || {
+            Error::infra(format!(
+                "another starload process is running this job (journal `{}` is locked); re-run when it ends",
+                path.display()
+            ))
+        })?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let (records, good) = parse(&bytes, path)?;

@@ -775,12 +775,7 @@ async fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Status(a) => status(a),
         Cmd::Sql(a) => {
-            if a.mysql.contains('@') {
-                return Err(Error::config(format!(
-                    "MySQL address `{}` must be host:port, without credentials",
-                    starload::config::redact_url(&a.mysql)
-                )));
-            }
+            starload::config::check_mysql_address(&a.mysql)?;
             let password = starload::config::read_password(None)?;
             let mut m = starload::meta::Meta::connect(&a.mysql, &a.user, &password).await?;
             let (names, rows) = m.query_with_columns(&a.statement).await?;

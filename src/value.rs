@@ -132,11 +132,7 @@ pub fn is_type_min(v: &Value, ty: &SrType) -> bool {
     /// 0000-01-01 in days since 1970-01-01.
     const DAY_0: i64 = -719_528;
     match (v, ty) {
-        (Value::Int(i), SrType::TinyInt) => *i == i8::MIN as i128,
-        (Value::Int(i), SrType::SmallInt) => *i == i16::MIN as i128,
-        (Value::Int(i), SrType::Int) => *i == i32::MIN as i128,
-        (Value::Int(i), SrType::BigInt) => *i == i64::MIN as i128,
-        (Value::Int(i), SrType::LargeInt) => *i == i128::MIN,
+        (Value::Int(i), t) => t.int_range().is_some_and(|(least, _)| *i == least),
         (Value::Date(d), SrType::Date) => *d == DAY_0,
         (Value::Datetime(us), SrType::Datetime) => *us == DAY_0 * 86_400_000_000,
         _ => false,
