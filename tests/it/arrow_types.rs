@@ -452,6 +452,21 @@ async fn decimals_load_into_integer_and_varchar_columns_exactly() {
     assert!(sim.rows("db", "dec").is_empty());
 }
 
+/// Loads the three rows (ids 1 to 3) of the files in `dir` into a table of
+/// `id` and `columns`; what the simulator stored.
+async fn load_three_rows(
+    dir: &std::path::Path,
+    columns: &[(&str, &str)],
+) -> std::collections::BTreeMap<String, serde_json::Map<String, Json>> {
+    let mut cols = vec![col_nn("id", "BIGINT")];
+    cols.extend(columns.iter().map(|(name, ty)| col(name, ty)));
+    let sim = crate::support::sim(vec![dup_table("db", "legacy", "id", cols)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let r = load(job_file(&sim, dir, "db.legacy", state.path())).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 3);
+    stored(&sim, "db", "legacy")
+}
+
 /// The list and map shapes older writers use, which Arrow writers never
 /// produce: a 2-level list (`repeated int32 array`, parquet-avro and
 /// Impala), a bare repeated field with no LIST annotation (protobuf-style),
@@ -504,23 +519,11 @@ async fn legacy_list_and_map_shapes_arrive_exactly() {
     rg.close().unwrap();
     w.close().unwrap();
 
-    let sim = crate::support::sim(vec![dup_table(
-        "db",
-        "legacy",
-        "id",
-        vec![
-            col_nn("id", "BIGINT"),
-            col("two_level", "ARRAY<INT>"),
-            col("bare", "ARRAY<INT>"),
-            col("hive", "ARRAY<INT>"),
-            col("m", "MAP<VARCHAR(10),INT>"),
-        ],
-    )])
+    let got = load_three_rows(
+        dir.path(),
+        &[("two_level", "ARRAY<INT>"), ("bare", "ARRAY<INT>"), ("hive", "ARRAY<INT>"), ("m", "MAP<VARCHAR(10),INT>")],
+    )
     .await;
-    let state = tempfile::tempdir().unwrap();
-    let r = load(job_file(&sim, dir.path(), "db.legacy", state.path())).await.unwrap();
-    assert_eq!(r.load.rows_loaded, 3);
-    let got = stored(&sim, "db", "legacy");
     let row = |id: &str, c: &str| got[id][c].clone();
     assert_eq!(row("1", "two_level"), json!(["1", "2"]));
     assert_eq!(row("2", "two_level"), Json::Null);
@@ -584,23 +587,16 @@ async fn int96_timestamps_in_legacy_lists_keep_years_1000_to_9999() {
     rg.close().unwrap();
     w.close().unwrap();
 
-    let sim = crate::support::sim(vec![dup_table(
-        "db",
-        "legacy",
-        "id",
-        vec![
-            col_nn("id", "BIGINT"),
-            col("a", "ARRAY<DATETIME>"),
-            col("s", "ARRAY<STRUCT<t DATETIME>>"),
-            col("hive", "ARRAY<DATETIME>"),
-            col("top", "DATETIME"),
+    let got = load_three_rows(
+        dir.path(),
+        &[
+            ("a", "ARRAY<DATETIME>"),
+            ("s", "ARRAY<STRUCT<t DATETIME>>"),
+            ("hive", "ARRAY<DATETIME>"),
+            ("top", "DATETIME"),
         ],
-    )])
+    )
     .await;
-    let state = tempfile::tempdir().unwrap();
-    let r = load(job_file(&sim, dir.path(), "db.legacy", state.path())).await.unwrap();
-    assert_eq!(r.load.rows_loaded, 3);
-    let got = stored(&sim, "db", "legacy");
     let ts = |us: &str| json!({ "ts_us": us });
     let (last, first, now) = (ts("253402300799999999"), ts("-30610224000000000"), ts("1704164645000006"));
     for c in ["a", "hive"] {
