@@ -136,12 +136,17 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-/// Parses `123`, `64KiB`, `256MiB`, `1GiB`, `10MB`.
+/// Parses `123`, `64KiB`, `256MiB`, `1GiB`, `1.5GiB`, `10MB` (a fraction
+/// rounds down to whole bytes).
 pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("bad size `{s}`"))?;
+    let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
+    if whole.is_empty() && frac.is_empty() || frac.contains('.') || frac.len() > 9 {
+        return Err(format!("bad size `{s}`"));
+    }
+    let n: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| format!("bad size `{s}`"))? };
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1000,
@@ -152,7 +157,14 @@ pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
         "gib" => 1 << 30,
         _ => return Err(format!("bad size unit in `{s}` (use B, KiB, MiB, GiB, KB, MB, GB)")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("size `{s}` is too large"))
+    let frac_bytes = if frac.is_empty() {
+        0
+    } else {
+        let digits: u64 = frac.parse().map_err(|_| format!("bad size `{s}`"))?;
+        // digits / 10^len of `mult`, in u128 so no product overflows.
+        (u128::from(digits) * u128::from(mult) / 10u128.pow(frac.len() as u32)) as u64
+    };
+    n.checked_mul(mult).and_then(|b| b.checked_add(frac_bytes)).ok_or_else(|| format!("size `{s}` is too large"))
 }
 
 /// A job file's parse error: where (line, key) and what, without the value
@@ -323,15 +335,22 @@ impl JobFile {
     }
 }
 
-/// Reads the password: from `password_file` if set, else `STARROCKS_PASSWORD`
-/// (empty when unset).
+/// Reads the password: `STARROCKS_PASSWORD` when set and not empty (the
+/// environment overrides the job file, as a scheduler that injects the
+/// password expects), else the first line of `password_file`, else empty.
 pub fn read_password(file: Option<&Path>) -> Result<crate::client::Secret> {
+    if let Some(env) = std::env::var_os("STARROCKS_PASSWORD").filter(|v| !v.is_empty()) {
+        return env
+            .into_string()
+            .map(crate::client::Secret::new)
+            .map_err(|_| Error::config("STARROCKS_PASSWORD is not valid UTF-8"));
+    }
     if let Some(p) = file {
         let text = std::fs::read_to_string(p)
             .map_err(|e| Error::config(format!("cannot read password file `{}`: {e}", p.display())))?;
         return Ok(crate::client::Secret::new(text.lines().next().unwrap_or("").to_string()));
     }
-    Ok(crate::client::Secret::new(std::env::var("STARROCKS_PASSWORD").unwrap_or_default()))
+    Ok(crate::client::Secret::new(String::new()))
 }
 
 /// Parses a partition column type name into Arrow (Hive's names:
@@ -427,6 +446,13 @@ mod tests {
         assert_eq!(parse_bytes("10MB"), Ok(10_000_000));
         assert_eq!(parse_bytes("123"), Ok(123));
         assert!(parse_bytes("1XB").is_err());
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("0.25 MiB"), Ok(1 << 18));
+        assert_eq!(parse_bytes(".5KB"), Ok(500));
+        assert_eq!(parse_bytes("2.0009KB"), Ok(2000));
+        for bad in ["", ".", "1.2.3MiB", "1.5.GiB", "MiB", "-1MiB", "1.0000000001GiB", "18446744073709551615.5KB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

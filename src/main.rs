@@ -338,6 +338,8 @@ fn main() -> ExitCode {
     };
     // The simulator stops cleanly on those signals itself.
     let serves = matches!(cli.cmd, Cmd::Sim(_));
+    // A caller that asked for JSON gets its failure as JSON on stdout too.
+    let json = job_args(&cli.cmd).is_some_and(|a| a.json) || matches!(&cli.cmd, Cmd::Status(a) if a.json);
     match rt.block_on(async {
         tokio::select! {
             r = run(cli.cmd) => r,
@@ -355,7 +357,20 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("starload: {e}");
-            ExitCode::from(exit_code(e.kind()))
+            let code = exit_code(e.kind());
+            if json {
+                let kind = match e.kind() {
+                    ErrorKind::Config => "config",
+                    ErrorKind::Data => "data",
+                    ErrorKind::Infra => "infrastructure",
+                    ErrorKind::Verify => "verification",
+                    _ => "internal",
+                };
+                let v = serde_json::json!({"error": {"kind": kind, "exit_code": code, "message": e.to_string()}});
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            }
+            ExitCode::from(code)
         }
     }
 }
@@ -649,17 +664,21 @@ fn job_file(a: &JobArgs) -> Result<JobFile> {
     Ok(cli.or(file))
 }
 
-async fn run(cmd: Cmd) -> Result<()> {
-    // `--print-config` prints and exits, whatever the command.
-    let job_args = match &cmd {
+/// The job arguments of a command that has them.
+fn job_args(cmd: &Cmd) -> Option<&JobArgs> {
+    match cmd {
         Cmd::Load(a) | Cmd::Plan(a) | Cmd::Dict(DictCmd::Build(a)) => Some(a),
         Cmd::Finalize(a) => Some(&a.job),
         Cmd::Dict(DictCmd::Show(a)) => Some(&a.job),
         Cmd::Dict(DictCmd::Export(a)) => Some(&a.job),
         Cmd::Dict(DictCmd::Import(a)) => Some(&a.job),
         _ => None,
-    };
-    if let Some(a) = job_args
+    }
+}
+
+async fn run(cmd: Cmd) -> Result<()> {
+    // `--print-config` prints and exits, whatever the command.
+    if let Some(a) = job_args(&cmd)
         && a.print_config
     {
         out!("{}", job_file(a)?.redacted_toml());
@@ -778,7 +797,7 @@ async fn run(cmd: Cmd) -> Result<()> {
             starload::config::check_mysql_address(&a.mysql)?;
             let password = starload::config::read_password(None)?;
             let mut m = starload::meta::Meta::connect(&a.mysql, &a.user, &password).await?;
-            let (names, rows) = m.query_with_columns(&a.statement).await?;
+            let (names, rows) = m.user_statement(&a.statement).await?;
             if !names.is_empty() {
                 outln!("{}", names.join("\t"));
             }

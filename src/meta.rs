@@ -139,12 +139,27 @@ impl Meta {
 
     /// Runs a query and returns its column names and rows.
     pub async fn query_with_columns(&mut self, sql: &str) -> Result<(Vec<String>, Vec<Vec<Option<String>>>)> {
-        let mut result =
-            self.conn.query_iter(sql).await.map_err(|e| Error::infra(format!("query `{sql}` failed: {e}")))?;
+        self.rows(sql).await.map_err(|e| Error::infra(format!("query `{sql}` failed: {e}")))
+    }
+
+    /// Runs a statement a user wrote (`starload sql`): the server refusing
+    /// it (syntax, privileges, an unknown table) is a configuration error,
+    /// which no retry cures; a lost connection stays an infrastructure one.
+    pub async fn user_statement(&mut self, sql: &str) -> Result<(Vec<String>, Vec<Vec<Option<String>>>)> {
+        self.rows(sql).await.map_err(|e| {
+            let m = format!("statement failed: {e}");
+            if matches!(e, mysql_async::Error::Server(_)) { Error::config(m) } else { Error::infra(m) }
+        })
+    }
+
+    async fn rows(
+        &mut self,
+        sql: &str,
+    ) -> std::result::Result<(Vec<String>, Vec<Vec<Option<String>>>), mysql_async::Error> {
+        let mut result = self.conn.query_iter(sql).await?;
         let names: Vec<String> =
             result.columns().map(|cs| cs.iter().map(|c| c.name_str().into_owned()).collect()).unwrap_or_default();
-        let rows: Vec<mysql_async::Row> =
-            result.collect().await.map_err(|e| Error::infra(format!("query `{sql}` failed: {e}")))?;
+        let rows: Vec<mysql_async::Row> = result.collect().await?;
         Ok((
             names,
             rows.into_iter()

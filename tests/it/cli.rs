@@ -134,6 +134,30 @@ async fn exit_codes_and_secrets_on_failure() {
     let last = err.lines().last().unwrap_or("");
     assert!(last.starts_with("starload: ") && last.contains("rejected the credentials"), "{err}");
     assert!(!all_output(&o, state.path()).contains("not-the-password-42"));
+    // With --json the failure is also a JSON object on stdout.
+    let mut j = a.clone();
+    j.push("--json".into());
+    let o = run(j, "not-the-password-42").await.unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["kind"], "config", "{v}");
+    assert_eq!(v["error"]["exit_code"], 2, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("rejected the credentials"), "{v}");
+    assert!(!all_output(&o, state.path()).contains("not-the-password-42"));
+    // STARROCKS_PASSWORD (as a scheduler injects it) wins over the job
+    // file's password_file; the file is read when the variable is empty.
+    let files = tempfile::tempdir().unwrap();
+    let pw_file = files.path().join("stale-password");
+    std::fs::write(&pw_file, "an-old-password\n").unwrap();
+    let job = files.path().join("job.toml");
+    std::fs::write(&job, format!("password_file = {:?}\n", pw_file.display().to_string())).unwrap();
+    let mut p = vec!["plan".to_string(), "--config".into(), job.display().to_string()];
+    p.extend(args.clone());
+    let o = run(p.clone(), PASSWORD).await.unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(p, "").await.unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!all_output(&o, state.path()).contains("an-old-password"));
     // A password on the command line is not accepted.
     let mut b = a.clone();
     b.extend(["--password".to_string(), "x".to_string()]);
