@@ -295,11 +295,30 @@ pub async fn list(
     filter: Option<PartitionFilter<'_>>,
     timeout: std::time::Duration,
 ) -> Result<Listing> {
-    // A source naming a single object.
+    // A source naming a single object. In an object store a key may also be
+    // the prefix of others: a trailing `/` names the directory, an empty
+    // object is a directory marker, and a non-empty object with keys below
+    // it is ambiguous (either reading would drop the other's rows).
     let head = async { Ok(object_store::ObjectStoreExt::head(loc.store.as_ref(), &loc.root).await) };
+    let names_directory = loc.display.ends_with('/');
     if !loc.root.as_ref().is_empty()
+        && !names_directory
         && let Ok(meta) = with_timeout(|| format!("`{}`", loc.display), timeout, head).await?
+        && meta.size > 0
     {
+        if loc.store_url != ObjectStoreUrl::local_filesystem() {
+            let below = async {
+                loc.store.list_with_delimiter(Some(&loc.root)).await.map_err(|e| listing_error(loc, &loc.root, &e))
+            };
+            let below = with_timeout(|| format!("`{}`", loc.display), timeout, below).await?;
+            if !below.objects.is_empty() || !below.common_prefixes.is_empty() {
+                return Err(Error::config(format!(
+                    "`{}` is both an object and the prefix of other objects: write `{}/` to load the directory \
+                     below it, or move the object",
+                    loc.display, loc.display
+                )));
+            }
+        }
         return Ok(Listing {
             partition_keys: vec![],
             columns: None,
@@ -449,11 +468,28 @@ fn broken_link_error(link: &str, target: &str) -> Error {
 /// failure a re-run would get past.
 fn listing_error(loc: &Location, dir: &Path, e: &object_store::Error) -> Error {
     let m = format!("cannot list `{}`: {}", loc.display_path(dir), describe_store_error(e));
-    if matches!(e, object_store::Error::InvalidPath { .. }) {
-        Error::config(format!("{m}; rename it (starload reads no names holding control characters)"))
-    } else {
-        Error::infra(m)
+    match e {
+        object_store::Error::InvalidPath { .. } => {
+            Error::config(format!("{m}; rename it (starload reads no names holding control characters)"))
+        }
+        // A bucket that does not exist, or credentials the store refuses:
+        // the job's settings are wrong, and a re-run would fail the same way.
+        object_store::Error::NotFound { .. } => Error::config(format!("{m} (does the bucket or directory exist?)")),
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => Error::config(m),
+        _ if refused_by_settings(&e.to_string()) => Error::config(m),
+        _ => Error::infra(m),
     }
+}
+
+/// Whether a store's generic error is a refusal no retry cures: S3 list
+/// requests come back from object_store as generic errors holding the HTTP
+/// status (404 NoSuchBucket, 403 a wrong secret or unknown key, 401), and
+/// HDFS reports a refused permission as `AccessControlException`.
+fn refused_by_settings(msg: &str) -> bool {
+    let status = msg
+        .find("non-2xx status code: ")
+        .and_then(|i| msg.get(i + "non-2xx status code: ".len()..)?.get(..3)?.parse::<u16>().ok());
+    matches!(status, Some(401 | 403 | 404)) || msg.contains("AccessControlException")
 }
 
 /// Files and directories Spark treats as hidden: `.x`, and `_x` unless it
@@ -493,7 +529,13 @@ pub fn describe_store_error(e: &object_store::Error) -> String {
         object_store::Error::NotFound { path, .. } => format!("not found: {path}"),
         object_store::Error::PermissionDenied { path, .. } => format!("permission denied: {path}"),
         object_store::Error::Unauthenticated { path, .. } => format!("unauthenticated (check credentials): {path}"),
-        other => other.to_string(),
+        // On one line, and without the Java stack trace that follows an
+        // HDFS NameNode's error.
+        other => {
+            let text = other.to_string();
+            let cut = text.find("\n\tat ").or_else(|| text.find("\n    at ")).unwrap_or(text.len());
+            text[..cut].split_whitespace().collect::<Vec<_>>().join(" ")
+        }
     }
 }
 

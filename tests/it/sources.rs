@@ -121,16 +121,50 @@ async fn s3_source_loads_exactly_and_refuses_bad_credentials() {
         "{m}"
     );
     assert!(!m.contains("not-the-secret"), "{m}");
+    // A re-run would fail the same way: the job's settings are wrong.
+    assert_eq!(e.kind(), starload::ErrorKind::Config, "{m}");
     assert_eq!(sim2.be_requests(), 0);
-    // A bucket that does not exist, and a prefix with nothing under it.
+    // A bucket that does not exist, and a prefix with nothing under it:
+    // both the job's settings, not a passing failure.
     let mut h = f.clone();
     h.source = Some("s3://no-such-bucket-xyz/warehouse".into());
     let e = load(h).await.unwrap_err();
     assert!(e.to_string().contains("no-such-bucket-xyz"), "{e}");
+    assert_eq!(e.kind(), starload::ErrorKind::Config, "{e}");
     let mut i = f.clone();
     i.source = Some(format!("s3://{bucket}/nothing/here"));
     let e = load(i).await.unwrap_err();
     assert!(e.to_string().contains("does not exist or is empty"), "{e}");
+    // A key that is also the prefix of the dataset: an empty one is a
+    // directory marker; a non-empty one is ambiguous unless the source ends
+    // with `/`, which names the directory.
+    let store = s3_store(&endpoint, &bucket);
+    let one_file = std::fs::read(
+        files_under(&data)
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|x| x == "parquet") && std::fs::metadata(p).unwrap().len() > 0)
+            .unwrap(),
+    )
+    .unwrap();
+    store.put(&OPath::from("warehouse/events"), PutPayload::from_static(b"")).await.unwrap();
+    let sim3 = crate::support::sim(vec![corpus_table(&data, "corpus", "s3t")]).await;
+    let state3 = tempfile::tempdir().unwrap();
+    let mut j = f.clone();
+    j.fe = Some(sim3.fe_url());
+    j.mysql = Some(sim3.mysql_addr());
+    j.state_dir = Some(state3.path().to_path_buf());
+    fidelity(&sim3, j.clone(), &data, "s3t").await;
+    store.put(&OPath::from("warehouse/events"), PutPayload::from(one_file)).await.unwrap();
+    let e = load(j.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("both an object and the prefix"), "{e}");
+    assert_eq!(e.kind(), starload::ErrorKind::Config, "{e}");
+    let sim4 = crate::support::sim(vec![corpus_table(&data, "corpus", "s3t")]).await;
+    let state4 = tempfile::tempdir().unwrap();
+    j.source = Some(format!("s3://{bucket}/warehouse/events/"));
+    j.fe = Some(sim4.fe_url());
+    j.mysql = Some(sim4.mysql_addr());
+    j.state_dir = Some(state4.path().to_path_buf());
+    fidelity(&sim4, j, &data, "s3t").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
