@@ -721,6 +721,12 @@ fn check_keyed_options(s: &Settings, t: &TargetTable) -> Result<()> {
             "delete_when cannot be combined with --mode overwrite (the replaced partitions start empty)",
         ));
     }
+    if s.mode == Mode::Overwrite && s.partial_update {
+        return Err(Error::config(
+            "--partial-update cannot be combined with --mode overwrite: the replaced partitions start empty, so the \
+             columns the load leaves out would be lost",
+        ));
+    }
     // Rows that replace each other by key are applied in commit order, not
     // source order, across chunks and across a chunk's loads.
     let replaces = matches!(t.keys, crate::meta::KeysType::Primary | crate::meta::KeysType::Unique)
@@ -820,7 +826,7 @@ fn check_earlier_jobs(p: &Prepared, jobs: &std::path::Path, files: &[(String, St
         check_earlier_jobs_in(p, &jobs.join(legacy_identity_in(p, mode)), mode)?;
         own.extend([identity_in(p, mode), legacy_identity_in(p, mode)]);
     }
-    check_other_transforms(p, jobs, &own, files)
+    check_other_transforms(p, jobs, &own, files, &partition_dirs(p))
 }
 
 /// The files the plan reads rows from (its chunks' files), with the digest
@@ -834,6 +840,28 @@ fn read_files(p: &Prepared) -> Vec<(String, String)> {
             let path = p.plan.file_name(i);
             let d = journal::path_digest(&path);
             (path, d)
+        })
+        .collect()
+}
+
+/// The Hive partition directories of the files the plan reads, with the
+/// digest of each a journal header keeps (a source's root is no partition:
+/// new files added beside loaded ones are told apart by their paths).
+fn partition_dirs(p: &Prepared) -> Vec<(String, String)> {
+    let mut dirs: Vec<String> = p
+        .plan
+        .chunks
+        .iter()
+        .flat_map(|c| c.slices.iter().map(|s| s.file))
+        .filter(|&i| !p.plan.files[i].file.partition_values.is_empty())
+        .filter_map(|i| p.plan.file_name(i).rsplit_once('/').map(|(d, _)| d.to_string()))
+        .collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    dirs.into_iter()
+        .map(|d| {
+            let digest = journal::path_digest(&format!("{d}/"));
+            (d, digest)
         })
         .collect()
 }
@@ -872,6 +900,7 @@ fn check_other_transforms(
     jobs: &std::path::Path,
     own: &[String],
     mine: &[(String, String)],
+    my_dirs: &[(String, String)],
 ) -> Result<()> {
     let Ok(dirs) = std::fs::read_dir(jobs) else { return Ok(()) };
     let filter = normalized_where(p.settings.transform.filter.as_deref());
@@ -888,11 +917,17 @@ fn check_other_transforms(
             if !name.ends_with(".journal") || name.contains(".finalize.") {
                 continue;
             }
+            // Any source: the same files reached through another path (a
+            // partition directory, or one file, of an earlier job's source)
+            // have the same digests.
             let Some(h) = journal::read_header(&path) else { continue };
-            if h.target != target || h.source != p.plan.location.display {
+            if h.target != target {
                 continue;
             }
             if h.files.is_empty() {
+                if h.source != p.plan.location.display {
+                    continue;
+                }
                 // Written before journals kept their files.
                 if journal::read(&path).is_ok_and(|v| rows_visible(&v, &path)) {
                     tracing::warn!(
@@ -909,7 +944,25 @@ fn check_other_transforms(
                 continue;
             }
             let theirs: std::collections::HashSet<&str> = h.files.iter().map(String::as_str).collect();
-            let Some((shared, _)) = mine.iter().find(|(_, d)| theirs.contains(d.as_str())) else { continue };
+            let Some((shared, _)) = mine.iter().find(|(_, d)| theirs.contains(d.as_str())) else {
+                // Other files of a partition it loaded: the partition was
+                // rewritten under new names (as Spark writes), or files were
+                // added to it; either way its loaded rows may be among them.
+                let their_dirs: std::collections::HashSet<&str> = h.dirs.iter().map(String::as_str).collect();
+                let Some((dir, _)) = my_dirs.iter().find(|(_, d)| their_dirs.contains(d.as_str())) else { continue };
+                let Ok(v) = journal::read(&path) else { continue };
+                if !rows_visible(&v, &path) {
+                    continue;
+                }
+                return Err(Error::config(format!(
+                    "job {} loaded rows of partition `{dir}` into `{target}` from other files than this job reads \
+                     there (journal `{}`): if the partition was rewritten since, running this job would load its \
+                     rows again. Use --mode overwrite to replace the partition, or --new-job if its new files hold \
+                     only new rows",
+                    h.fingerprint,
+                    path.display()
+                )));
+            };
             let Ok(v) = journal::read(&path) else { continue };
             if !rows_visible(&v, &path) {
                 continue;
@@ -983,9 +1036,17 @@ fn check_earlier_jobs_in(p: &Prepared, dir: &std::path::Path, mode: Mode) -> Res
         if same_mode && name.starts_with(&p.plan.fingerprint) {
             // This job's own journal: its chunks are done only under this
             // run's labels; under another prefix StarRocks sees new labels.
+            // A load sent without learning its outcome (the run was killed)
+            // may have committed too.
             let ours = format!("{}_{}", p.settings.label_prefix, p.plan.fingerprint);
             if let Ok(v) = journal::read(&path)
-                && let Some(d) = v.done.values().find(|d| !d.label.starts_with(&ours))
+                && let Some(label) = v
+                    .done
+                    .values()
+                    .map(|d| &d.label)
+                    .chain(v.committed.keys())
+                    .chain(v.started.keys())
+                    .find(|l| !l.starts_with(&ours))
             {
                 return Err(Error::config(format!(
                     "job {} loaded this source into `{}` under other labels (`{}`; journal `{}`): under the label \
@@ -993,7 +1054,7 @@ fn check_earlier_jobs_in(p: &Prepared, dir: &std::path::Path, mode: Mode) -> Res
                      was loaded with, or --new-job to load anyway",
                     v.header.fingerprint,
                     v.header.target,
-                    d.label,
+                    label,
                     path.display(),
                     p.settings.label_prefix
                 )));
@@ -1220,6 +1281,7 @@ pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
             partitions: p.plan.partition_digest.clone(),
             files: vec![],
             filter: String::new(),
+            dirs: vec![],
         };
         let lock = crate::journal::lock_job(&dir, &fp, false)?;
         let mut journal = Journal::open(&jpath, header)?;
@@ -1259,6 +1321,7 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
         partitions: p.plan.partition_digest.clone(),
         files: files.iter().map(|(_, d)| d.clone()).collect(),
         filter: normalized_where(p.settings.transform.filter.as_deref()),
+        dirs: partition_dirs(&p).into_iter().map(|(_, d)| d).collect(),
     };
     if s.mode == Mode::Atomic && s.shard.is_some() {
         return Err(Error::config("atomic jobs cannot be sharded (one transaction is one process)"));

@@ -42,6 +42,12 @@ pub struct JobHeader {
     /// empty without one. Recorded with `files`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub filter: String,
+    /// Digests of the Hive partition directories those files lie in, so
+    /// that a job reading other files of one of them (a partition rewritten
+    /// under new file names) can tell; absent in journals of earlier
+    /// versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<String>,
 }
 
 /// The digest of a source file's path a journal header keeps.
@@ -464,6 +470,11 @@ impl Journal {
         self.state.apply(r, &self.path.clone())
     }
 
+    /// Labels started without a verdict, with their chunk index.
+    pub fn unsettled(&self) -> Vec<(String, usize)> {
+        self.state.started.iter().map(|(l, &i)| (l.clone(), i)).collect()
+    }
+
     /// Records that StarRocks committed `label` with other rows than were
     /// sent (the verification error in `message`).
     pub fn mismatch(&mut self, index: usize, label: &str, message: &str) -> Result<()> {
@@ -528,6 +539,7 @@ mod tests {
             partitions: String::new(),
             files: vec![],
             filter: String::new(),
+            dirs: vec![],
         }
     }
 

@@ -240,11 +240,45 @@ pub async fn run(job: Arc<Job>) -> Result<LoadReport> {
             async move { load_chunk(&job, &chunk, &counters).await }
         })
         .await;
+    // Not when StarRocks is out of reach: its answers could not come.
+    if result.as_ref().is_err_and(|e| e.kind() != ErrorKind::Infra) {
+        settle_abandoned(&job).await;
+    }
     let mut report = counters.report.lock().unwrap().clone();
     report.seconds = start.elapsed().as_secs_f64();
     report.stages = job.stats.seconds();
     report.bytes_on_wire = job.stats.wire_bytes.load(Ordering::Relaxed);
     result.map(|_| report)
+}
+
+/// After a failure, the loads abandoned in flight: one StarRocks aborted,
+/// or never began (its request was dropped before it reached a BE), put no
+/// rows in the table, and the journal now says so; otherwise a re-run with
+/// a fixed transform would be refused for rows that are not there. A load
+/// that committed, or whose state cannot be learned, stays unsettled (it
+/// may hold rows). The requests are dropped by now, so their connections
+/// are closed; the grace lets one already on its way reach its BE and
+/// begin its transaction before the FE is asked.
+async fn settle_abandoned(job: &Job) {
+    let labels = job.journal.lock().unwrap().unsettled();
+    if labels.is_empty() {
+        return;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (label, index) in labels {
+        match settle(job, &label, Duration::from_secs(30)).await {
+            Ok(LabelState::Aborted | LabelState::Unknown) => {
+                if let Err(e) = job.journal.lock().unwrap().rejected(index, &label) {
+                    tracing::warn!("cannot record that `{label}` holds no rows: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("the state of abandoned load `{label}` is unknown: {e}");
+                return;
+            }
+        }
+    }
 }
 
 /// Aborts a task when dropped.

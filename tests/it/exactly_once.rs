@@ -245,6 +245,56 @@ async fn another_transform_over_files_already_loaded_is_refused() {
     load(f).await.unwrap();
 }
 
+/// Rows an earlier job loaded are found again through other paths: one
+/// partition directory named as the source, and a partition whose files
+/// were rewritten under new names (as a Spark job re-run writes them) read
+/// by a job whose where clause picks that partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loaded_rows_reached_through_another_path_or_new_file_names_are_refused() {
+    let src = tempfile::tempdir().unwrap();
+    copy_dir(&corpus().join("pyarrow"), src.path());
+    let sim = sim(vec![table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, src.path(), "corpus.t", state.path());
+    f.chunk_bytes = Some(starload::config::ByteSize(96 << 10));
+    let first = load(f.clone()).await.unwrap();
+    let rows = || sim.rows("corpus", "t").len() as u64;
+    assert_eq!(rows(), first.load.rows_loaded);
+    // One partition directory as the source, its values from the select.
+    let part = src.path().join("dt=2024-02-29").join("region=eu");
+    let mut g = job_file(&sim, &part, "corpus.t", state.path());
+    g.transform.select = Some("*, DATE '2024-02-29' AS dt, 'eu' AS region".into());
+    let e = load(g).await.unwrap_err();
+    assert!(e.to_string().contains("under another select/where/delete_when"), "{e}");
+    assert_eq!(rows(), first.load.rows_loaded);
+    // The partition rewritten under new file names.
+    for e in std::fs::read_dir(&part).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "parquet") {
+            std::fs::rename(&p, p.with_file_name(format!("rewritten-{}", p.file_name().unwrap().to_string_lossy())))
+                .unwrap();
+        }
+    }
+    let mut h = f.clone();
+    h.transform.filter = Some("dt = '2024-02-29' AND region = 'eu'".into());
+    let e = load(h.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("dt=2024-02-29/region=eu") && e.to_string().contains("--mode overwrite"), "{e}");
+    assert_eq!(rows(), first.load.rows_loaded);
+    // A new partition's files are new to the table: they run.
+    let new_part = src.path().join("dt=2024-03-05").join("region=eu");
+    std::fs::create_dir_all(&new_part).unwrap();
+    let one = std::fs::read_dir(&part)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet") && std::fs::metadata(p).unwrap().len() > 0);
+    std::fs::copy(one.unwrap(), new_part.join("part-0.parquet")).unwrap();
+    h.transform.filter = Some("dt = '2024-03-05'".into());
+    let added = load(h).await.unwrap();
+    assert!(added.load.rows_loaded > 0);
+    assert_eq!(rows(), first.load.rows_loaded + added.load.rows_loaded);
+}
+
 /// Six events over three days in one file, and a table `db.t` for them.
 async fn events_by_day() -> (tempfile::TempDir, starload::sim::Sim) {
     use arrow::array::{ArrayRef, Int64Array, StringArray};
@@ -295,6 +345,65 @@ async fn a_transform_fixed_after_a_rejected_load_runs() {
     f.transform.select = Some("id, upper(day) AS day".into());
     load(f).await.unwrap();
     assert_eq!(sim.rows("db", "t").len(), 6);
+}
+
+/// A job that fails on a value while another chunk's load is on its way:
+/// that load is abandoned (its connection closed mid-body, so StarRocks
+/// aborts it), and the journal learns it holds no rows. The same files
+/// under a fixed transform then run, and every row is in the table once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_abandoned_by_a_data_error_do_not_block_a_fixed_transform() {
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let n = 400_000i64;
+    let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..n));
+    let day: ArrayRef = Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("d{}", i % 1000))));
+    write_parquet(
+        &dir.path().join("a_big.parquet"),
+        &arrow::record_batch::RecordBatch::try_from_iter([("id", ids), ("day", day)]).unwrap(),
+    );
+    // The bad value last, so that the big chunk is on its way by then.
+    let m = 100_000i64;
+    let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(n..n + m));
+    let day: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..m).map(|i| if i == m - 1 { "far-too-long-a-day".to_string() } else { format!("e{}", i % 1000) }),
+    ));
+    write_parquet(
+        &dir.path().join("b_bad.parquet"),
+        &arrow::record_batch::RecordBatch::try_from_iter([("id", ids), ("day", day)]).unwrap(),
+    );
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("day", "VARCHAR(8)")])]).await;
+    // The big chunk's body goes slowly: it is still on its way when the bad
+    // value stops the job.
+    sim.add_fault(starload::sim::FaultRule {
+        trigger: starload::sim::Trigger::Any,
+        fault: starload::sim::Fault::SlowRead(256 << 10),
+        times: 2,
+    });
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, dir.path(), "db.t", state.path());
+    f.parallel = Some(2);
+    let e = load(f.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), starload::ErrorKind::Data, "{e}");
+    assert!(e.to_string().contains("b_bad.parquet"), "{e}");
+    assert!(sim.rows("db", "t").is_empty());
+    // Every load it began is settled as holding no rows.
+    let journal =
+        files_under(state.path()).into_iter().find(|p| p.extension().is_some_and(|x| x == "journal")).unwrap();
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let labels = |kind: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["kind"] == kind)
+            .map(|v| v["label"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!labels("started").is_empty(), "{text}");
+    assert_eq!(labels("started"), labels("rejected"), "{text}");
+    f.transform.select = Some("id, substr(day, 1, 8) AS day".into());
+    load(f).await.unwrap();
+    assert_eq!(sim.rows("db", "t").len() as i64, n + m);
 }
 
 /// A job killed after StarRocks committed its load but before the journal

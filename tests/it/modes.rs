@@ -485,6 +485,12 @@ async fn primary_key_upsert_delete_partial_update_and_merge_condition() {
     let mut f = base(s4.path());
     f.transform.select = Some("id, concat('p:', c_str) AS c_str".into());
     f.partial_update = Some(true);
+    // Not into emptied partitions: the columns left out would be lost.
+    let mut o = f.clone();
+    o.mode = Some("overwrite".into());
+    let e = load(o).await.unwrap_err();
+    assert!(e.to_string().contains("--partial-update cannot be combined with --mode overwrite"), "{e}");
+    assert_same(&want, &stored(&sim, "db", "pk"), &|_, v| v.clone());
     load(f).await.unwrap();
     let got = stored(&sim, "db", "pk");
     for (id, o) in &want {
@@ -546,6 +552,24 @@ async fn changed_inputs_and_changed_schemas_are_refused() {
     let e = load(other.clone()).await.unwrap_err();
     assert!(e.to_string().contains("under other labels") && e.to_string().contains("--new-job"), "{e}");
     assert_eq!(sim1.rows("db", "t").len(), rows);
+    // Also when the journal only knows its loads were sent (the run was
+    // killed before any reply): they may have committed.
+    let journal = files_under(state.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "journal"))
+        .expect("the job's journal");
+    let kept = std::fs::read_to_string(&journal).unwrap();
+    let sent_only: String = kept
+        .lines()
+        .filter(|l| !l.contains("\"kind\":\"committed\"") && !l.contains("\"kind\":\"done\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(sent_only.contains("\"kind\":\"started\""), "{kept}");
+    std::fs::write(&journal, sent_only).unwrap();
+    let e = load(other.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("under other labels"), "{e}");
+    assert_eq!(sim1.rows("db", "t").len(), rows);
+    std::fs::write(&journal, kept).unwrap();
     // A source file changes: the same command would load its rows again.
     let victim = std::fs::read_dir(dir.path().join("dt=2024-02-29/region=eu"))
         .unwrap()
