@@ -229,7 +229,8 @@ async fn check_new_dictionaries(s: &Settings, dstore: &DictStore) -> Result<()> 
     let mut meta = None;
     for (col, _) in &s.transform.dicts {
         let k = key(s, col)?;
-        if dstore.current(&k).await?.is_some() {
+        if let Some(v) = dstore.current(&k).await? {
+            check_ids_seen(s, &k, v.max_id)?;
             continue;
         }
         let m = match &mut meta {
@@ -280,7 +281,9 @@ pub async fn attach(p: &mut Prepared, built: &[Built]) -> Result<Vec<DictReport>
                 crate::config::redact_url(&s.dict_store)
             ))
         })?;
+        check_ids_seen(&s, &k, version.max_id)?;
         let lookup = Arc::new(dstore.lookup(&k, &version).await?);
+        record_ids_seen(&s, &k, version.max_id)?;
         let b = built.iter().find(|b| b.column == *col);
         reports.push(DictReport {
             column: col.clone(),
@@ -306,6 +309,56 @@ pub async fn attach(p: &mut Prepared, built: &[Built]) -> Result<Vec<DictReport>
         p.encoder = Arc::new(base);
     }
     Ok(reports)
+}
+
+/// Where the state directory keeps the largest id its loads of a
+/// dictionary's column used (`<state_dir>/dict-ids/<digest of db.table/column>`,
+/// holding the key and the id).
+fn ids_seen_path(s: &Settings, k: &DictKey) -> std::path::PathBuf {
+    let digest = blake3::hash(k.to_string().as_bytes()).to_hex();
+    s.state_dir.join("dict-ids").join(&digest[..16])
+}
+
+fn ids_seen(s: &Settings, k: &DictKey) -> u64 {
+    std::fs::read_to_string(ids_seen_path(s, k))
+        .ok()
+        .and_then(|t| t.lines().nth(1).and_then(|n| n.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Refuses a dictionary whose newest version ends below ids that loads from
+/// this state directory already put in the table: the store is older than
+/// the table (restored from a backup, or its newest versions deleted), and
+/// extending it would give new values those ids again.
+fn check_ids_seen(s: &Settings, k: &DictKey, max_id: u64) -> Result<()> {
+    let seen = ids_seen(s, k);
+    if max_id < seen {
+        return Err(Error::config(format!(
+            "dictionary {k} in {} ends at id {max_id}, but loads from this state directory used ids up to {seen}: the \
+             store is older than the table (restored from a backup, or its newest versions removed), and new values \
+             would get ids the table already holds. Point dict_store at the newest dictionary (`{}` records the ids \
+             used)",
+            crate::config::redact_url(&s.dict_store),
+            ids_seen_path(s, k).display()
+        )));
+    }
+    Ok(())
+}
+
+/// Records that a load used a dictionary version ending at `max_id`.
+fn record_ids_seen(s: &Settings, k: &DictKey, max_id: u64) -> Result<()> {
+    if max_id <= ids_seen(s, k) {
+        return Ok(());
+    }
+    let path = ids_seen_path(s, k);
+    let write = || -> std::io::Result<()> {
+        let dir = path.parent().expect("a file under dict-ids");
+        std::fs::create_dir_all(dir)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, format!("{k}\n{max_id}\n"))?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| Error::infra(format!("cannot record the ids of dictionary {k} in `{}`: {e}", path.display())))
 }
 
 /// The dictionaries named by a job file, without planning the job: its
@@ -435,12 +488,14 @@ fn decimal_text(unscaled: &str, scale: usize) -> Option<String> {
 }
 
 /// The job `f` over `source` instead of its own, without what only its own
-/// load uses (dictionaries, pre-aggregation, key options, shard, partition
-/// types): `dict export` and `dict import` read other files with the job's
-/// FE, credentials and store settings.
+/// load uses (its select and where, dictionaries, pre-aggregation, key
+/// options, shard, partition types): `dict export` and `dict import` read
+/// other files with the job's FE, credentials and store settings. (The
+/// job's where clause over the pairs would drop pairs from an export.)
 fn over_source(f: crate::config::JobFile, source: String) -> crate::config::JobFile {
     crate::config::JobFile {
         source: Some(source),
+        transform: Default::default(),
         hive_table: None,
         metastore: None,
         bitmap_dict: Default::default(),

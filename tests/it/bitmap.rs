@@ -355,6 +355,10 @@ async fn export_loads_id_value_pairs_through_the_load_path() {
     std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
     let mut f = dict_job(&sim, &dir.path().join("src"), "bm.t", &state);
     f.password_file = Some(pw);
+    // The job's own select and where are over its source, not over the
+    // pairs: neither may drop or refuse pairs.
+    f.transform.select = Some("no_such_column".into());
+    f.transform.filter = Some("1 = 0".into());
     let r = starload::dictjob::export(f.clone(), "u", "bm.dict_u", None, Arc::new(|_| {})).await.unwrap();
     assert_eq!(r.load.rows_loaded, 5);
     let mut stored: Vec<(u64, Vec<u8>)> = sim
@@ -378,6 +382,29 @@ async fn export_loads_id_value_pairs_through_the_load_path() {
     let e = starload::dictjob::export(f, "u", "bm.dict_dup", None, Arc::new(|_| {})).await.unwrap_err();
     assert_eq!(e.kind(), starload::ErrorKind::Config, "{e}");
     assert!(sim.rows("bm", "dict_dup").is_empty());
+}
+
+/// A store restored from a backup taken before the last loads ends below
+/// ids the table holds: extending it would give new values those ids again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dictionary_store_older_than_the_table_is_refused() {
+    let sim = sim(vec![agg_table("t", true)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    events(&dir.path().join("d1/e.parquet"), LOAD1);
+    load(dict_job(&sim, &dir.path().join("d1"), "bm.t", &state)).await.unwrap();
+    let backup = dir.path().join("backup");
+    copy_dir(&state.join("dicts"), &backup);
+    events(&dir.path().join("d2/e.parquet"), LOAD2);
+    load(dict_job(&sim, &dir.path().join("d2"), "bm.t", &state)).await.unwrap();
+    let stored = bitmaps(&sim, "t");
+    std::fs::remove_dir_all(state.join("dicts")).unwrap();
+    copy_dir(&backup, &state.join("dicts"));
+    events(&dir.path().join("d3/e.parquet"), &[("c", Some("zed")), ("c", Some("yan"))]);
+    let e = load(dict_job(&sim, &dir.path().join("d3"), "bm.t", &state)).await.unwrap_err();
+    assert_eq!(e.kind(), starload::ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("older than the table"), "{e}");
+    assert_eq!(bitmaps(&sim, "t"), stored, "nothing loaded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
