@@ -36,8 +36,11 @@ pub(crate) const SHARD_BITS: u32 = 8;
 /// Number of shards.
 pub(crate) const SHARDS: usize = 1 << SHARD_BITS;
 
-/// Rows buffered before a block is processed.
-const BLOCK_ROWS: usize = 1 << 20;
+/// Rows buffered before a block is processed: enough to keep every thread
+/// busy, few enough that a block's arrays and per-group row lists stay small
+/// and their memory is reused by the next block (at 1M rows, a 750K-value
+/// build touched a third more fresh pages and took ~10% longer).
+const BLOCK_ROWS: usize = 1 << 17;
 /// Bytes buffered before a block is processed.
 const BLOCK_BYTES: usize = 256 << 20;
 /// Target values per sort range.
@@ -183,7 +186,7 @@ pub(crate) fn hash_all(vals: &[Values]) -> Vec<Vec<u64>> {
 
 /// The distinct non-NULL values of a dictionary build's input.
 ///
-/// Feed it arrays with [`Distinct::push`] (blocks of about a million rows
+/// Feed it arrays with [`Distinct::push`] (blocks of 128K rows
 /// are processed at once, in parallel on the rayon pool; call it from a
 /// blocking context), then hand it to
 /// [`DictStore::build_from`](super::DictStore::build_from). Nothing here
