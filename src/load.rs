@@ -232,6 +232,10 @@ pub async fn run(job: Arc<Job>) -> Result<LoadReport> {
     let start = Instant::now();
     let counters = Arc::new(Counters::default());
     counters.report.lock().unwrap().chunks = job.chunks.len();
+    // Loads an earlier run left unsettled are not this run's to settle: a
+    // label StarRocks has forgotten (days later) may have committed.
+    let earlier: std::collections::HashSet<String> =
+        job.journal.lock().unwrap().unsettled().into_iter().map(|(l, _)| l).collect();
     use futures::TryStreamExt;
     let result = futures::stream::iter(job.chunks.clone().into_iter().map(Ok::<_, Error>))
         .try_for_each_concurrent(job.options.parallel.max(1), |chunk| {
@@ -242,7 +246,7 @@ pub async fn run(job: Arc<Job>) -> Result<LoadReport> {
         .await;
     // Not when StarRocks is out of reach: its answers could not come.
     if result.as_ref().is_err_and(|e| e.kind() != ErrorKind::Infra) {
-        settle_abandoned(&job).await;
+        settle_abandoned(&job, &earlier).await;
     }
     let mut report = counters.report.lock().unwrap().clone();
     report.seconds = start.elapsed().as_secs_f64();
@@ -259,8 +263,9 @@ pub async fn run(job: Arc<Job>) -> Result<LoadReport> {
 /// may hold rows). The requests are dropped by now, so their connections
 /// are closed; the grace lets one already on its way reach its BE and
 /// begin its transaction before the FE is asked.
-async fn settle_abandoned(job: &Job) {
-    let labels = job.journal.lock().unwrap().unsettled();
+async fn settle_abandoned(job: &Job, earlier: &std::collections::HashSet<String>) {
+    let mut labels = job.journal.lock().unwrap().unsettled();
+    labels.retain(|(l, _)| !earlier.contains(l));
     if labels.is_empty() {
         return;
     }

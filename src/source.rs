@@ -306,7 +306,9 @@ pub async fn list(
         && let Ok(meta) = with_timeout(|| format!("`{}`", loc.display), timeout, head).await?
         && meta.size > 0
     {
-        if loc.store_url != ObjectStoreUrl::local_filesystem() {
+        // (A file system, local or HDFS, cannot hold both.)
+        let scheme = loc.store_url.as_str().split(':').next().unwrap_or_default();
+        if !matches!(scheme, "file" | "hdfs" | "viewfs") {
             let below = async {
                 loc.store.list_with_delimiter(Some(&loc.root)).await.map_err(|e| listing_error(loc, &loc.root, &e))
             };
