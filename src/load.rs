@@ -270,8 +270,14 @@ async fn settle_abandoned(job: &Job, earlier: &std::collections::HashSet<String>
         return;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // One budget for them all: the failure is not held up for long.
+    let until = Instant::now() + Duration::from_secs(30);
     for (label, index) in labels {
-        match settle(job, &label, Duration::from_secs(30)).await {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        match settle(job, &label, left).await {
             Ok(LabelState::Aborted | LabelState::Unknown) => {
                 if let Err(e) = job.journal.lock().unwrap().rejected(index, &label) {
                     tracing::warn!("cannot record that `{label}` holds no rows: {e}");
