@@ -369,8 +369,7 @@ async fn a_commit_sent_counts_as_visible_to_the_other_transform_guard() {
     f.transform.select = Some(SELECT.into());
     load(f.clone()).await.unwrap();
     // The journal as a kill right after the commit leaves it.
-    let journal =
-        files_under(state.path()).into_iter().find(|p| p.extension().is_some_and(|e| e == "journal")).unwrap();
+    let journal = job_journal(state.path());
     let text = std::fs::read_to_string(&journal).unwrap();
     assert!(text.contains("\"step\":\"atomic_committing\""), "{text}");
     let cut: String =
@@ -554,18 +553,9 @@ async fn changed_inputs_and_changed_schemas_are_refused() {
     assert_eq!(sim1.rows("db", "t").len(), rows);
     // Also when the journal only knows its loads were sent (the run was
     // killed before any reply): they may have committed.
-    let journal = files_under(state.path())
-        .into_iter()
-        .find(|p| p.extension().is_some_and(|e| e == "journal"))
-        .expect("the job's journal");
+    let journal = job_journal(state.path());
     let kept = std::fs::read_to_string(&journal).unwrap();
-    let sent_only: String = kept
-        .lines()
-        .filter(|l| !l.contains("\"kind\":\"committed\"") && !l.contains("\"kind\":\"done\""))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    assert!(sent_only.contains("\"kind\":\"started\""), "{kept}");
-    std::fs::write(&journal, sent_only).unwrap();
+    std::fs::write(&journal, sent_only(&kept)).unwrap();
     let e = load(other.clone()).await.unwrap_err();
     assert!(e.to_string().contains("under other labels"), "{e}");
     assert_eq!(sim1.rows("db", "t").len(), rows);

@@ -41,6 +41,23 @@ pub fn files_under(p: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The journal of the one job whose state directory is `state`.
+pub fn job_journal(state: &Path) -> PathBuf {
+    files_under(state).into_iter().find(|p| p.extension().is_some_and(|e| e == "journal")).expect("a job journal")
+}
+
+/// A journal's text as a kill before any reply leaves it: its loads sent
+/// (`started`), none known committed or done.
+pub fn sent_only(journal: &str) -> String {
+    let cut: String = journal
+        .lines()
+        .filter(|l| !l.contains("\"kind\":\"committed\"") && !l.contains("\"kind\":\"done\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(cut.contains("\"kind\":\"started\""), "{journal}");
+    cut
+}
+
 pub async fn sim_with(tables: Vec<TableSpec>, f: impl FnOnce(&mut SimConfig)) -> Sim {
     let mut cfg = SimConfig {
         tables: tables.into_iter().map(|t| validate(t).expect("valid table")).collect(),
