@@ -813,7 +813,12 @@ fn identity_of(p: &Prepared, mode: Mode, label_prefix: Option<&str>) -> String {
 /// Refuses to start when an earlier job with the same identity but other
 /// inputs is unfinished, or finished in a mode that appends: re-running would
 /// load its rows twice.
-fn check_earlier_jobs(p: &Prepared, jobs: &std::path::Path, files: &[(String, String)]) -> Result<()> {
+fn check_earlier_jobs(
+    p: &Prepared,
+    jobs: &std::path::Path,
+    files: &[(String, String)],
+    dirs: &[(String, String)],
+) -> Result<()> {
     // An overwrite replaces whatever earlier jobs loaded.
     if p.settings.mode == Mode::Overwrite {
         return Ok(());
@@ -826,7 +831,7 @@ fn check_earlier_jobs(p: &Prepared, jobs: &std::path::Path, files: &[(String, St
         check_earlier_jobs_in(p, &jobs.join(legacy_identity_in(p, mode)), mode)?;
         own.extend([identity_in(p, mode), legacy_identity_in(p, mode)]);
     }
-    check_other_transforms(p, jobs, &own, files, &partition_dirs(p))
+    check_other_transforms(p, jobs, &own, files, dirs)
 }
 
 /// The files the plan reads rows from (its chunks' files), with the digest
@@ -944,36 +949,34 @@ fn check_other_transforms(
                 continue;
             }
             let theirs: std::collections::HashSet<&str> = h.files.iter().map(String::as_str).collect();
-            let Some((shared, _)) = mine.iter().find(|(_, d)| theirs.contains(d.as_str())) else {
+            let their_dirs: std::collections::HashSet<&str> = h.dirs.iter().map(String::as_str).collect();
+            let conflict = if let Some((shared, _)) = mine.iter().find(|(_, d)| theirs.contains(d.as_str())) {
+                format!(
+                    "job {} loaded rows of `{shared}` (and maybe other files this job reads) into `{target}` under \
+                     another select/where/delete_when (journal `{}`): running this job would load them again. Use \
+                     --mode overwrite to replace what it loaded, or --new-job if the two jobs pick different rows",
+                    h.fingerprint,
+                    path.display()
+                )
+            } else if let Some((dir, _)) = my_dirs.iter().find(|(_, d)| their_dirs.contains(d.as_str())) {
                 // Other files of a partition it loaded: the partition was
                 // rewritten under new names (as Spark writes), or files were
                 // added to it; either way its loaded rows may be among them.
-                let their_dirs: std::collections::HashSet<&str> = h.dirs.iter().map(String::as_str).collect();
-                let Some((dir, _)) = my_dirs.iter().find(|(_, d)| their_dirs.contains(d.as_str())) else { continue };
-                let Ok(v) = journal::read(&path) else { continue };
-                if !rows_visible(&v, &path) {
-                    continue;
-                }
-                return Err(Error::config(format!(
+                format!(
                     "job {} loaded rows of partition `{dir}` into `{target}` from other files than this job reads \
                      there (journal `{}`): if the partition was rewritten since, running this job would load its \
                      rows again. Use --mode overwrite to replace the partition, or --new-job if its new files hold \
                      only new rows",
                     h.fingerprint,
                     path.display()
-                )));
+                )
+            } else {
+                continue;
             };
             let Ok(v) = journal::read(&path) else { continue };
-            if !rows_visible(&v, &path) {
-                continue;
+            if rows_visible(&v, &path) {
+                return Err(Error::config(conflict));
             }
-            return Err(Error::config(format!(
-                "job {} loaded rows of `{shared}` (and maybe other files this job reads) into `{target}` under \
-                 another select/where/delete_when (journal `{}`): running this job would load them again. Use \
-                 --mode overwrite to replace what it loaded, or --new-job if the two jobs pick different rows",
-                h.fingerprint,
-                path.display()
-            )));
         }
     }
     Ok(())
@@ -1312,6 +1315,7 @@ pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
 pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> Result<Report> {
     let s = p.settings.clone();
     let files = read_files(&p);
+    let dirs = partition_dirs(&p);
     let header = JobHeader {
         fingerprint: p.plan.fingerprint.clone(),
         target: format!("{}.{}", s.db, s.table),
@@ -1321,14 +1325,14 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
         partitions: p.plan.partition_digest.clone(),
         files: files.iter().map(|(_, d)| d.clone()).collect(),
         filter: normalized_where(p.settings.transform.filter.as_deref()),
-        dirs: partition_dirs(&p).into_iter().map(|(_, d)| d).collect(),
+        dirs: dirs.iter().map(|(_, d)| d.clone()).collect(),
     };
     if s.mode == Mode::Atomic && s.shard.is_some() {
         return Err(Error::config("atomic jobs cannot be sharded (one transaction is one process)"));
     }
     let dir = s.state_dir.join("jobs").join(identity(&p));
     if !s.new_job {
-        check_earlier_jobs(&p, &s.state_dir.join("jobs"), &files)?;
+        check_earlier_jobs(&p, &s.state_dir.join("jobs"), &files, &dirs)?;
     }
     let jpath = dir.join(journal_name(&p.plan.fingerprint, s.shard));
     let lock = crate::journal::lock_job(&dir, &p.plan.fingerprint, s.shard.is_some())?;
