@@ -241,8 +241,11 @@ fn render(
     let n = hi - lo;
     let ncols = cols.len();
     let Scratch { lens, skip, pos, ends, is_staged, staged } = scratch;
-    lens.clear();
-    lens.resize(n * ncols, 0);
+    // Every length is written by pass 1 before it is read (a failing cell
+    // returns early): only growth is filled.
+    if lens.len() < n * ncols {
+        lens.resize(n * ncols, 0);
+    }
     skip.clear();
     skip.resize(n, 0);
     is_staged.clear();
@@ -309,8 +312,10 @@ fn render(
     }
     let mut at = 0usize;
     let mut written = 0;
-    ends.clear();
-    ends.resize(n, 0);
+    // Read only for kept rows, each written below.
+    if ends.len() < n {
+        ends.resize(n, 0);
+    }
     for (k, ((p, e), &s)) in pos.iter_mut().zip(ends.iter_mut()).zip(skip.iter()).enumerate() {
         if s != 0 {
             rerouted.push((lo + k, part_of(s)));
@@ -450,11 +455,26 @@ fn plain(b: &[u8]) -> bool {
     memchr::memchr2(COLUMN_SEPARATOR, ROW_DELIMITER, b).is_none()
 }
 
-/// [`plain`] for short values: a branch-free scan the compiler vectorizes.
+/// [`plain`] for short values: eight bytes at a time (the last word
+/// overlaps the one before it), bytes one by one below eight.
 #[inline(always)]
 fn plain_short(b: &[u8]) -> bool {
     const _: () = assert!(COLUMN_SEPARATOR == 1 && ROW_DELIMITER == 2);
-    !b.iter().fold(false, |acc, &c| acc | (c.wrapping_sub(1) < 2))
+    if b.len() < 8 {
+        return !b.iter().fold(false, |acc, &c| acc | (c.wrapping_sub(1) < 2));
+    }
+    const ONES: u64 = u64::MAX / 255;
+    // A byte of `w` equal to 1 or 2 (exact: no false positives overall).
+    let has = |w: u64| {
+        let zero = |y: u64| y.wrapping_sub(ONES) & !y & (ONES << 7);
+        zero(w ^ ONES) | zero(w ^ (ONES * 2))
+    };
+    let word = |c: &[u8]| u64::from_le_bytes(c.try_into().expect("8 bytes"));
+    let mut acc = has(word(&b[b.len() - 8..]));
+    for c in b.chunks_exact(8) {
+        acc |= has(word(c));
+    }
+    acc == 0
 }
 
 #[inline(always)]
@@ -510,15 +530,6 @@ struct Cursor<'s> {
 }
 
 impl Cursor<'_> {
-    /// [`Cursor::each`] for writers that cannot fail.
-    #[inline(always)]
-    fn fill(&mut self, dst: &mut [u8], mut f: impl FnMut(usize, &mut [u8])) -> std::result::Result<(), EncodeError> {
-        self.each(dst, |k, c| {
-            f(k, c);
-            Ok(())
-        })
-    }
-
     /// Calls `f(row in block, cell)` for each kept non-NULL cell, writes
     /// `\N` for NULLs and the terminator after every cell.
     #[inline(always)]
@@ -545,9 +556,10 @@ impl Cursor<'_> {
         Ok(())
     }
 
-    /// [`Cursor::fill`] whose `f(row in block, room, len)` writes the
-    /// cell's `len` bytes at the start of `room` (the rest of the row) and
-    /// may write past them.
+    /// Calls `f(row in block, room, len)` for each kept non-NULL cell, which
+    /// writes the cell's `len` bytes at the start of `room` (the rest of the
+    /// row) and may write past them; writes `\N` for NULLs and the
+    /// terminator after every cell.
     #[inline(always)]
     fn fill_wide(&mut self, dst: &mut [u8], mut f: impl FnMut(usize, &mut [u8], usize)) {
         for k in 0..self.l.len() {
@@ -592,16 +604,19 @@ fn write(col: &Col<'_, '_>, mut at: Cursor<'_>, dst: &mut [u8]) -> std::result::
     let lo = at.lo;
     match &col.kind {
         Kind::Staged => unreachable_staged(),
-        Kind::Int(v) => match v {
-            Ints::I8(v) => at.fill(dst, |k, c| put_int(c, v[lo + k] as i64)),
-            Ints::I16(v) => at.fill(dst, |k, c| put_int(c, v[lo + k] as i64)),
-            Ints::I32(v) => at.fill(dst, |k, c| put_int(c, v[lo + k] as i64)),
-            Ints::I64(v) => at.fill(dst, |k, c| put_int(c, v[lo + k])),
-            Ints::U8(v) => at.fill(dst, |k, c| put_digits(c, v[lo + k] as u64)),
-            Ints::U16(v) => at.fill(dst, |k, c| put_digits(c, v[lo + k] as u64)),
-            Ints::U32(v) => at.fill(dst, |k, c| put_digits(c, v[lo + k] as u64)),
-            Ints::U64(v) => at.fill(dst, |k, c| put_digits(c, v[lo + k])),
-        },
+        Kind::Int(v) => {
+            match v {
+                Ints::I8(v) => at.fill_wide(dst, |k, room, len| put_int_wide(room, v[lo + k] as i64, len)),
+                Ints::I16(v) => at.fill_wide(dst, |k, room, len| put_int_wide(room, v[lo + k] as i64, len)),
+                Ints::I32(v) => at.fill_wide(dst, |k, room, len| put_int_wide(room, v[lo + k] as i64, len)),
+                Ints::I64(v) => at.fill_wide(dst, |k, room, len| put_int_wide(room, v[lo + k], len)),
+                Ints::U8(v) => at.fill_wide(dst, |k, room, len| put_digits_wide(room, v[lo + k] as u64, len)),
+                Ints::U16(v) => at.fill_wide(dst, |k, room, len| put_digits_wide(room, v[lo + k] as u64, len)),
+                Ints::U32(v) => at.fill_wide(dst, |k, room, len| put_digits_wide(room, v[lo + k] as u64, len)),
+                Ints::U64(v) => at.fill_wide(dst, |k, room, len| put_digits_wide(room, v[lo + k], len)),
+            };
+            Ok(())
+        }
         Kind::Date(v) => with_days(|days| {
             at.each(dst, |k, c| {
                 let t = days.text(v[lo + k] as i64).map_err(|e| cell_error(e, lo + k))?;
@@ -621,10 +636,13 @@ fn write(col: &Col<'_, '_>, mut at: Cursor<'_>, dst: &mut [u8]) -> std::result::
                 Ok(())
             })
         }),
-        Kind::Dec { v, scale, .. } => match *scale {
-            2 => at.fill(dst, |k, c| put_dec(c, v[lo + k], 2)),
-            scale => at.fill(dst, |k, c| put_dec(c, v[lo + k], scale)),
-        },
+        Kind::Dec { v, scale, .. } => {
+            match *scale {
+                2 => at.fill_wide(dst, |k, room, len| put_dec_wide(room, v[lo + k], 2, len)),
+                scale => at.fill_wide(dst, |k, room, len| put_dec_wide(room, v[lo + k], scale, len)),
+            }
+            Ok(())
+        }
         Kind::Str { s, .. } => {
             at.fill_wide(dst, |k, room, len| s.copy_to(lo + k, len, room));
             Ok(())
@@ -676,7 +694,8 @@ fn put_digits(c: &mut [u8], mut v: u64) {
     }
 }
 
-#[inline(always)]
+/// The division loop for signed values (the tests' reference).
+#[cfg(test)]
 fn put_int(c: &mut [u8], x: i64) {
     if x < 0 {
         c[0] = b'-';
@@ -717,6 +736,87 @@ fn put_dec(c: &mut [u8], x: i128, scale: u32) {
     }
     c[i - 1] = b'.';
     put_digits(&mut c[..i - 1], a);
+}
+
+/// The 8 decimal digits of `x < 10^8` as ASCII, the most significant in
+/// the lowest byte (text order in memory), computed in one word: split
+/// into 4-digit halves, then 2-digit quarters, then digits, every lane at
+/// once (no divisions, no branches).
+#[inline(always)]
+fn digits8(x: u32) -> u64 {
+    debug_assert!(x < 100_000_000);
+    let (hi, lo) = (x / 10_000, x % 10_000);
+    // 32-bit lanes of 4 digits; then 16-bit lanes of 2 (n / 100 is
+    // (n * 10486) >> 20 for n < 10^4); then 8-bit lanes of 1 (n / 10 is
+    // (n * 103) >> 10 for n < 100).
+    let v = ((lo as u64) << 32) | hi as u64;
+    let q = ((v * 10486) >> 20) & 0x0000_007F_0000_007F;
+    let v = ((v - q * 100) << 16) | q;
+    let t = ((v * 103) >> 10) & 0x000F_000F_000F_000F;
+    let v = ((v - t * 10) << 8) | t;
+    v | 0x3030_3030_3030_3030
+}
+
+/// Writes the `len` digits of `v` at the start of `room`, possibly writing
+/// up to 16 bytes past them (see [`Cursor::fill_wide`]): words of eight
+/// digits rather than a division loop whose length varies from value to
+/// value.
+#[inline(always)]
+fn put_digits_wide(room: &mut [u8], v: u64, len: usize) {
+    debug_assert!(len >= 20 || v < 10u64.pow(len as u32));
+    if (1..=8).contains(&len) && room.len() >= 8 {
+        // The word's first 8 - len bytes are leading zeros.
+        let t = digits8(v as u32) >> (8 * (8 - len));
+        room[..8].copy_from_slice(&t.to_le_bytes());
+    } else if (9..=16).contains(&len) && room.len() >= 16 {
+        let (hi, lo) = (v / 100_000_000, v % 100_000_000);
+        let h = len - 8;
+        let t = digits8(hi as u32) >> (8 * (8 - h));
+        room[..8].copy_from_slice(&t.to_le_bytes());
+        room[h..h + 8].copy_from_slice(&digits8(lo as u32).to_le_bytes());
+    } else {
+        put_digits(&mut room[..len], v);
+    }
+}
+
+/// [`put_int`] through [`put_digits_wide`].
+#[inline(always)]
+fn put_int_wide(room: &mut [u8], x: i64, len: usize) {
+    if x < 0 {
+        room[0] = b'-';
+        put_digits_wide(&mut room[1..], x.unsigned_abs(), len - 1);
+    } else {
+        put_digits_wide(room, x as u64, len);
+    }
+}
+
+/// [`put_dec`] through [`put_digits_wide`] (`|x| <= u64::MAX`, as pass 1
+/// checked).
+#[inline(always)]
+fn put_dec_wide(room: &mut [u8], x: i128, scale: u32, len: usize) {
+    const POW10: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+    let (room, a, len) = if x < 0 {
+        room[0] = b'-';
+        (&mut room[1..], x.unsigned_abs() as u64, len - 1)
+    } else {
+        (room, x as u64, len)
+    };
+    if scale == 0 {
+        put_digits_wide(room, a, len);
+        return;
+    }
+    // The integer part, the point, then the fraction as one word.
+    let int_len = len - scale as usize - 1;
+    if scale <= 8 && room.len() >= len + 8 {
+        let p = POW10[scale as usize];
+        let (int, frac) = (a / p, a % p);
+        put_digits_wide(room, int, int_len);
+        room[int_len] = b'.';
+        let f = digits8(frac as u32) >> (8 * (8 - scale));
+        room[int_len + 1..int_len + 9].copy_from_slice(&f.to_le_bytes());
+    } else {
+        put_dec(&mut room[..len], a as i128, scale);
+    }
 }
 
 #[cfg(test)]
@@ -978,6 +1078,64 @@ mod tests {
         for (i, v) in vals.iter().enumerate() {
             let want = v.as_bytes() != b"\\N" && plain_short(v.as_bytes());
             assert_eq!(s.plain_at(i), want, "{v:?}");
+        }
+    }
+
+    /// The word-at-a-time digits are the division loop's, at every length
+    /// and across the word boundaries, with and without room to spare.
+    #[test]
+    fn wide_digits_are_the_loops() {
+        let mut r = Rng(0x0d16_175e);
+        let mut vals: Vec<u64> = vec![0, 1, 9, 10, 99, 100, u64::MAX, u64::MAX - 1];
+        for p in 1..20 {
+            let t = 10u64.pow(p);
+            vals.extend([t - 1, t, t + 1, t / 2 + 7]);
+        }
+        vals.extend((0..20_000).map(|_| r.next() >> r.below(64)));
+        for &v in &vals {
+            let len = digits(v) as usize;
+            for extra in [0usize, 3, 8, 40] {
+                let mut want = vec![b'#'; len + extra];
+                let mut got = want.clone();
+                put_digits(&mut want[..len], v);
+                put_digits_wide(&mut got, v, len);
+                assert_eq!(&got[..len], &want[..len], "{v} room {}", len + extra);
+                let x = v as i64;
+                let l = (x < 0) as usize + digits(x.unsigned_abs()) as usize;
+                let (mut want, mut got) = (vec![b'#'; l + extra], vec![b'#'; l + extra]);
+                put_int(&mut want[..l], x);
+                put_int_wide(&mut got, x, l);
+                assert_eq!(&got[..l], &want[..l], "{x}");
+                for scale in [0u32, 1, 2, 3, 8, 9, 12, 19] {
+                    for x in [v as i128, -(v as i128)] {
+                        let a = x.unsigned_abs() as u64;
+                        let l = dec_len(x < 0, a, scale) as usize;
+                        let (mut want, mut got) = (vec![b'#'; l + extra], vec![b'#'; l + extra]);
+                        put_dec(&mut want[..l], x, scale);
+                        put_dec_wide(&mut got, x, scale, l);
+                        assert_eq!(&got[..l], &want[..l], "{x} scale {scale} room {}", l + extra);
+                        let mut text = Vec::new();
+                        push_decimal(&mut text, x, scale as u8);
+                        assert_eq!(&got[..l], &text[..], "{x} scale {scale}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The word-at-a-time separator scan is the byte scan, at every length
+    /// and position.
+    #[test]
+    fn short_scan_words_are_the_byte_scan() {
+        for len in 0..40usize {
+            for at in 0..len {
+                for b in [0u8, 1, 2, 3, 0x7f, 0x80, 0x81, 0x82, 0xff, 0x01 ^ 0x80] {
+                    let mut v = vec![b'x'; len];
+                    v[at] = b;
+                    let want = !v.iter().any(|&c| c == 1 || c == 2);
+                    assert_eq!(plain_short(&v), want, "{v:?}");
+                }
+            }
         }
     }
 
