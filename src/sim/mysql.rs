@@ -360,11 +360,18 @@ async fn select(state: &Arc<State>, q: &str) -> Result<Answer, QErr> {
             .map(|c| arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &opts))
             .collect::<Result<_, _>>()
             .map_err(|e| (ErrorKind::ER_UNKNOWN_ERROR, e.to_string()))?;
+        // Logical nulls: a column of type Null (`SELECT NULL`) has no null
+        // buffer, yet every value is NULL.
+        let nulls: Vec<_> = b.columns().iter().map(|c| c.logical_nulls()).collect();
         for r in 0..b.num_rows() {
             rows.push(
                 fmts.iter()
-                    .zip(b.columns())
-                    .map(|(f, c)| if c.is_null(r) { None } else { Some(f.value(r).to_string()) })
+                    .zip(&nulls)
+                    .map(
+                        |(f, n)| {
+                            if n.as_ref().is_some_and(|n| n.is_null(r)) { None } else { Some(f.value(r).to_string()) }
+                        },
+                    )
                     .collect(),
             );
         }

@@ -431,3 +431,42 @@ fn one_dictionary_column_named_twice_is_refused() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("names column `u` twice"), "{err}");
 }
+
+/// `starload sql` prints a header and tab-separated rows (NULL as `NULL`)
+/// and exits 0; a statement the server refuses, a wrong password and a bad
+/// address exit 2, with the server's message and never the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_prints_rows_and_refusals_exit_2() {
+    let src = corpus().join("pyarrow");
+    let sim = sim(vec![corpus_table(&src, "corpus", "t")]).await;
+    let mysql = sim.mysql_addr();
+    let run = |stmt: &'static str, mysql: String, pw: &'static str| {
+        tokio::task::spawn_blocking(move || starload(&["sql", "--mysql", &mysql, "--user", USER, stmt], pw))
+    };
+    let text =
+        |o: &Output| (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
+
+    let o = run("SHOW TABLES FROM corpus", mysql.clone(), PASSWORD).await.unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(out, "Tables_in_corpus\nt\n");
+
+    let o = run("SELECT COUNT(*) AS n, NULL AS nothing FROM corpus.t", mysql.clone(), PASSWORD).await.unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(out, "n\tnothing\n0\tNULL\n");
+
+    let o = run("SELECT * FROM corpus.no_such_table", mysql.clone(), PASSWORD).await.unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("statement failed") && err.contains("no_such_table"), "{err}");
+
+    let o = run("SHOW DATABASES", mysql.clone(), "not-the-password-42").await.unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(!out.contains("not-the-password-42") && !err.contains("not-the-password-42"), "{err}");
+
+    let o = run("SHOW DATABASES", "no-port-here".into(), PASSWORD).await.unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+}
