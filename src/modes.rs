@@ -386,10 +386,19 @@ pub(crate) async fn overwrite(ctx: &RunCtx) -> Result<LoadReport> {
     let s = &p.settings;
     // Already swapped?
     let modes = ctx.journal.lock().unwrap().modes().to_vec();
-    if modes.iter().any(|m| matches!(m, ModeRecord::OverwriteSwapped { .. })) {
+    if let Some(epoch) =
+        modes.iter().find_map(|m| if let ModeRecord::OverwriteSwapped { epoch } = m { Some(*epoch) } else { None })
+    {
+        let tag = modes.iter().find_map(|m| match m {
+            ModeRecord::OverwriteStarted { epoch: e, tag: t, .. } if *e == epoch => {
+                Some(t.clone().unwrap_or_else(|| e.to_string()))
+            }
+            _ => None,
+        });
         return Ok(LoadReport {
             chunks: p.plan.chunks.len(),
             chunks_skipped: p.plan.chunks.len(),
+            rows_skipped: tag.map_or(0, |t| done_rows(ctx, &relabel(&p.plan.chunks, &format!("o{t}")))),
             ..Default::default()
         });
     }
@@ -425,6 +434,7 @@ pub(crate) async fn overwrite(ctx: &RunCtx) -> Result<LoadReport> {
         return Ok(LoadReport {
             chunks: p.plan.chunks.len(),
             chunks_skipped: p.plan.chunks.len(),
+            rows_skipped: done_rows(ctx, &relabel(&p.plan.chunks, &format!("o{tag}"))),
             ..Default::default()
         });
     }
@@ -506,7 +516,12 @@ pub(crate) async fn overwrite_shard(ctx: &RunCtx) -> Result<LoadReport> {
         chunks.iter().all(|c| j.chunk_done_as(c.index, &c.label).is_some())
     };
     if all_done {
-        return Ok(LoadReport { chunks: chunks.len(), chunks_skipped: chunks.len(), ..Default::default() });
+        return Ok(LoadReport {
+            chunks: chunks.len(),
+            chunks_skipped: chunks.len(),
+            rows_skipped: done_rows(ctx, &chunks),
+            ..Default::default()
+        });
     }
     let mut meta = ctx.meta().await?;
     let t = targets(ctx, &mut meta, "s").await?;
@@ -652,6 +667,13 @@ fn attempt_suffix() -> String {
 }
 
 /// Chunks with labels of an attempt (`<label prefix>_<fp>_<tag>_<n>`).
+/// Rows the journal holds as committed for `chunks` (what a finished job's
+/// re-run reports as skipped).
+fn done_rows(ctx: &RunCtx, chunks: &[Chunk]) -> u64 {
+    let j = ctx.journal.lock().unwrap();
+    chunks.iter().filter_map(|c| j.chunk_done_as(c.index, &c.label)).map(|d| d.rows).sum()
+}
+
 fn relabel(chunks: &[Chunk], tag: &str) -> Vec<Chunk> {
     chunks
         .iter()
@@ -681,10 +703,17 @@ pub(crate) async fn atomic(ctx: &RunCtx) -> Result<LoadReport> {
         )));
     }
     let label = format!("{}_{}_txn", s.label_prefix, p.plan.fingerprint);
-    if ctx.journal.lock().unwrap().modes().iter().any(|m| matches!(m, ModeRecord::AtomicCommitted { .. })) {
+    let committed = ctx.journal.lock().unwrap().modes().iter().find_map(|m| match m {
+        ModeRecord::AtomicCommitted { rows, .. } => Some(*rows),
+        _ => None,
+    });
+    if let Some(rows) = committed {
+        // (0 when a run found the label committed without the journal
+        // knowing its rows.)
         return Ok(LoadReport {
             chunks: p.plan.chunks.len(),
             chunks_skipped: p.plan.chunks.len(),
+            rows_skipped: rows,
             ..Default::default()
         });
     }

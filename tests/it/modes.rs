@@ -139,6 +139,7 @@ async fn overwrite_replaces_exactly_the_partitions_the_job_touches() {
     let requests = sim.be_requests();
     let again = load(f).await.unwrap();
     assert_eq!(again.load.chunks_loaded, 0);
+    assert_eq!((again.load.chunks_skipped, again.load.rows_skipped), (again.load.chunks, r.load.rows_loaded));
     assert_eq!(sim.be_requests(), requests);
     assert_same(&want, &stored(&sim, "db", "t"), &|_, v| v.clone());
 }
@@ -418,6 +419,7 @@ async fn atomic_loads_everything_in_one_transaction_or_nothing() {
     // Again: nothing.
     let again = load(f.clone()).await.unwrap();
     assert_eq!(again.load.chunks_loaded, 0);
+    assert_eq!((again.load.chunks_skipped, again.load.rows_skipped), (again.load.chunks, r.load.rows_loaded));
     assert_same(&want, &stored(&sim, "db", "a"), &|_, v| v.clone());
     // Too large for one transaction: refused before sending.
     let sim2 = crate::support::sim(vec![table("a", false, "DUP_KEYS")]).await;

@@ -130,10 +130,14 @@ async fn sharded_overwrite_swaps_once_finalized() {
     // A shard run again (its exit status was lost, say) leaves no empty
     // temporary partitions behind, which would block the next overwrite.
     let mut again = Command::new(env!("CARGO_BIN_EXE_starload"));
-    again.arg("load").args(args(&sim, state.path(), "overwrite")).args(["--shard", "1/3"]);
+    again.arg("load").args(args(&sim, state.path(), "overwrite")).args(["--shard", "1/3", "--json"]);
     again.env("STARROCKS_PASSWORD", PASSWORD);
     let o = tokio::task::spawn_blocking(move || again.output().unwrap()).await.unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // It reports its chunks and their rows as done before.
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["chunks_skipped"], rep["chunks"], "{rep}");
+    assert!(rep["rows_skipped"].as_u64().unwrap() > 0 && rep["rows_loaded"] == 0, "{rep}");
     let mut m = meta(&sim).await;
     let temps = m.query("SHOW TEMPORARY PARTITIONS FROM db.t").await.unwrap();
     assert!(temps.is_empty(), "{temps:?}");
