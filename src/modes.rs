@@ -666,7 +666,6 @@ fn attempt_suffix() -> String {
     blake3::hash(seed.as_bytes()).to_hex()[..6].to_string()
 }
 
-/// Chunks with labels of an attempt (`<label prefix>_<fp>_<tag>_<n>`).
 /// Rows the journal holds as committed for `chunks` (what a finished job's
 /// re-run reports as skipped).
 fn done_rows(ctx: &RunCtx, chunks: &[Chunk]) -> u64 {
@@ -674,6 +673,7 @@ fn done_rows(ctx: &RunCtx, chunks: &[Chunk]) -> u64 {
     chunks.iter().filter_map(|c| j.chunk_done_as(c.index, &c.label)).map(|d| d.rows).sum()
 }
 
+/// Chunks with labels of an attempt (`<label prefix>_<fp>_<tag>_<n>`).
 fn relabel(chunks: &[Chunk], tag: &str) -> Vec<Chunk> {
     chunks
         .iter()
