@@ -486,20 +486,22 @@ fn int_lengths<T: Copy>(v: &[T], l: &mut [u32], f: impl Fn(T) -> i64) -> bool {
     true
 }
 
+/// `10^i` for every power a `u64` holds.
+const POW10: [u64; 20] = {
+    let mut t = [0u64; 20];
+    let mut i = 1;
+    t[0] = 1;
+    while i < 20 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
 /// Decimal digits of `v`, without branches: the bit length gives the count
 /// or one more, and one comparison settles it.
 #[inline(always)]
 fn digits(v: u64) -> u32 {
-    const POW10: [u64; 20] = {
-        let mut t = [0u64; 20];
-        let mut i = 1;
-        t[0] = 1;
-        while i < 20 {
-            t[i] = t[i - 1] * 10;
-            i += 1;
-        }
-        t
-    };
     // `v | 1` has the digits of `v` (and makes 0 one digit);
     // floor(bits * log10(2)) for bits = 1..=64 is at most 19.
     let v = v | 1;
@@ -794,7 +796,6 @@ fn put_int_wide(room: &mut [u8], x: i64, len: usize) {
 /// checked).
 #[inline(always)]
 fn put_dec_wide(room: &mut [u8], x: i128, scale: u32, len: usize) {
-    const POW10: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
     let (room, a, len) = if x < 0 {
         room[0] = b'-';
         (&mut room[1..], x.unsigned_abs() as u64, len - 1)
