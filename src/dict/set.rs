@@ -587,7 +587,8 @@ pub(crate) fn key_at(v: &[u8], d: usize) -> u128 {
 pub(crate) fn sort_arena(arena: &Arena, depth: usize) -> Vec<u32> {
     let n = arena.len();
     let mut keys: Vec<(u128, u32)> = (0..n).map(|i| (key_at(arena.get(i), depth), i as u32)).collect();
-    keys.sort_unstable_by_key(|k| k.0);
+    let mut scratch = Vec::new();
+    sort_keys(&mut keys, &mut scratch);
     let mut stack: Vec<(usize, usize, usize)> = Vec::new();
     push_ties(&keys, 0, n, depth, &mut stack);
     while let Some((s, e, d)) = stack.pop() {
@@ -600,10 +601,67 @@ pub(crate) fn sort_arena(arena: &Arena, depth: usize) -> Vec<u32> {
         for k in run.iter_mut() {
             k.0 = key_at(arena.get(k.1 as usize), nd);
         }
-        run.sort_unstable_by_key(|k| k.0);
+        sort_keys(run, &mut scratch);
         push_ties(&keys, s, e, nd, &mut stack);
     }
     keys.into_iter().map(|k| k.1).collect()
+}
+
+/// Fewest keys [`sort_keys`] sorts by radix.
+const RADIX_MIN: usize = 256;
+
+/// Sorts `keys` by key. When the keys differ in only a few of their bytes
+/// (identifiers like `Customer#000123456`: after the common prefix, a few
+/// digits and the length), a least-significant-digit radix sort over just
+/// those bytes, one counting pass each, beats a comparison sort's
+/// `log2(n)` passes; otherwise the comparison sort. `scratch` is reused.
+fn sort_keys(keys: &mut [(u128, u32)], scratch: &mut Vec<(u128, u32)>) {
+    let n = keys.len();
+    if n >= RADIX_MIN {
+        let first = keys[0].0;
+        let diff = keys.iter().fold(0u128, |acc, k| acc | (k.0 ^ first));
+        // The bytes that differ somewhere, least significant first.
+        let shifts: Vec<u32> = (0..16).map(|b| 8 * b).filter(|&s| (diff >> s) as u8 != 0).collect();
+        if 2 * shifts.len() as u32 <= n.ilog2() {
+            radix_sort(keys, scratch, &shifts);
+            return;
+        }
+    }
+    keys.sort_unstable_by_key(|k| k.0);
+}
+
+/// Stable counting sorts of `keys` by the key byte at each of `shifts`,
+/// least significant first: the keys end in key order when every byte not
+/// in `shifts` is the same in all of them.
+fn radix_sort(keys: &mut [(u128, u32)], scratch: &mut Vec<(u128, u32)>, shifts: &[u32]) {
+    let mut counts = vec![[0usize; 256]; shifts.len()];
+    for k in keys.iter() {
+        for (c, &s) in counts.iter_mut().zip(shifts) {
+            c[(k.0 >> s) as u8 as usize] += 1;
+        }
+    }
+    scratch.clear();
+    scratch.resize(keys.len(), (0, 0));
+    let mut from = keys;
+    let mut to = &mut scratch[..];
+    let mut in_scratch = false;
+    for (c, &s) in counts.iter_mut().zip(shifts) {
+        let mut at = 0;
+        for slot in c.iter_mut() {
+            (*slot, at) = (at, at + *slot);
+        }
+        for &k in from.iter() {
+            let b = (k.0 >> s) as u8 as usize;
+            to[c[b]] = k;
+            c[b] += 1;
+        }
+        std::mem::swap(&mut from, &mut to);
+        in_scratch = !in_scratch;
+    }
+    if in_scratch {
+        // `from` is the scratch buffer, `to` the keys.
+        to.copy_from_slice(from);
+    }
 }
 
 #[inline]
@@ -740,6 +798,80 @@ mod tests {
             assert_eq!(got.len(), want.len());
             assert!(got == want, "sample sort differs from std sort (range target {target})");
         }
+    }
+
+    #[test]
+    fn radix_sorts_like_the_comparison_sort() {
+        let mut rng = Rng(0xfeed);
+        let mut scratch = Vec::new();
+        // Keys that differ in 1..=8 bytes (anywhere in the key), all sizes
+        // around the threshold, odd and even pass counts.
+        for case in 0..200u64 {
+            let nbytes = 1 + case % 8;
+            let spots: Vec<u32> = (0..nbytes).map(|_| 8 * (rng.next() % 16) as u32).collect();
+            let base = (rng.next() as u128) << 64 | rng.next() as u128;
+            let n = [RADIX_MIN, RADIX_MIN + 1, 1000, 5000, 70_000][(case % 5) as usize];
+            let mut keys: Vec<(u128, u32)> = (0..n as u32)
+                .map(|i| {
+                    let mut k = base;
+                    for &s in &spots {
+                        if !rng.next().is_multiple_of(3) {
+                            k = k & !(0xFF << s) | ((rng.next() as u8 as u128) << s);
+                        }
+                    }
+                    (k, i)
+                })
+                .collect();
+            let orig = keys.clone();
+            let mut want: Vec<u128> = keys.iter().map(|k| k.0).collect();
+            want.sort();
+            sort_keys(&mut keys, &mut scratch);
+            assert!(keys.iter().map(|k| k.0).eq(want), "case {case}: {nbytes} varying bytes, {n} keys");
+            // Every entry once, still with its own key.
+            let mut seen = vec![false; n];
+            for &(k, i) in &keys {
+                assert!(!std::mem::replace(&mut seen[i as usize], true) && orig[i as usize].0 == k);
+            }
+        }
+    }
+
+    #[test]
+    fn identifiers_sort_like_std() {
+        // Few varying bytes after a long shared prefix (the radix path),
+        // lengths that differ, and values equal for 15 bytes past a range's
+        // prefix (ties sorted again further on, also by radix).
+        let mut rng = Rng(0xabc);
+        let mut vals: Vec<Vec<u8>> = Vec::new();
+        for i in 0..40_000u64 {
+            let r = rng.next();
+            vals.push(match i % 4 {
+                0 => format!("Customer#{:09}", r % 2_000_000).into_bytes(),
+                1 => format!("user-{}", r % 100_000).into_bytes(),
+                2 => format!("device/0123456789abcdef/{:04}/{}", r % 3000, r % 7).into_bytes(),
+                _ => format!("{}", r % 10_000).into_bytes(),
+            });
+        }
+        let mut want = vals.clone();
+        want.sort();
+        want.dedup();
+        for target in [300, 1000, RANGE_TARGET] {
+            assert!(sorted_of(&vals, target) == want, "range target {target}");
+        }
+        // One arena of distinct values in input order.
+        let mut seen = std::collections::HashSet::new();
+        let vals: Vec<Vec<u8>> = vals.into_iter().filter(|v| seen.insert(v.clone())).collect();
+        let arena = Arena {
+            bytes: vals.concat(),
+            offsets: std::iter::once(0)
+                .chain(vals.iter().scan(0u32, |at, v| {
+                    *at += v.len() as u32;
+                    Some(*at)
+                }))
+                .collect(),
+        };
+        let order = sort_arena(&arena, 0);
+        let got: Vec<&[u8]> = order.iter().map(|&i| arena.get(i as usize)).collect();
+        assert!(got == want.iter().map(|v| v.as_slice()).collect::<Vec<_>>());
     }
 
     #[test]
