@@ -44,16 +44,23 @@ fn encoder(schema: &Schema, types: &[&str]) -> Encoder {
 }
 
 fn bench_batch(c: &mut Criterion, name: &str, batch: &RecordBatch, types: &[&str]) {
+    bench_batch_split(c, name, batch, types, true)
+}
+
+/// `split`: the batch may be rendered on several threads (as `encode`
+/// does); without, on the calling thread only (a load whose other batches
+/// keep the pool busy).
+fn bench_batch_split(c: &mut Criterion, name: &str, batch: &RecordBatch, types: &[&str], split: bool) {
     let enc = encoder(&batch.schema(), types);
     let mut out = Encoded::default();
-    enc.encode(batch, &mut out).unwrap();
+    enc.encode_split(batch, &mut out, split).unwrap();
     let bytes: usize = out.parts.iter().map(|p| p.data.len()).sum();
     let mut g = c.benchmark_group("encode");
     g.throughput(Throughput::Bytes(bytes as u64));
     g.bench_function(name, |b| {
         b.iter(|| {
             let mut out = Encoded::default();
-            enc.encode(black_box(batch), &mut out).unwrap();
+            enc.encode_split(black_box(batch), &mut out, split).unwrap();
             black_box(out);
         })
     });
@@ -209,6 +216,13 @@ fn families(c: &mut Criterion) {
     bench_batch(c, "array_of_strings", &nested, &["ARRAY<VARCHAR(20)>"]);
     let (li, types) = lineitem(ROWS);
     bench_batch(c, "lineitem_batch", &li, &types);
+    // On one thread, whole and each column alone: where the batch's time
+    // goes (a column alone also pays the batch's fixed costs).
+    bench_batch_split(c, "lineitem_batch_one_thread", &li, &types, false);
+    for (i, f) in li.schema().fields().iter().enumerate() {
+        let col = one(f.name(), li.column(i).clone());
+        bench_batch_split(c, &format!("lineitem_column/{}", f.name()), &col, &[types[i]], false);
+    }
 }
 
 fn bitmaps(c: &mut Criterion) {
