@@ -2544,28 +2544,37 @@ fn date_text(d: i64) -> std::result::Result<[u8; 10], CellError> {
 }
 
 /// Rendered days by their low bits: real columns repeat a limited set of
-/// days, and a hit saves the calendar arithmetic.
-struct DayCache(Vec<(i64, [u8; 10])>);
+/// days, and a hit saves the calendar arithmetic. A slot is 16 bytes (the
+/// day as `i32`), so the days of a typical column stay in the L1 cache.
+struct DayCache(Vec<(i32, [u8; 10])>);
 
 impl DayCache {
     const SLOTS: usize = 4096;
+    /// An empty slot's day: outside StarRocks' range, so never looked up.
+    const EMPTY: i32 = i32::MIN;
 
     /// [`date_text`] through the cache.
     #[inline(always)]
     fn text(&mut self, d: i64) -> std::result::Result<[u8; 10], CellError> {
+        if !(MIN_DAY..=MAX_DAY).contains(&d) {
+            return date_text_uncached(d);
+        }
         let slot = &mut self.0[(d as usize) & (Self::SLOTS - 1)];
-        if slot.0 == d {
+        if slot.0 as i64 == d {
             return Ok(slot.1);
         }
         let t = date_text_uncached(d)?;
-        *slot = (d, t);
+        *slot = (d as i32, t);
         Ok(t)
     }
 }
 
+const _: () = assert!(std::mem::size_of::<(i32, [u8; 10])>() == 16);
+const _: () = assert!((DayCache::EMPTY as i64) < MIN_DAY && MIN_DAY >= i32::MIN as i64 && MAX_DAY <= i32::MAX as i64);
+
 thread_local! {
     static DAYS: std::cell::RefCell<DayCache> =
-        std::cell::RefCell::new(DayCache(vec![(i64::MIN, [0; 10]); DayCache::SLOTS]));
+        std::cell::RefCell::new(DayCache(vec![(DayCache::EMPTY, [0; 10]); DayCache::SLOTS]));
 }
 
 /// Runs `f` with this thread's day cache (once per column of a block rather
@@ -2791,6 +2800,33 @@ mod tests {
         assert!(!exact(SrType::Date, "2024-01-05 10:00:00"));
         for s in [" 2024-01-05", "2024-01-05 ", "20240105"] {
             assert!(!exact(SrType::Date, s), "{s}");
+        }
+    }
+
+    /// The day cache gives the calendar's text (or its error) for every day,
+    /// also for days sharing a slot and far outside the range.
+    #[test]
+    fn day_cache_is_the_calendar() {
+        let mut days: Vec<i64> = vec![
+            0,
+            -1,
+            MIN_DAY,
+            MIN_DAY - 1,
+            MAX_DAY,
+            MAX_DAY + 1,
+            i32::MIN as i64,
+            i32::MAX as i64,
+            i32::MIN as i64 - 1,
+            DayCache::EMPTY as i64,
+        ];
+        for k in -3..=3i64 {
+            days.extend([10_957 + k * DayCache::SLOTS as i64, 8_000 + k * 4_096 * 7]);
+        }
+        for _ in 0..3 {
+            for &d in &days {
+                let want = date_text_uncached(d).map_err(|e| format!("{e:?}"));
+                assert_eq!(date_text(d).map_err(|e| format!("{e:?}")), want, "day {d}");
+            }
         }
     }
 
