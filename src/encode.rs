@@ -680,6 +680,8 @@ impl Encoder {
             }
         }
         let mut route = vec![floor; rows];
+        // Every row went to CSV: passes 2 and 3 need not look for theirs.
+        let mut all_csv = floor == Part::Csv;
         if self.csv_capable && floor != Part::Json {
             // Pass 1: CSV, noting the rows CSV cannot carry. Ranges of rows
             // render in parallel; each range's text is appended in row order.
@@ -712,6 +714,7 @@ impl Encoder {
                 buf.data.reserve(total);
             }
             for piece in rendered {
+                all_csv &= piece.rerouted.is_empty();
                 for (r, p) in piece.rerouted {
                     route[r] = route[r].max(p);
                 }
@@ -734,6 +737,10 @@ impl Encoder {
             }
         } else {
             route.fill(Part::Json);
+            all_csv = false;
+        }
+        if all_csv {
+            return Ok(());
         }
         // Pass 2: the escaped CSV part (string columns in hex).
         let csv64: Vec<usize> = (0..rows).filter(|&r| route[r] == Part::Csv64).collect();
