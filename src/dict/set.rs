@@ -736,6 +736,20 @@ mod tests {
         d.into_sorted_with(range_target).unwrap().iter().map(<[u8]>::to_vec).collect()
     }
 
+    /// Checks that the sample sort of `values` at each range target is
+    /// std's sort without duplicates; returns that.
+    fn assert_sorts_like_std(values: &[Vec<u8>], targets: &[usize]) -> Vec<Vec<u8>> {
+        let mut want = values.to_vec();
+        want.sort();
+        want.dedup();
+        for &target in targets {
+            let got = sorted_of(values, target);
+            assert_eq!(got.len(), want.len());
+            assert!(got == want, "sample sort differs from std sort (range target {target})");
+        }
+        want
+    }
+
     #[test]
     fn keys_order_like_bytes() {
         let vals: Vec<&[u8]> = vec![
@@ -790,14 +804,7 @@ mod tests {
             vals.push(v);
         }
         vals.push(Vec::new());
-        let mut want = vals.clone();
-        want.sort();
-        want.dedup();
-        for target in [64, 1000, RANGE_TARGET] {
-            let got = sorted_of(&vals, target);
-            assert_eq!(got.len(), want.len());
-            assert!(got == want, "sample sort differs from std sort (range target {target})");
-        }
+        assert_sorts_like_std(&vals, &[64, 1000, RANGE_TARGET]);
     }
 
     #[test]
@@ -851,12 +858,7 @@ mod tests {
                 _ => format!("{}", r % 10_000).into_bytes(),
             });
         }
-        let mut want = vals.clone();
-        want.sort();
-        want.dedup();
-        for target in [300, 1000, RANGE_TARGET] {
-            assert!(sorted_of(&vals, target) == want, "range target {target}");
-        }
+        let want = assert_sorts_like_std(&vals, &[300, 1000, RANGE_TARGET]);
         // One arena of distinct values in input order.
         let mut seen = std::collections::HashSet::new();
         let vals: Vec<Vec<u8>> = vals.into_iter().filter(|v| seen.insert(v.clone())).collect();
@@ -915,10 +917,6 @@ mod tests {
     fn many_ranges_are_globally_ordered() {
         let mut rng = Rng(99);
         let vals: Vec<Vec<u8>> = (0..300_000).map(|_| format!("{:x}", rng.next() % 10_000_000).into_bytes()).collect();
-        let got = sorted_of(&vals, RANGE_TARGET);
-        let mut want = vals;
-        want.sort();
-        want.dedup();
-        assert!(got == want);
+        assert_sorts_like_std(&vals, &[RANGE_TARGET]);
     }
 }
