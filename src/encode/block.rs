@@ -740,6 +740,12 @@ fn put_dec(c: &mut [u8], x: i128, scale: u32) {
     put_digits(&mut c[..i - 1], a);
 }
 
+/// The two digits of `v < 100` as ASCII, the tens in the low byte.
+#[inline(always)]
+fn pair(v: usize) -> u16 {
+    u16::from_le_bytes([DIGITS2[2 * v], DIGITS2[2 * v + 1]])
+}
+
 /// The 8 decimal digits of `x < 10^8` as ASCII, the most significant in
 /// the lowest byte (text order in memory), computed in one word: split
 /// into 4-digit halves, then 2-digit quarters, then digits, every lane at
@@ -766,7 +772,13 @@ fn digits8(x: u32) -> u64 {
 #[inline(always)]
 fn put_digits_wide(room: &mut [u8], v: u64, len: usize) {
     debug_assert!(len >= 20 || v < 10u64.pow(len as u32));
-    if (1..=8).contains(&len) && room.len() >= 8 {
+    if len <= 2 && room.len() >= 2 {
+        // One or two digits (line numbers, small counts, a decimal's
+        // integer part): a pair from the table, its leading zero shifted
+        // out for one digit.
+        let t = pair(v as usize) >> (8 * (2 - len));
+        room[..2].copy_from_slice(&t.to_le_bytes());
+    } else if (1..=8).contains(&len) && room.len() >= 8 {
         // The word's first 8 - len bytes are leading zeros.
         let t = digits8(v as u32) >> (8 * (8 - len));
         room[..8].copy_from_slice(&t.to_le_bytes());
@@ -808,7 +820,12 @@ fn put_dec_wide(room: &mut [u8], x: i128, scale: u32, len: usize) {
     }
     // The integer part, the point, then the fraction as one word.
     let int_len = len - scale as usize - 1;
-    if scale <= 8 && room.len() >= len + 8 {
+    if scale == 2 {
+        // Cents, the most common scale: the fraction is one pair.
+        put_digits_wide(room, a / 100, int_len);
+        room[int_len] = b'.';
+        room[int_len + 1..int_len + 3].copy_from_slice(&pair((a % 100) as usize).to_le_bytes());
+    } else if scale <= 8 && room.len() >= len + 8 {
         let p = POW10[scale as usize];
         let (int, frac) = (a / p, a % p);
         put_digits_wide(room, int, int_len);
