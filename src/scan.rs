@@ -225,6 +225,9 @@ impl Scanner {
         })?;
         checked::check_row_wise(df.logical_plan(), &s.transform.sql())?;
         checked::check_zone_conversions(df.logical_plan(), s.zone, &s.transform.sql())?;
+        let dict_columns: Vec<String> =
+            s.transform.dicts.iter().map(|(t, _)| crate::encode::dict_source_column(t)).collect();
+        checked::check_dict_determinism(df.logical_plan(), &dict_columns, &s.transform.sql())?;
         s.check_no_variant(&df)?;
         checked::check_constants(&ctx, df.logical_plan(), &s.transform.sql())?;
         s.output_schema = Arc::new(df.schema().as_arrow().clone());

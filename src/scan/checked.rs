@@ -211,6 +211,62 @@ pub(crate) fn check_row_wise(plan: &LogicalPlan, sql: &str) -> Result<()> {
     }
 }
 
+/// Refuses what would make a dictionary build and the load disagree on a
+/// row's dictionary value. The build computes each source expression over
+/// the job's inputs, and the load computes it again and looks the result up:
+/// an expression that is not a function of the row alone (`random()`,
+/// `uuid()`, `now()`, `current_date()`) gives the load values the build
+/// never saw, and a `random()` filter keeps rows the build skipped. Either
+/// would fail the load part way with a value missing from the dictionary.
+/// So a dictionary expression may call only immutable functions, and the
+/// filter of a job with dictionaries no volatile ones (a stable filter such
+/// as `dt >= current_date() - 1` is allowed: each query evaluates it, so it
+/// changes only when a run crosses midnight, as it does for the chunks of a
+/// load without dictionaries).
+pub(crate) fn check_dict_determinism(plan: &LogicalPlan, dict_columns: &[String], sql: &str) -> Result<()> {
+    use datafusion::logical_expr::Volatility;
+    if dict_columns.is_empty() {
+        return Ok(());
+    }
+    // The first function in `e` at least as changeable as `worst`.
+    let first = |e: &Expr, worst: Volatility| -> Option<String> {
+        let mut found = None;
+        let _ = e.apply(|x| {
+            if let Expr::ScalarFunction(f) = x
+                && f.func.signature().volatility >= worst
+            {
+                found = Some(format!("{}()", f.func.name()));
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        found
+    };
+    let mut bad: Option<String> = None;
+    plan.apply(|node| {
+        for e in node.expressions() {
+            let found = match (node, &e) {
+                (LogicalPlan::Filter(_), e) => first(e, Volatility::Volatile).map(|f| format!("the filter calls {f}")),
+                (_, Expr::Alias(a)) if dict_columns.contains(&a.name) => first(&a.expr, Volatility::Stable)
+                    .map(|f| format!("the dictionary expression `{}` calls {f}", a.expr)),
+                _ => None,
+            };
+            if found.is_some() {
+                bad = found;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    match bad {
+        None => Ok(()),
+        Some(w) => Err(Error::config(format!(
+            "the transform `{sql}`: {w}, whose value is not a function of the row alone; the dictionary build and \
+             the load compute it separately and would not agree (compute it into the source instead)"
+        ))),
+    }
+}
+
 /// Refuses, when the job's zone is not UTC, what converts between instants
 /// and the transform's wall-clock timestamps: DataFusion reads a timestamp
 /// without zone as UTC, where StarRocks' `unix_timestamp` and

@@ -283,6 +283,41 @@ async fn a_value_no_dictionary_can_key_fails_the_build_with_file_row_and_column(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dictionary_expression_that_is_not_a_function_of_the_row_is_refused() {
+    // The build and the load compute the expression separately: random(),
+    // now() or a random() filter would give the load values the build never
+    // saw. Refused before anything is read or built.
+    let sim = sim(vec![agg_table("t", true)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    events(&dir.path().join("src/e.parquet"), LOAD1);
+    let cases = [
+        ("concat(uid, CAST(random() AS VARCHAR))", None, "random()"),
+        ("concat(uid, CAST(now() AS VARCHAR))", None, "now()"),
+        ("upper(uid)", Some("random() < 2"), "random()"),
+        ("uuid()", None, "uuid()"),
+    ];
+    for (i, (expr, filter, named)) in cases.into_iter().enumerate() {
+        let state = dir.path().join(format!("s{i}"));
+        let mut f = job_file(&sim, &dir.path().join("src"), "bm.t", &state);
+        f.bitmap_dict.insert("u".into(), expr.into());
+        f.transform.filter = filter.map(Into::into);
+        let e = load(f).await.unwrap_err();
+        let m = e.to_string();
+        assert_eq!(e.kind(), starload::ErrorKind::Config, "{m}");
+        assert!(m.contains(named) && m.contains("not a function of the row"), "{m}");
+        assert!(!state.join("dicts/bm.t/u/versions").exists(), "no dictionary built: {m}");
+    }
+    assert!(bitmaps(&sim, "t").is_empty(), "nothing loaded");
+    // A stable filter is the same in the build and the load of one run.
+    let mut f = job_file(&sim, &dir.path().join("src"), "bm.t", &dir.path().join("ok"));
+    f.bitmap_dict.insert("u".into(), "upper(uid)".into());
+    f.transform.filter = Some("current_date() > DATE '2000-01-01'".into());
+    load(f).await.unwrap();
+    let d = dictionary(&dir.path().join("ok"), "bm.t").await;
+    assert!(d.iter().any(|(_, v)| v == b"ALICE"), "{d:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn null_for_a_not_null_bitmap_fails_with_file_row_and_column() {
     let sim = sim(vec![agg_table("nn", false)]).await;
     let dir = tempfile::tempdir().unwrap();
