@@ -82,44 +82,8 @@ impl Strings<'_> {
         match self {
             Strings::Offsets32 { offs, data } => copy_wide(data, offs[i] as usize, len, room),
             Strings::Offsets64 { offs, data } => copy_wide(data, offs[i] as usize, len, room),
-            Strings::View { views, bufs } => {
-                let v = views[i];
-                if len <= 12 {
-                    let b = v.to_le_bytes();
-                    if room.len() >= 12 {
-                        room[..12].copy_from_slice(&b[4..16]);
-                    } else {
-                        room[..len].copy_from_slice(&b[4..4 + len]);
-                    }
-                } else {
-                    let buf = (v >> 64) as u32 as usize;
-                    let off = (v >> 96) as u32 as usize;
-                    copy_wide(&bufs[buf], off, len, room);
-                }
-            }
+            Strings::View { views, bufs } => copy_view(views[i], bufs, len, room),
         }
-    }
-
-    /// Value `i` holds no separator byte and is not the NULL marker (for
-    /// views; an inline view is checked as one 128-bit word).
-    #[inline(always)]
-    fn plain_at(&self, i: usize) -> bool {
-        if let Strings::View { views, .. } = self {
-            let v = views[i];
-            let len = v as u32;
-            if len <= 12 {
-                // The value's bytes, zero past its end (and above).
-                let d = v >> 32;
-                const ONES: u128 = u128::MAX / 255;
-                let has = |b: u8| {
-                    let y = d ^ (ONES * b as u128);
-                    y.wrapping_sub(ONES) & !y & (ONES << 7) != 0
-                };
-                const _: () = assert!(COLUMN_SEPARATOR == 1 && ROW_DELIMITER == 2);
-                return !(has(1) || has(2) || (len == 2 && d as u16 == u16::from_le_bytes(*b"\\N")));
-            }
-        }
-        self.with(i, |b| b != b"\\N" && plain_short(b))
     }
 
     /// The bytes of value `i`, through `f` (an inline view lives on the stack).
@@ -416,6 +380,7 @@ fn lengths(col: &Col<'_, '_>, lo: usize, l: &mut [u32]) -> bool {
             }
             ok
         }
+        Kind::Str { s: Strings::View { views, bufs }, max } => view_lengths(&views[lo..lo + n], bufs, *max, l),
         Kind::Str { s, max } => {
             let mut ok = true;
             for (k, len) in l.iter_mut().enumerate() {
@@ -428,7 +393,7 @@ fn lengths(col: &Col<'_, '_>, lo: usize, l: &mut [u32]) -> bool {
             // general writer sends such rows elsewhere.
             ok && match s.contiguous(lo, lo + n) {
                 Some(bytes) => plain(bytes) && !(0..n).any(|k| is_null_marker(s, lo + k, l[k])),
-                None => (0..n).all(|k| s.plain_at(lo + k)),
+                None => (0..n).all(|k| s.with(lo + k, |b| b != b"\\N" && plain_short(b))),
             }
         }
     };
@@ -443,6 +408,31 @@ fn lengths(col: &Col<'_, '_>, lo: usize, l: &mut [u32]) -> bool {
         }
     }
     true
+}
+
+/// [`lengths`] of string views: each view's length, and whether every
+/// value fits `max`, holds no separator byte and is not the NULL marker, in
+/// one pass (an inline value is checked as one 128-bit word).
+fn view_lengths(views: &[u128], bufs: &[arrow::buffer::Buffer], max: usize, l: &mut [u32]) -> bool {
+    const ONES: u128 = u128::MAX / 255;
+    const _: () = assert!(COLUMN_SEPARATOR == 1 && ROW_DELIMITER == 2);
+    let marker = u16::from_le_bytes(*b"\\N") as u128;
+    let mut bad = false;
+    for (len, &v) in l.iter_mut().zip(views) {
+        let m = v as u32;
+        *len = m;
+        bad |= m as usize > max;
+        if m <= 12 {
+            // The value's bytes, zero past its end.
+            let d = v >> 32;
+            let zero = |y: u128| y.wrapping_sub(ONES) & !y & (ONES << 7) != 0;
+            bad |= zero(d ^ ONES) | zero(d ^ (ONES * 2)) | ((m == 2) & (d == marker));
+        } else {
+            let (buf, off) = ((v >> 64) as u32 as usize, (v >> 96) as u32 as usize);
+            bad |= !plain_short(&bufs[buf][off..off + m as usize]);
+        }
+    }
+    !bad
 }
 
 #[inline(always)]
@@ -579,6 +569,24 @@ impl Cursor<'_> {
             room[len] = self.term;
             self.pos[k] = o + len + 1;
         }
+    }
+}
+
+/// Copies the `len` bytes of view `v` to the start of `room`, maybe writing
+/// past them (see [`copy_wide`]).
+#[inline(always)]
+fn copy_view(v: u128, bufs: &[arrow::buffer::Buffer], len: usize, room: &mut [u8]) {
+    if len <= 12 {
+        let b = v.to_le_bytes();
+        if room.len() >= 12 {
+            room[..12].copy_from_slice(&b[4..16]);
+        } else {
+            room[..len].copy_from_slice(&b[4..4 + len]);
+        }
+    } else {
+        let buf = (v >> 64) as u32 as usize;
+        let off = (v >> 96) as u32 as usize;
+        copy_wide(&bufs[buf], off, len, room);
     }
 }
 
@@ -1092,11 +1100,20 @@ mod tests {
             }
         }
         let a = StringViewArray::from_iter_values(&vals);
-        let s = Strings::View { views: a.views(), bufs: a.data_buffers() };
         for (i, v) in vals.iter().enumerate() {
             let want = v.as_bytes() != b"\\N" && plain_short(v.as_bytes());
-            assert_eq!(s.plain_at(i), want, "{v:?}");
+            assert_eq!(view_lengths(&a.views()[i..i + 1], a.data_buffers(), usize::MAX, &mut [0]), want, "{v:?}");
         }
+        // The lengths, and the longest value allowed.
+        let mut l = vec![0; vals.len()];
+        assert!(!view_lengths(a.views(), a.data_buffers(), usize::MAX, &mut l));
+        assert_eq!(l, vals.iter().map(|v| v.len() as u32).collect::<Vec<_>>());
+        let ok = StringViewArray::from_iter_values(["abc", "", "abcdefghijklmn"]);
+        for (max, want) in [(14, true), (13, false), (3, false)] {
+            assert_eq!(view_lengths(ok.views(), ok.data_buffers(), max, &mut [0; 3]), want, "max {max}");
+        }
+        let short = StringViewArray::from_iter_values(["abc", "abcd"]);
+        assert!(!view_lengths(short.views(), short.data_buffers(), 3, &mut [0; 2]));
     }
 
     /// The word-at-a-time digits are the division loop's, at every length
