@@ -1107,6 +1107,47 @@ impl DictStore {
                 Err(e) => return Err(store_error(format!("cannot remove {}", self.show(p)), e)),
             }
         }
+        removed.extend(self.remove_staged(key, next, lease).await?);
+        Ok(removed)
+    }
+
+    /// On a local store, removes the staging files (`<data file>#<n>`, which
+    /// the store writes and then renames, and does not list) that a build
+    /// killed while writing left behind, by the same rule as
+    /// [`Self::remove_orphans`]: only below version `next`, whose data file
+    /// can never be published. (Object stores keep no such files: an
+    /// unfinished multipart upload is not an object.)
+    async fn remove_staged(&self, key: &DictKey, next: u64, lease: &Lease) -> Result<Vec<String>> {
+        if self.loc.store_url != datafusion::execution::object_store::ObjectStoreUrl::local_filesystem() {
+            return Ok(Vec::new());
+        }
+        let dir = std::path::PathBuf::from(format!("/{}", self.dir(key).join("data")));
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::infra(format!("cannot list {}: {e}", dir.display()))),
+        };
+        let mut removed = Vec::new();
+        while let Some(entry) =
+            entries.next_entry().await.map_err(|e| Error::infra(format!("cannot list {}: {e}", dir.display())))?
+        {
+            let name = entry.file_name();
+            let Some((file, n)) = name.to_str().and_then(|n| n.rsplit_once('#')) else { continue };
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            if data_version(&Path::from(file)).is_none_or(|v| v >= next) {
+                continue;
+            }
+            lease.check(&self.what(key)).await?;
+            let path = entry.path();
+            tracing::warn!("removing {}, left by a build killed while writing it", path.display());
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => removed.push(path.display().to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::infra(format!("cannot remove {}: {e}", path.display()))),
+            }
+        }
         Ok(removed)
     }
 }

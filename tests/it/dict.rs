@@ -640,6 +640,32 @@ async fn a_chain_of_crashed_builds_leaves_nothing_stuck() {
     }
 }
 
+/// A build killed while writing its data file leaves the local store's
+/// staging file (`<file>#<n>`, which listings skip). The next builds remove
+/// it once its version is published by another build, as they do orphans;
+/// a staging file of the version still to come is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_builds_staging_file_is_removed_once_its_version_is_taken() {
+    let (d, s) = local();
+    let key = DictKey::new("db.t", "c").unwrap();
+    s.build(&key, &DataType::Utf8, some(&["a"]), &opts("first")).await.unwrap();
+    let data = d.path().join("db.t/c/data");
+    let old = data.join("v00000001-0123abcd-deadbeef.parquet#1");
+    let next = data.join("v00000002-0123abcd-deadbeef.parquet#17");
+    let other = data.join("notes#1");
+    for f in [&old, &next, &other] {
+        std::fs::write(f, b"partial").unwrap();
+    }
+    let r = s.build(&key, &DataType::Utf8, some(&["b"]), &opts("second")).await.unwrap();
+    assert!(r.published);
+    assert!(!old.exists(), "version 1 is published: its staging file goes");
+    assert!(next.exists() && other.exists(), "version 2 was still to come when the build began");
+    s.build(&key, &DataType::Utf8, some(&["c"]), &opts("third")).await.unwrap();
+    assert!(!next.exists() && other.exists());
+    let v = s.current(&key).await.unwrap().unwrap();
+    assert_eq!(contents(&s, &key, &v).await, ids(&[("a", 1), ("b", 2), ("c", 3)]));
+}
+
 /// A builder paused past its lease (not crashed) after writing its data
 /// file: the builder that takes the lease over with nothing new to publish
 /// leaves that file alone, so the paused one can still publish a complete
