@@ -1121,7 +1121,11 @@ impl DictStore {
         if self.loc.store_url != datafusion::execution::object_store::ObjectStoreUrl::local_filesystem() {
             return Ok(Vec::new());
         }
-        let dir = std::path::PathBuf::from(format!("/{}", self.dir(key).join("data")));
+        let prefix = self.dir(key).join("data");
+        // The store's own mapping (it decodes what the path percent-encodes).
+        let dir = object_store::local::LocalFileSystem::new()
+            .path_to_filesystem(&prefix)
+            .map_err(|e| store_error(format!("cannot locate {}", self.show(&prefix)), e))?;
         let mut entries = match tokio::fs::read_dir(&dir).await {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -780,7 +780,7 @@ fn digits8(x: u32) -> u64 {
 #[inline(always)]
 fn put_digits_wide(room: &mut [u8], v: u64, len: usize) {
     debug_assert!(len >= 20 || v < 10u64.pow(len as u32));
-    if len <= 2 && room.len() >= 2 {
+    if (1..=2).contains(&len) && room.len() >= 2 {
         // One or two digits (line numbers, small counts, a decimal's
         // integer part): a pair from the table, its leading zero shifted
         // out for one digit.

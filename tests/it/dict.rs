@@ -646,10 +646,14 @@ async fn a_chain_of_crashed_builds_leaves_nothing_stuck() {
 /// a staging file of the version still to come is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_builds_staging_file_is_removed_once_its_version_is_taken() {
-    let (d, s) = local();
+    // A store path the object store percent-encodes.
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("my dicts %41 ü");
+    let s = DictStore::open(root.to_str().unwrap(), &StoreOptions::default()).unwrap();
     let key = DictKey::new("db.t", "c").unwrap();
     s.build(&key, &DataType::Utf8, some(&["a"]), &opts("first")).await.unwrap();
-    let data = d.path().join("db.t/c/data");
+    let data = root.join("db.t/c/data");
+    assert!(data.is_dir());
     let old = data.join("v00000001-0123abcd-deadbeef.parquet#1");
     let next = data.join("v00000002-0123abcd-deadbeef.parquet#17");
     let other = data.join("notes#1");
