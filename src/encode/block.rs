@@ -892,8 +892,9 @@ mod tests {
 
     /// A column of random values (and its target type), with the edge values
     /// of its kind: extremes, out-of-range values, bytes CSV cannot carry,
-    /// NULLs; `bad` adds values the load must refuse.
-    fn random_column(r: &mut Rng, kind: u64, n: usize, bad: bool) -> (ArrayRef, &'static str) {
+    /// NULLs; `bad` adds values the load must refuse; `clean` strings hold
+    /// only values CSV carries as they are.
+    fn random_column(r: &mut Rng, kind: u64, n: usize, bad: bool, clean: bool) -> (ArrayRef, &'static str) {
         let null = |r: &mut Rng| r.below(10) == 0;
         match kind {
             0 => (
@@ -994,18 +995,20 @@ mod tests {
                 "DATETIME",
             ),
             13..=15 => {
+                // Values CSV carries as they are first.
                 let words = [
                     "",
                     "a",
-                    "\\N",
                     "N",
                     "héllo wörld",
                     "tab\tand\nnewline",
-                    "x\u{1}y",
-                    "\u{2}",
                     "a long value of more than twelve bytes",
                     "quote\"d",
+                    "\\N",
+                    "x\u{1}y",
+                    "\u{2}",
                 ];
+                let words: &[&str] = if clean { &words[..7] } else { &words };
                 let long = if bad { 40 } else { 100 };
                 let vals: Vec<Option<String>> = (0..n)
                     .map(|_| {
@@ -1037,12 +1040,16 @@ mod tests {
     #[test]
     fn blocks_write_what_rows_write() {
         let mut r = Rng(0x5eed_1234_abcd_0001);
-        let mut errors = 0;
+        let (mut errors, mut typed_strings) = (0, 0);
         for case in 0..1000 {
             let ncols = 1 + r.below(5) as usize;
             let n = 1 + r.below(3 * BLOCK_ROWS as u64) as usize;
             let skip = r.below(50) as usize;
             let bad = case % 5 == 4;
+            // Every third case, strings CSV carries as they are: whole blocks
+            // of them take the typed loops (a block of the other cases holds
+            // some value that stages its column).
+            let clean = !bad && case % 3 == 1;
             let mut arrays = Vec::new();
             let mut types = Vec::new();
             // A bad case has one column with values the load must refuse.
@@ -1050,7 +1057,7 @@ mod tests {
             for ci in 0..ncols {
                 let col_bad = bad_col == Some(ci);
                 let kind = if col_bad { [4, 5, 8, 8, 13, 14, 15][r.below(7) as usize] } else { r.below(18) };
-                let (a, t) = random_column(&mut r, kind, n + skip, col_bad);
+                let (a, t) = random_column(&mut r, kind, n + skip, col_bad, clean);
                 // Sliced: values, offsets and nulls start past zero.
                 arrays.push(a.slice(skip, n));
                 types.push(SrType::parse(t).unwrap());
@@ -1061,6 +1068,10 @@ mod tests {
             // Reused buffers hold old bytes: every byte sent must be written.
             crate::bufpool::give(vec![0xAA; 1 << 16]);
             let lo = r.below(n as u64) as usize;
+            for col in cols.iter().filter(|c| matches!(c.kind, Kind::Str { .. })) {
+                let hi = (lo + BLOCK_ROWS).min(n);
+                typed_strings += lengths(col, lo, &mut vec![0; hi - lo]) as usize;
+            }
             let want = render_rows(&writers, lo..n, 0);
             let got = render_range(&cols, lo..n, 0);
             match (want, got) {
@@ -1085,6 +1096,7 @@ mod tests {
             }
         }
         assert!(errors > 100, "the bad cases must fail ({errors})");
+        assert!(typed_strings > 100, "string blocks through the typed loops: {typed_strings}");
     }
 
     /// The word-at-a-time check of inline views agrees with the byte scan.
