@@ -110,16 +110,17 @@ pub fn lineitem(rows: usize) -> (RecordBatch, Vec<&'static str>) {
             Arc::new(dec(&mut r, 10_000_000)),
             Arc::new(dec(&mut r, 10)),
             Arc::new(dec(&mut r, 8)),
-            Arc::new(StringViewArray::from_iter_values((0..rows).map(|i| ["A", "N", "R"][i % 3]))),
-            Arc::new(StringViewArray::from_iter_values((0..rows).map(|i| ["F", "O"][i % 2]))),
+            Arc::new(StringViewArray::from_iter_values((0..rows).map(|_| ["A", "N", "R"][(r.next() % 3) as usize]))),
+            Arc::new(StringViewArray::from_iter_values((0..rows).map(|_| ["F", "O"][(r.next() % 2) as usize]))),
             Arc::new(Date32Array::from_iter_values((0..rows).map(|_| 8000 + (r.next() % 2500) as i32))),
             Arc::new(Date32Array::from_iter_values((0..rows).map(|_| 8000 + (r.next() % 2500) as i32))),
             Arc::new(Date32Array::from_iter_values((0..rows).map(|_| 8000 + (r.next() % 2500) as i32))),
             Arc::new(StringViewArray::from_iter_values(
-                (0..rows).map(|i| ["DELIVER IN PERSON", "COLLECT COD", "NONE", "TAKE BACK RETURN"][i % 4]),
+                (0..rows)
+                    .map(|_| ["DELIVER IN PERSON", "COLLECT COD", "NONE", "TAKE BACK RETURN"][(r.next() % 4) as usize]),
             )),
             Arc::new(StringViewArray::from_iter_values(
-                (0..rows).map(|i| ["AIR", "MAIL", "SHIP", "TRUCK", "RAIL", "FOB", "REG AIR"][i % 7]),
+                (0..rows).map(|_| ["AIR", "MAIL", "SHIP", "TRUCK", "RAIL", "FOB", "REG AIR"][(r.next() % 7) as usize]),
             )),
             Arc::new(StringViewArray::from_iter_values((0..rows).map(|_| comments[(r.next() % 4) as usize]))),
         ],
