@@ -1,19 +1,23 @@
-//! The CSV pass, a block of rows and a column at a time.
+//! The CSV pass, a block of rows at a time.
 //!
 //! The row-by-row pass dispatched on the column's writer for every cell and
 //! appended each value with a variable-length copy: most of a load's CPU.
-//! Here every column of a block first reports the length of each of its
-//! cells, which fixes where every row starts; then each column writes its
-//! cells straight to their places in one tight loop per type (digits written
-//! in place, dates and timestamps as fixed-size copies).
+//! Here a block whose every cell is an ordinary value of a common type
+//! (integers, DATE, DATETIME from naive or UTC timestamps, same-scale
+//! decimals, strings CSV carries as they are) is first checked a column at
+//! a time, then written a row at a time: each cell at the end of the text so
+//! far, digits in place, dates and timestamps as fixed-size copies, strings
+//! as one 64-byte copy whatever their length ([`write_rows`]).
 //!
-//! Columns of the common types (integers, DATE, DATETIME from naive or UTC
-//! timestamps, same-scale decimals, strings) take the typed loops as long as
-//! every cell of the block is an ordinary value. Any other column — and a
-//! common one whose block holds a value that is out of range, too long, or
-//! not carriable in CSV — is *staged*: rendered cell by cell through
-//! [`Writer::write_csv`], so its text, its checks, its errors and the rows it
-//! sends elsewhere are exactly those of the general writer.
+//! Other blocks go a column at a time: every column first reports the
+//! length of each of its cells, which fixes where every row starts; then
+//! each column writes its cells straight to their places. A column of a
+//! common type takes the typed loops as long as every cell of the block is
+//! ordinary. Any other column — and a common one whose block holds a value
+//! that is out of range, too long, or not carriable in CSV — is *staged*:
+//! rendered cell by cell through [`Writer::write_csv`], so its text, its
+//! checks, its errors and the rows it sends elsewhere are exactly those of
+//! the general writer.
 
 use super::*;
 
@@ -204,6 +208,14 @@ fn render(
 ) -> std::result::Result<usize, EncodeError> {
     let n = hi - lo;
     let ncols = cols.len();
+    // Blocks whose every cell is ordinary: a row at a time, no bookkeeping.
+    // (One column is not: a row of one empty field is an empty line, which
+    // the BE skips, and goes elsewhere.)
+    if ncols > 1
+        && let Some(bound) = ordinary(cols, lo, hi)
+    {
+        return write_rows(cols, lo, hi, bound, out, used).map(|()| n);
+    }
     let Scratch { lens, skip, pos, ends, is_staged, staged } = scratch;
     // Every length is written by pass 1 before it is read (a failing cell
     // returns early): only growth is filled.
@@ -413,27 +425,45 @@ fn lengths(col: &Col<'_, '_>, lo: usize, l: &mut [u32]) -> bool {
 
 /// [`lengths`] of string views: each view's length, and whether every
 /// value fits `max`, holds no separator byte and is not the NULL marker, in
-/// one pass (an inline value is checked as one 128-bit word).
+/// one pass.
 fn view_lengths(views: &[u128], bufs: &[arrow::buffer::Buffer], max: usize, l: &mut [u32]) -> bool {
+    let mut bad = false;
+    for (len, &v) in l.iter_mut().zip(views) {
+        *len = v as u32;
+        bad |= view_bad(v, bufs, max);
+    }
+    !bad
+}
+
+/// [`view_lengths`]' check alone, and the bytes of the values.
+fn view_check(views: &[u128], bufs: &[arrow::buffer::Buffer], max: usize) -> (bool, usize) {
+    let (mut bad, mut bytes) = (false, 0usize);
+    for &v in views {
+        bytes += v as u32 as usize;
+        bad |= view_bad(v, bufs, max);
+    }
+    (!bad, bytes)
+}
+
+/// Whether the value of view `v` is longer than `max`, holds a separator
+/// byte or is the NULL marker (an inline value is checked as one 128-bit
+/// word).
+#[inline(always)]
+fn view_bad(v: u128, bufs: &[arrow::buffer::Buffer], max: usize) -> bool {
     const ONES: u128 = u128::MAX / 255;
     const _: () = assert!(COLUMN_SEPARATOR == 1 && ROW_DELIMITER == 2);
     let marker = u16::from_le_bytes(*b"\\N") as u128;
-    let mut bad = false;
-    for (len, &v) in l.iter_mut().zip(views) {
-        let m = v as u32;
-        *len = m;
-        bad |= m as usize > max;
-        if m <= 12 {
-            // The value's bytes, zero past its end.
-            let d = v >> 32;
-            let zero = |y: u128| y.wrapping_sub(ONES) & !y & (ONES << 7) != 0;
-            bad |= zero(d ^ ONES) | zero(d ^ (ONES * 2)) | ((m == 2) & (d == marker));
-        } else {
-            let (buf, off) = ((v >> 64) as u32 as usize, (v >> 96) as u32 as usize);
-            bad |= !plain_short(&bufs[buf][off..off + m as usize]);
-        }
+    let m = v as u32;
+    let long = m as usize > max;
+    if m <= 12 {
+        // The value's bytes, zero past its end.
+        let d = v >> 32;
+        let zero = |y: u128| y.wrapping_sub(ONES) & !y & (ONES << 7) != 0;
+        long | zero(d ^ ONES) | zero(d ^ (ONES * 2)) | ((m == 2) & (d == marker))
+    } else {
+        let (buf, off) = ((v >> 64) as u32 as usize, (v >> 96) as u32 as usize);
+        long | !plain_short(&bufs[buf][off..off + m as usize])
     }
-    !bad
 }
 
 #[inline(always)]
@@ -846,6 +876,257 @@ fn put_dec_wide(room: &mut [u8], x: i128, scale: u32, len: usize) {
     }
 }
 
+/// The most bytes an ordinary block of rows `lo..hi` can take (separators
+/// included) when every cell of every column takes its column's typed loop
+/// (no column is staged, no row goes elsewhere); `None` otherwise.
+fn ordinary(cols: &[Col<'_, '_>], lo: usize, hi: usize) -> Option<usize> {
+    let n = hi - lo;
+    let mut bound = 0usize;
+    for col in cols {
+        // Each cell's widest text, and its terminator.
+        let widest = match &col.kind {
+            Kind::Staged => return None,
+            Kind::Int(v) => {
+                let w = match v {
+                    Ints::I8(_) => 4,
+                    Ints::I16(_) => 6,
+                    Ints::I32(_) => 11,
+                    Ints::U8(_) => 3,
+                    Ints::U16(_) => 5,
+                    Ints::U32(_) => 10,
+                    Ints::I64(_) | Ints::U64(_) => 20,
+                };
+                n * w
+            }
+            Kind::Date(v) => {
+                if !v[lo..hi].iter().all(|&d| (YEAR_1..=MAX_DAY).contains(&(d as i64))) {
+                    return None;
+                }
+                n * 10
+            }
+            Kind::Ts { v, mul } => {
+                let fine =
+                    |x: i64| x.checked_mul(*mul).is_some_and(|us| (YEAR_1..=MAX_DAY).contains(&us.div_euclid(DAY_US)));
+                if !v[lo..hi].iter().all(|&x| fine(x)) {
+                    return None;
+                }
+                n * 26
+            }
+            Kind::Dec { v, scale, max } => {
+                let mut widest = 0u128;
+                for &x in &v[lo..hi] {
+                    widest = widest.max(x.unsigned_abs());
+                }
+                if widest >= *max || widest > u64::MAX as u128 {
+                    return None;
+                }
+                n * dec_len(true, widest as u64, *scale) as usize
+            }
+            Kind::Str { s: Strings::View { views, bufs }, max } => {
+                let (fine, bytes) = view_check(&views[lo..hi], bufs, *max);
+                if !fine {
+                    return None;
+                }
+                // A NULL's `\N` in place of its (any) value.
+                bytes + 2 * n
+            }
+            Kind::Str { s, max } => {
+                let bytes = s.contiguous(lo, hi)?;
+                if !((lo..hi).all(|i| s.len(i) <= *max)
+                    && plain(bytes)
+                    && !(lo..hi).any(|i| is_null_marker(s, i, s.len(i) as u32)))
+                {
+                    return None;
+                }
+                bytes.len() + 2 * n
+            }
+        };
+        bound += widest + n;
+    }
+    Some(bound)
+}
+
+/// How [`write_rows`] writes a column's cells: one level of dispatch per cell.
+#[derive(Clone, Copy)]
+enum Cell<'a> {
+    I8(&'a [i8]),
+    I16(&'a [i16]),
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+    U8(&'a [u8]),
+    U16(&'a [u16]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+    Date(&'a [i32]),
+    Ts(&'a [i64], i64),
+    Cents(&'a [i128]),
+    Dec(&'a [i128], u32),
+    Off32(&'a [i32], &'a [u8]),
+    Off64(&'a [i64], &'a [u8]),
+    View(&'a [u128], &'a [arrow::buffer::Buffer]),
+}
+
+fn cell_of<'a>(kind: &Kind<'a>) -> Option<Cell<'a>> {
+    Some(match *kind {
+        Kind::Staged => return None,
+        Kind::Int(v) => match *v {
+            Ints::I8(v) => Cell::I8(v),
+            Ints::I16(v) => Cell::I16(v),
+            Ints::I32(v) => Cell::I32(v),
+            Ints::I64(v) => Cell::I64(v),
+            Ints::U8(v) => Cell::U8(v),
+            Ints::U16(v) => Cell::U16(v),
+            Ints::U32(v) => Cell::U32(v),
+            Ints::U64(v) => Cell::U64(v),
+        },
+        Kind::Date(v) => Cell::Date(v),
+        Kind::Ts { v, mul } => Cell::Ts(v, mul),
+        Kind::Dec { v, scale: 2, .. } => Cell::Cents(v),
+        Kind::Dec { v, scale, .. } => Cell::Dec(v, scale),
+        Kind::Str { s: Strings::Offsets32 { offs, data }, .. } => Cell::Off32(offs, data),
+        Kind::Str { s: Strings::Offsets64 { offs, data }, .. } => Cell::Off64(offs, data),
+        Kind::Str { s: Strings::View { views, bufs }, .. } => Cell::View(views, bufs),
+    })
+}
+
+/// Writes the ordinary block of rows `lo..hi` ([`ordinary`] found it so and
+/// its `bound`) a row at a time: each cell at the end of the text so far,
+/// its length found as it is written. A cell may write past itself into
+/// room the next one overwrites (the buffer keeps slack past `bound`).
+fn write_rows(
+    cols: &[Col<'_, '_>],
+    lo: usize,
+    hi: usize,
+    bound: usize,
+    out: &mut Vec<u8>,
+    used: &mut usize,
+) -> std::result::Result<(), EncodeError> {
+    /// Room past the bound for the widest fixed-size write (64 bytes).
+    const SLACK: usize = 64;
+    let cells: Vec<(Cell<'_>, Option<&arrow::buffer::NullBuffer>)> =
+        cols.iter().map(|c| (cell_of(&c.kind).expect("ordinary columns are typed"), c.nulls)).collect();
+    let base = *used;
+    if out.len() < base + bound + SLACK {
+        out.resize(base + bound + SLACK, 0);
+    }
+    let mut at = base;
+    with_days(|days| {
+        for i in lo..hi {
+            for &(cell, nulls) in &cells {
+                let room = &mut out[at..];
+                let len = if nulls.is_some_and(|nl| nl.is_null(i)) {
+                    room[..2].copy_from_slice(b"\\N");
+                    2
+                } else {
+                    put_cell(cell, i, room, days).map_err(|e| cell_error(e, i))?
+                };
+                room[len] = COLUMN_SEPARATOR;
+                at += len + 1;
+            }
+            out[at - 1] = ROW_DELIMITER;
+        }
+        Ok(())
+    })?;
+    debug_assert!(at - base <= bound);
+    *used = at;
+    Ok(())
+}
+
+/// Copies `data[a..a + len]` to the start of `room` as one 64-byte copy
+/// when both sides have 64 bytes (one path for every short length: a mix of
+/// lengths mispredicted the choice between 16, 32 and 64).
+#[inline(always)]
+fn copy_64(data: &[u8], a: usize, len: usize, room: &mut [u8]) {
+    match data.get(a..a + 64) {
+        Some(src) if len <= 64 && room.len() >= 64 => room[..64].copy_from_slice(src),
+        _ => room[..len].copy_from_slice(&data[a..a + len]),
+    }
+}
+
+/// [`copy_view`] without a branch on whether the value is inline: 64 bytes
+/// from where a long value would be (buffer 0 for an inline one), then the
+/// first 16 bytes chosen arithmetically (a random mix of inline and long
+/// values mispredicted that branch on every other value).
+#[inline(always)]
+fn put_view(v: u128, bufs: &[arrow::buffer::Buffer], len: usize, room: &mut [u8]) {
+    let long = len > 12;
+    let mask = (long as usize).wrapping_neg();
+    let (b, off) = (((v >> 64) as u32 as usize) & mask, ((v >> 96) as u32 as usize) & mask);
+    if len <= 64
+        && room.len() >= 64
+        && let Some(src) = bufs.get(b).and_then(|buf| buf.get(off..off + 64))
+    {
+        room[..64].copy_from_slice(src);
+        let from_buf = u128::from_le_bytes(src[..16].try_into().expect("16 bytes"));
+        let pick = (long as u128).wrapping_neg();
+        let head = (from_buf & pick) | ((v >> 32) & !pick);
+        room[..16].copy_from_slice(&head.to_le_bytes());
+    } else {
+        copy_view(v, bufs, len, room);
+    }
+}
+
+/// Writes value `i` of `cell` at the start of `room` (maybe past it) and
+/// returns its length.
+#[inline(always)]
+fn put_cell(cell: Cell<'_>, i: usize, room: &mut [u8], days: &mut DayCache) -> std::result::Result<usize, CellError> {
+    #[inline(always)]
+    fn int(room: &mut [u8], x: i64) -> usize {
+        let len = (x < 0) as usize + digits(x.unsigned_abs()) as usize;
+        put_int_wide(room, x, len);
+        len
+    }
+    #[inline(always)]
+    fn uint(room: &mut [u8], x: u64) -> usize {
+        let len = digits(x) as usize;
+        put_digits_wide(room, x, len);
+        len
+    }
+    #[inline(always)]
+    fn dec(room: &mut [u8], x: i128, scale: u32) -> usize {
+        let len = dec_len(x < 0, x.unsigned_abs() as u64, scale) as usize;
+        put_dec_wide(room, x, scale, len);
+        len
+    }
+    Ok(match cell {
+        Cell::I8(v) => int(room, v[i] as i64),
+        Cell::I16(v) => int(room, v[i] as i64),
+        Cell::I32(v) => int(room, v[i] as i64),
+        Cell::I64(v) => int(room, v[i]),
+        Cell::U8(v) => uint(room, v[i] as u64),
+        Cell::U16(v) => uint(room, v[i] as u64),
+        Cell::U32(v) => uint(room, v[i] as u64),
+        Cell::U64(v) => uint(room, v[i]),
+        Cell::Date(v) => {
+            room[..10].copy_from_slice(&days.text(v[i] as i64)?);
+            10
+        }
+        Cell::Ts(v, mul) => {
+            let (t, len) = datetime_text_with(v[i] * mul, days)?;
+            room[..26].copy_from_slice(&t);
+            len
+        }
+        Cell::Cents(v) => dec(room, v[i], 2),
+        Cell::Dec(v, scale) => dec(room, v[i], scale),
+        Cell::Off32(offs, data) => {
+            let (a, len) = (offs[i] as usize, (offs[i + 1] - offs[i]) as usize);
+            copy_64(data, a, len, room);
+            len
+        }
+        Cell::Off64(offs, data) => {
+            let (a, len) = (offs[i] as usize, (offs[i + 1] - offs[i]) as usize);
+            copy_64(data, a, len, room);
+            len
+        }
+        Cell::View(views, bufs) => {
+            let v = views[i];
+            let len = v as u32 as usize;
+            put_view(v, bufs, len, room);
+            len
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1040,15 +1321,16 @@ mod tests {
     #[test]
     fn blocks_write_what_rows_write() {
         let mut r = Rng(0x5eed_1234_abcd_0001);
-        let (mut errors, mut typed_strings) = (0, 0);
+        let (mut errors, mut ordinary_blocks, mut typed_strings) = (0, 0, 0);
         for case in 0..1000 {
             let ncols = 1 + r.below(5) as usize;
             let n = 1 + r.below(3 * BLOCK_ROWS as u64) as usize;
             let skip = r.below(50) as usize;
             let bad = case % 5 == 4;
-            // Every third case, strings CSV carries as they are: whole blocks
-            // of them take the typed loops (a block of the other cases holds
-            // some value that stages its column).
+            // Every third case, strings CSV carries as they are, and mostly
+            // typed columns: whole blocks take the typed loops, most of them
+            // a row at a time (a block of the other cases holds some value
+            // that stages its column).
             let clean = !bad && case % 3 == 1;
             let mut arrays = Vec::new();
             let mut types = Vec::new();
@@ -1056,7 +1338,13 @@ mod tests {
             let bad_col = bad.then(|| r.below(ncols as u64) as usize);
             for ci in 0..ncols {
                 let col_bad = bad_col == Some(ci);
-                let kind = if col_bad { [4, 5, 8, 8, 13, 14, 15][r.below(7) as usize] } else { r.below(18) };
+                let kind = if col_bad {
+                    [4, 5, 8, 8, 13, 14, 15][r.below(7) as usize]
+                } else if clean {
+                    [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16][r.below(15) as usize]
+                } else {
+                    r.below(18)
+                };
                 let (a, t) = random_column(&mut r, kind, n + skip, col_bad, clean);
                 // Sliced: values, offsets and nulls start past zero.
                 arrays.push(a.slice(skip, n));
@@ -1068,9 +1356,16 @@ mod tests {
             // Reused buffers hold old bytes: every byte sent must be written.
             crate::bufpool::give(vec![0xAA; 1 << 16]);
             let lo = r.below(n as u64) as usize;
-            for col in cols.iter().filter(|c| matches!(c.kind, Kind::Str { .. })) {
-                let hi = (lo + BLOCK_ROWS).min(n);
-                typed_strings += lengths(col, lo, &mut vec![0; hi - lo]) as usize;
+            for b in (lo..n).step_by(BLOCK_ROWS) {
+                let hi = (b + BLOCK_ROWS).min(n);
+                if ncols > 1 && ordinary(&cols, b, hi).is_some() {
+                    ordinary_blocks += 1;
+                    continue;
+                }
+                // Typed string columns in blocks a column at a time.
+                for col in cols.iter().filter(|c| matches!(c.kind, Kind::Str { .. })) {
+                    typed_strings += lengths(col, b, &mut vec![0; hi - b]) as usize;
+                }
             }
             let want = render_rows(&writers, lo..n, 0);
             let got = render_range(&cols, lo..n, 0);
@@ -1096,6 +1391,7 @@ mod tests {
             }
         }
         assert!(errors > 100, "the bad cases must fail ({errors})");
+        assert!(ordinary_blocks > 200, "blocks a row at a time: {ordinary_blocks}");
         assert!(typed_strings > 100, "string blocks through the typed loops: {typed_strings}");
     }
 
