@@ -886,17 +886,19 @@ fn ordinary(cols: &[Col<'_, '_>], lo: usize, hi: usize) -> Option<usize> {
         // Each cell's widest text, and its terminator.
         let widest = match &col.kind {
             Kind::Staged => return None,
+            // The block's widest text rather than the type's: growing the
+            // buffer zero-fills it first.
             Kind::Int(v) => {
-                let w = match v {
-                    Ints::I8(_) => 4,
-                    Ints::I16(_) => 6,
-                    Ints::I32(_) => 11,
-                    Ints::U8(_) => 3,
-                    Ints::U16(_) => 5,
-                    Ints::U32(_) => 10,
-                    Ints::I64(_) | Ints::U64(_) => 20,
-                };
-                n * w
+                n * match v {
+                    Ints::I8(v) => int_width(&v[lo..hi], |x| x as i64),
+                    Ints::I16(v) => int_width(&v[lo..hi], |x| x as i64),
+                    Ints::I32(v) => int_width(&v[lo..hi], |x| x as i64),
+                    Ints::I64(v) => int_width(&v[lo..hi], |x| x),
+                    Ints::U8(v) => int_width(&v[lo..hi], |x| x as i64),
+                    Ints::U16(v) => int_width(&v[lo..hi], |x| x as i64),
+                    Ints::U32(v) => int_width(&v[lo..hi], |x| x as i64),
+                    Ints::U64(v) => digits(v[lo..hi].iter().fold(0, |m, &x| m | x)) as usize,
+                }
             }
             Kind::Date(v) => {
                 if !v[lo..hi].iter().all(|&d| (YEAR_1..=MAX_DAY).contains(&(d as i64))) {
@@ -927,8 +929,7 @@ fn ordinary(cols: &[Col<'_, '_>], lo: usize, hi: usize) -> Option<usize> {
                 if !fine {
                     return None;
                 }
-                // A NULL's `\N` in place of its (any) value.
-                bytes + 2 * n
+                bytes + 2 * nulls_in(col, lo, n)
             }
             Kind::Str { s, max } => {
                 let bytes = s.contiguous(lo, hi)?;
@@ -938,12 +939,33 @@ fn ordinary(cols: &[Col<'_, '_>], lo: usize, hi: usize) -> Option<usize> {
                 {
                     return None;
                 }
-                bytes.len() + 2 * n
+                bytes.len() + 2 * nulls_in(col, lo, n)
             }
         };
         bound += widest + n;
     }
     Some(bound)
+}
+
+/// The NULLs among `n` rows from `lo` (a NULL string writes `\N` in place
+/// of its value, whatever its length).
+fn nulls_in(col: &Col<'_, '_>, lo: usize, n: usize) -> usize {
+    col.nulls.map_or(0, |nl| nl.slice(lo, n).null_count())
+}
+
+/// At least the longest text among integers `v` (two bytes more at most:
+/// a digit, and a sign another value has), by ORs that vectorize: every
+/// `|x|` is at most `mag + 1`.
+#[inline(always)]
+fn int_width<T: Copy>(v: &[T], f: impl Fn(T) -> i64) -> usize {
+    let (mut mag, mut neg) = (0u64, 0i64);
+    for &x in v {
+        let x = f(x);
+        // `|x| - 1` for a negative `x`.
+        mag |= (x ^ (x >> 63)) as u64;
+        neg |= x;
+    }
+    (neg < 0) as usize + digits(mag.saturating_add(1)) as usize
 }
 
 /// How [`write_rows`] writes a column's cells: one level of dispatch per cell.
@@ -1393,6 +1415,24 @@ mod tests {
         assert!(errors > 100, "the bad cases must fail ({errors})");
         assert!(ordinary_blocks > 200, "blocks a row at a time: {ordinary_blocks}");
         assert!(typed_strings > 100, "string blocks through the typed loops: {typed_strings}");
+    }
+
+    /// A block's integer width bound holds every value's text, two bytes
+    /// more at most.
+    #[test]
+    fn integer_width_bounds_the_texts() {
+        let mut r = Rng(0x1d7_a1d7);
+        let mut blocks: Vec<Vec<i64>> = vec![vec![0], vec![-1], vec![i64::MIN], vec![i64::MAX], vec![9, -9], vec![-10]];
+        for p in 0..19 {
+            let t = 10i64.pow(p);
+            blocks.extend([vec![t - 1], vec![t], vec![-t], vec![1 - t, t / 2]]);
+        }
+        blocks.extend((0..2000).map(|_| (0..1 + r.below(8)).map(|_| (r.next() as i64) >> r.below(64)).collect()));
+        for b in &blocks {
+            let longest = b.iter().map(|x| x.to_string().len()).max().unwrap();
+            let w = int_width(b, |x| x);
+            assert!(w >= longest && w <= longest + 2, "{b:?}: {w} for {longest}");
+        }
     }
 
     /// The word-at-a-time check of inline views agrees with the byte scan.
