@@ -901,8 +901,9 @@ fn ordinary(cols: &[Col<'_, '_>], lo: usize, hi: usize) -> Option<usize> {
             Kind::Staged => return None,
             // The block's widest text rather than the type's: growing the
             // buffer zero-fills it first.
+            // (A NULL's `\N` takes two.)
             Kind::Int(v) => {
-                n * match v {
+                n * 2.max(match v {
                     Ints::I8(v) => int_width(&v[lo..hi], |x| x as i64),
                     Ints::I16(v) => int_width(&v[lo..hi], |x| x as i64),
                     Ints::I32(v) => int_width(&v[lo..hi], |x| x as i64),
@@ -911,7 +912,7 @@ fn ordinary(cols: &[Col<'_, '_>], lo: usize, hi: usize) -> Option<usize> {
                     Ints::U16(v) => int_width(&v[lo..hi], |x| x as i64),
                     Ints::U32(v) => int_width(&v[lo..hi], |x| x as i64),
                     Ints::U64(v) => digits(v[lo..hi].iter().fold(0, |m, &x| m | x)) as usize,
-                }
+                })
             }
             Kind::Date(v) => {
                 if !v[lo..hi].iter().all(|&d| (YEAR_1..=MAX_DAY).contains(&(d as i64))) {
@@ -1346,6 +1347,10 @@ mod tests {
                 (a, if bad { "VARCHAR(30)" } else { "VARCHAR(200)" })
             }
             16 => (Arc::new(Float64Array::from_iter((0..n).map(|_| Some(f64::from_bits(r.next() >> 2))))), "DOUBLE"),
+            // Digits 0..=7, mostly NULL (`\N` is wider than each).
+            18 => {
+                (Arc::new(Int32Array::from_iter((0..n).map(|_| (r.below(8) == 0).then(|| r.below(8) as i32)))), "INT")
+            }
             _ => (Arc::new(BooleanArray::from_iter((0..n).map(|_| (!null(r)).then(|| r.below(2) == 0)))), "BOOLEAN"),
         }
     }
@@ -1376,9 +1381,9 @@ mod tests {
                 let kind = if col_bad {
                     [4, 5, 8, 8, 13, 14, 15][r.below(7) as usize]
                 } else if clean {
-                    [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16][r.below(15) as usize]
+                    [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 18][r.below(16) as usize]
                 } else {
-                    r.below(18)
+                    r.below(19)
                 };
                 let (a, t) = random_column(&mut r, kind, n + skip, col_bad, clean);
                 // Sliced: values, offsets and nulls start past zero.
