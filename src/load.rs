@@ -561,6 +561,10 @@ async fn produce(
         .iter()
         .position(|s| plan.files[s.file].file.path.as_ref().contains("__starload_test_reader_panic__"))
         .map(|i| chunk.slices[..i].iter().map(|s| s.rows).sum());
+    // And an encoder panic (a bug) the same way.
+    #[cfg(debug_assertions)]
+    let encoder_panics =
+        chunk.slices.iter().any(|s| plan.files[s.file].file.path.as_ref().contains("__starload_test_encoder_panic__"));
     let mut reader = tokio::spawn(async move {
         #[cfg(debug_assertions)]
         let mut sent = 0u64;
@@ -610,7 +614,12 @@ async fn produce(
                         locate(job, chunk, base + row as u64, col).await
                     )));
                 }
-                Err(_) => return Produced::Failed(Error::internal("encoder task vanished")),
+                Err(_) => {
+                    return Produced::Failed(Error::internal(format!(
+                        "chunk {}: the encoder panicked (a bug; its message is in the log)",
+                        chunk.index
+                    )));
+                }
             };
             if let Some(p) = out.send(job, chunk, enc).await {
                 return p;
@@ -713,7 +722,12 @@ async fn produce(
         stats.encoding.fetch_add(1, Ordering::Relaxed);
         rayon::spawn(move || {
             let t = Instant::now();
-            let r = match (&spec, &mut a) {
+            // A panic (a bug) fails the chunk: the sender is dropped and the
+            // chunk ends "encoder task vanished", where a panic in a rayon
+            // task would abort the process.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match (&spec, &mut a) {
+                #[cfg(debug_assertions)]
+                _ if encoder_panics => panic!("injected encoder panic"),
                 (Some(spec), Some(a)) => a.push(spec, &batch, base).map(|_| Encoded::default()),
                 _ => {
                     let mut out = Encoded::default();
@@ -722,10 +736,12 @@ async fn produce(
                     let alone = stats.encoding.load(Ordering::Relaxed) <= 1;
                     encoder.encode_split(&batch, &mut out, alone).map(|_| out)
                 }
-            };
+            }));
             stats.encoding.fetch_sub(1, Ordering::Relaxed);
             stats.encode_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            let _ = etx.send((r, a));
+            if let Ok(r) = r {
+                let _ = etx.send((r, a));
+            }
         });
         pending = Some((erx, base));
     }
@@ -741,10 +757,15 @@ async fn produce(
             let stats = job.stats.clone();
             rayon::spawn(move || {
                 let t = Instant::now();
-                let mut out = Encoded::default();
-                let r = enc.encode(&batch, &mut out).map(|_| out);
+                // As above: a panic fails the chunk, not the process.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut out = Encoded::default();
+                    enc.encode(&batch, &mut out).map(|_| out)
+                }));
                 stats.encode_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                let _ = etx.send(r);
+                if let Ok(r) = r {
+                    let _ = etx.send(r);
+                }
             });
             let enc = match erx.await {
                 Ok(Ok(e)) => e,
@@ -756,7 +777,12 @@ async fn produce(
                         locate(job, chunk, at, spec.source_name(column)).await
                     )));
                 }
-                Err(_) => return Produced::Failed(Error::internal("encoder task vanished")),
+                Err(_) => {
+                    return Produced::Failed(Error::internal(format!(
+                        "chunk {}: the encoder panicked (a bug; its message is in the log)",
+                        chunk.index
+                    )));
+                }
             };
             if let Some(p) = out.send(job, chunk, enc).await {
                 return p;

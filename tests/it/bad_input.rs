@@ -139,6 +139,27 @@ async fn a_reader_that_panics_fails_the_load_instead_of_ending_the_chunk() {
     assert!(sim.rows("db", "t").is_empty(), "nothing of the chunk commits");
 }
 
+/// A panic in the encoder (a bug) ran on a rayon task, and rayon aborts the
+/// process on a task's panic: the load died with SIGABRT. Now the chunk
+/// fails with an internal error and nothing of it commits. (Debug builds
+/// panic while encoding a chunk of a file so named.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encoder_that_panics_fails_the_load_instead_of_the_process() {
+    if !cfg!(debug_assertions) {
+        return; // the panic is injected in debug builds only
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ids = arrow::array::Int64Array::from_iter_values(0..100);
+    let batch = RecordBatch::try_from_iter([("id", Arc::new(ids) as ArrayRef)]).unwrap();
+    write_parquet(&dir.path().join("a__starload_test_encoder_panic__.parquet"), &batch);
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap_err();
+    assert_eq!(e.kind(), starload::ErrorKind::Internal, "{e}");
+    assert!(e.to_string().contains("the encoder panicked"), "{e}");
+    assert!(sim.rows("db", "t").is_empty(), "nothing of the chunk commits");
+}
+
 /// A file rewritten while a chunk read it gave rows of both versions, and the
 /// load reported success: the files are checked again once the chunk is
 /// read, before its bodies end. (Debug builds give a file so named a new
