@@ -723,7 +723,7 @@ async fn produce(
         rayon::spawn(move || {
             let t = Instant::now();
             // A panic (a bug) fails the chunk: the sender is dropped and the
-            // chunk ends "encoder task vanished", where a panic in a rayon
+            // chunk ends with an internal error, where a panic in a rayon
             // task would abort the process.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match (&spec, &mut a) {
                 #[cfg(debug_assertions)]
