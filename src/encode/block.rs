@@ -116,6 +116,8 @@ impl Strings<'_> {
 pub(super) struct Col<'w, 'a> {
     w: &'w Writer<'a>,
     kind: Kind<'w>,
+    /// How the row pass writes its cells (from `kind`, once per batch).
+    cell: Cell<'w>,
     /// The column's nulls when it has any.
     nulls: Option<&'w arrow::buffer::NullBuffer>,
 }
@@ -151,7 +153,8 @@ fn column<'w, 'a>(w: &'w Writer<'a>) -> Col<'w, 'a> {
         _ => Kind::Staged,
     };
     let nulls = w.nulls.as_ref().filter(|n| n.null_count() > 0);
-    Col { w, kind, nulls }
+    let cell = cell_of(&kind);
+    Col { w, kind, cell, nulls }
 }
 
 /// Buffers reused from block to block.
@@ -401,13 +404,7 @@ fn lengths(col: &Col<'_, '_>, lo: usize, l: &mut [u32]) -> bool {
                 *len = m as u32;
                 ok &= m <= *max;
             }
-            // Bytes the dialect cannot carry, or the NULL marker: the
-            // general writer sends such rows elsewhere.
-            ok && match s.contiguous(lo, lo + n) {
-                Some(bytes) => plain(bytes) && !(0..n).any(|k| is_null_marker(s, lo + k, l[k])),
-                // Views take `view_lengths`; were one here, staging is correct.
-                None => false,
-            }
+            ok && carried_as_is(s, lo, lo + n)
         }
     };
     if !ok {
@@ -476,6 +473,17 @@ fn view_bad(v: u128, bufs: &[arrow::buffer::Buffer], max: usize) -> bool {
     } else {
         let (buf, off) = ((v >> 64) as u32 as usize, (v >> 96) as u32 as usize);
         long | !plain_short(&bufs[buf][off..off + m as usize])
+    }
+}
+
+/// Whether the values `lo..hi` of an offsets layout hold no byte the
+/// dialect cannot carry and no NULL marker (the general writer sends such
+/// rows elsewhere). Views take [`view_bad`]; were one here, `false` (staging)
+/// is correct.
+fn carried_as_is(s: &Strings<'_>, lo: usize, hi: usize) -> bool {
+    match s.contiguous(lo, hi) {
+        Some(bytes) => plain(bytes) && !(lo..hi).any(|i| is_null_marker(s, i, s.len(i) as u32)),
+        None => false,
     }
 }
 
@@ -946,14 +954,10 @@ fn ordinary(cols: &[Col<'_, '_>], lo: usize, hi: usize) -> Option<usize> {
                 bytes + 2 * nulls_in(col, lo, n)
             }
             Kind::Str { s, max } => {
-                let bytes = s.contiguous(lo, hi)?;
-                if !((lo..hi).all(|i| s.len(i) <= *max)
-                    && plain(bytes)
-                    && !(lo..hi).any(|i| is_null_marker(s, i, s.len(i) as u32)))
-                {
+                if !((lo..hi).all(|i| s.len(i) <= *max) && carried_as_is(s, lo, hi)) {
                     return None;
                 }
-                bytes.len() + 2 * nulls_in(col, lo, n)
+                s.contiguous(lo, hi)?.len() + 2 * nulls_in(col, lo, n)
             }
         };
         bound += widest + n;
@@ -1000,11 +1004,13 @@ enum Cell<'a> {
     Off32(&'a [i32], &'a [u8]),
     Off64(&'a [i64], &'a [u8]),
     View(&'a [u128], &'a [arrow::buffer::Buffer]),
+    /// A staged column: never in an ordinary block.
+    Staged,
 }
 
-fn cell_of<'a>(kind: &Kind<'a>) -> Option<Cell<'a>> {
-    Some(match *kind {
-        Kind::Staged => return None,
+fn cell_of<'a>(kind: &Kind<'a>) -> Cell<'a> {
+    match *kind {
+        Kind::Staged => Cell::Staged,
         Kind::Int(v) => match *v {
             Ints::I8(v) => Cell::I8(v),
             Ints::I16(v) => Cell::I16(v),
@@ -1022,7 +1028,7 @@ fn cell_of<'a>(kind: &Kind<'a>) -> Option<Cell<'a>> {
         Kind::Str { s: Strings::Offsets32 { offs, data }, .. } => Cell::Off32(offs, data),
         Kind::Str { s: Strings::Offsets64 { offs, data }, .. } => Cell::Off64(offs, data),
         Kind::Str { s: Strings::View { views, bufs }, .. } => Cell::View(views, bufs),
-    })
+    }
 }
 
 /// Writes the ordinary block of rows `lo..hi` ([`ordinary`] found it so and
@@ -1039,8 +1045,6 @@ fn write_rows(
 ) -> std::result::Result<(), EncodeError> {
     /// Room past the bound for the widest fixed-size write (64 bytes).
     const SLACK: usize = 64;
-    let cells: Vec<(Cell<'_>, Option<&arrow::buffer::NullBuffer>)> =
-        cols.iter().map(|c| (cell_of(&c.kind).expect("ordinary columns are typed"), c.nulls)).collect();
     let base = *used;
     if out.len() < base + bound + SLACK {
         out.resize(base + bound + SLACK, 0);
@@ -1048,13 +1052,13 @@ fn write_rows(
     let mut at = base;
     with_days(|days| {
         for i in lo..hi {
-            for &(cell, nulls) in &cells {
+            for col in cols {
                 let room = &mut out[at..];
-                let len = if nulls.is_some_and(|nl| nl.is_null(i)) {
+                let len = if col.nulls.is_some_and(|nl| nl.is_null(i)) {
                     room[..2].copy_from_slice(b"\\N");
                     2
                 } else {
-                    put_cell(cell, i, room, days).map_err(|e| cell_error(e, i))?
+                    put_cell(col.cell, i, room, days).map_err(|e| cell_error(e, i))?
                 };
                 room[len] = COLUMN_SEPARATOR;
                 at += len + 1;
@@ -1160,6 +1164,7 @@ fn put_cell(cell: Cell<'_>, i: usize, room: &mut [u8], days: &mut DayCache) -> s
             put_view(v, bufs, len, room);
             len
         }
+        Cell::Staged => return Err(CellError::Bad("a staged column in the row pass".into())),
     })
 }
 
