@@ -1486,6 +1486,27 @@ mod tests {
         }
         let short = StringViewArray::from_iter_values(["abc", "abcd"]);
         assert!(!view_lengths(short.views(), short.data_buffers(), 3, &mut [0; 2]));
+        // The row pass's check, which skips views it found good before: the
+        // same verdicts, also for a bad value after many good repeats (of
+        // short and long values of the same array).
+        let good: Vec<u128> = (0..vals.len())
+            .filter(|&i| vals[i].as_bytes() != b"\\N" && plain_short(vals[i].as_bytes()))
+            .map(|i| a.views()[i])
+            .step_by(7)
+            .collect();
+        assert!(good.iter().any(|&v| v as u32 > 12) && good.iter().any(|&v| v as u32 <= 12));
+        for (i, v) in vals.iter().enumerate() {
+            let want = v.as_bytes() != b"\\N" && plain_short(v.as_bytes());
+            let views = [a.views()[i]; 3];
+            assert_eq!(view_check(&views, a.data_buffers(), usize::MAX), (want, 3 * v.len()), "{v:?}");
+            let mut mixed: Vec<u128> = good.iter().cycle().take(200).copied().collect();
+            mixed.push(a.views()[i]);
+            let ok_bytes: usize = mixed[..200].iter().map(|&v| v as u32 as usize).sum();
+            let (fine, bytes) = view_check(&mixed, a.data_buffers(), usize::MAX);
+            assert_eq!((fine, bytes), (want, ok_bytes + v.len()), "{v:?} after good repeats");
+        }
+        let repeats: Vec<u128> = ok.views().iter().cycle().take(100).copied().collect();
+        assert!(!view_check(&repeats, ok.data_buffers(), 13).0, "too long, however often");
     }
 
     /// The word-at-a-time digits are the division loop's, at every length
