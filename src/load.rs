@@ -531,6 +531,14 @@ async fn run_pass(job: &Arc<Job>, chunk: &Chunk, skip: [bool; 3], timeout: u64) 
     (produced, uploads)
 }
 
+/// A chunk whose encode task panicked (its sender dropped unsent).
+fn encoder_panicked(chunk: &Chunk) -> Produced {
+    Produced::Failed(Error::internal(format!(
+        "chunk {}: the encoder panicked (a bug; its message is in the log)",
+        chunk.index
+    )))
+}
+
 async fn produce(
     job: &Arc<Job>,
     chunk: &Chunk,
@@ -614,12 +622,7 @@ async fn produce(
                         locate(job, chunk, base + row as u64, col).await
                     )));
                 }
-                Err(_) => {
-                    return Produced::Failed(Error::internal(format!(
-                        "chunk {}: the encoder panicked (a bug; its message is in the log)",
-                        chunk.index
-                    )));
-                }
+                Err(_) => return encoder_panicked(chunk),
             };
             if let Some(p) = out.send(job, chunk, enc).await {
                 return p;
@@ -777,12 +780,7 @@ async fn produce(
                         locate(job, chunk, at, spec.source_name(column)).await
                     )));
                 }
-                Err(_) => {
-                    return Produced::Failed(Error::internal(format!(
-                        "chunk {}: the encoder panicked (a bug; its message is in the log)",
-                        chunk.index
-                    )));
-                }
+                Err(_) => return encoder_panicked(chunk),
             };
             if let Some(p) = out.send(job, chunk, enc).await {
                 return p;
