@@ -224,6 +224,61 @@ fn families(c: &mut Criterion) {
         let col = one(f.name(), li.column(i).clone());
         bench_batch_split(c, &format!("lineitem_column/{}", f.name()), &col, &[types[i]], false);
     }
+    let (ev, types) = events(ROWS);
+    bench_batch_split(c, "events_batch_one_thread", &ev, &types, false);
+}
+
+/// A batch shaped like a Hive fact table of events: doubles and a boolean
+/// beside integers, timestamps, dates and strings.
+pub fn events(rows: usize) -> (RecordBatch, Vec<&'static str>) {
+    let mut r = Rng(11);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("event_id", DataType::Int64, false),
+        Field::new("user_id", DataType::Int64, true),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("score", DataType::Float64, true),
+        Field::new("is_mobile", DataType::Boolean, true),
+        Field::new("ts", DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None), false),
+        Field::new("country", DataType::Utf8View, true),
+        Field::new("page", DataType::Utf8View, true),
+        Field::new("dt", DataType::Date32, false),
+    ]));
+    let countries = ["DE", "US", "FR", "BR", "IN", "JP", "CN", "GB"];
+    let pages = ["/", "/search", "/cart", "/checkout/payment", "/product/12345/reviews?page=2", "/help"];
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values((0..rows).map(|i| 1_700_000_000_000 + i as i64))),
+            Arc::new(Int64Array::from_iter(
+                (0..rows).map(|_| (!r.next().is_multiple_of(10)).then(|| (r.next() % 50_000_000) as i64)),
+            )),
+            // Prices in cents, as doubles (`12.34`).
+            Arc::new(Float64Array::from_iter(
+                (0..rows).map(|_| (!r.next().is_multiple_of(20)).then(|| (r.next() % 100_000) as f64 / 100.0)),
+            )),
+            Arc::new(Float64Array::from_iter(
+                (0..rows)
+                    .map(|_| (!r.next().is_multiple_of(20)).then(|| (r.next() >> 11) as f64 / (1u64 << 53) as f64)),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                (0..rows).map(|_| (!r.next().is_multiple_of(20)).then(|| r.next().is_multiple_of(3))),
+            )),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(
+                (0..rows).map(|_| 1_732_000_000_000_000 + (r.next() % 86_400_000) as i64 * 1000),
+            )),
+            Arc::new(StringViewArray::from_iter(
+                (0..rows).map(|_| (!r.next().is_multiple_of(50)).then(|| countries[(r.next() % 8) as usize])),
+            )),
+            Arc::new(StringViewArray::from_iter(
+                (0..rows).map(|_| (!r.next().is_multiple_of(50)).then(|| pages[(r.next() % 6) as usize])),
+            )),
+            Arc::new(Date32Array::from_iter_values((0..rows).map(|_| 20_050))),
+        ],
+    )
+    .unwrap();
+    let types =
+        vec!["BIGINT", "BIGINT", "DOUBLE", "DOUBLE", "BOOLEAN", "DATETIME", "VARCHAR(2)", "VARCHAR(128)", "DATE"];
+    (batch, types)
 }
 
 fn bitmaps(c: &mut Criterion) {

@@ -2152,19 +2152,12 @@ fn write_float(v: f64, is_f64: bool, to: FloatTo, mode: Mode, out: &mut Vec<u8>)
             false
         }
     };
-    if v.is_nan() || v.is_infinite() {
-        let t: &[u8] = if v.is_nan() {
-            b"NaN"
-        } else if v > 0.0 {
-            b"inf"
-        } else {
-            b"-inf"
-        };
+    if !v.is_finite() {
         let q = mode == Mode::Json;
         if q {
             out.push(b'"');
         }
-        out.extend_from_slice(t);
+        out.extend_from_slice(double_text(v, &mut ryu::Buffer::new()));
         if q {
             out.push(b'"');
         }
@@ -2186,9 +2179,25 @@ fn write_float(v: f64, is_f64: bool, to: FloatTo, mode: Mode, out: &mut Vec<u8>)
             out.extend_from_slice(ryu::Buffer::new().format(x as f64).as_bytes());
         }
     } else {
-        out.extend_from_slice(b.format(v).as_bytes());
+        out.extend_from_slice(double_text(v, &mut b));
     }
     Ok(())
+}
+
+/// The longest text [`double_text`] writes (`-2.2250738585072014e-308`).
+const DOUBLE_TEXT_MAX: usize = 24;
+
+/// A double's CSV text: the shortest digits that read back as the same
+/// double (ryu), `NaN`, `inf` or `-inf`.
+#[inline]
+fn double_text(v: f64, b: &mut ryu::Buffer) -> &[u8] {
+    if v.is_nan() {
+        b"NaN"
+    } else if v.is_infinite() {
+        if v > 0.0 { b"inf" } else { b"-inf" }
+    } else {
+        b.format_finite(v).as_bytes()
+    }
 }
 
 fn write_str(s: &str, to: &StrTo, mode: Mode, out: &mut Vec<u8>) -> CellResult {

@@ -4,7 +4,8 @@
 //! appended each value with a variable-length copy: most of a load's CPU.
 //! Here a block whose every cell is an ordinary value of a common type
 //! (integers, DATE, DATETIME from naive or UTC timestamps, same-scale
-//! decimals, strings CSV carries as they are) is first checked a column at
+//! decimals, strings CSV carries as they are, BOOLEAN, DOUBLE from 64-bit
+//! floats) is first checked a column at
 //! a time, then written a row at a time: each cell at the end of the text so
 //! far, digits in place, dates and timestamps as fixed-size copies, strings
 //! as one 64-byte copy whatever their length ([`write_rows`]).
@@ -49,6 +50,11 @@ enum Kind<'a> {
         s: Strings<'a>,
         max: usize,
     },
+    /// BOOLEAN (or an integer column) from booleans: `1` or `0`.
+    Bool(&'a arrow::buffer::BooleanBuffer),
+    /// DOUBLE from 64-bit floats: the shortest text that reads back as the
+    /// same double. Typed in the row pass only; the column pass stages it.
+    F64(&'a [f64]),
     /// Rendered through the general writer.
     Staged,
 }
@@ -150,6 +156,9 @@ fn column<'w, 'a>(w: &'w Writer<'a>) -> Col<'w, 'a> {
             // writer, which sends them elsewhere.
             Kind::Str { s, max: (*max).min(crate::srtype::MAX_VARCHAR as usize) }
         }
+        // Both targets write `1` or `0` in CSV.
+        W::Bool { a, .. } => Kind::Bool(a.values()),
+        W::Float { v: Floats::F64(v), to: FloatTo::Double } => Kind::F64(v),
         _ => Kind::Staged,
     };
     let nulls = w.nulls.as_ref().filter(|n| n.null_count() > 0);
@@ -349,7 +358,12 @@ fn part_of(s: u8) -> Part {
 fn lengths(col: &Col<'_, '_>, lo: usize, l: &mut [u32]) -> bool {
     let n = l.len();
     let ok = match &col.kind {
-        Kind::Staged => false,
+        // A double's length is its text: the general writer's job here.
+        Kind::Staged | Kind::F64(_) => false,
+        Kind::Bool(_) => {
+            l.fill(1);
+            true
+        }
         Kind::Int(v) => match v {
             Ints::I8(v) => int_lengths(&v[lo..lo + n], l, |x| x as i64),
             Ints::I16(v) => int_lengths(&v[lo..lo + n], l, |x| x as i64),
@@ -665,7 +679,11 @@ fn copy_wide(data: &[u8], a: usize, len: usize, room: &mut [u8]) {
 fn write(col: &Col<'_, '_>, mut at: Cursor<'_>, dst: &mut [u8]) -> std::result::Result<(), EncodeError> {
     let lo = at.lo;
     match &col.kind {
-        Kind::Staged => unreachable_staged(),
+        Kind::Staged | Kind::F64(_) => unreachable_staged(),
+        Kind::Bool(b) => at.each(dst, |k, c| {
+            c[0] = b'0' + b.value(lo + k) as u8;
+            Ok(())
+        }),
         Kind::Int(v) => {
             match v {
                 Ints::I8(v) => at.fill_wide(dst, |k, room, len| put_int_wide(room, v[lo + k] as i64, len)),
@@ -959,6 +977,8 @@ fn ordinary(cols: &[Col<'_, '_>], lo: usize, hi: usize) -> Option<usize> {
                 }
                 s.contiguous(lo, hi)?.len() + 2 * nulls_in(col, lo, n)
             }
+            Kind::Bool(_) => n * 2,
+            Kind::F64(_) => n * DOUBLE_TEXT_MAX,
         };
         bound += widest + n;
     }
@@ -1004,6 +1024,8 @@ enum Cell<'a> {
     Off32(&'a [i32], &'a [u8]),
     Off64(&'a [i64], &'a [u8]),
     View(&'a [u128], &'a [arrow::buffer::Buffer]),
+    Bool(&'a arrow::buffer::BooleanBuffer),
+    F64(&'a [f64]),
     /// A staged column: never in an ordinary block.
     Staged,
 }
@@ -1028,6 +1050,8 @@ fn cell_of<'a>(kind: &Kind<'a>) -> Cell<'a> {
         Kind::Str { s: Strings::Offsets32 { offs, data }, .. } => Cell::Off32(offs, data),
         Kind::Str { s: Strings::Offsets64 { offs, data }, .. } => Cell::Off64(offs, data),
         Kind::Str { s: Strings::View { views, bufs }, .. } => Cell::View(views, bufs),
+        Kind::Bool(b) => Cell::Bool(b),
+        Kind::F64(v) => Cell::F64(v),
     }
 }
 
@@ -1163,6 +1187,16 @@ fn put_cell(cell: Cell<'_>, i: usize, room: &mut [u8], days: &mut DayCache) -> s
             let len = v as u32 as usize;
             put_view(v, bufs, len, room);
             len
+        }
+        Cell::Bool(b) => {
+            room[0] = b'0' + b.value(i) as u8;
+            1
+        }
+        Cell::F64(v) => {
+            let mut b = ryu::Buffer::new();
+            let t = double_text(v[i], &mut b);
+            room[..t.len()].copy_from_slice(t);
+            t.len()
         }
         Cell::Staged => return Err(CellError::Bad("a staged column in the row pass".into())),
     })
@@ -1351,12 +1385,36 @@ mod tests {
                 };
                 (a, if bad { "VARCHAR(30)" } else { "VARCHAR(200)" })
             }
-            16 => (Arc::new(Float64Array::from_iter((0..n).map(|_| Some(f64::from_bits(r.next() >> 2))))), "DOUBLE"),
+            16 => {
+                let edges = [
+                    f64::NAN,
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                    -0.0,
+                    0.0,
+                    f64::MAX,
+                    f64::MIN,
+                    f64::MIN_POSITIVE,
+                    -2.2250738585072014e-308,
+                    5e-324,
+                    0.1,
+                    1e21,
+                    1e-7,
+                    -1.5,
+                ];
+                let a = Float64Array::from_iter(
+                    (0..n).map(|_| (!null(r)).then(|| r.pick(&edges, |r| f64::from_bits(r.next())))),
+                );
+                (Arc::new(a), "DOUBLE")
+            }
             // Digits 0..=7, mostly NULL (`\N` is wider than each).
             18 => {
                 (Arc::new(Int32Array::from_iter((0..n).map(|_| (r.below(8) == 0).then(|| r.below(8) as i32)))), "INT")
             }
-            _ => (Arc::new(BooleanArray::from_iter((0..n).map(|_| (!null(r)).then(|| r.below(2) == 0)))), "BOOLEAN"),
+            _ => (
+                Arc::new(BooleanArray::from_iter((0..n).map(|_| (!null(r)).then(|| r.below(2) == 0)))),
+                if r.below(2) == 0 { "BOOLEAN" } else { "TINYINT" },
+            ),
         }
     }
 
@@ -1366,17 +1424,20 @@ mod tests {
     #[test]
     fn blocks_write_what_rows_write() {
         let mut r = Rng(0x5eed_1234_abcd_0001);
-        let (mut errors, mut ordinary_blocks, mut typed_strings) = (0, 0, 0);
-        for case in 0..1000 {
-            let ncols = 1 + r.below(5) as usize;
-            let n = 1 + r.below(3 * BLOCK_ROWS as u64) as usize;
-            let skip = r.below(50) as usize;
+        let (mut errors, mut ordinary_blocks, mut typed_strings, mut row_pass_floats) = (0, 0, 0, 0);
+        for case in 0..1500 {
             let bad = case % 5 == 4;
             // Every third case, strings CSV carries as they are, and mostly
             // typed columns: whole blocks take the typed loops, most of them
             // a row at a time (a block of the other cases holds some value
-            // that stages its column).
+            // that stages its column). Half of those have a staged first
+            // column, so their other columns take the typed loops a column
+            // at a time.
             let clean = !bad && case % 3 == 1;
+            let staged_first = clean && case % 2 == 0;
+            let ncols = if staged_first { 2 + r.below(4) } else { 1 + r.below(5) } as usize;
+            let n = 1 + r.below(3 * BLOCK_ROWS as u64) as usize;
+            let skip = r.below(50) as usize;
             let mut arrays = Vec::new();
             let mut types = Vec::new();
             // A bad case has one column with values the load must refuse.
@@ -1385,8 +1446,10 @@ mod tests {
                 let col_bad = bad_col == Some(ci);
                 let kind = if col_bad {
                     [4, 5, 8, 8, 13, 14, 15][r.below(7) as usize]
+                } else if staged_first && ci == 0 {
+                    4
                 } else if clean {
-                    [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 18][r.below(16) as usize]
+                    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18][r.below(18) as usize]
                 } else {
                     r.below(19)
                 };
@@ -1405,6 +1468,7 @@ mod tests {
                 let hi = (b + BLOCK_ROWS).min(n);
                 if ncols > 1 && ordinary(&cols, b, hi).is_some() {
                     ordinary_blocks += 1;
+                    row_pass_floats += cols.iter().any(|c| matches!(c.kind, Kind::F64(_) | Kind::Bool(_))) as usize;
                     continue;
                 }
                 // Typed string columns in blocks a column at a time.
@@ -1438,6 +1502,7 @@ mod tests {
         assert!(errors > 100, "the bad cases must fail ({errors})");
         assert!(ordinary_blocks > 200, "blocks a row at a time: {ordinary_blocks}");
         assert!(typed_strings > 100, "string blocks through the typed loops: {typed_strings}");
+        assert!(row_pass_floats > 50, "blocks with doubles or booleans a row at a time: {row_pass_floats}");
     }
 
     /// A block's integer width bound holds every value's text, two bytes
