@@ -175,6 +175,14 @@ fn families(c: &mut Criterion) {
         )),
     );
     bench_batch(c, "timestamp_us", &ts, &["DATETIME"]);
+    // pandas' default unit, whole microseconds.
+    let ns = one(
+        "t",
+        Arc::new(TimestampNanosecondArray::from_iter_values(
+            (0..ROWS).map(|_| (r.next() % 2_000_000_000_000_000) as i64 * 1000),
+        )),
+    );
+    bench_batch(c, "timestamp_ns", &ns, &["DATETIME"]);
     let tz = one(
         "t",
         Arc::new(

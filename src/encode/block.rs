@@ -3,7 +3,7 @@
 //! The row-by-row pass dispatched on the column's writer for every cell and
 //! appended each value with a variable-length copy: most of a load's CPU.
 //! Here a block whose every cell is an ordinary value of a common type
-//! (integers, DATE, DATETIME from naive or UTC timestamps, same-scale
+//! (integers, DATE, DATETIME from naive or UTC timestamps of any unit, same-scale
 //! decimals, strings CSV carries as they are, BOOLEAN, DOUBLE from 64-bit
 //! floats) is first checked a column at
 //! a time, then written a row at a time: each cell at the end of the text so
@@ -40,6 +40,11 @@ enum Kind<'a> {
         v: &'a [i64],
         mul: i64,
     },
+    /// Naive or UTC nanosecond timestamps (pandas writes them) as DATETIME:
+    /// typed while every value of the block is whole microseconds (the
+    /// general writer refuses the others). Every `i64` of nanoseconds is a
+    /// day of years 1677–2262.
+    TsNs(&'a [i64]),
     /// DECIMAL of the column's own scale, `|v| < max`.
     Dec {
         v: &'a [i128],
@@ -141,7 +146,7 @@ fn column<'w, 'a>(w: &'w Writer<'a>) -> Col<'w, 'a> {
             TimeUnit::Second => Kind::Ts { v, mul: 1_000_000 },
             TimeUnit::Millisecond => Kind::Ts { v, mul: 1000 },
             TimeUnit::Microsecond => Kind::Ts { v, mul: 1 },
-            TimeUnit::Nanosecond => Kind::Staged,
+            TimeUnit::Nanosecond => Kind::TsNs(v),
         },
         W::Dec { v: Decs::D128(v), scale, to_scale, max, doc: false } if scale == to_scale && *scale <= 19 => {
             Kind::Dec { v, scale: *scale as u32, max: *max as u128 }
@@ -397,6 +402,14 @@ fn lengths(col: &Col<'_, '_>, lo: usize, l: &mut [u32]) -> bool {
                     }
                     None => ok = false,
                 }
+            }
+            ok
+        }
+        Kind::TsNs(v) => {
+            let mut ok = true;
+            for (len, &x) in l.iter_mut().zip(&v[lo..lo + n]) {
+                ok &= x % 1000 == 0;
+                *len = if x % 1_000_000_000 == 0 { 19 } else { 26 };
             }
             ok
         }
@@ -716,6 +729,13 @@ fn write(col: &Col<'_, '_>, mut at: Cursor<'_>, dst: &mut [u8]) -> std::result::
                 Ok(())
             })
         }),
+        Kind::TsNs(v) => with_days(|days| {
+            at.each(dst, |k, c| {
+                let (t, len) = datetime_text_with(v[lo + k] / 1000, days).map_err(|e| cell_error(e, lo + k))?;
+                c[..len].copy_from_slice(&t[..len]);
+                Ok(())
+            })
+        }),
         Kind::Dec { v, scale, .. } => {
             match *scale {
                 2 => at.fill_wide(dst, |k, room, len| put_dec_wide(room, v[lo + k], 2, len)),
@@ -954,6 +974,12 @@ fn ordinary(cols: &[Col<'_, '_>], lo: usize, hi: usize) -> Option<usize> {
                 }
                 n * 26
             }
+            Kind::TsNs(v) => {
+                if !v[lo..hi].iter().all(|&x| x % 1000 == 0) {
+                    return None;
+                }
+                n * 26
+            }
             Kind::Dec { v, scale, max } => {
                 let mut widest = 0u128;
                 for &x in &v[lo..hi] {
@@ -1019,6 +1045,7 @@ enum Cell<'a> {
     U64(&'a [u64]),
     Date(&'a [i32]),
     Ts(&'a [i64], i64),
+    TsNs(&'a [i64]),
     Cents(&'a [i128]),
     Dec(&'a [i128], u32),
     Off32(&'a [i32], &'a [u8]),
@@ -1045,6 +1072,7 @@ fn cell_of<'a>(kind: &Kind<'a>) -> Cell<'a> {
         },
         Kind::Date(v) => Cell::Date(v),
         Kind::Ts { v, mul } => Cell::Ts(v, mul),
+        Kind::TsNs(v) => Cell::TsNs(v),
         Kind::Dec { v, scale: 2, .. } => Cell::Cents(v),
         Kind::Dec { v, scale, .. } => Cell::Dec(v, scale),
         Kind::Str { s: Strings::Offsets32 { offs, data }, .. } => Cell::Off32(offs, data),
@@ -1167,6 +1195,11 @@ fn put_cell(cell: Cell<'_>, i: usize, room: &mut [u8], days: &mut DayCache) -> s
         }
         Cell::Ts(v, mul) => {
             let (t, len) = datetime_text_with(v[i] * mul, days)?;
+            room[..26].copy_from_slice(&t);
+            len
+        }
+        Cell::TsNs(v) => {
+            let (t, len) = datetime_text_with(v[i] / 1000, days)?;
             room[..26].copy_from_slice(&t);
             len
         }
@@ -1346,10 +1379,18 @@ mod tests {
                 ),
                 "DATETIME",
             ),
-            12 => (
-                Arc::new(TimestampNanosecondArray::from_iter((0..n).map(|_| Some(r.below(1 << 50) as i64 * 1000)))),
-                "DATETIME",
-            ),
+            12 => {
+                // Whole microseconds, but for a bad column's sub-microsecond
+                // values now and then.
+                let edges = [-9_223_372_036_854_775_000, 9_223_372_036_854_775_000, 0, -1000, 86_400_000_000_000];
+                let a = TimestampNanosecondArray::from_iter((0..n).map(|_| {
+                    (!null(r)).then(|| {
+                        let x = r.pick(&edges, |r| (r.next() >> 2) as i64 / 1000 * 1000 - 1_000_000_000_000_000_000);
+                        if bad && r.below(500) == 0 { x + 1 } else { x }
+                    })
+                }));
+                (Arc::new(a), "DATETIME")
+            }
             13..=15 => {
                 // Values CSV carries as they are first.
                 let words = [
@@ -1445,11 +1486,11 @@ mod tests {
             for ci in 0..ncols {
                 let col_bad = bad_col == Some(ci);
                 let kind = if col_bad {
-                    [4, 5, 8, 8, 13, 14, 15][r.below(7) as usize]
+                    [4, 5, 8, 8, 12, 13, 14, 15][r.below(8) as usize]
                 } else if staged_first && ci == 0 {
                     4
                 } else if clean {
-                    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18][r.below(18) as usize]
+                    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18][r.below(19) as usize]
                 } else {
                     r.below(19)
                 };
@@ -1494,6 +1535,7 @@ mod tests {
                 }
                 (Err(w), Err(g)) => {
                     assert_eq!(g, w, "case {case}");
+                    assert!(bad, "case {case} {types:?}: only a bad case fails: {g:?}");
                     errors += 1;
                 }
                 (w, g) => panic!("case {case} {types:?}: rows {:?} blocks {:?}", w.err(), g.err()),
