@@ -33,7 +33,10 @@ const DAY_US: i64 = 86_400_000_000;
 
 /// How one column renders.
 enum Kind<'a> {
-    Int(&'a Ints<'a>),
+    /// Integers into an integer column; with the column's range when some
+    /// source value could fall outside it (typed while every value of the
+    /// block is within).
+    Int(&'a Ints<'a>, Option<(i128, i128)>),
     Date(&'a [i32]),
     /// Naive or UTC timestamps as DATETIME; `mul` turns a value into µs.
     Ts {
@@ -140,7 +143,7 @@ pub(super) fn columns<'w, 'a>(writers: &'w [Writer<'a>]) -> Vec<Col<'w, 'a>> {
 
 fn column<'w, 'a>(w: &'w Writer<'a>) -> Col<'w, 'a> {
     let kind = match &w.w {
-        W::Int { v, to: IntTo::Int { check: false, .. } } => Kind::Int(v),
+        W::Int { v, to: IntTo::Int { lo, hi, check } } => Kind::Int(v, check.then_some((*lo, *hi))),
         W::Date32 { v, datetime: false } => Kind::Date(v),
         W::Ts { v, unit, zone: None | Some(Zone::Utc) } => match unit {
             TimeUnit::Second => Kind::Ts { v, mul: 1_000_000 },
@@ -369,7 +372,8 @@ fn lengths(col: &Col<'_, '_>, lo: usize, l: &mut [u32]) -> bool {
             l.fill(1);
             true
         }
-        Kind::Int(v) => match v {
+        Kind::Int(v, range) if !range.is_none_or(|r| ints_within(v, lo, lo + n, r)) => false,
+        Kind::Int(v, _) => match v {
             Ints::I8(v) => int_lengths(&v[lo..lo + n], l, |x| x as i64),
             Ints::I16(v) => int_lengths(&v[lo..lo + n], l, |x| x as i64),
             Ints::I32(v) => int_lengths(&v[lo..lo + n], l, |x| x as i64),
@@ -697,7 +701,7 @@ fn write(col: &Col<'_, '_>, mut at: Cursor<'_>, dst: &mut [u8]) -> std::result::
             c[0] = b'0' + b.value(lo + k) as u8;
             Ok(())
         }),
-        Kind::Int(v) => {
+        Kind::Int(v, _) => {
             match v {
                 Ints::I8(v) => at.fill_wide(dst, |k, room, len| put_int_wide(room, v[lo + k] as i64, len)),
                 Ints::I16(v) => at.fill_wide(dst, |k, room, len| put_int_wide(room, v[lo + k] as i64, len)),
@@ -948,7 +952,10 @@ fn ordinary(cols: &[Col<'_, '_>], lo: usize, hi: usize) -> Option<usize> {
             // The block's widest text rather than the type's: growing the
             // buffer zero-fills it first.
             // (A NULL's `\N` takes two.)
-            Kind::Int(v) => {
+            Kind::Int(v, range) => {
+                if !range.is_none_or(|r| ints_within(v, lo, hi, r)) {
+                    return None;
+                }
                 n * 2.max(match v {
                     Ints::I8(v) => int_width(&v[lo..hi], |x| x as i64),
                     Ints::I16(v) => int_width(&v[lo..hi], |x| x as i64),
@@ -1032,6 +1039,26 @@ fn int_width<T: Copy>(v: &[T], f: impl Fn(T) -> i64) -> usize {
     (neg < 0) as usize + digits(mag.saturating_add(1)) as usize
 }
 
+/// Whether integers `lo..hi` of `v` all lie in `[min, max]` (by the
+/// smallest and the largest, which vectorizes).
+fn ints_within(v: &Ints<'_>, lo: usize, hi: usize, (min, max): (i128, i128)) -> bool {
+    fn span<T: Copy + Ord>(v: &[T]) -> Option<(T, T)> {
+        let first = *v.first()?;
+        Some(v.iter().fold((first, first), |(a, b), &x| (a.min(x), b.max(x))))
+    }
+    let within = |s: Option<(i128, i128)>| s.is_none_or(|(a, b)| min <= a && b <= max);
+    match v {
+        Ints::I8(v) => within(span(&v[lo..hi]).map(|(a, b)| (a.into(), b.into()))),
+        Ints::I16(v) => within(span(&v[lo..hi]).map(|(a, b)| (a.into(), b.into()))),
+        Ints::I32(v) => within(span(&v[lo..hi]).map(|(a, b)| (a.into(), b.into()))),
+        Ints::I64(v) => within(span(&v[lo..hi]).map(|(a, b)| (a.into(), b.into()))),
+        Ints::U8(v) => within(span(&v[lo..hi]).map(|(a, b)| (a.into(), b.into()))),
+        Ints::U16(v) => within(span(&v[lo..hi]).map(|(a, b)| (a.into(), b.into()))),
+        Ints::U32(v) => within(span(&v[lo..hi]).map(|(a, b)| (a.into(), b.into()))),
+        Ints::U64(v) => within(span(&v[lo..hi]).map(|(a, b)| (a.into(), b.into()))),
+    }
+}
+
 /// How [`write_rows`] writes a column's cells: one level of dispatch per cell.
 #[derive(Clone, Copy)]
 enum Cell<'a> {
@@ -1060,7 +1087,7 @@ enum Cell<'a> {
 fn cell_of<'a>(kind: &Kind<'a>) -> Cell<'a> {
     match *kind {
         Kind::Staged => Cell::Staged,
-        Kind::Int(v) => match *v {
+        Kind::Int(v, _) => match *v {
             Ints::I8(v) => Cell::I8(v),
             Ints::I16(v) => Cell::I16(v),
             Ints::I32(v) => Cell::I32(v),
@@ -1306,10 +1333,15 @@ mod tests {
                 )),
                 "LARGEINT",
             ),
-            // Checked: the general writer, through staging.
+            // Checked against INT's range: typed while a block's values are
+            // within, else staged (and refused).
             4 => {
-                let hi = if bad { 1u64 << 40 } else { 1u64 << 20 };
-                (Arc::new(Int64Array::from_iter((0..n).map(|_| Some(r.below(hi) as i64)))), "INT")
+                let (lo, hi) = (i32::MIN as i64, i32::MAX as i64);
+                let edges: &[i64] = if bad { &[lo - 1, hi + 1, lo, hi] } else { &[lo, hi, 0, -1] };
+                let a = Int64Array::from_iter(
+                    (0..n).map(|_| (!null(r)).then(|| r.pick(edges, |r| r.below(1 << 20) as i64 - (1 << 19)))),
+                );
+                (Arc::new(a), "INT")
             }
             5 => {
                 let top = if bad { 10i128.pow(15) + 1 } else { 10i128.pow(15) };
@@ -1452,6 +1484,8 @@ mod tests {
             18 => {
                 (Arc::new(Int32Array::from_iter((0..n).map(|_| (r.below(8) == 0).then(|| r.below(8) as i32)))), "INT")
             }
+            // Always staged.
+            19 => (Arc::new(Float32Array::from_iter((0..n).map(|_| Some(r.next() as u32 as f32)))), "FLOAT"),
             _ => (
                 Arc::new(BooleanArray::from_iter((0..n).map(|_| (!null(r)).then(|| r.below(2) == 0)))),
                 if r.below(2) == 0 { "BOOLEAN" } else { "TINYINT" },
@@ -1488,11 +1522,11 @@ mod tests {
                 let kind = if col_bad {
                     [4, 5, 8, 8, 12, 13, 14, 15][r.below(8) as usize]
                 } else if staged_first && ci == 0 {
-                    4
+                    19
                 } else if clean {
                     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18][r.below(19) as usize]
                 } else {
-                    r.below(19)
+                    r.below(20)
                 };
                 let (a, t) = random_column(&mut r, kind, n + skip, col_bad, clean);
                 // Sliced: values, offsets and nulls start past zero.
