@@ -168,6 +168,13 @@ fn families(c: &mut Criterion) {
     bench_batch(c, "decimal", &decs, &["DECIMAL(18,4)"]);
     let floats = one("f", Arc::new(Float64Array::from_iter_values((0..ROWS).map(|_| f64::from_bits(r.next() >> 2)))));
     bench_batch(c, "double", &floats, &["DOUBLE"]);
+    let two = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("f", DataType::Float64, true), Field::new("i", DataType::Int64, true)])),
+        vec![floats.column(0).clone(), ints.column(0).clone()],
+    )
+    .unwrap();
+    // Doubles of any bits beside a BIGINT, a row at a time on one thread.
+    bench_batch_split(c, "double_rows_one_thread", &two, &["DOUBLE", "BIGINT"], false);
     let ts = one(
         "t",
         Arc::new(TimestampMicrosecondArray::from_iter_values(

@@ -1079,7 +1079,8 @@ enum Cell<'a> {
     Off64(&'a [i64], &'a [u8]),
     View(&'a [u128], &'a [arrow::buffer::Buffer]),
     Bool(&'a arrow::buffer::BooleanBuffer),
-    F64(&'a [f64]),
+    /// Doubles; whether to try [`put_cents`] first.
+    F64(&'a [f64], bool),
     /// A staged column: never in an ordinary block.
     Staged,
 }
@@ -1106,7 +1107,7 @@ fn cell_of<'a>(kind: &Kind<'a>) -> Cell<'a> {
         Kind::Str { s: Strings::Offsets64 { offs, data }, .. } => Cell::Off64(offs, data),
         Kind::Str { s: Strings::View { views, bufs }, .. } => Cell::View(views, bufs),
         Kind::Bool(b) => Cell::Bool(b),
-        Kind::F64(v) => Cell::F64(v),
+        Kind::F64(v) => Cell::F64(v, cents_column(v)),
     }
 }
 
@@ -1185,6 +1186,43 @@ fn put_view(v: u128, bufs: &[arrow::buffer::Buffer], len: usize, room: &mut [u8]
     }
 }
 
+/// ryu's text of a double that is the nearest double to a whole number of
+/// cents `n` with `|n| < 10^15` (prices, amounts), written without ryu (a
+/// third of its time) at the start of `room` (maybe past it); `None` for
+/// any other double. Exact: a decimal of at most 15 significant digits is
+/// the only one of its length or shorter that reads back as its nearest
+/// double (DBL_DIG), so it is the shortest text ryu finds, and for values
+/// below 10^13 ryu writes it as `int.frac` with at least one fraction digit.
+#[inline(always)]
+fn put_cents(room: &mut [u8], v: f64) -> Option<usize> {
+    let n = cents_of(v)?;
+    let a = n.unsigned_abs();
+    let len = dec_len(n < 0, a, 2) as usize;
+    put_dec_wide(room, n as i128, 2, len);
+    // `12.30` is `12.3`, `12.00` is `12.0`.
+    Some(len - (a % 10 == 0) as usize)
+}
+
+/// The `n` of [`put_cents`], if `v` is such a double.
+#[inline(always)]
+fn cents_of(v: f64) -> Option<i64> {
+    let c = (v * 100.0).round();
+    // NaN and infinities fail the first test; zero keeps its sign (`-0.0`)
+    // through ryu.
+    let small = c.abs() < 1e15;
+    if !small || v == 0.0 || c / 100.0 != v {
+        return None;
+    }
+    Some(c as i64)
+}
+
+/// Whether a column of doubles looks like amounts: half of its first 16
+/// values whole cents. (The check costs a column of other doubles 5%;
+/// either way the text is ryu's.)
+fn cents_column(v: &[f64]) -> bool {
+    v.iter().take(16).filter(|&&x| cents_of(x).is_some()).count() >= 8
+}
+
 /// Writes value `i` of `cell` at the start of `room` (maybe past it) and
 /// returns its length.
 #[inline(always)]
@@ -1252,9 +1290,13 @@ fn put_cell(cell: Cell<'_>, i: usize, room: &mut [u8], days: &mut DayCache) -> s
             room[0] = b'0' + b.value(i) as u8;
             1
         }
-        Cell::F64(v) => {
+        Cell::F64(v, cents) => {
+            let x = v[i];
+            if cents && let Some(len) = put_cents(room, x) {
+                return Ok(len);
+            }
             let mut b = ryu::Buffer::new();
-            let t = double_text(v[i], &mut b);
+            let t = double_text(x, &mut b);
             room[..t.len()].copy_from_slice(t);
             t.len()
         }
@@ -1484,6 +1526,15 @@ mod tests {
             18 => {
                 (Arc::new(Int32Array::from_iter((0..n).map(|_| (r.below(8) == 0).then(|| r.below(8) as i32)))), "INT")
             }
+            // Amounts: whole cents (written without ryu), now and then another double.
+            20 => {
+                let edges = [-0.0, 0.0, f64::NAN, 0.1 + 0.2, 1e15, 9_999_999_999_999.99, -0.01, 1e300];
+                let a = Float64Array::from_iter((0..n).map(|_| {
+                    (!null(r))
+                        .then(|| r.pick(&edges, |r| ((r.next() % 1_000_000_000) as i64 - 500_000_000) as f64 / 100.0))
+                }));
+                (Arc::new(a), "DOUBLE")
+            }
             // Always staged.
             19 => (Arc::new(Float32Array::from_iter((0..n).map(|_| Some(r.next() as u32 as f32)))), "FLOAT"),
             _ => (
@@ -1493,13 +1544,49 @@ mod tests {
         }
     }
 
+    /// Doubles of whole cents get ryu's text without ryu, and no other does.
+    #[test]
+    fn cents_are_ryus_text() {
+        let mut r = Rng(0xcea75);
+        let mut room = [0u8; 64];
+        let mut check = |v: f64| -> bool {
+            let want = ryu::Buffer::new().format(v).to_string();
+            match put_cents(&mut room, v) {
+                Some(len) => {
+                    assert_eq!(std::str::from_utf8(&room[..len]).unwrap(), want, "{v:e}");
+                    true
+                }
+                None => false,
+            }
+        };
+        let mut hits = 0;
+        for n in -300_000i64..300_000 {
+            hits += check(n as f64 / 100.0) as usize;
+        }
+        assert_eq!(hits, 600_000 - 1, "every cent but zero");
+        for _ in 0..1_000_000 {
+            let n = (r.next() % 1_000_000_000_000_000) as i64 * if r.below(2) == 0 { 1 } else { -1 };
+            assert!(check(n as f64 / 100.0) || n == 0, "{n}");
+            // The neighbours of a cent, and any double.
+            let v = n as f64 / 100.0;
+            check(f64::from_bits(v.to_bits() + 1));
+            check(f64::from_bits(v.to_bits().wrapping_sub(1)));
+            check(f64::from_bits(r.next()));
+            check(r.below(1 << 40) as f64 / 1000.0);
+        }
+        for v in [0.0, -0.0, 1e15, -1e15, 9_999_999_999_999.99, 1e13, 0.01, -0.01, f64::NAN, f64::INFINITY, 5e-324] {
+            check(v);
+        }
+    }
+
     /// The block pass writes exactly what the row-by-row pass writes, routes
     /// the same rows elsewhere and fails on the same cell, for every column
     /// kind, NULLs, sliced arrays, rows across block boundaries.
     #[test]
     fn blocks_write_what_rows_write() {
         let mut r = Rng(0x5eed_1234_abcd_0001);
-        let (mut errors, mut ordinary_blocks, mut typed_strings, mut row_pass_floats) = (0, 0, 0, 0);
+        let (mut errors, mut ordinary_blocks, mut typed_strings, mut row_pass_floats, mut row_pass_cents) =
+            (0, 0, 0, 0, 0);
         for case in 0..1500 {
             let bad = case % 5 == 4;
             // Every third case, strings CSV carries as they are, and mostly
@@ -1524,9 +1611,9 @@ mod tests {
                 } else if staged_first && ci == 0 {
                     19
                 } else if clean {
-                    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18][r.below(19) as usize]
+                    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20][r.below(20) as usize]
                 } else {
-                    r.below(20)
+                    r.below(21)
                 };
                 let (a, t) = random_column(&mut r, kind, n + skip, col_bad, clean);
                 // Sliced: values, offsets and nulls start past zero.
@@ -1544,6 +1631,7 @@ mod tests {
                 if ncols > 1 && ordinary(&cols, b, hi).is_some() {
                     ordinary_blocks += 1;
                     row_pass_floats += cols.iter().any(|c| matches!(c.kind, Kind::F64(_) | Kind::Bool(_))) as usize;
+                    row_pass_cents += cols.iter().any(|c| matches!(c.cell, Cell::F64(_, true))) as usize;
                     continue;
                 }
                 // Typed string columns in blocks a column at a time.
@@ -1579,6 +1667,7 @@ mod tests {
         assert!(ordinary_blocks > 200, "blocks a row at a time: {ordinary_blocks}");
         assert!(typed_strings > 100, "string blocks through the typed loops: {typed_strings}");
         assert!(row_pass_floats > 50, "blocks with doubles or booleans a row at a time: {row_pass_floats}");
+        assert!(row_pass_cents > 20, "blocks with amounts a row at a time: {row_pass_cents}");
     }
 
     /// A block's integer width bound holds every value's text, two bytes
