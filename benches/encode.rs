@@ -175,6 +175,21 @@ fn families(c: &mut Criterion) {
     .unwrap();
     // Doubles of any bits beside a BIGINT, a row at a time on one thread.
     bench_batch_split(c, "double_rows_one_thread", &two, &["DOUBLE", "BIGINT"], false);
+    // Spark's DECIMAL(38,18) (sums, averages): from 18.45 on beyond 64 bits.
+    let wide = Decimal128Array::from_iter_values(
+        (0..ROWS).map(|_| (r.next() % 100_000_000) as i128 * 10i128.pow(14) + (r.next() % 10_000) as i128),
+    )
+    .with_precision_and_scale(38, 18)
+    .unwrap();
+    let wide = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("d", DataType::Decimal128(38, 18), true),
+            Field::new("i", DataType::Int64, true),
+        ])),
+        vec![Arc::new(wide), ints.column(0).clone()],
+    )
+    .unwrap();
+    bench_batch_split(c, "decimal38_rows_one_thread", &wide, &["DECIMAL(38,18)", "BIGINT"], false);
     let ts = one(
         "t",
         Arc::new(TimestampMicrosecondArray::from_iter_values(

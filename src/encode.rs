@@ -2506,6 +2506,19 @@ fn rescale(x: i128, from: u8, to: u8) -> std::result::Result<i128, CellError> {
 }
 
 fn push_decimal(out: &mut Vec<u8>, x: i128, scale: u8) {
+    let mut t = [0u8; DECIMAL_TEXT_MAX];
+    let n = decimal_text(x, scale, &mut t);
+    out.extend_from_slice(&t[..n]);
+}
+
+/// Room for any [`decimal_text`]: sign, 39 integer digits, point, 38
+/// fraction digits.
+const DECIMAL_TEXT_MAX: usize = 80;
+
+/// The text of decimal `x` (unscaled) of `scale`, at the start of `t`;
+/// returns its length.
+#[inline]
+fn decimal_text(x: i128, scale: u8, t: &mut [u8; DECIMAL_TEXT_MAX]) -> usize {
     let mut b = itoa::Buffer::new();
     let abs = x.unsigned_abs();
     // 64-bit formatting is several times faster than 128-bit.
@@ -2514,9 +2527,7 @@ fn push_decimal(out: &mut Vec<u8>, x: i128, scale: u8) {
         Err(_) => b.format(abs).as_bytes(),
     };
     let scale = scale as usize;
-    // Sign, integer digits, point, fraction: at most 1 + 39 + 1 + 38 bytes,
-    // assembled on the stack and appended once.
-    let mut t = [0u8; 80];
+    // Sign, integer digits, point, fraction, assembled on the stack.
     let mut n = 0;
     if x < 0 {
         t[0] = b'-';
@@ -2542,7 +2553,7 @@ fn push_decimal(out: &mut Vec<u8>, x: i128, scale: u8) {
         t[n..n + digits.len()].copy_from_slice(digits);
         n += digits.len();
     }
-    out.extend_from_slice(&t[..n]);
+    n
 }
 
 /// StarRocks' largest JSON value, in bytes of its text (`kJSONLengthLimit`

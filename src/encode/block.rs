@@ -48,7 +48,8 @@ enum Kind<'a> {
     /// general writer refuses the others). Every `i64` of nanoseconds is a
     /// day of years 1677–2262.
     TsNs(&'a [i64]),
-    /// DECIMAL of the column's own scale, `|v| < max`.
+    /// DECIMAL of the column's own scale, `|v| < max`. The column pass
+    /// takes values below 2^64 only; the row pass any.
     Dec {
         v: &'a [i128],
         scale: u32,
@@ -992,10 +993,10 @@ fn ordinary(cols: &[Col<'_, '_>], lo: usize, hi: usize) -> Option<usize> {
                 for &x in &v[lo..hi] {
                     widest = widest.max(x.unsigned_abs());
                 }
-                if widest >= *max || widest > u64::MAX as u128 {
+                if widest >= *max {
                     return None;
                 }
-                n * dec_len(true, widest as u64, *scale) as usize
+                n * dec_len_wide(widest, *scale)
             }
             Kind::Str { s: Strings::View { views, bufs }, max } => {
                 let (fine, bytes) = view_check(&views[lo..hi], bufs, *max);
@@ -1037,6 +1038,20 @@ fn int_width<T: Copy>(v: &[T], f: impl Fn(T) -> i64) -> usize {
         neg |= x;
     }
     (neg < 0) as usize + digits(mag.saturating_add(1)) as usize
+}
+
+/// The longest text of a decimal of `scale` whose magnitude is at most
+/// `widest` (with a sign).
+fn dec_len_wide(widest: u128, scale: u32) -> usize {
+    const E20: u128 = 10u128.pow(20);
+    let digits = match u64::try_from(widest) {
+        Ok(a) => digits(a) as usize,
+        // Below 10^38 (DECIMAL's precision), so the quotient is a u64.
+        Err(_) if widest >= E20 => 20 + digits((widest / E20) as u64) as usize,
+        Err(_) => 20,
+    };
+    let scale = scale as usize;
+    if scale == 0 { 1 + digits } else { 1 + digits.max(scale + 1) + 1 }
 }
 
 /// Whether integers `lo..hi` of `v` all lie in `[min, max]` (by the
@@ -1241,7 +1256,16 @@ fn put_cell(cell: Cell<'_>, i: usize, room: &mut [u8], days: &mut DayCache) -> s
     }
     #[inline(always)]
     fn dec(room: &mut [u8], x: i128, scale: u32) -> usize {
-        let len = dec_len(x < 0, x.unsigned_abs() as u64, scale) as usize;
+        let a = x.unsigned_abs();
+        if a > u64::MAX as u128 {
+            // Beyond 64 bits (Spark's DECIMAL(38,18) from 18.45 on): the
+            // general writer's text.
+            let mut t = [0u8; DECIMAL_TEXT_MAX];
+            let len = decimal_text(x, scale as u8, &mut t);
+            room[..len].copy_from_slice(&t[..len]);
+            return len;
+        }
+        let len = dec_len(x < 0, a as u64, scale) as usize;
         put_dec_wide(room, x, scale, len);
         len
     }
@@ -1544,6 +1568,22 @@ mod tests {
         }
     }
 
+    /// A decimal's bound is the longest text of its magnitude, with a sign.
+    #[test]
+    fn wide_decimal_bound_is_the_longest_text() {
+        let mut widths: Vec<u128> = vec![0, 1, u64::MAX as u128, u64::MAX as u128 + 1, 10u128.pow(38) - 1];
+        for p in 1..=38 {
+            widths.extend([10u128.pow(p) - 1, 10u128.pow(p), 10u128.pow(p) + 1]);
+        }
+        for &w in &widths {
+            for scale in [0u32, 1, 2, 8, 18, 19] {
+                let len = |x: i128| decimal_text(x, scale as u8, &mut [0u8; DECIMAL_TEXT_MAX]);
+                let x = w.min(i128::MAX as u128) as i128;
+                assert_eq!(dec_len_wide(w, scale), len(-x).max(1 + len(x)), "{w} scale {scale}");
+            }
+        }
+    }
+
     /// Doubles of whole cents get ryu's text without ryu, and no other does.
     #[test]
     fn cents_are_ryus_text() {
@@ -1585,8 +1625,8 @@ mod tests {
     #[test]
     fn blocks_write_what_rows_write() {
         let mut r = Rng(0x5eed_1234_abcd_0001);
-        let (mut errors, mut ordinary_blocks, mut typed_strings, mut row_pass_floats, mut row_pass_cents) =
-            (0, 0, 0, 0, 0);
+        let (mut errors, mut ordinary_blocks, mut typed_strings) = (0, 0, 0);
+        let (mut row_pass_floats, mut row_pass_cents, mut row_pass_wide) = (0, 0, 0);
         for case in 0..1500 {
             let bad = case % 5 == 4;
             // Every third case, strings CSV carries as they are, and mostly
@@ -1632,6 +1672,8 @@ mod tests {
                     ordinary_blocks += 1;
                     row_pass_floats += cols.iter().any(|c| matches!(c.kind, Kind::F64(_) | Kind::Bool(_))) as usize;
                     row_pass_cents += cols.iter().any(|c| matches!(c.cell, Cell::F64(_, true))) as usize;
+                    let wide = |v: &[i128]| v[b..hi].iter().any(|x| x.unsigned_abs() > u64::MAX as u128);
+                    row_pass_wide += cols.iter().any(|c| matches!(c.kind, Kind::Dec { v, .. } if wide(v))) as usize;
                     continue;
                 }
                 // Typed string columns in blocks a column at a time.
@@ -1668,6 +1710,7 @@ mod tests {
         assert!(typed_strings > 100, "string blocks through the typed loops: {typed_strings}");
         assert!(row_pass_floats > 50, "blocks with doubles or booleans a row at a time: {row_pass_floats}");
         assert!(row_pass_cents > 20, "blocks with amounts a row at a time: {row_pass_cents}");
+        assert!(row_pass_wide > 20, "blocks with decimals beyond 64 bits a row at a time: {row_pass_wide}");
     }
 
     /// A block's integer width bound holds every value's text, two bytes
