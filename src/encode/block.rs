@@ -737,7 +737,11 @@ fn write(col: &Col<'_, '_>, mut at: Cursor<'_>, dst: &mut [u8]) -> std::result::
         Kind::TsNs(v) => with_days(|days| {
             at.each(dst, |k, c| {
                 let (t, len) = datetime_text_with(v[lo + k] / 1000, days).map_err(|e| cell_error(e, lo + k))?;
-                c[..len].copy_from_slice(&t[..len]);
+                if len == 19 {
+                    c[..19].copy_from_slice(&t[..19]);
+                } else {
+                    c[..26].copy_from_slice(&t);
+                }
                 Ok(())
             })
         }),
@@ -1046,7 +1050,7 @@ fn dec_len_wide(widest: u128, scale: u32) -> usize {
     const E20: u128 = 10u128.pow(20);
     let digits = match u64::try_from(widest) {
         Ok(a) => digits(a) as usize,
-        // Below 10^38 (DECIMAL's precision), so the quotient is a u64.
+        // u128::MAX / 10^20 is below 2^64.
         Err(_) if widest >= E20 => 20 + digits((widest / E20) as u64) as usize,
         Err(_) => 20,
     };
@@ -1626,7 +1630,7 @@ mod tests {
     fn blocks_write_what_rows_write() {
         let mut r = Rng(0x5eed_1234_abcd_0001);
         let (mut errors, mut ordinary_blocks, mut typed_strings) = (0, 0, 0);
-        let (mut row_pass_floats, mut row_pass_cents, mut row_pass_wide) = (0, 0, 0);
+        let (mut row_pass_floats, mut row_pass_bools, mut row_pass_cents, mut row_pass_wide) = (0, 0, 0, 0);
         for case in 0..1500 {
             let bad = case % 5 == 4;
             // Every third case, strings CSV carries as they are, and mostly
@@ -1670,7 +1674,8 @@ mod tests {
                 let hi = (b + BLOCK_ROWS).min(n);
                 if ncols > 1 && ordinary(&cols, b, hi).is_some() {
                     ordinary_blocks += 1;
-                    row_pass_floats += cols.iter().any(|c| matches!(c.kind, Kind::F64(_) | Kind::Bool(_))) as usize;
+                    row_pass_floats += cols.iter().any(|c| matches!(c.kind, Kind::F64(_))) as usize;
+                    row_pass_bools += cols.iter().any(|c| matches!(c.kind, Kind::Bool(_))) as usize;
                     row_pass_cents += cols.iter().any(|c| matches!(c.cell, Cell::F64(_, true))) as usize;
                     let wide = |v: &[i128]| v[b..hi].iter().any(|x| x.unsigned_abs() > u64::MAX as u128);
                     row_pass_wide += cols.iter().any(|c| matches!(c.kind, Kind::Dec { v, .. } if wide(v))) as usize;
@@ -1708,7 +1713,8 @@ mod tests {
         assert!(errors > 100, "the bad cases must fail ({errors})");
         assert!(ordinary_blocks > 200, "blocks a row at a time: {ordinary_blocks}");
         assert!(typed_strings > 100, "string blocks through the typed loops: {typed_strings}");
-        assert!(row_pass_floats > 50, "blocks with doubles or booleans a row at a time: {row_pass_floats}");
+        assert!(row_pass_floats > 50, "blocks with doubles a row at a time: {row_pass_floats}");
+        assert!(row_pass_bools > 50, "blocks with booleans a row at a time: {row_pass_bools}");
         assert!(row_pass_cents > 20, "blocks with amounts a row at a time: {row_pass_cents}");
         assert!(row_pass_wide > 20, "blocks with decimals beyond 64 bits a row at a time: {row_pass_wide}");
     }
