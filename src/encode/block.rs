@@ -171,7 +171,7 @@ fn column<'w, 'a>(w: &'w Writer<'a>) -> Col<'w, 'a> {
         _ => Kind::Staged,
     };
     let nulls = w.nulls.as_ref().filter(|n| n.null_count() > 0);
-    let cell = cell_of(&kind);
+    let cell = cell_of(&kind, nulls);
     Col { w, kind, cell, nulls }
 }
 
@@ -1104,7 +1104,7 @@ enum Cell<'a> {
     Staged,
 }
 
-fn cell_of<'a>(kind: &Kind<'a>) -> Cell<'a> {
+fn cell_of<'a>(kind: &Kind<'a>, nulls: Option<&arrow::buffer::NullBuffer>) -> Cell<'a> {
     match *kind {
         Kind::Staged => Cell::Staged,
         Kind::Int(v, _) => match *v {
@@ -1126,7 +1126,7 @@ fn cell_of<'a>(kind: &Kind<'a>) -> Cell<'a> {
         Kind::Str { s: Strings::Offsets64 { offs, data }, .. } => Cell::Off64(offs, data),
         Kind::Str { s: Strings::View { views, bufs }, .. } => Cell::View(views, bufs),
         Kind::Bool(b) => Cell::Bool(b),
-        Kind::F64(v) => Cell::F64(v, cents_column(v)),
+        Kind::F64(v) => Cell::F64(v, cents_column(v, nulls)),
     }
 }
 
@@ -1236,10 +1236,11 @@ fn cents_of(v: f64) -> Option<i64> {
 }
 
 /// Whether a column of doubles looks like amounts: half of its first 16
-/// values whole cents. (The check costs a column of other doubles 5%;
-/// either way the text is ryu's.)
-fn cents_column(v: &[f64]) -> bool {
-    v.iter().take(16).filter(|&&x| cents_of(x).is_some()).count() >= 8
+/// values (not NULLs, whose slots hold anything) whole cents. (The check
+/// costs a column of other doubles 5%; either way the text is ryu's.)
+fn cents_column(v: &[f64], nulls: Option<&arrow::buffer::NullBuffer>) -> bool {
+    let valid = (0..v.len()).filter(|&i| nulls.is_none_or(|n| n.is_valid(i))).take(16);
+    valid.filter(|&i| cents_of(v[i]).is_some()).count() >= 8
 }
 
 /// Writes value `i` of `cell` at the start of `room` (maybe past it) and
@@ -1569,6 +1570,23 @@ mod tests {
                 Arc::new(BooleanArray::from_iter((0..n).map(|_| (!null(r)).then(|| r.below(2) == 0)))),
                 if r.below(2) == 0 { "BOOLEAN" } else { "TINYINT" },
             ),
+        }
+    }
+
+    /// A column of amounts takes the cents path whatever NULLs lead it; other
+    /// doubles do not.
+    #[test]
+    fn amounts_are_found_past_nulls() {
+        let mut r = Rng(0xa_11_0c);
+        let amounts: ArrayRef = Arc::new(Float64Array::from_iter(
+            (0..300).map(|i| (i >= 100).then(|| (r.below(1_000_000) as i64 - 500_000) as f64 / 100.0)),
+        ));
+        let other: ArrayRef = Arc::new(Float64Array::from_iter((0..300).map(|_| Some(f64::from_bits(r.next() >> 2)))));
+        let ty = SrType::parse("DOUBLE").unwrap();
+        for (a, want) in [(amounts.slice(50, 250), true), (other, false)] {
+            let writers = [build(&a, &ty, Zone::Utc, false).unwrap()];
+            let cols = columns(&writers);
+            assert!(matches!(cols[0].cell, Cell::F64(_, c) if c == want), "{want}");
         }
     }
 
