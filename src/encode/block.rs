@@ -723,28 +723,8 @@ fn write(col: &Col<'_, '_>, mut at: Cursor<'_>, dst: &mut [u8]) -> std::result::
                 Ok(())
             })
         }),
-        Kind::Ts { v, mul } => with_days(|days| {
-            at.each(dst, |k, c| {
-                let (t, len) = datetime_text_with(v[lo + k] * mul, days).map_err(|e| cell_error(e, lo + k))?;
-                if len == 19 {
-                    c[..19].copy_from_slice(&t[..19]);
-                } else {
-                    c[..26].copy_from_slice(&t);
-                }
-                Ok(())
-            })
-        }),
-        Kind::TsNs(v) => with_days(|days| {
-            at.each(dst, |k, c| {
-                let (t, len) = datetime_text_with(v[lo + k] / 1000, days).map_err(|e| cell_error(e, lo + k))?;
-                if len == 19 {
-                    c[..19].copy_from_slice(&t[..19]);
-                } else {
-                    c[..26].copy_from_slice(&t);
-                }
-                Ok(())
-            })
-        }),
+        Kind::Ts { v, mul } => write_datetimes(at, dst, |i| v[i] * mul),
+        Kind::TsNs(v) => write_datetimes(at, dst, |i| v[i] / 1000),
         Kind::Dec { v, scale, .. } => {
             match *scale {
                 2 => at.fill_wide(dst, |k, room, len| put_dec_wide(room, v[lo + k], 2, len)),
@@ -757,6 +737,29 @@ fn write(col: &Col<'_, '_>, mut at: Cursor<'_>, dst: &mut [u8]) -> std::result::
             Ok(())
         }
     }
+}
+
+/// Writes the DATETIME cells whose lengths pass 1 found, row `i` being
+/// `us(i)` microseconds since the epoch.
+#[inline(always)]
+fn write_datetimes(
+    mut at: Cursor<'_>,
+    dst: &mut [u8],
+    us: impl Fn(usize) -> i64,
+) -> std::result::Result<(), EncodeError> {
+    let lo = at.lo;
+    with_days(|days| {
+        at.each(dst, |k, c| {
+            let (t, len) = datetime_text_with(us(lo + k), days).map_err(|e| cell_error(e, lo + k))?;
+            // Fixed-size copies (`c` is 19 or 26 bytes; a slice copy calls memcpy).
+            if len == 19 {
+                c[..19].copy_from_slice(&t[..19]);
+            } else {
+                c[..26].copy_from_slice(&t);
+            }
+            Ok(())
+        })
+    })
 }
 
 /// Staged columns are written from their cells, never here.

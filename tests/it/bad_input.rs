@@ -139,6 +139,20 @@ async fn a_reader_that_panics_fails_the_load_instead_of_ending_the_chunk() {
     assert!(sim.rows("db", "t").is_empty(), "nothing of the chunk commits");
 }
 
+/// Loads one file of ids 0..100 named `name` (which debug builds may act on)
+/// into a BIGINT table `db.t`; the load must fail. Returns its error and the
+/// simulator.
+async fn load_one_failing_file(name: &str) -> (starload::Error, starload::sim::Sim) {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = arrow::array::Int64Array::from_iter_values(0..100);
+    let batch = RecordBatch::try_from_iter([("id", Arc::new(ids) as ArrayRef)]).unwrap();
+    write_parquet(&dir.path().join(name), &batch);
+    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT")])]).await;
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap_err();
+    (e, sim)
+}
+
 /// A panic in the encoder (a bug) ran on a rayon task, and rayon aborts the
 /// process on a task's panic: the load died with SIGABRT. Now the chunk
 /// fails with an internal error and nothing of it commits. (Debug builds
@@ -148,13 +162,7 @@ async fn an_encoder_that_panics_fails_the_load_instead_of_the_process() {
     if !cfg!(debug_assertions) {
         return; // the panic is injected in debug builds only
     }
-    let dir = tempfile::tempdir().unwrap();
-    let ids = arrow::array::Int64Array::from_iter_values(0..100);
-    let batch = RecordBatch::try_from_iter([("id", Arc::new(ids) as ArrayRef)]).unwrap();
-    write_parquet(&dir.path().join("a__starload_test_encoder_panic__.parquet"), &batch);
-    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT")])]).await;
-    let state = tempfile::tempdir().unwrap();
-    let e = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap_err();
+    let (e, sim) = load_one_failing_file("a__starload_test_encoder_panic__.parquet").await;
     assert_eq!(e.kind(), starload::ErrorKind::Internal, "{e}");
     assert!(e.to_string().contains("the encoder panicked"), "{e}");
     assert!(sim.rows("db", "t").is_empty(), "nothing of the chunk commits");
@@ -169,13 +177,7 @@ async fn a_file_rewritten_while_it_is_read_fails_the_chunk() {
     if !cfg!(debug_assertions) {
         return; // the rewrite is injected in debug builds only
     }
-    let dir = tempfile::tempdir().unwrap();
-    let ids = arrow::array::Int64Array::from_iter_values(0..100);
-    let batch = RecordBatch::try_from_iter([("id", Arc::new(ids) as ArrayRef)]).unwrap();
-    write_parquet(&dir.path().join("a__starload_test_rewritten_while_read__.parquet"), &batch);
-    let sim = sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT")])]).await;
-    let state = tempfile::tempdir().unwrap();
-    let e = load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap_err();
+    let (e, sim) = load_one_failing_file("a__starload_test_rewritten_while_read__.parquet").await;
     assert!(e.to_string().contains("changed since the job was planned"), "{e}");
     assert!(e.to_string().contains("after reading it"), "{e}");
     assert!(sim.rows("db", "t").is_empty(), "nothing of the chunk commits");
