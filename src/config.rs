@@ -115,6 +115,9 @@ pub struct TransformFile {
     /// Where clause.
     #[serde(rename = "where")]
     pub filter: Option<String>,
+    /// The instant `now()` and `current_date()` read (RFC 3339); default:
+    /// when the job starts, kept by its journal for a resumed run.
+    pub clock: Option<String>,
 }
 
 /// A byte size: an integer or a string with a unit.
@@ -239,6 +242,7 @@ impl JobFile {
             transform: TransformFile {
                 select: self.transform.select.or(other.transform.select),
                 filter: self.transform.filter.or(other.transform.filter),
+                clock: self.transform.clock.or(other.transform.clock),
             },
             partition_types: if self.partition_types.is_empty() { other.partition_types } else { self.partition_types },
             s3: if self.s3.is_empty() { other.s3 } else { self.s3 },

@@ -260,6 +260,7 @@ impl Settings {
                 filter: f.transform.filter,
                 delete_when: f.delete_when,
                 dicts: bitmap_dicts(&f.bitmap_dict)?,
+                clock: f.transform.clock.as_deref().map(parse_clock).transpose()?,
             },
             partition_types,
             store: StoreOptions { s3: f.s3, hdfs: f.hdfs, timeout: f.source_timeout_secs.map(Duration::from_secs) },
@@ -343,6 +344,15 @@ fn check_varbinary_server(version: Option<(u32, u32)>, column: &str) -> Result<(
 }
 
 /// Lists, plans and checks a job. Sends nothing.
+/// Parses a `clock`: an RFC 3339 instant, as µs since 1970 UTC.
+fn parse_clock(s: &str) -> Result<i64> {
+    chrono::DateTime::parse_from_rfc3339(s.trim()).map(|t| t.timestamp_micros()).map_err(|e| {
+        Error::config(format!(
+            "clock `{s}` is not an RFC 3339 instant such as 2026-11-28T00:00:00Z or 2026-11-28T08:00:00+08:00 ({e})"
+        ))
+    })
+}
+
 /// Parses `i/n` (0-based shard `i` of `n`).
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
     let bad = || Error::config(format!("shard `{s}` must be i/n with 0 <= i < n"));
@@ -1285,6 +1295,7 @@ pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
             files: vec![],
             filter: String::new(),
             dirs: vec![],
+            clock: None,
         };
         let lock = crate::journal::lock_job(&dir, &fp, false)?;
         let mut journal = Journal::open(&jpath, header)?;
@@ -1326,9 +1337,17 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
         files: files.iter().map(|(_, d)| d.clone()).collect(),
         filter: normalized_where(p.settings.transform.filter.as_deref()),
         dirs: dirs.iter().map(|(_, d)| d.clone()).collect(),
+        clock: Some(p.scanner.clock().timestamp_micros()),
     };
     if s.mode == Mode::Atomic && s.shard.is_some() {
         return Err(Error::config("atomic jobs cannot be sharded (one transaction is one process)"));
+    }
+    // Each shard would start its own clock, on its own machine.
+    if let (Some(_), Some(f), None) = (s.shard, p.scanner.clock_function(), s.transform.clock) {
+        return Err(Error::config(format!(
+            "the transform calls {f}, and shards start at different times on different machines: give every shard \
+             the same `--clock` (an RFC 3339 instant, e.g. Airflow's {{{{ data_interval_end }}}})"
+        )));
     }
     let dir = s.state_dir.join("jobs").join(identity(&p));
     if !s.new_job {
@@ -1338,6 +1357,10 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
     let lock = crate::journal::lock_job(&dir, &p.plan.fingerprint, s.shard.is_some())?;
     let mut journal = Journal::open(&jpath, header)?;
     journal.hold(lock);
+    // A resumed job reads the clock its first run read.
+    if let Some(us) = journal.clock() {
+        p.scanner.pin_clock(us);
+    }
     // Inputs must not have changed since listing.
     source::check_unchanged(&p.plan.location, &p.plan.files.iter().map(|f| f.file.clone()).collect::<Vec<_>>()).await?;
     // Dictionaries: extended over the inputs (unless every chunk is already

@@ -48,6 +48,11 @@ pub struct JobHeader {
     /// versions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dirs: Vec<String>,
+    /// The instant the job's transform reads as `now()` (µs since 1970
+    /// UTC), fixed when the job starts so that a resumed run keeps the rows
+    /// the first one kept; absent in journals of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<i64>,
 }
 
 /// The digest of a source file's path a journal header keeps.
@@ -350,6 +355,11 @@ pub fn read(path: &Path) -> Result<JournalView> {
 }
 
 impl Journal {
+    /// The clock the job's transform reads (see [`JobHeader::clock`]).
+    pub fn clock(&self) -> Option<i64> {
+        self.header.clock
+    }
+
     /// Opens (or creates) the journal at `path` for `header`'s job. Refuses a
     /// journal written for another job, and one locked by another process.
     pub fn open(path: &Path, header: JobHeader) -> Result<Journal> {
@@ -531,6 +541,7 @@ mod tests {
 
     fn header(fp: &str) -> JobHeader {
         JobHeader {
+            clock: None,
             fingerprint: fp.into(),
             target: "db.t".into(),
             source: "/x".into(),

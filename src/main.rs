@@ -105,6 +105,10 @@ struct JobArgs {
     /// SQL where clause over source and partition columns.
     #[arg(long = "where")]
     filter: Option<String>,
+    /// The instant now() and current_date() read in --select/--where (RFC 3339, e.g.
+    /// 2026-11-28T00:00:00Z); default: when the job starts (a resumed job keeps its first).
+    #[arg(long)]
+    clock: Option<String>,
     /// append (default), atomic (one transaction) or overwrite (replace the partitions the job touches).
     #[arg(long)]
     mode: Option<String>,
@@ -632,7 +636,7 @@ fn job_file(a: &JobArgs) -> Result<JobFile> {
         source_timeout_secs: a.source_timeout_secs,
         max_txn_bytes: a.max_txn_bytes.map(ByteSize),
         timezone: a.timezone.clone(),
-        transform: TransformFile { select: a.select.clone(), filter: a.filter.clone() },
+        transform: TransformFile { select: a.select.clone(), filter: a.filter.clone(), clock: a.clock.clone() },
         mode: a.mode.clone(),
         delete_when: a.delete_when.clone(),
         partial_update: a.partial_update.then_some(true),

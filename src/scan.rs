@@ -49,6 +49,10 @@ pub struct Transform {
     /// expression)`; each adds the column
     /// [`dict_source_column`](crate::encode::dict_source_column)`(target)`.
     pub dicts: Vec<(String, String)>,
+    /// The instant `now()` and `current_date()` read, in microseconds since
+    /// 1970 UTC, when the user pins it (`--clock`); else the job's start,
+    /// which its journal keeps (see [`Scanner::pin_clock`]).
+    pub clock: Option<i64>,
 }
 
 /// The name of the computed delete flag.
@@ -81,6 +85,10 @@ impl Transform {
         // labels) by this.
         if !self.dicts.is_empty() {
             t.push_str(&format!(";bitmap_dict={:?}", self.dicts));
+        }
+        // Another clock is another job: its rows may be others.
+        if let Some(c) = self.clock {
+            t.push_str(&format!(";clock={c}"));
         }
         t
     }
@@ -139,6 +147,14 @@ pub struct Scanner {
     /// The job's zone: the session zone (`current_date()`), and `now()` is
     /// its wall-clock time.
     zone: crate::encode::Zone,
+    /// The instant every statement of the job reads as `now()` (µs since
+    /// 1970 UTC): one for all its chunks, its checks and a resumed run, so
+    /// that a where clause on `current_date()` keeps the same rows in a
+    /// chunk loaded after midnight as in one loaded before. Shared by
+    /// clones.
+    clock: Arc<std::sync::atomic::AtomicI64>,
+    /// The first function of the transform that reads the clock.
+    clock_function: Option<String>,
 }
 
 /// `dt` with every timestamp that has a zone in zone `tz` (the same
@@ -203,6 +219,7 @@ impl Scanner {
                 .collect::<Vec<_>>(),
             plan.file_schema.metadata().clone(),
         ));
+        let clock = transform.clock.unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
         let mut s = Scanner {
             plan,
             partition_fields,
@@ -211,6 +228,8 @@ impl Scanner {
             output_schema: Arc::new(Schema::empty()),
             file_schema,
             zone: *zone,
+            clock: Arc::new(std::sync::atomic::AtomicI64::new(clock)),
+            clock_function: None,
         };
         // Every partition value must parse as its column's type: found here,
         // before anything is sent, naming the file.
@@ -220,9 +239,10 @@ impl Scanner {
             }
         }
         let ctx = s.context(Vec::new())?;
-        let df = ctx.sql(&s.transform.sql()).await.map_err(|e| {
-            Error::config(format!("the transform `{}` does not plan: {}", s.transform.sql(), Error::from(e)))
-        })?;
+        let df = s
+            .statement(&ctx, &s.transform.sql())
+            .await
+            .map_err(|e| Error::config(format!("the transform `{}` does not plan: {}", s.transform.sql(), e)))?;
         checked::check_row_wise(df.logical_plan(), &s.transform.sql())?;
         checked::check_zone_conversions(df.logical_plan(), s.zone, &s.transform.sql())?;
         let dict_columns: Vec<String> =
@@ -230,8 +250,36 @@ impl Scanner {
         checked::check_dict_determinism(df.logical_plan(), &dict_columns, &s.transform.sql())?;
         s.check_no_variant(&df)?;
         checked::check_constants(&ctx, df.logical_plan(), &s.transform.sql())?;
+        s.clock_function = checked::clock_function(df.logical_plan());
         s.output_schema = Arc::new(df.schema().as_arrow().clone());
         Ok(s)
+    }
+
+    /// The instant the job's statements read as `now()`.
+    pub fn clock(&self) -> chrono::DateTime<chrono::Utc> {
+        let us = self.clock.load(std::sync::atomic::Ordering::Relaxed);
+        chrono::DateTime::from_timestamp_micros(us).unwrap_or_default()
+    }
+
+    /// Makes every statement from now on read `us` (µs since 1970 UTC) as
+    /// `now()`: the clock a job's journal recorded when it started.
+    pub fn pin_clock(&self, us: i64) {
+        self.clock.store(us, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The first function of the transform that reads the clock (`now()`,
+    /// `current_date()`), if any.
+    pub fn clock_function(&self) -> Option<&str> {
+        self.clock_function.as_deref()
+    }
+
+    /// Plans `sql` in `ctx` at the job's clock (`SessionContext::sql` would
+    /// read the time of day anew for every statement).
+    async fn statement(&self, ctx: &SessionContext, sql: &str) -> Result<datafusion::dataframe::DataFrame> {
+        let mut state = ctx.state();
+        state.execution_props_mut().query_execution_start_time = Some(self.clock());
+        let plan = state.create_logical_plan(sql).await?;
+        Ok(datafusion::dataframe::DataFrame::new(state, plan))
     }
 
     /// Refuses a transform that reads a Parquet VARIANT column: its Arrow
@@ -520,7 +568,7 @@ impl Scanner {
     pub async fn scan(&self, slices: &[Slice]) -> Result<SendableRecordBatchStream> {
         let files = slices.iter().map(|s| self.partitioned_file(s)).collect::<Result<Vec<_>>>()?;
         let ctx = self.context(files)?;
-        let df = ctx.sql(&self.transform.sql()).await?;
+        let df = self.statement(&ctx, &self.transform.sql()).await?;
         // INT96 nanoseconds the microsecond reader would drop: refused before
         // anything of the chunk is read.
         if let Some((file, row, column)) = self.find_int96_nanos(slices).await? {
@@ -567,7 +615,9 @@ impl Scanner {
         let files = slices.iter().map(|s| self.partitioned_file(s)).collect::<Result<Vec<_>>>()?;
         let ctx = self.context(files)?;
         // NULL, like false, drops the row.
-        let df = ctx.sql(&format!("SELECT CASE WHEN ({w}) THEN true ELSE false END AS kept FROM source")).await?;
+        let df = self
+            .statement(&ctx, &format!("SELECT CASE WHEN ({w}) THEN true ELSE false END AS kept FROM source"))
+            .await?;
         let mut stream = checked::execute(&ctx, df).await?;
         let (mut seen, mut at) = (0u64, 0u64);
         while let Some(batch) = stream.next().await {
@@ -620,7 +670,7 @@ impl Scanner {
         let files = slices.iter().map(|s| self.partitioned_file(s)).collect::<Result<Vec<_>>>()?;
         let ctx = self.context(files)?;
         let sql = outer.replace("{t}", &format!("({}) AS t", self.transform.sql()));
-        checked::collect(&ctx, ctx.sql(&sql).await?).await
+        checked::collect(&ctx, self.statement(&ctx, &sql).await?).await
     }
 
     /// Streams `outer` over the transformed rows of every file in `ways`
@@ -653,7 +703,7 @@ impl Scanner {
                 let run = async {
                     let files = slices.iter().map(|s| me.partitioned_file(s)).collect::<Result<Vec<_>>>()?;
                     let ctx = me.context(files)?;
-                    checked::execute(&ctx, ctx.sql(&sql).await?).await
+                    checked::execute(&ctx, me.statement(&ctx, &sql).await?).await
                 };
                 match run.await {
                     Err(e) => {

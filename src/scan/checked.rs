@@ -211,6 +211,31 @@ pub(crate) fn check_row_wise(plan: &LogicalPlan, sql: &str) -> Result<()> {
     }
 }
 
+/// The first function of `plan` that reads the statement's clock (a
+/// stable one: `now()`, `current_date()`, `current_time()`), as `name()`.
+pub(crate) fn clock_function(plan: &LogicalPlan) -> Option<String> {
+    use datafusion::logical_expr::Volatility;
+    let mut found = None;
+    let _ = plan.apply(|node| {
+        for e in node.expressions() {
+            let _ = e.apply(|x| {
+                if let Expr::ScalarFunction(f) = x
+                    && f.func.signature().volatility == Volatility::Stable
+                {
+                    found = Some(format!("{}()", f.func.name()));
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+            if found.is_some() {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
 /// Refuses what would make a dictionary build and the load disagree on a
 /// row's dictionary value. The build computes each source expression over
 /// the job's inputs, and the load computes it again and looks the result up:
@@ -433,7 +458,10 @@ impl datafusion::logical_expr::ScalarUDFImpl for WallClockNow {
         &self,
         _: datafusion::logical_expr::ScalarFunctionArgs,
     ) -> datafusion::common::Result<datafusion::logical_expr::ColumnarValue> {
-        Ok(datafusion::logical_expr::ColumnarValue::Scalar(self.at(chrono::Utc::now())))
+        // Not the time of day: the constant folder calls this before
+        // `simplify` puts in the statement's clock (the job's, which a
+        // resumed run keeps), and keeps the call when it fails.
+        datafusion::common::internal_err!("now() is replaced by the statement's clock before it runs")
     }
 
     fn simplify(

@@ -74,7 +74,7 @@ fn every_key_that_is_not_file_only_has_its_flag() {
             continue;
         }
         let flags: Vec<String> = if key == "transform" {
-            vec!["--select".into(), "--where".into()]
+            vec!["--select".into(), "--where".into(), "--clock".into()]
         } else {
             vec![format!("--{}", key.replace('_', "-"))]
         };

@@ -103,3 +103,95 @@ async fn a_refusal_after_a_where_clause_names_the_file_row() {
     assert!(m.contains("b.parquet`, row 38, column `s`"), "{m}");
     assert_eq!(sim.rows("db", "w").len(), 0);
 }
+
+fn clock_table() -> starload::sim::tables::TableSpec {
+    dup_table("db", "c", "id", vec![col_nn("id", "BIGINT"), col("day", "DATE"), col("label", "VARCHAR(64)")])
+}
+
+/// `now()` is one instant for the whole job: every chunk, and the chunks a
+/// resumed run loads after the first run failed, read the clock the job's
+/// journal recorded when it started (a where clause on `current_date()`
+/// keeps the same rows in a chunk loaded after midnight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_chunk_of_a_resumed_job_reads_one_clock() {
+    use starload::sim::{Fault, FaultRule};
+    let sim = sim(vec![clock_table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, &corpus().join("pyarrow"), "db.c", state.path());
+    f.transform.select = Some("id, CAST(now() AS VARCHAR) AS label".into());
+    f.chunk_bytes = Some(starload::config::ByteSize(64 << 10));
+    f.parallel = Some(1);
+    sim.add_fault(FaultRule::on_request(3, Fault::Fail("too many filtered rows".into())));
+    load(f.clone()).await.unwrap_err();
+    let labels = |sim: &starload::sim::Sim| -> std::collections::BTreeSet<String> {
+        stored(sim, "db", "c").values().map(|o| o["label"].as_str().unwrap().to_string()).collect()
+    };
+    let first = labels(&sim);
+    assert!(!first.is_empty(), "the first run committed chunks before the refused one");
+    sim.clear_faults();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let r = load(f).await.unwrap();
+    assert!(r.load.chunks_loaded > 0 && r.load.chunks_skipped > 0, "{:?}", r.load);
+    assert_eq!(sim.rows("db", "c").len(), expected(&corpus().join("pyarrow")).len());
+    assert_eq!(labels(&sim), first, "one now() for every chunk of both runs");
+    assert_eq!(first.len(), 1, "{first:?}");
+    // The instant the journal keeps.
+    let journal = std::fs::read_to_string(job_journal(state.path())).unwrap();
+    let header: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
+    let us = header.to_string();
+    assert!(us.contains("\"clock\":"), "{us}");
+}
+
+/// `--clock` pins the instant: `current_date()` is its date in the job's
+/// zone, the same in every chunk, and another clock is another job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_clock_is_what_current_date_reads() {
+    let sim = sim(vec![clock_table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, &corpus().join("pyarrow"), "db.c", state.path());
+    f.transform.select = Some("id, current_date() AS day, CAST(now() AS VARCHAR) AS label".into());
+    f.transform.filter = Some("dt = CAST(current_date() - INTERVAL '1' DAY AS VARCHAR)".into());
+    f.transform.clock = Some("2024-03-01T01:30:00+09:00".into());
+    f.chunk_bytes = Some(starload::config::ByteSize(64 << 10));
+    // 2024-02-29T16:30Z: Feb 29th in UTC, March 1st in Tokyo.
+    let mut tokyo = f.clone();
+    tokyo.timezone = Some("Asia/Tokyo".into());
+    let r = load(tokyo).await.unwrap();
+    let want = expected(&corpus().join("pyarrow")).values().filter(|o| o["dt"] == "2024-02-29").count();
+    assert!(want > 100);
+    assert_eq!(r.load.rows_loaded as usize, want);
+    for o in stored(&sim, "db", "c").values() {
+        assert_eq!((&o["day"], &o["label"]), (&json!("2024-03-01"), &json!("2024-03-01T01:30:00")), "{o:?}");
+    }
+    // In UTC the day before is the 28th: other rows (over the same files,
+    // which the guard against loading rows twice refuses unless told).
+    let e = load(f.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("--new-job"), "{e}");
+    f.new_job = Some(true);
+    let r = load(f.clone()).await.unwrap();
+    let want_28 = expected(&corpus().join("pyarrow")).values().filter(|o| o["dt"] == "2024-02-28").count();
+    assert_eq!(r.load.rows_loaded as usize, want_28);
+    let mut bad = f;
+    bad.transform.clock = Some("2024-03-01 01:30".into());
+    let e = starload::job::Settings::resolve(bad).unwrap_err();
+    assert_eq!(e.kind(), starload::ErrorKind::Config);
+    assert!(e.to_string().contains("RFC 3339"), "{e}");
+}
+
+/// Shards start at different times on different machines: a transform that
+/// reads the clock needs one given to all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_of_a_transform_that_reads_the_clock_need_a_pinned_clock() {
+    let sim = sim(vec![clock_table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, &corpus().join("pyarrow"), "db.c", state.path());
+    f.transform.select = Some("id, current_date() AS day".into());
+    f.shard = Some("0/2".into());
+    let e = load(f.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), starload::ErrorKind::Config);
+    assert!(e.to_string().contains("current_date()") && e.to_string().contains("--clock"), "{e}");
+    assert_eq!(sim.be_requests(), 0);
+    f.transform.clock = Some("2024-03-01T00:00:00Z".into());
+    load(f).await.unwrap();
+    assert!(stored(&sim, "db", "c").values().all(|o| o["day"] == "2024-03-01"));
+}
