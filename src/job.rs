@@ -1359,7 +1359,7 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
     journal.hold(lock);
     // A resumed job reads the clock its first run read.
     if let Some(us) = journal.clock() {
-        p.scanner.pin_clock(us);
+        p.scanner.pin_clock(us)?;
     }
     // Inputs must not have changed since listing.
     source::check_unchanged(&p.plan.location, &p.plan.files.iter().map(|f| f.file.clone()).collect::<Vec<_>>()).await?;

@@ -263,8 +263,12 @@ impl Scanner {
 
     /// Makes every statement from now on read `us` (µs since 1970 UTC) as
     /// `now()`: the clock a job's journal recorded when it started.
-    pub fn pin_clock(&self, us: i64) {
+    pub fn pin_clock(&self, us: i64) -> Result<()> {
+        if chrono::DateTime::from_timestamp_micros(us).is_none() {
+            return Err(Error::internal(format!("the job's clock ({us} µs) is not an instant")));
+        }
         self.clock.store(us, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// The first function of the transform that reads the clock (`now()`,
