@@ -572,7 +572,11 @@ pub async fn import(
     // part): every column, the pair columns picked once the source's schema
     // is known.
     let pairs_job = crate::config::JobFile {
-        transform: crate::config::TransformFile { select: None, filter: filter.map(str::to_string), clock: None },
+        transform: crate::config::TransformFile {
+            select: None,
+            filter: filter.map(str::to_string),
+            clock: f.transform.clock.clone(),
+        },
         ..over_source(f, from.to_string())
     };
     let mut settings = Settings::resolve(pairs_job)?;

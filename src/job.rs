@@ -343,7 +343,6 @@ fn check_varbinary_server(version: Option<(u32, u32)>, column: &str) -> Result<(
     }
 }
 
-/// Lists, plans and checks a job. Sends nothing.
 /// Parses a `clock`: an RFC 3339 instant, as µs since 1970 UTC.
 fn parse_clock(s: &str) -> Result<i64> {
     chrono::DateTime::parse_from_rfc3339(s.trim()).map(|t| t.timestamp_micros()).map_err(|e| {
@@ -351,6 +350,19 @@ fn parse_clock(s: &str) -> Result<i64> {
             "clock `{s}` is not an RFC 3339 instant such as 2026-11-28T00:00:00Z or 2026-11-28T08:00:00+08:00 ({e})"
         ))
     })
+}
+
+/// Refuses shards (and their `finalize`) of a transform that reads the
+/// clock without a clock given: each shard would start its own, on its own
+/// machine (and `finalize` would look for another job's journals).
+fn check_shard_clock(p: &Prepared) -> Result<()> {
+    match (p.scanner.clock_function(), p.settings.transform.clock) {
+        (Some(f), None) => Err(Error::config(format!(
+            "the transform calls {f}, and shards start at different times on different machines: give every shard \
+             and `finalize` the same `--clock` (an RFC 3339 instant, e.g. Airflow's {{{{ data_interval_end }}}})"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Parses `i/n` (0-based shard `i` of `n`).
@@ -1210,6 +1222,7 @@ pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
     if s.mode == Mode::Atomic {
         return Err(Error::config("atomic jobs cannot be sharded (one transaction is one process)"));
     }
+    check_shard_clock(&p)?;
     let dir = s.state_dir.join("jobs").join(identity(&p));
     let fp = p.plan.fingerprint.clone();
     let mut done: std::collections::BTreeMap<usize, u64> = Default::default();
@@ -1342,12 +1355,8 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
     if s.mode == Mode::Atomic && s.shard.is_some() {
         return Err(Error::config("atomic jobs cannot be sharded (one transaction is one process)"));
     }
-    // Each shard would start its own clock, on its own machine.
-    if let (Some(_), Some(f), None) = (s.shard, p.scanner.clock_function(), s.transform.clock) {
-        return Err(Error::config(format!(
-            "the transform calls {f}, and shards start at different times on different machines: give every shard \
-             the same `--clock` (an RFC 3339 instant, e.g. Airflow's {{{{ data_interval_end }}}})"
-        )));
+    if s.shard.is_some() {
+        check_shard_clock(&p)?;
     }
     let dir = s.state_dir.join("jobs").join(identity(&p));
     if !s.new_job {

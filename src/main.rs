@@ -430,6 +430,12 @@ async fn dict(cmd: DictCmd) -> Result<()> {
                 return Err(Error::config("the job has no bitmap_dict columns (--bitmap-dict COLUMN=EXPRESSION)"));
             }
             let p = job::prepare(settings).await?;
+            if let (Some(f), None) = (p.scanner.clock_function(), p.settings.transform.clock) {
+                tracing::warn!(
+                    "the transform calls {f}: this build reads the time it starts; give it (and the shards that use \
+                     the dictionary) one --clock so that they keep the same rows"
+                );
+            }
             let built = starload::dictjob::build(&p, &starload::dict::BuildOptions::default()).await?;
             if a.json {
                 let reports: Vec<_> = built.iter().map(|b| &b.report).collect();

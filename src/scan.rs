@@ -86,11 +86,24 @@ impl Transform {
         if !self.dicts.is_empty() {
             t.push_str(&format!(";bitmap_dict={:?}", self.dicts));
         }
-        // Another clock is another job: its rows may be others.
-        if let Some(c) = self.clock {
+        // Another clock is another job when the transform reads it (a
+        // clock templated onto every task of a scheduler changes nothing
+        // else).
+        if let Some(c) = self.clock.filter(|_| self.names_clock()) {
             t.push_str(&format!(";clock={c}"));
         }
         t
+    }
+
+    /// Whether the transform's text names a function that reads the clock
+    /// (`now()`, `current_timestamp`, `current_date()`, `today()`,
+    /// `current_time()`): by words, so a column of such a name counts too.
+    pub fn names_clock(&self) -> bool {
+        const CLOCK: [&str; 5] = ["now", "current_timestamp", "current_date", "today", "current_time"];
+        let texts = [&self.select, &self.filter, &self.delete_when].into_iter().flatten().map(String::as_str);
+        texts
+            .chain(self.dicts.iter().map(|(_, e)| e.as_str()))
+            .any(|t| identifiers(t).iter().any(|w| CLOCK.contains(&w.as_str())))
     }
     /// Identifiers the delete predicate mentions (lower-cased).
     pub fn delete_columns(&self) -> Vec<String> {

@@ -245,9 +245,9 @@ pub(crate) fn clock_function(plan: &LogicalPlan) -> Option<String> {
 /// would fail the load part way with a value missing from the dictionary.
 /// So a dictionary expression may call only immutable functions, and the
 /// filter of a job with dictionaries no volatile ones (a stable filter such
-/// as `dt >= current_date() - 1` is allowed: each query evaluates it, so it
-/// changes only when a run crosses midnight, as it does for the chunks of a
-/// load without dictionaries).
+/// as `dt >= current_date() - 1` is allowed: every statement of a job reads
+/// the job's clock, the build's included; a dictionary built by itself
+/// before shards reads its own unless given the shards' `--clock`).
 pub(crate) fn check_dict_determinism(plan: &LogicalPlan, dict_columns: &[String], sql: &str) -> Result<()> {
     use datafusion::logical_expr::Volatility;
     if dict_columns.is_empty() {

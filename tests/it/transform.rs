@@ -135,11 +135,13 @@ async fn every_chunk_of_a_resumed_job_reads_one_clock() {
     assert_eq!(sim.rows("db", "c").len(), expected(&corpus().join("pyarrow")).len());
     assert_eq!(labels(&sim), first, "one now() for every chunk of both runs");
     assert_eq!(first.len(), 1, "{first:?}");
-    // The instant the journal keeps.
+    // The instant the journal keeps, as the wall clock of the job's zone
+    // (UTC) in DataFusion's text.
     let journal = std::fs::read_to_string(job_journal(state.path())).unwrap();
-    let header: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
-    let us = header.to_string();
-    assert!(us.contains("\"clock\":"), "{us}");
+    let header = journal.lines().next().unwrap();
+    let us: i64 = header.split("\"clock\":").nth(1).and_then(|r| r.split([',', '}']).next()).unwrap().parse().unwrap();
+    let at = chrono::DateTime::from_timestamp_micros(us).unwrap().naive_utc().format("%Y-%m-%dT%H:%M:%S%.f");
+    assert_eq!(first.into_iter().next().unwrap(), at.to_string(), "{header}");
 }
 
 /// `--clock` pins the instant: `current_date()` is its date in the job's
@@ -171,6 +173,12 @@ async fn a_pinned_clock_is_what_current_date_reads() {
     let r = load(f.clone()).await.unwrap();
     let want_28 = expected(&corpus().join("pyarrow")).values().filter(|o| o["dt"] == "2024-02-28").count();
     assert_eq!(r.load.rows_loaded as usize, want_28);
+    // Another clock in the same zone: another job, the 29th's rows again.
+    let mut noon = f.clone();
+    noon.transform.clock = Some("2024-03-01T12:00:00Z".into());
+    let r2 = load(noon).await.unwrap();
+    assert_ne!(r2.job, r.job);
+    assert_eq!(r2.load.rows_loaded as usize, want);
     let mut bad = f;
     bad.transform.clock = Some("2024-03-01 01:30".into());
     let e = starload::job::Settings::resolve(bad).unwrap_err();
@@ -193,5 +201,23 @@ async fn shards_of_a_transform_that_reads_the_clock_need_a_pinned_clock() {
     assert_eq!(sim.be_requests(), 0);
     f.transform.clock = Some("2024-03-01T00:00:00Z".into());
     load(f).await.unwrap();
-    assert!(stored(&sim, "db", "c").values().all(|o| o["day"] == "2024-03-01"));
+    let rows = stored(&sim, "db", "c");
+    assert!(!rows.is_empty() && rows.values().all(|o| o["day"] == "2024-03-01"));
+}
+
+/// A clock the transform does not read is no part of the job: a scheduler
+/// may template it onto every task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_the_transform_does_not_read_changes_nothing() {
+    let sim = sim(vec![clock_table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, &corpus().join("pyarrow"), "db.c", state.path());
+    f.transform.select = Some("id, CAST(dt AS DATE) AS day".into());
+    f.transform.clock = Some("2024-03-01T00:00:00Z".into());
+    let first = load(f.clone()).await.unwrap();
+    assert!(first.load.chunks_loaded > 0);
+    f.transform.clock = Some("2024-03-02T00:00:00Z".into());
+    let again = load(f).await.unwrap();
+    assert_eq!(again.job, first.job);
+    assert_eq!((again.load.chunks_loaded, again.load.rows_sent), (0, 0));
 }
