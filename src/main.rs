@@ -881,12 +881,19 @@ fn status(a: StatusArgs) -> Result<()> {
             }
         };
         let rows: u64 = v.done.values().map(|c| c.rows).sum();
+        // The instant the job's now() and current_date() read.
+        let clock = v
+            .header
+            .clock
+            .and_then(chrono::DateTime::from_timestamp_micros)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
         if a.json {
             out.push(serde_json::json!({
                 "job": v.header.fingerprint,
                 "target": v.header.target,
                 "source": v.header.source,
                 "chunks": v.header.chunks,
+                "clock": clock,
                 "done": v.done.values().collect::<Vec<_>>(),
                 "committed": v.committed.values().collect::<Vec<_>>(),
                 "in_flight": v.started.iter().map(|(l, i)| serde_json::json!({"index": i, "label": l})).collect::<Vec<_>>(),
@@ -902,6 +909,9 @@ fn status(a: StatusArgs) -> Result<()> {
                 rows,
                 v.started.len()
             );
+            if let Some(c) = &clock {
+                outln!("  clock {c} (what now() and current_date() read)");
+            }
             for (i, d) in &v.done {
                 outln!("  chunk {i:>5}  done       rows={} bytes={}  {}", d.rows, d.bytes, d.labels.join(" "));
             }

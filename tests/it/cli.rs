@@ -112,6 +112,10 @@ async fn plan_then_load_then_rerun_through_the_binary() {
     .unwrap();
     let text = String::from_utf8_lossy(&st.stdout);
     assert!(text.contains(&format!("{0}/{0} chunks done (3000 rows)", chunks.len())), "{text}");
+    // And the instant the job's transform reads as now(), as RFC 3339.
+    let clock = text.lines().find_map(|l| l.trim().strip_prefix("clock ")).expect("a clock line");
+    let at = chrono::DateTime::parse_from_rfc3339(clock.split(' ').next().unwrap()).unwrap();
+    assert!((chrono::Utc::now() - at.to_utc()).num_seconds().abs() < 600, "{clock}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
