@@ -138,6 +138,10 @@ class StarloadOperator(BaseOperator):
     :param where: SQL filter over source and partition columns, e.g.
         ``"dt = '{{ ds }}'"``. Templated.
     :param select: SQL select list over the table ``source``. Templated.
+    :param clock: the instant ``now()`` and ``current_date()`` read in ``where``/``select``
+        (RFC 3339), e.g. ``"{{ data_interval_end }}"``: a rerun or a retry of the task keeps
+        the rows of its data interval. Without it, the job's start (kept by its journal);
+        shards of a transform that reads the clock need it. Templated.
     :param chunk_bytes: target encoded size of one Stream Load (``"256MiB"`` or bytes).
     :param parallel: Stream Loads in flight.
     :param extra_args: further CLI arguments, appended before ``--json``. Templated.
@@ -159,6 +163,7 @@ class StarloadOperator(BaseOperator):
         "state_dir",
         "where",
         "select",
+        "clock",
         "extra_args",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"where": "sql", "select": "sql"}
@@ -177,6 +182,7 @@ class StarloadOperator(BaseOperator):
         state_dir: str | None = None,
         where: str | None = None,
         select: str | None = None,
+        clock: str | None = None,
         chunk_bytes: int | str | None = None,
         parallel: int | None = None,
         extra_args: Sequence[str] | None = None,
@@ -202,6 +208,7 @@ class StarloadOperator(BaseOperator):
         self.state_dir = state_dir
         self.where = where
         self.select = select
+        self.clock = clock
         self.chunk_bytes = chunk_bytes
         self.parallel = parallel
         self.extra_args = list(extra_args) if extra_args is not None else None
@@ -242,6 +249,7 @@ class StarloadOperator(BaseOperator):
             ("--state-dir", self.state_dir),
             ("--where", self.where),
             ("--select", self.select),
+            ("--clock", self.clock),
             ("--chunk-bytes", self.chunk_bytes),
             ("--parallel", self.parallel),
         )

@@ -174,6 +174,7 @@ def test_every_override_becomes_a_flag(fake_bin, record):
         state_dir="/state",
         where="dt = '2024-01-31'",
         select="event_id, -amount AS amount",
+        clock="2024-02-01T00:00:00+00:00",
         chunk_bytes="256MiB",
         parallel=4,
         extra_args=["--timezone", "UTC"],
@@ -191,6 +192,7 @@ def test_every_override_becomes_a_flag(fake_bin, record):
         "--state-dir=/state",
         "--where=dt = '2024-01-31'",
         "--select=event_id, -amount AS amount",
+        "--clock=2024-02-01T00:00:00+00:00",
         "--chunk-bytes=256MiB",
         "--parallel=4",
         "--timezone",
@@ -379,14 +381,19 @@ def test_templated_fields_render():
         source="/data/dt={{ ds }}",
         where="dt = '{{ ds }}'",
         select="*, '{{ ds }}' AS loaded_for",
+        clock="{{ data_interval_end }}",
     )
-    for field in ("config", "source", "where", "select"):
+    for field in ("config", "source", "where", "select", "clock"):
         assert field in op.template_fields
-    op.render_template_fields({"ds": "2024-02-01", "ds_nodash": "20240201"})
+    op.render_template_fields(
+        {"ds": "2024-02-01", "ds_nodash": "20240201", "data_interval_end": "2024-02-02T00:00:00+00:00"}
+    )
     assert op.config == "/jobs/20240201.toml"
     assert op.source == "/data/dt=2024-02-01"
     assert op.where == "dt = '2024-02-01'"
     assert op.select == "*, '2024-02-01' AS loaded_for"
+    assert op.clock == "2024-02-02T00:00:00+00:00"
+    assert "--clock=2024-02-02T00:00:00+00:00" in op.build_command("/bin/starload")
 
 
 def test_display_command_quotes_values_readably():
