@@ -108,6 +108,16 @@ fn clock_table() -> starload::sim::tables::TableSpec {
     dup_table("db", "c", "id", vec![col_nn("id", "BIGINT"), col("day", "DATE"), col("label", "VARCHAR(64)")])
 }
 
+/// A simulator with [`clock_table`], a state directory, and a job loading
+/// the pyarrow corpus into it under `select`.
+async fn clock_job(select: &str) -> (starload::sim::Sim, tempfile::TempDir, starload::config::JobFile) {
+    let sim = sim(vec![clock_table()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim, &corpus().join("pyarrow"), "db.c", state.path());
+    f.transform.select = Some(select.into());
+    (sim, state, f)
+}
+
 /// `now()` is one instant for the whole job: every chunk, and the chunks a
 /// resumed run loads after the first run failed, read the clock the job's
 /// journal recorded when it started (a where clause on `current_date()`
@@ -115,10 +125,7 @@ fn clock_table() -> starload::sim::tables::TableSpec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_chunk_of_a_resumed_job_reads_one_clock() {
     use starload::sim::{Fault, FaultRule};
-    let sim = sim(vec![clock_table()]).await;
-    let state = tempfile::tempdir().unwrap();
-    let mut f = job_file(&sim, &corpus().join("pyarrow"), "db.c", state.path());
-    f.transform.select = Some("id, CAST(now() AS VARCHAR) AS label".into());
+    let (sim, state, mut f) = clock_job("id, CAST(now() AS VARCHAR) AS label").await;
     f.chunk_bytes = Some(starload::config::ByteSize(64 << 10));
     f.parallel = Some(1);
     sim.add_fault(FaultRule::on_request(3, Fault::Fail("too many filtered rows".into())));
@@ -148,10 +155,7 @@ async fn every_chunk_of_a_resumed_job_reads_one_clock() {
 /// zone, the same in every chunk, and another clock is another job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pinned_clock_is_what_current_date_reads() {
-    let sim = sim(vec![clock_table()]).await;
-    let state = tempfile::tempdir().unwrap();
-    let mut f = job_file(&sim, &corpus().join("pyarrow"), "db.c", state.path());
-    f.transform.select = Some("id, current_date() AS day, CAST(now() AS VARCHAR) AS label".into());
+    let (sim, _state, mut f) = clock_job("id, current_date() AS day, CAST(now() AS VARCHAR) AS label").await;
     f.transform.filter = Some("dt = CAST(current_date() - INTERVAL '1' DAY AS VARCHAR)".into());
     f.transform.clock = Some("2024-03-01T01:30:00+09:00".into());
     f.chunk_bytes = Some(starload::config::ByteSize(64 << 10));
@@ -190,10 +194,7 @@ async fn a_pinned_clock_is_what_current_date_reads() {
 /// reads the clock needs one given to all of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_of_a_transform_that_reads_the_clock_need_a_pinned_clock() {
-    let sim = sim(vec![clock_table()]).await;
-    let state = tempfile::tempdir().unwrap();
-    let mut f = job_file(&sim, &corpus().join("pyarrow"), "db.c", state.path());
-    f.transform.select = Some("id, current_date() AS day".into());
+    let (sim, _state, mut f) = clock_job("id, current_date() AS day").await;
     f.shard = Some("0/2".into());
     let e = load(f.clone()).await.unwrap_err();
     assert_eq!(e.kind(), starload::ErrorKind::Config);
@@ -209,10 +210,7 @@ async fn shards_of_a_transform_that_reads_the_clock_need_a_pinned_clock() {
 /// may template it onto every task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clock_the_transform_does_not_read_changes_nothing() {
-    let sim = sim(vec![clock_table()]).await;
-    let state = tempfile::tempdir().unwrap();
-    let mut f = job_file(&sim, &corpus().join("pyarrow"), "db.c", state.path());
-    f.transform.select = Some("id, CAST(dt AS DATE) AS day".into());
+    let (_sim, _state, mut f) = clock_job("id, CAST(dt AS DATE) AS day").await;
     f.transform.clock = Some("2024-03-01T00:00:00Z".into());
     let first = load(f.clone()).await.unwrap();
     assert!(first.load.chunks_loaded > 0);
