@@ -162,6 +162,11 @@ pub enum ModeRecord {
     AtomicCommitting {
         /// Label.
         label: String,
+        /// The rows the transaction holds (the prepare reply agreed):
+        /// what a run that finds the label committed reports. Absent in
+        /// journals of earlier versions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rows: Option<u64>,
     },
     /// The atomic transaction committed.
     AtomicCommitted {
@@ -343,6 +348,79 @@ impl JournalView {
             }
         }
         Ok(())
+    }
+}
+
+/// Which run of a job a journal file records, told by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum JournalRole {
+    /// `<fingerprint>.journal`: a run of the whole job.
+    Job,
+    /// `<fingerprint>.shard-<i>-of-<n>.journal`: shard `i` of `n`, which
+    /// owns the chunks `k` with `k mod n == i`.
+    Shard {
+        /// The shard.
+        index: usize,
+        /// Shards in all.
+        of: usize,
+    },
+    /// `<fingerprint>.finalize.journal`: the swap of a sharded overwrite.
+    Finalize,
+}
+
+impl JournalRole {
+    /// The role of the journal named `file_name`, if it is one of starload's.
+    pub fn of(file_name: &str) -> Option<JournalRole> {
+        let stem = file_name.strip_suffix(".journal")?;
+        let Some((_, rest)) = stem.split_once('.') else {
+            return Some(JournalRole::Job);
+        };
+        if rest == "finalize" {
+            return Some(JournalRole::Finalize);
+        }
+        let (i, n) = rest.strip_prefix("shard-")?.split_once("-of-")?;
+        let (index, of) = (i.parse().ok()?, n.parse().ok()?);
+        (index < of).then_some(JournalRole::Shard { index, of })
+    }
+
+    /// How many of a plan's `chunks` this run loads (none for finalize).
+    pub fn chunks_owned(&self, chunks: usize) -> usize {
+        match *self {
+            JournalRole::Job => chunks,
+            JournalRole::Shard { index, of } => chunks / of + usize::from(index < chunks % of),
+            JournalRole::Finalize => 0,
+        }
+    }
+}
+
+impl JournalView {
+    /// Where the job's atomic transaction or overwrite stands, as the last
+    /// of its steps says; `None` for an append job.
+    pub fn mode_state(&self) -> Option<String> {
+        self.modes.iter().rev().find_map(|m| match m {
+            ModeRecord::AtomicFormat { .. } => None,
+            ModeRecord::OverwriteStarted { epoch, tag, temps, shadow } => {
+                let tag = tag.clone().unwrap_or_else(|| epoch.to_string());
+                Some(match shadow {
+                    Some(t) => format!("overwrite attempt {tag}: loading into the shadow table `{t}`"),
+                    None => format!("overwrite attempt {tag}: loading into {} temporary partitions", temps.len()),
+                })
+            }
+            ModeRecord::OverwriteSwapping { epoch, .. } => Some(format!(
+                "overwrite attempt {epoch}: swap sent, its outcome not recorded (the next run or finalize finds it out)"
+            )),
+            ModeRecord::OverwriteSwapped { epoch } => Some(format!("overwrite swapped in (attempt {epoch}): done")),
+            ModeRecord::OverwriteAborted { epoch, reason } => Some(format!(
+                "overwrite attempt {epoch} aborted, the live table unchanged ({reason}); the next run starts a new attempt"
+            )),
+            ModeRecord::AtomicCommitting { label, .. } => Some(format!(
+                "atomic transaction `{label}`: commit sent, its outcome not recorded (the next run finds it out)"
+            )),
+            ModeRecord::AtomicCommitted { label, rows } => {
+                Some(format!("atomic transaction `{label}` committed ({rows} rows): done"))
+            }
+        })
     }
 }
 
@@ -538,6 +616,68 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_journals_name_tells_its_run() {
+        assert_eq!(JournalRole::of("0123abcd.journal"), Some(JournalRole::Job));
+        assert_eq!(JournalRole::of("0123abcd.finalize.journal"), Some(JournalRole::Finalize));
+        assert_eq!(JournalRole::of("0123abcd.shard-2-of-4.journal"), Some(JournalRole::Shard { index: 2, of: 4 }));
+        assert_eq!(JournalRole::of("0123abcd.shard-4-of-4.journal"), None);
+        assert_eq!(JournalRole::of("0123abcd.shard-x-of-4.journal"), None);
+        assert_eq!(JournalRole::of("0123abcd.lock"), None);
+        // Chunk k belongs to shard k mod n: 10 chunks in 4 shards are 3, 3, 2, 2.
+        let owned: Vec<usize> = (0..4).map(|i| JournalRole::Shard { index: i, of: 4 }.chunks_owned(10)).collect();
+        assert_eq!(owned, [3, 3, 2, 2]);
+        for n in 1..6 {
+            for chunks in 0..20 {
+                let by_rule = |i: usize| (0..chunks).filter(|k| k % n == i).count();
+                for i in 0..n {
+                    assert_eq!(JournalRole::Shard { index: i, of: n }.chunks_owned(chunks), by_rule(i));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_step_tells_where_a_mode_stands() {
+        let mut v = JournalView {
+            header: header("abc"),
+            done: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            started: BTreeMap::new(),
+            modes: vec![],
+            mismatched: BTreeMap::new(),
+        };
+        assert_eq!(v.mode_state(), None);
+        v.modes.push(ModeRecord::AtomicFormat { part: "csv".into() });
+        assert_eq!(v.mode_state(), None);
+        v.modes.push(ModeRecord::AtomicCommitting { label: "L".into(), rows: Some(7) });
+        assert!(v.mode_state().unwrap().contains("commit sent"));
+        v.modes.push(ModeRecord::AtomicFormat { part: "json".into() });
+        assert!(v.mode_state().unwrap().contains("commit sent"), "a format step says nothing of the commit");
+        v.modes.push(ModeRecord::AtomicCommitted { label: "L".into(), rows: 7 });
+        assert!(v.mode_state().unwrap().contains("committed (7 rows)"));
+        v.modes = vec![ModeRecord::OverwriteStarted {
+            epoch: 1,
+            tag: Some("1a2b3c4".into()),
+            temps: vec![("t1".into(), "p1".into()), ("t2".into(), "p2".into())],
+            shadow: None,
+        }];
+        assert!(v.mode_state().unwrap().contains("attempt 1a2b3c4: loading into 2 temporary partitions"));
+        v.modes.push(ModeRecord::OverwriteAborted { epoch: 1, reason: "boom".into() });
+        assert!(v.mode_state().unwrap().contains("aborted"));
+        v.modes.push(ModeRecord::OverwriteStarted {
+            epoch: 2,
+            tag: None,
+            temps: vec![],
+            shadow: Some("t__stl".into()),
+        });
+        assert!(v.mode_state().unwrap().contains("attempt 2: loading into the shadow table `t__stl`"));
+        v.modes.push(ModeRecord::OverwriteSwapping { epoch: 2, ids: vec!["9".into()], shadow: Some("t__stl".into()) });
+        assert!(v.mode_state().unwrap().contains("swap sent"));
+        v.modes.push(ModeRecord::OverwriteSwapped { epoch: 2 });
+        assert!(v.mode_state().unwrap().contains("swapped in (attempt 2)"));
+    }
 
     fn header(fp: &str) -> JobHeader {
         JobHeader {

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use starload::config::{ByteSize, JobFile, TransformFile, parse_bytes};
 use starload::error::{Error, ErrorKind, Result};
 use starload::job::{self, Settings};
+use starload::journal::JournalRole;
 use starload::load::Progress;
 
 #[derive(Parser, Debug)]
@@ -881,6 +882,10 @@ fn status(a: StatusArgs) -> Result<()> {
             }
         };
         let rows: u64 = v.done.values().map(|c| c.rows).sum();
+        // A shard's journal counts the chunks it owns; finalize's, none.
+        let role = p.file_name().and_then(|n| n.to_str()).and_then(JournalRole::of).unwrap_or(JournalRole::Job);
+        let owned = role.chunks_owned(v.header.chunks);
+        let state = v.mode_state();
         // The instant the job's now() and current_date() read.
         let clock = v
             .header
@@ -893,22 +898,35 @@ fn status(a: StatusArgs) -> Result<()> {
                 "target": v.header.target,
                 "source": v.header.source,
                 "chunks": v.header.chunks,
+                "run": role,
+                "chunks_owned": owned,
+                "state": state,
                 "clock": clock,
                 "done": v.done.values().collect::<Vec<_>>(),
                 "committed": v.committed.values().collect::<Vec<_>>(),
                 "in_flight": v.started.iter().map(|(l, i)| serde_json::json!({"index": i, "label": l})).collect::<Vec<_>>(),
+                "mismatched": v.mismatched.iter().map(|(l, m)| serde_json::json!({"label": l, "error": m})).collect::<Vec<_>>(),
             }));
         } else {
-            outln!(
-                "job {} -> {} from {}: {}/{} chunks done ({} rows), {} labels in flight",
-                v.header.fingerprint,
-                v.header.target,
-                v.header.source,
-                v.done.len(),
-                v.header.chunks,
-                rows,
-                v.started.len()
-            );
+            let (fp, target, source) = (&v.header.fingerprint, &v.header.target, &v.header.source);
+            match role {
+                JournalRole::Job => outln!(
+                    "job {fp} -> {target} from {source}: {}/{owned} chunks done ({rows} rows), {} labels in flight",
+                    v.done.len(),
+                    v.started.len()
+                ),
+                JournalRole::Shard { index, of } => outln!(
+                    "job {fp} shard {index}/{of} -> {target} from {source}: {}/{owned} of its chunks done ({rows} \
+                     rows; the job has {}), {} labels in flight",
+                    v.done.len(),
+                    v.header.chunks,
+                    v.started.len()
+                ),
+                JournalRole::Finalize => outln!("job {fp} finalize -> {target} from {source}"),
+            }
+            if let Some(st) = &state {
+                outln!("  {st}");
+            }
             if let Some(c) = &clock {
                 outln!("  clock {c} (what now() and current_date() read)");
             }
@@ -922,6 +940,9 @@ fn status(a: StatusArgs) -> Result<()> {
             }
             for (l, i) in &v.started {
                 outln!("  chunk {i:>5}  in flight  {l}  (resolved through get_load_state on the next run)");
+            }
+            for (l, m) in &v.mismatched {
+                outln!("  mismatch   {l}  {m}");
             }
         }
     }

@@ -708,8 +708,8 @@ pub(crate) async fn atomic(ctx: &RunCtx) -> Result<LoadReport> {
         _ => None,
     });
     if let Some(rows) = committed {
-        // (0 when a run found the label committed without the journal
-        // knowing its rows.)
+        // (0 when a run of an earlier version found the label committed
+        // without the journal knowing its rows.)
         return Ok(LoadReport {
             chunks: p.plan.chunks.len(),
             chunks_skipped: p.plan.chunks.len(),
@@ -735,10 +735,18 @@ pub(crate) async fn atomic(ctx: &RunCtx) -> Result<LoadReport> {
         // transaction is rolled back (its loads cannot be trusted).
         match ctx.client.label_state_patiently(&s.db, &label, Duration::from_secs(180)).await? {
             LabelState::Committed => {
-                ctx.journal.lock().unwrap().mode(ModeRecord::AtomicCommitted { label: label.clone(), rows: 0 })?;
+                // An earlier run sent the commit and never learned its
+                // outcome: the rows are the ones it had prepared.
+                let rows = ctx.journal.lock().unwrap().modes().iter().rev().find_map(|m| match m {
+                    ModeRecord::AtomicCommitting { label: l, rows } if *l == label => *rows,
+                    _ => None,
+                });
+                let rows = rows.unwrap_or(0);
+                ctx.journal.lock().unwrap().mode(ModeRecord::AtomicCommitted { label: label.clone(), rows })?;
                 return Ok(LoadReport {
                     chunks: p.plan.chunks.len(),
                     chunks_skipped: p.plan.chunks.len(),
+                    rows_skipped: rows,
                     seconds: start.elapsed().as_secs_f64(),
                     ..Default::default()
                 });
@@ -951,7 +959,7 @@ async fn run_txn(ctx: &RunCtx, label: &str, floor: Part, timeout: u64) -> Result
             pre.filtered_rows.unwrap_or(0)
         )));
     }
-    ctx.journal.lock().unwrap().mode(ModeRecord::AtomicCommitting { label: label.to_string() })?;
+    ctx.journal.lock().unwrap().mode(ModeRecord::AtomicCommitting { label: label.to_string(), rows: Some(rows) })?;
     let commit = ctx
         .client
         .txn("commit", &txn_headers(ctx, label, None, timeout)?, None, Duration::from_secs(timeout + 120))

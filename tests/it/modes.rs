@@ -383,6 +383,14 @@ async fn a_commit_sent_counts_as_visible_to_the_other_transform_guard() {
     assert_eq!(e.kind(), starload::ErrorKind::Config, "{e}");
     assert_eq!(sim.be_requests(), requests, "nothing sent");
     assert_same(&oracle(|_| true), &stored(&sim, "db", "a"), &|_, v| v.clone());
+    // The same job run again finds the label committed, sends nothing, and
+    // reports the rows the transaction had prepared as already loaded.
+    let r = load(f).await.unwrap();
+    assert_eq!(sim.be_requests(), requests, "nothing sent");
+    assert_eq!((r.load.chunks_skipped, r.load.rows_loaded), (r.load.chunks, 0));
+    assert_eq!(r.load.rows_skipped, oracle(|_| true).len() as u64);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(text.lines().last().unwrap().contains(&format!("\"rows\":{}", r.load.rows_skipped)), "{text}");
 }
 
 /// A value an atomic job cannot deliver is named as an append names it:

@@ -90,6 +90,23 @@ async fn finalize(sim: &starload::sim::Sim, state: &std::path::Path, mode: &str,
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
+/// `starload status` of a state directory: its JSON, and its text.
+async fn status(state: &std::path::Path) -> (Vec<serde_json::Value>, String) {
+    let run = |json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_starload"));
+        cmd.args(["status", "--state-dir"]).arg(state);
+        if json {
+            cmd.arg("--json");
+        }
+        async move {
+            let o = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+            assert!(o.status.success(), "status: {}", String::from_utf8_lossy(&o.stderr));
+            o.stdout
+        }
+    };
+    (serde_json::from_slice(&run(true).await).unwrap(), String::from_utf8(run(false).await).unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_shards_load_every_row_exactly_once() {
     let sim = sim(vec![table(false)]).await;
@@ -124,8 +141,24 @@ async fn sharded_overwrite_swaps_once_finalized() {
     let state = tempfile::tempdir().unwrap();
     run_shards(&sim, state.path(), "overwrite", 3).await;
     assert!(sim.rows("db", "t").is_empty(), "nothing is visible before finalize");
+    // status counts each shard's own chunks (chunk k is shard k mod 3's).
+    let (st, text) = status(state.path()).await;
+    assert_eq!(st.len(), 3, "{st:?}");
+    let chunks = st[0]["chunks"].as_u64().unwrap();
+    for (i, j) in st.iter().enumerate() {
+        assert_eq!(j["run"], serde_json::json!({"role": "shard", "index": i, "of": 3}), "{j}");
+        let owned = j["chunks_owned"].as_u64().unwrap();
+        assert_eq!(owned, (0..chunks).filter(|k| k % 3 == i as u64).count() as u64);
+        assert_eq!(j["done"].as_array().unwrap().len() as u64, owned);
+        assert!(text.contains(&format!("shard {i}/3 -> db.t from ")), "{text}");
+        assert!(text.contains(&format!(": {owned}/{owned} of its chunks done (")), "{text}");
+    }
     let r = finalize(&sim, state.path(), "overwrite", 3).await;
     assert_eq!(r["partitions_replaced"].as_array().unwrap().len(), 3);
+    let (st, text) = status(state.path()).await;
+    let fin = st.iter().find(|j| j["run"]["role"] == "finalize").expect("finalize's journal");
+    assert!(fin["state"].as_str().unwrap().starts_with("overwrite swapped in"), "{fin}");
+    assert!(text.contains(" finalize -> db.t from ") && text.contains("  overwrite swapped in"), "{text}");
     assert_same(&oracle(), &stored(&sim, "db", "t"), &|_, v| v.clone());
     // A shard run again (its exit status was lost, say) leaves no empty
     // temporary partitions behind, which would block the next overwrite.
