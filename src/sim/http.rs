@@ -87,7 +87,11 @@ fn json_reply(v: serde_json::Value) -> Resp {
 }
 
 fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
+    // As bytes, like the BE (libevent): a `columns` header naming columns
+    // outside ASCII is UTF-8 (`HeaderValue::to_str` takes only visible
+    // ASCII, and a header it refused was as good as absent). A value that
+    // is not UTF-8 is refused where the load is parsed.
+    req.headers().get(name).and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
 }
 
 fn query_param(req: &Request<Incoming>, key: &str) -> Option<String> {
@@ -282,6 +286,9 @@ pub(crate) fn set_state_keep(state: &State, db: &str, label: &str, st: TxnState)
 }
 
 fn parse_spec(req: &Request<Incoming>) -> Result<LoadSpec, String> {
+    if let Some((k, _)) = req.headers().iter().find(|(_, v)| std::str::from_utf8(v.as_bytes()).is_err()) {
+        return Err(format!("the value of header `{k}` is not UTF-8"));
+    }
     let label = match header(req, "label") {
         Some(l) => {
             if l.len() > 128 {

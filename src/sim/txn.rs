@@ -50,7 +50,11 @@ fn status(s: &str, msg: impl Into<String>) -> Resp {
 }
 
 fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
+    // As bytes, like the BE (libevent): a `columns` header naming columns
+    // outside ASCII is UTF-8 (`HeaderValue::to_str` takes only visible
+    // ASCII, and a header it refused was as good as absent). A value that
+    // is not UTF-8 is refused where the load is parsed.
+    req.headers().get(name).and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
 }
 
 fn redirect(scheme: &str, be: SocketAddr, req: &Request<Incoming>) -> Resp {
