@@ -85,9 +85,7 @@ impl Zone {
             Zone::Named(tz) => {
                 use chrono::{Offset, TimeZone};
                 let secs = utc_us.div_euclid(1_000_000);
-                if secs >= FIRST_UNTABLED
-                    && let Some(o) = beyond_tables(*tz, secs)
-                {
+                if let Some(o) = system_offset(*tz, secs) {
                     return o;
                 }
                 let secs = within_zone_tables(secs);
@@ -116,25 +114,57 @@ impl Zone {
 /// Angeles on standard time all summer of 2100).
 const FIRST_UNTABLED: i64 = 4_102_444_800;
 
-/// The offset of zone `tz` at `secs` (from 2100 on) as StarRocks' cctz
-/// gives it: from the system's zoneinfo file, whose footer rule (`<+01>-1`,
-/// `EST5EDT,M3.2.0,M11.1.0`) goes on after its last transition. `None` when
-/// the system has no zoneinfo for the zone.
-fn beyond_tables(tz: chrono_tz::Tz, secs: i64) -> Option<i64> {
-    thread_local! {
-        static ZONES: std::cell::RefCell<std::collections::HashMap<chrono_tz::Tz, Option<jiff::tz::TimeZone>>> =
-            std::cell::RefCell::new(std::collections::HashMap::new());
+/// The offset of zone `tz` at `secs` as StarRocks' cctz gives it: from the
+/// system's zoneinfo file, as the BE reads its own. It differs from
+/// chrono-tz's tables (the tz database's main data) before 1970 in zones the
+/// database merged into a neighbour whose history the system keeps
+/// (Debian's tzdata builds with `backzone`: Amsterdam on +00:19:32 in 1930,
+/// not Brussels' +01), and from 2100 on, where chrono-tz's tables end and
+/// the file's footer rule (`<+01>-1`, `EST5EDT,M3.2.0,M11.1.0`) goes on.
+/// `None` when the system has no zoneinfo for the zone. The interval of
+/// the last offset found is kept: a column's instants mostly fall in few.
+fn system_offset(tz: chrono_tz::Tz, secs: i64) -> Option<i64> {
+    struct Known {
+        tz: chrono_tz::Tz,
+        zone: Option<jiff::tz::TimeZone>,
+        /// `offset` holds from `from` (inclusive) to `until` (exclusive).
+        from: i64,
+        until: i64,
+        offset: i64,
     }
-    ZONES.with_borrow_mut(|zones| {
-        let zone = zones.entry(tz).or_insert_with(|| jiff::tz::TimeZone::get(tz.name()).ok()).as_ref()?;
-        // Up to the last instant jiff represents (9999-12-30): no zone
-        // changes its offset in the last days of a year.
-        let ts = jiff::Timestamp::from_second(secs.min(jiff::Timestamp::MAX.as_second())).ok()?;
-        Some(zone.to_offset(ts).seconds() as i64)
+    thread_local! {
+        static KNOWN: std::cell::RefCell<Vec<Known>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    KNOWN.with_borrow_mut(|known| {
+        let k = match known.iter().position(|k| k.tz == tz) {
+            Some(i) => &mut known[i],
+            None => {
+                let zone = jiff::tz::TimeZone::get(tz.name()).ok();
+                known.push(Known { tz, zone, from: 0, until: 0, offset: 0 });
+                known.last_mut().expect("just pushed")
+            }
+        };
+        let zone = k.zone.as_ref()?;
+        if k.from <= secs && secs < k.until {
+            return Some(k.offset);
+        }
+        // jiff's instants end on 9999-12-30: no zone changes its offset in
+        // the last days of a year.
+        let (lo, hi) = (jiff::Timestamp::MIN.as_second(), jiff::Timestamp::MAX.as_second());
+        let ts = jiff::Timestamp::from_second(secs.clamp(lo, hi)).ok()?;
+        let offset = zone.to_offset(ts).seconds() as i64;
+        // The last change at or before `secs`, the first after it.
+        let next = jiff::Timestamp::from_second((secs + 1).clamp(lo, hi)).ok()?;
+        let from = zone.preceding(next).next().map_or(i64::MIN, |t| t.timestamp().as_second());
+        let until = zone.following(ts).next().map_or(i64::MAX, |t| t.timestamp().as_second());
+        if secs > lo && secs < hi {
+            (k.from, k.until, k.offset) = (from, until, offset);
+        }
+        Some(offset)
     })
 }
 
-/// [`beyond_tables`] without a zoneinfo file: an instant from 2100 on is
+/// [`system_offset`] without a zoneinfo file: an instant from 2100 on is
 /// moved, whole days at a time, into the year of 2072–2099 whose calendar
 /// is the same (leap year or not, and the weekday of January 1), where a
 /// zone whose rule did not change gives the same offset (not so for zones
@@ -2783,6 +2813,50 @@ mod tests {
             ] {
                 assert_eq!(zone.offset_secs(at), hours * 3600_i64, "{} at {at}", zone.name());
             }
+        }
+    }
+
+    /// Every instant's offset is the system zoneinfo's, whichever order the
+    /// instants come in (the kept interval must never outlive a change),
+    /// and before 1970 it is the history the system keeps, not chrono-tz's.
+    #[test]
+    fn named_zones_follow_the_system_zoneinfo_at_every_instant() {
+        let zones =
+            ["Europe/Amsterdam", "America/New_York", "Australia/Sydney", "Africa/Casablanca", "Atlantic/Reykjavik"];
+        let Ok(amsterdam) = jiff::tz::TimeZone::get("Europe/Amsterdam") else {
+            return; // no zoneinfo on this machine: chrono-tz's tables serve
+        };
+        let us = |y: i64, m: u32, d: u32, h: i64| (value::days_from_civil(y, m, d) * 86_400 + h * 3600) * 1_000_000;
+        let (start, end) = (us(1890, 1, 1, 0), us(2120, 1, 1, 0));
+        // Steps of 7h 13m 17s: every hour of the day, near every change.
+        let step = (7 * 3600 + 13 * 60 + 17) * 1_000_000;
+        for name in zones {
+            let zone = Zone::parse(name).unwrap();
+            let sys = jiff::tz::TimeZone::get(name).unwrap();
+            let want =
+                |t: i64| sys.to_offset(jiff::Timestamp::from_second(t.div_euclid(1_000_000)).unwrap()).seconds() as i64;
+            let mut t = start;
+            while t < end {
+                assert_eq!(zone.offset_secs(t), want(t), "{name} at {t} µs, forward");
+                t += step;
+            }
+            while t > start {
+                t -= step / 3;
+                assert_eq!(zone.offset_secs(t), want(t), "{name} at {t} µs, backward");
+            }
+            // A second before and at each change.
+            let mut changes = sys.following(jiff::Timestamp::from_second(start / 1_000_000).unwrap());
+            for c in changes.by_ref().take(400) {
+                let at = c.timestamp().as_second() * 1_000_000;
+                assert_eq!(zone.offset_secs(at), want(at), "{name} at a change");
+                assert_eq!(zone.offset_secs(at - 1), want(at - 1), "{name} just before a change");
+            }
+        }
+        // Debian's tzdata keeps Amsterdam's own history (backzone): summer
+        // 1930 on +01:19:32, where the main data (chrono-tz) has Brussels' +01.
+        let summer_1930 = us(1930, 7, 1, 12);
+        if amsterdam.to_offset(jiff::Timestamp::from_second(summer_1930 / 1_000_000).unwrap()).seconds() == 4772 {
+            assert_eq!(Zone::parse("Europe/Amsterdam").unwrap().offset_secs(summer_1930), 4772);
         }
     }
 

@@ -480,10 +480,11 @@ impl datafusion::logical_expr::ScalarUDFImpl for WallClockNow {
 
 /// A zoned timestamp as the wall-clock time of the job's zone, without
 /// zone (DataFusion's `to_local_time`, but with the job zone's offsets from
-/// [`crate::encode::Zone::offset_secs`]: chrono-tz, which DataFusion uses,
-/// keeps a zone on one offset from 2100 on, where StarRocks goes on with
-/// its daylight-saving rule). The column's zone is the job's zone (the
-/// file schema is read in it).
+/// [`crate::encode::Zone::offset_secs`], the system zoneinfo's as StarRocks'
+/// cctz reads them: chrono-tz, which DataFusion uses, keeps a zone on one
+/// offset from 2100 on, where StarRocks goes on with its daylight-saving
+/// rule, and before 1970 has a merged zone's neighbour's history). The
+/// column's zone is the job's zone (the file schema is read in it).
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct LocalTime {
     signature: datafusion::logical_expr::Signature,

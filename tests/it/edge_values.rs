@@ -939,15 +939,71 @@ async fn load_in_new_york(
     dir: &Path,
     top: &[(&str, &str)],
 ) -> BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
+    load_in_zone(dir, top, "America/New_York").await
+}
+
+/// [`load_in_new_york`] in another zone.
+async fn load_in_zone(
+    dir: &Path,
+    top: &[(&str, &str)],
+    zone: &str,
+) -> BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
     let mut columns = vec![col_nn("id", "BIGINT")];
     columns.extend(top.iter().map(|(name, ty)| col(name, ty)));
     columns.extend([col("tl", "ARRAY<DATETIME>"), col("tst", "STRUCT<t DATETIME>")]);
     let sim = sim(vec![dup_table("db", "t", "id", columns)]).await;
     let state = tempfile::tempdir().unwrap();
     let mut f = job_file(&sim, dir, "db.t", state.path());
-    f.timezone = Some("America/New_York".into());
+    f.timezone = Some(zone.into());
     load(f).await.unwrap();
     stored(&sim, "db", "t")
+}
+
+/// Before 1970 a zone's offsets are the system zoneinfo's (StarRocks' cctz
+/// reads the BE's own), which for zones the tz database merged into a
+/// neighbour keeps their own history where chrono-tz has the neighbour's
+/// (Debian's tzdata: Amsterdam on +01:19:32 in summer 1930, Oslo on summer
+/// time in 1960, Reykjavik on -01): at every depth, and as text. Python's
+/// zoneinfo, which reads the same files, is the oracle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoned_timestamps_before_1970_follow_the_system_zoneinfo() {
+    for zone in ["Europe/Amsterdam", "Europe/Oslo", "Atlantic/Reykjavik"] {
+        if !Path::new("/usr/share/zoneinfo").join(zone).exists() {
+            continue; // no zoneinfo: chrono-tz's tables serve, and Python has none to compare
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let script = r#"
+import sys, json, datetime as dt, zoneinfo, pyarrow as pa, pyarrow.parquet as pq
+U = dt.timezone.utc
+v = [dt.datetime(1930, 7, 1, 12, tzinfo=U), dt.datetime(1939, 1, 1, 12, tzinfo=U), dt.datetime(1960, 7, 1, 12, tzinfo=U),
+     dt.datetime(1965, 1, 1, 12, tzinfo=U), dt.datetime(1899, 12, 31, 23, 59, 59, 999999, tzinfo=U)]
+ts = pa.timestamp("us", tz="UTC")
+pq.write_table(pa.table({
+    "id": pa.array(range(1, len(v) + 1), pa.int64()),
+    "ts": pa.array(v, ts),
+    "s": pa.array(v, ts),
+    "tl": pa.array([[x] for x in v], pa.list_(ts)),
+    "tst": pa.array([{"t": x} for x in v], pa.struct([("t", ts)])),
+}), f"{sys.argv[1]}/p.parquet")
+z = zoneinfo.ZoneInfo(sys.argv[2])
+local = [x.astimezone(z).replace(tzinfo=None).isoformat(sep=" ") for x in v]
+json.dump(local, open(f"{sys.argv[1]}/local.json", "w"))
+"#;
+        run_pyarrow_args(script, dir.path(), &[zone]);
+        let local: Vec<String> =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("local.json")).unwrap()).unwrap();
+        std::fs::remove_file(dir.path().join("local.json")).unwrap();
+        let got = load_in_zone(dir.path(), &[("ts", "DATETIME"), ("s", "VARCHAR(40)")], zone).await;
+        for (i, local) in local.iter().enumerate() {
+            let id = (i + 1).to_string();
+            let d = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+            let stored_ts = json!({"ts_us": d.and_utc().timestamp_micros().to_string()});
+            assert_eq!(got[&id]["ts"], stored_ts, "{zone} row {id}: top level, want {local}");
+            assert_eq!(got[&id]["s"], json!(local), "{zone} row {id}: as text");
+            assert_eq!(got[&id]["tl"], json!([stored_ts]), "{zone} row {id}: in a list");
+            assert_eq!(got[&id]["tst"], json!({"t": stored_ts}), "{zone} row {id}: in a struct");
+        }
+    }
 }
 
 /// From 2100 on a named zone goes on with its daylight-saving rule

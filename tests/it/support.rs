@@ -148,7 +148,12 @@ pub fn python() -> String {
 
 /// Runs a pyarrow `script` with `dir` as its argument (`sys.argv[1]`).
 pub fn run_pyarrow(script: &str, dir: &Path) {
-    let out = std::process::Command::new(python()).arg("-c").arg(script).arg(dir).output().expect("python");
+    run_pyarrow_args(script, dir, &[]);
+}
+
+/// [`run_pyarrow`] with more arguments after `dir`.
+pub fn run_pyarrow_args(script: &str, dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new(python()).arg("-c").arg(script).arg(dir).args(args).output().expect("python");
     assert!(out.status.success(), "pyarrow: {}", String::from_utf8_lossy(&out.stderr));
 }
 
