@@ -21,6 +21,16 @@
 //! parallel with a multikey radix/quick sort on 15-byte big-endian key
 //! chunks that starts after the range's common prefix. Range `b`'s values
 //! all sort before range `b + 1`'s, so ids are a prefix sum away.
+//!
+//! Input that arrives strictly ascending (identifiers in files sorted by
+//! them, such as TPC-H's `c_name`) is already distinct and in order: while
+//! it does, its values are only appended to a run ([`Run`]) — no hash, no
+//! table, no sort — and cut into ranges at the end. The current version's
+//! values mark a run by search, which walks forward as they ascend (a
+//! version's values are stored in id order, which is value order). The
+//! first block that breaks the order, or existing values that mostly do not
+//! ascend, move the run (and its marks) into the shards, and the build goes
+//! on as above; the result is the same either way.
 
 use std::hash::{BuildHasher, Hasher};
 
@@ -196,6 +206,9 @@ pub(crate) fn hash_all(vals: &[Values]) -> Vec<Vec<u64>> {
 pub struct Distinct {
     vt: ValueType,
     source_type: String,
+    /// The values while every one so far was above the one before it;
+    /// `None` once one was not (its values then went to `shards`).
+    run: Option<Run>,
     shards: Vec<SetShard>,
     pending: Vec<ArrayRef>,
     pending_rows: usize,
@@ -218,6 +231,7 @@ impl Distinct {
         Distinct {
             vt,
             source_type: vt.name(),
+            run: Some(Run::default()),
             shards: (0..SHARDS).map(|_| SetShard::default()).collect(),
             pending: Vec::new(),
             pending_rows: 0,
@@ -283,7 +297,32 @@ impl Distinct {
             self.rows += v.len() as u64;
             self.nulls += v.null_count() as u64;
         }
+        if let Some(run) = &mut self.run {
+            if run.extend(&vals) {
+                return Ok(());
+            }
+            self.spill_run()?;
+        }
         scatter(&mut self.shards, &vals, SetShard::insert)
+    }
+
+    /// Moves the run's values into the shards: the input is not (or no
+    /// longer known to be) ascending.
+    fn spill_run(&mut self) -> Result<()> {
+        let Some(run) = self.run.take().filter(|r| r.len() > 0) else { return Ok(()) };
+        let (all, marked) = run.into_values();
+        scatter(&mut self.shards, &[all], SetShard::insert)?;
+        if let Some(m) = marked {
+            scatter(&mut self.shards, &[m], |s: &mut SetShard, b: &[u8], h: u64| {
+                s.mark(b, h);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn run_len(&self) -> usize {
+        self.run.as_ref().map_or(0, Run::len)
     }
 
     /// Rows pushed so far (NULLs included; buffered rows after a flush).
@@ -298,7 +337,7 @@ impl Distinct {
 
     /// Distinct values so far (after a flush).
     pub fn len(&self) -> u64 {
-        self.shards.iter().map(|s| s.len() as u64).sum()
+        self.shards.iter().map(|s| s.len() as u64).sum::<u64>() + self.run_len() as u64
     }
 
     /// Whether no value was added (after a flush).
@@ -308,18 +347,31 @@ impl Distinct {
 
     /// Values not marked as existing.
     pub(crate) fn new_count(&self) -> u64 {
-        self.shards.iter().map(|s| s.unmarked() as u64).sum()
+        self.shards.iter().map(|s| s.unmarked() as u64).sum::<u64>() + self.run.as_ref().map_or(0, Run::unmarked) as u64
     }
 
     /// Bytes in use (values and tables; not the arenas' unwritten reserve).
     pub fn memory(&self) -> usize {
-        self.shards.iter().map(SetShard::memory).sum()
+        self.shards.iter().map(SetShard::memory).sum::<usize>()
+            + self
+                .run
+                .as_ref()
+                .map_or(0, |r| r.chunks.iter().map(|c| c.bytes.len() + c.offsets.len() * 4).sum::<usize>())
     }
 
     /// Marks the values of `existing` (a version's stored values) as
     /// already in the dictionary.
     pub(crate) fn mark_existing(&mut self, existing: &[ArrayRef]) -> Result<()> {
+        if existing.iter().all(|a| a.is_empty()) {
+            return Ok(());
+        }
         let vals = existing.iter().map(|a| Values::of_stored(a.as_ref())).collect::<Result<Vec<_>>>()?;
+        if let Some(run) = &mut self.run {
+            if run.mark(&vals) {
+                return Ok(());
+            }
+            self.spill_run()?;
+        }
         let mark = |s: &mut SetShard, b: &[u8], h: u64| -> Result<()> {
             s.mark(b, h);
             Ok(())
@@ -333,7 +385,11 @@ impl Distinct {
         self.into_sorted_with(RANGE_TARGET)
     }
 
-    fn into_sorted_with(self, range_target: usize) -> Result<Sorted> {
+    fn into_sorted_with(mut self, range_target: usize) -> Result<Sorted> {
+        if let Some(run) = self.run.take() {
+            // (Its ranges are its arenas.)
+            return Ok(run.into_sorted());
+        }
         let mut shards = self.shards;
         shards.par_iter_mut().for_each(SetShard::keep_new_values);
         let n: usize = shards.iter().map(|s| s.unmarked()).sum();
@@ -400,9 +456,9 @@ impl Distinct {
                         l.range.push(r as u16);
                         l.count[r] += 1;
                         l.bytes[r] += v.len();
-                        let h = hash_bytes(v);
-                        l.sum = l.sum.wrapping_add(h);
-                        l.mix = l.mix.wrapping_add((h ^ (h >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                        let (a, b) = set_hash_of(hash_bytes(v));
+                        l.sum = l.sum.wrapping_add(a);
+                        l.mix = l.mix.wrapping_add(b);
                     }
                 }
                 l
@@ -466,6 +522,200 @@ impl Distinct {
             .collect();
         let bytes = ranges.iter().map(|r| r.arena.bytes.len() as u64).sum();
         Ok(Sorted { ranges, count: n as u64, bytes, set_hash: (sum, mix) })
+    }
+}
+
+/// The two order-independent sums of [`Sorted::set_hash`] over a value's
+/// hash.
+#[inline]
+fn set_hash_of(h: u64) -> (u64, u64) {
+    (h, (h ^ (h >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Values per arena of a [`Run`] (each becomes a sort range as it is).
+const RUN_CHUNK: usize = RANGE_TARGET;
+
+/// Distinct values in ascending byte order, as they came: arenas of
+/// [`RUN_CHUNK`] values, which become the sort ranges without a copy.
+#[derive(Debug, Default)]
+struct Run {
+    chunks: Vec<Arena>,
+    len: usize,
+    /// Which values the current version holds (empty: none).
+    marked: Vec<bool>,
+    marks: usize,
+}
+
+impl Run {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn value(&self, i: usize) -> &[u8] {
+        self.chunks[i / RUN_CHUNK].get(i % RUN_CHUNK)
+    }
+
+    /// Appends the non-NULL values of `vals` if each is above the one
+    /// before it (the run's last value first); otherwise leaves the run as
+    /// it was and returns false. (So does an arena past 4 GiB.)
+    fn extend(&mut self, vals: &[Values]) -> bool {
+        let (chunks, len) = (self.chunks.len(), self.len);
+        let last_bytes = self.chunks.last().map_or(0, |c| c.bytes.len());
+        let mut ok = true;
+        'all: for v in vals {
+            for i in 0..v.len() {
+                let Some(b) = v.get(i) else { continue };
+                if self.len > 0 && self.value(self.len - 1) >= b {
+                    ok = false;
+                    break 'all;
+                }
+                if self.len.is_multiple_of(RUN_CHUNK) {
+                    self.chunks.push(Arena { bytes: Vec::new(), offsets: vec![0] });
+                }
+                let c = self.chunks.last_mut().expect("a chunk");
+                c.bytes.extend_from_slice(b);
+                let Ok(end) = u32::try_from(c.bytes.len()) else {
+                    ok = false;
+                    break 'all;
+                };
+                c.offsets.push(end);
+                self.len += 1;
+            }
+        }
+        if !ok {
+            self.chunks.truncate(chunks);
+            if let Some(c) = self.chunks.last_mut() {
+                c.bytes.truncate(last_bytes);
+                c.offsets.truncate(len - (chunks - 1) * RUN_CHUNK + 1);
+            }
+            self.len = len;
+        }
+        ok
+    }
+
+    /// The index of `v` in the run, or where it would be (`Err`), given
+    /// that every value before `from` is below it: probes `from + 1`,
+    /// `+ 3`, `+ 7`, … (cheap when `v` is close after `from`), then halves.
+    fn search_from(&self, from: usize, v: &[u8]) -> std::result::Result<usize, usize> {
+        let n = self.len();
+        let (mut lo, mut hi, mut step) = (from.min(n), n, 1);
+        while lo + step <= n {
+            let p = lo + step - 1;
+            if self.value(p) < v {
+                lo = p + 1;
+                step *= 2;
+            } else {
+                hi = p + 1;
+                break;
+            }
+        }
+        // The first value not below `v` is in lo..hi (or is hi == n).
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.value(mid) < v {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo < n && self.value(lo) == v { Ok(lo) } else { Err(lo) }
+    }
+
+    /// Marks the values of `vals` (existing values) found in the run. Each
+    /// is searched from the last one's place when it is above it, else from
+    /// the start; returns false, having marked some, when too many were not
+    /// above the one before them (a search from the start is a binary
+    /// search: the shards' hash is cheaper then).
+    fn mark(&mut self, vals: &[Values]) -> bool {
+        if self.marked.len() != self.len {
+            self.marked.resize(self.len, false);
+        }
+        let total: usize = vals.iter().map(Values::len).sum();
+        let mut restarts = 0usize;
+        let mut at = 0usize;
+        let mut prev: Option<&[u8]> = None;
+        for v in vals {
+            for i in 0..v.len() {
+                let Some(b) = v.get(i) else { continue };
+                if prev.is_some_and(|p| p >= b) {
+                    at = 0;
+                    restarts += 1;
+                    if restarts > 64 + total / 64 {
+                        return false;
+                    }
+                }
+                prev = Some(b);
+                match self.search_from(at, b) {
+                    Ok(k) => {
+                        if !self.marked[k] {
+                            self.marked[k] = true;
+                            self.marks += 1;
+                        }
+                        at = k;
+                    }
+                    Err(k) => at = k,
+                }
+            }
+        }
+        true
+    }
+
+    /// Values not marked.
+    fn unmarked(&self) -> usize {
+        self.len - self.marks
+    }
+
+    fn is_new(&self, i: usize) -> bool {
+        self.marked.get(i).is_none_or(|m| !m)
+    }
+
+    /// The run as one array of values, and one of its marked values (to
+    /// move it into the shards).
+    fn into_values(self) -> (Values, Option<Values>) {
+        let gather = |keep: &dyn Fn(usize) -> bool| {
+            let (mut data, mut offsets) = (Vec::new(), vec![0]);
+            for i in (0..self.len).filter(|&i| keep(i)) {
+                data.extend_from_slice(self.value(i));
+                offsets.push(data.len());
+            }
+            Values::Text { data, offsets, nulls: None }
+        };
+        let marked = (self.marks > 0).then(|| gather(&|i| !self.is_new(i)));
+        (gather(&|_| true), marked)
+    }
+
+    /// The run's new (unmarked) values as sort ranges: its arenas, in
+    /// order already.
+    fn into_sorted(self) -> Sorted {
+        let parts: Vec<(Vec<u32>, u64, (u64, u64))> = (0..self.chunks.len())
+            .into_par_iter()
+            .map(|c| {
+                let first = c * RUN_CHUNK;
+                let order: Vec<u32> =
+                    (0..self.chunks[c].len() as u32).filter(|&k| self.is_new(first + k as usize)).collect();
+                let (mut bytes, mut sum, mut mix) = (0u64, 0u64, 0u64);
+                for &k in &order {
+                    let v = self.chunks[c].get(k as usize);
+                    bytes += v.len() as u64;
+                    let (a, b) = set_hash_of(hash_bytes(v));
+                    sum = sum.wrapping_add(a);
+                    mix = mix.wrapping_add(b);
+                }
+                (order, bytes, (sum, mix))
+            })
+            .collect();
+        let (mut bytes, mut sum, mut mix) = (0u64, 0u64, 0u64);
+        let mut ranges = Vec::new();
+        for (arena, (order, b, (s, m))) in self.chunks.into_iter().zip(parts) {
+            bytes += b;
+            sum = sum.wrapping_add(s);
+            mix = mix.wrapping_add(m);
+            if !order.is_empty() {
+                ranges.push(Range { arena, order });
+            }
+        }
+        Sorted { ranges, count: (self.len - self.marks) as u64, bytes, set_hash: (sum, mix) }
     }
 }
 
@@ -748,6 +998,145 @@ mod tests {
             assert!(got == want, "sample sort differs from std sort (range target {target})");
         }
         want
+    }
+
+    /// A build of `blocks` (each one pushed and flushed) through the run
+    /// when `run`, else through the shards alone: its values, and the
+    /// counts and set hash.
+    /// Blocks of rows (NULL: `None`).
+    type Blocks = Vec<Vec<Option<Vec<u8>>>>;
+
+    fn build_blocks(blocks: &Blocks, run: bool, target: usize) -> (Vec<Vec<u8>>, u64, u64, (u64, u64)) {
+        let mut d = Distinct::of(ValueType::Binary);
+        if !run {
+            d.run = None;
+        }
+        for b in blocks {
+            d.push(Arc::new(BinaryArray::from_iter(b.iter().map(|v| v.as_deref())))).unwrap();
+            d.flush().unwrap();
+        }
+        assert_eq!(d.len(), d.new_count());
+        let s = d.into_sorted_with(target).unwrap();
+        (s.iter().map(<[u8]>::to_vec).collect(), s.count, s.bytes, s.set_hash)
+    }
+
+    #[test]
+    fn ascending_input_builds_what_the_shards_build() {
+        let mut r = Rng(7);
+        let mut all: Vec<Vec<u8>> =
+            (0..5000).map(|_| (0..r.below(12)).map(|_| r.below(4) as u8 + b'a').collect()).collect();
+        all.sort();
+        all.dedup();
+        let block = |lo: usize, hi: usize| -> Vec<Option<Vec<u8>>> {
+            // NULLs anywhere do not break the order.
+            all[lo..hi]
+                .iter()
+                .enumerate()
+                .flat_map(|(i, v)| [(i % 7 == 0).then_some(None), Some(Some(v.clone()))])
+                .flatten()
+                .collect()
+        };
+        let n = all.len();
+        let cases: Vec<(&str, Blocks)> = vec![
+            ("ascending", vec![block(0, n / 3), block(n / 3, n)]),
+            ("empty string first", vec![vec![Some(vec![])], block(0, n)]),
+            // A block that goes back below the run, one that repeats the
+            // run's last value, one that repeats a value inside itself.
+            ("a block below the run", vec![block(n / 2, n), block(0, n / 2)]),
+            ("the last value again", vec![block(0, n / 2), block(n / 2 - 1, n)]),
+            (
+                "a repeat inside a block",
+                vec![block(0, n / 2), [block(n / 2, n / 2 + 10), block(n / 2 + 9, n)].concat()],
+            ),
+            ("order broken, then ascending again", vec![block(0, 10), block(5, 20), block(20, n)]),
+            ("only NULLs", vec![vec![None, None]]),
+        ];
+        for (what, blocks) in cases {
+            for target in [64, 1000, RANGE_TARGET] {
+                let via_run = build_blocks(&blocks, true, target);
+                let via_shards = build_blocks(&blocks, false, target);
+                assert_eq!(via_run, via_shards, "{what}, range target {target}");
+                let mut want: Vec<Vec<u8>> = blocks.iter().flatten().flatten().cloned().collect();
+                want.sort();
+                want.dedup();
+                assert_eq!(via_run.0, want, "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_ascending_run_is_marked_against_existing_values() {
+        let vals: Vec<Vec<u8>> = (0..3000u32).map(|i| format!("Customer#{i:09}").into_bytes()).collect();
+        let mut r = Rng(11);
+        // Existing values in id order: ascending within a version, one
+        // version after another; in no order (an import); and values the
+        // input does not hold, below, between and above its own.
+        let mut thirds: Vec<Vec<u8>> = vals.iter().step_by(3).cloned().collect();
+        thirds.extend((0..200u32).map(|i| format!("Customer#{:09}x", i * 7).into_bytes()));
+        thirds.extend([b"A".to_vec(), b"Customer#".to_vec(), b"zzz".to_vec()]);
+        thirds.sort();
+        let later: Vec<Vec<u8>> = vals.iter().skip(1).step_by(5).cloned().collect();
+        let mut shuffled = thirds.clone();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, r.below(i as u64 + 1) as usize);
+        }
+        let mostly: Vec<Vec<u8>> = {
+            let mut m = thirds.clone();
+            m.swap(10, 500);
+            m
+        };
+        type Windows = Vec<Vec<Vec<u8>>>;
+        let cases: Vec<(&str, Windows, bool)> = vec![
+            ("one version", vec![thirds.clone()], true),
+            ("two versions", vec![thirds.clone(), later.clone()], true),
+            ("a few out of order", vec![mostly], true),
+            ("no order", vec![shuffled], false),
+            ("nothing", vec![vec![]], true),
+        ];
+        for (what, windows, stays) in cases {
+            let build = |run: bool| {
+                let mut d = Distinct::of(ValueType::Binary);
+                if !run {
+                    d.run = None;
+                }
+                d.push(Arc::new(BinaryArray::from_iter_values(vals.iter()))).unwrap();
+                d.flush().unwrap();
+                assert_eq!(d.run.is_some(), run, "ascending input stays a run");
+                for w in &windows {
+                    d.mark_existing(&[Arc::new(BinaryArray::from_iter_values(w.iter()))]).unwrap();
+                }
+                assert_eq!(d.run.is_some(), run && stays, "{what}");
+                let counts = (d.len(), d.new_count());
+                let s = d.into_sorted_with(256).unwrap();
+                (counts, s.count, s.bytes, s.set_hash, s.iter().map(<[u8]>::to_vec).collect::<Vec<_>>())
+            };
+            let (via_run, via_shards) = (build(true), build(false));
+            assert_eq!(via_run, via_shards, "{what}");
+            let existing: std::collections::HashSet<&Vec<u8>> = windows.iter().flatten().collect();
+            let want: Vec<Vec<u8>> = vals.iter().filter(|v| !existing.contains(v)).cloned().collect();
+            assert_eq!(via_run.4, want, "{what}");
+            assert_eq!(via_run.0, (3000, want.len() as u64), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_gallop_finds_what_a_binary_search_finds() {
+        let mut run = Run::default();
+        let vals: Vec<Vec<u8>> = (0..1000u32).map(|i| format!("{:06}", i * 2).into_bytes()).collect();
+        assert!(run.extend(&[Values::Text {
+            data: vals.concat(),
+            offsets: (0..=1000).map(|i| i * 6).collect(),
+            nulls: None
+        }]));
+        for probe in 0..2002u32 {
+            let v = format!("{probe:06}").into_bytes();
+            let want = vals.binary_search(&v);
+            for from in [0usize, 1, 7, 500, 999, 1000] {
+                if from <= want.unwrap_or_else(|k| k) {
+                    assert_eq!(run.search_from(from, &v), want, "{probe} from {from}");
+                }
+            }
+        }
     }
 
     #[test]
