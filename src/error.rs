@@ -122,6 +122,33 @@ impl From<arrow::error::ArrowError> for Error {
     }
 }
 
+thread_local! {
+    static EXPECTED_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, catching a panic that a dependency is known to raise on some
+/// input (which the caller turns into an error naming the input): the
+/// panic hook [`install_panic_hook`] installs stays quiet for it, so the
+/// user sees that error, not a panic message and backtrace before it.
+pub fn catch_expected_panic<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    EXPECTED_PANIC.set(true);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    EXPECTED_PANIC.set(false);
+    r
+}
+
+/// Keeps the default panic hook for every panic but those caught by
+/// [`catch_expected_panic`] (for the binary; a library leaves the hook to
+/// its application).
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !EXPECTED_PANIC.get() {
+            default(info)
+        }
+    }));
+}
+
 /// The message a panic carried (`panic!("…")` gives a `String` or a
 /// `&str`).
 pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {

@@ -334,6 +334,7 @@ fn main() -> ExitCode {
         builder.worker_threads(t);
         let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
     }
+    starload::error::install_panic_hook();
     let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

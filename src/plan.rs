@@ -319,7 +319,7 @@ pub async fn read_footers(
             // arrow-ipc panics on some types an embedded Arrow schema may
             // declare (polars writes `Int128` as a 128-bit integer, which
             // pyarrow refuses too): a refusal naming the file, not a crash.
-            let hinted = std::panic::catch_unwind(|| {
+            let hinted = crate::error::catch_expected_panic(|| {
                 parquet_to_arrow_schema(fm.schema_descr(), fm.key_value_metadata())
             })
             .map_err(|p| {

@@ -474,3 +474,34 @@ async fn sql_prints_rows_and_refusals_exit_2() {
     let o = run("SHOW DATABASES", "no-port-here".into(), PASSWORD).await.unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
 }
+
+/// A panic a dependency raises on some input, which starload turns into a
+/// refusal naming the file (arrow-ipc on polars' `Int128` in the embedded
+/// Arrow schema), prints that refusal alone: no panic message or backtrace
+/// before it, even with RUST_BACKTRACE set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_turned_into_a_refusal_prints_only_the_refusal() {
+    let sim = sim(vec![dup_table("corpus", "t", "id", vec![col_nn("id", "BIGINT")])]).await;
+    let dir = testdata_dir("polars-int128.parquet", "wide.parquet");
+    let state = tempfile::tempdir().unwrap();
+    let (fe, mysql) = (sim.fe_url(), sim.mysql_addr());
+    let (src, st) = (dir.path().display().to_string(), state.path().display().to_string());
+    let mut args = vec!["load"];
+    args.extend(job_args(&sim, &fe, &mysql, &src, &st));
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_starload"))
+            .args(&args)
+            .env("STARROCKS_PASSWORD", PASSWORD)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("wide.parquet") && err.contains("ARROW:schema"), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert_eq!(sim.be_requests(), 0);
+}
