@@ -2040,7 +2040,16 @@ impl Writer<'_> {
                     } else {
                         write_json_key(keys, j, elem_mode, *doc, out)?;
                     }
-                    let key = out[start..].to_vec();
+                    let mut key = out[start..].to_vec();
+                    // 0.0 and -0.0 are equal doubles (C++ `==`, which a
+                    // BE's key comparison may use), though their texts
+                    // differ: refused too rather than maybe merged.
+                    if let W::Float { v, .. } = &keys.w
+                        && keys.nulls.as_ref().is_none_or(|n| n.is_valid(j))
+                        && v.get(j) == 0.0
+                    {
+                        key = b"0".to_vec();
+                    }
                     if seen.contains(&key) {
                         return bad("map has a duplicate key; StarRocks would keep only the last entry");
                     }
@@ -3159,6 +3168,42 @@ mod tests {
         )]));
         let w = build(&s, &SrType::Struct(vec![("a b/é".into(), SrType::Int)]), Zone::Utc, false).unwrap();
         assert_eq!(text(&w, 0, Mode::Json).unwrap(), r#"{"a b/é":1}"#);
+    }
+
+    #[test]
+    fn map_keys_that_starrocks_takes_as_one_are_refused() {
+        use arrow::array::{MapArray, StringArray};
+        let map = |keys: ArrayRef| -> ArrayRef {
+            let n = keys.len() as i32;
+            let entries = StructArray::from(vec![
+                (Arc::new(arrow::datatypes::Field::new("key", keys.data_type().clone(), false)), keys),
+                (
+                    Arc::new(arrow::datatypes::Field::new("value", DataType::Int32, true)),
+                    Arc::new(Int32Array::from_iter_values(0..n)) as ArrayRef,
+                ),
+            ]);
+            let field = Arc::new(arrow::datatypes::Field::new("entries", entries.data_type().clone(), false));
+            Arc::new(MapArray::new(field, arrow::buffer::OffsetBuffer::new(vec![0, n].into()), entries, None, false))
+        };
+        let doubles = |v: Vec<f64>| map(Arc::new(Float64Array::from(v)));
+        let ty = |k: SrType| SrType::Map(Box::new(k), Box::new(SrType::Int));
+        for (what, keys, refused) in [
+            ("0.0 and -0.0", doubles(vec![0.0, -0.0]), true),
+            ("-0.0 and 0.0", doubles(vec![-0.0, 1.5, 0.0]), true),
+            ("the same double", doubles(vec![2.5, 2.5]), true),
+            ("other doubles", doubles(vec![-0.0, 1.0, -1.0]), false),
+            ("texts 0 and -0", map(Arc::new(StringArray::from(vec!["0", "-0"]))), false),
+        ] {
+            let key_type = if what.starts_with("texts") { SrType::Varchar(8) } else { SrType::Double };
+            let w = build(&keys, &ty(key_type), Zone::Utc, false).unwrap();
+            for mode in [Mode::Csv, Mode::Json] {
+                let r = text(&w, 0, mode);
+                assert_eq!(r.is_err(), refused, "{what} ({mode:?}): {r:?}");
+                if let Err(e) = r {
+                    assert!(format!("{e:?}").contains("duplicate key"), "{e:?}");
+                }
+            }
+        }
     }
 
     #[test]
