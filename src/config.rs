@@ -71,6 +71,9 @@ pub struct JobFile {
     /// Start this job although an earlier job with the same source, table and
     /// transform but other inputs exists (its rows may be loaded twice).
     pub new_job: Option<bool>,
+    /// `--mode overwrite` of an unpartitioned table whose source has no rows
+    /// (after the where clause) empties the table; refused unless true.
+    pub allow_empty: Option<bool>,
     /// Load only shard `i` of `n` of the chunk plan (`"0/4"`); `finalize`
     /// completes the job.
     pub shard: Option<String>,
@@ -232,6 +235,7 @@ impl JobFile {
             merge_condition: self.merge_condition.or(other.merge_condition),
             max_txn_bytes: self.max_txn_bytes.or(other.max_txn_bytes),
             new_job: self.new_job.or(other.new_job),
+            allow_empty: self.allow_empty.or(other.allow_empty),
             shard: self.shard.or(other.shard),
             metrics_file: self.metrics_file.or(other.metrics_file),
             metrics_pushgateway: self.metrics_pushgateway.or(other.metrics_pushgateway),

@@ -82,6 +82,8 @@ pub struct Settings {
     pub max_txn_bytes: u64,
     /// Start a new job even if an earlier one with other inputs exists.
     pub new_job: bool,
+    /// Let an overwrite with no rows empty an unpartitioned table.
+    pub allow_empty: bool,
     /// HTTP timeout of one Stream Load.
     pub http_timeout: Option<Duration>,
     /// Body compression.
@@ -272,6 +274,7 @@ impl Settings {
             merge_condition: f.merge_condition,
             max_txn_bytes: f.max_txn_bytes.map(|b| b.0).unwrap_or(10 << 30),
             new_job: f.new_job.unwrap_or(false),
+            allow_empty: f.allow_empty.unwrap_or(false),
             http_timeout: f.http_timeout_secs.map(Duration::from_secs),
             compress: crate::compress::Compression::parse(f.compress.as_deref().unwrap_or("none"))?,
             retry_base: Duration::from_millis(f.retry_base_ms.unwrap_or(500)),

@@ -125,6 +125,9 @@ struct JobArgs {
     /// Start although an earlier job with the same source, table and transform had other inputs.
     #[arg(long)]
     new_job: bool,
+    /// Overwrite: let a source with no rows empty an unpartitioned table.
+    #[arg(long)]
+    allow_empty: bool,
     /// Load only shard i of n of the chunk plan (e.g. 0/4); run `finalize` after all shards.
     #[arg(long)]
     shard: Option<String>,
@@ -650,6 +653,7 @@ fn job_file(a: &JobArgs) -> Result<JobFile> {
         partial_update: a.partial_update.then_some(true),
         merge_condition: a.merge_condition.clone(),
         new_job: a.new_job.then_some(true),
+        allow_empty: a.allow_empty.then_some(true),
         shard: a.shard.clone(),
         bitmap_dict: {
             let mut m = std::collections::BTreeMap::new();

@@ -154,8 +154,19 @@ async fn targets(ctx: &RunCtx, meta: &mut Meta, tag: &str) -> Result<Targets> {
     let fp8 = &p.plan.fingerprint[..8];
     if p.target.partition_key.is_empty() {
         let shadow = format!("{table}__stl_{fp8}_{tag}");
+        let rows = census_unpartitioned(ctx, keyed).await?;
+        // An upstream job that wrote no rows (or a where clause that keeps
+        // none) would swap in an empty table: the nightly reload of a
+        // dimension table must not quietly empty it.
+        if rows == 0 && !p.settings.allow_empty {
+            return Err(Error::config(format!(
+                "the source has no rows{}: an overwrite would empty `{db}.{table}`, which is not partitioned; \
+                 nothing was changed. If the table is meant to be emptied, run again with --allow-empty",
+                if p.settings.transform.filter.is_some() { " the where clause keeps" } else { "" }
+            )));
+        }
         let mut expected = BTreeMap::new();
-        expected.insert(shadow.clone(), census_unpartitioned(ctx, keyed).await?);
+        expected.insert(shadow.clone(), rows);
         return Ok(Targets { temps: vec![], ranges: vec![], shadow: Some(shadow), expected });
     }
     if p.target.partition_key.len() != 1 {

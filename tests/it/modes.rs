@@ -218,6 +218,37 @@ async fn overwrite_of_an_unpartitioned_table_swaps_a_shadow() {
     assert_eq!(tables.len(), 1, "the shadow table must be dropped: {tables:?}");
 }
 
+/// A source with no rows (a where clause that keeps none) would swap an
+/// empty table in: refused with nothing created or changed, unless
+/// allow_empty. A partitioned table is left as it is either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overwrite_with_no_rows_empties_an_unpartitioned_table_only_when_allowed() {
+    let sim = sim(vec![table("u", false, "DUP_KEYS"), table("t", true, "DUP_KEYS")]).await;
+    seed(&sim, "u", &[(9_000_001, "2024-02-28")]).await;
+    seed(&sim, "t", &[(9_000_001, "2024-02-28")]).await;
+    let before = stored(&sim, "db", "u");
+    assert_eq!(before.len(), 1);
+    let state = tempfile::tempdir().unwrap();
+    let f = overwrite_job(&sim, "u", state.path(), "id < -1000000000");
+    let e = load(f.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), starload::ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("--allow-empty") && e.to_string().contains("db.u"), "{e}");
+    assert_eq!(stored(&sim, "db", "u"), before, "the live table is unchanged");
+    let mut m = meta(&sim).await;
+    assert_eq!(m.query("SHOW TABLES FROM db").await.unwrap().len(), 2, "no shadow table was created");
+    let mut g = f.clone();
+    g.allow_empty = Some(true);
+    let r = load(g).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 0);
+    assert!(stored(&sim, "db", "u").is_empty(), "allowed: the table is emptied");
+    assert_eq!(m.query("SHOW TABLES FROM db").await.unwrap().len(), 2, "the shadow table was dropped");
+    // Partitioned: no partition is touched, the job succeeds.
+    let state = tempfile::tempdir().unwrap();
+    let r = load(overwrite_job(&sim, "t", state.path(), "id < -1000000000")).await.unwrap();
+    assert_eq!(r.load.rows_loaded, 0);
+    assert_eq!(stored(&sim, "db", "t").len(), 1, "the partitioned table keeps its rows");
+}
+
 /// The FE carries out the swap but its reply is lost: the re-run must see
 /// that the swap happened. The shadow (or the live partition's old version)
 /// then holds the old rows, as many as the source's here, so counting alone
