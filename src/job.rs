@@ -56,6 +56,8 @@ pub struct Settings {
     pub parallel: usize,
     /// Time zone.
     pub zone: Zone,
+    /// Whether the job named its time zone (not the default UTC).
+    pub zone_given: bool,
     /// Rows per batch.
     pub batch_size: usize,
     /// Retries per chunk.
@@ -255,6 +257,7 @@ impl Settings {
             chunk_bytes: f.chunk_bytes.map(|b| b.0).unwrap_or(DEFAULT_CHUNK_BYTES),
             parallel,
             zone,
+            zone_given: f.timezone.is_some(),
             batch_size: f.batch_size.unwrap_or(8192),
             max_retries: f.max_retries.unwrap_or(8),
             transform: Transform {
@@ -353,6 +356,64 @@ fn parse_clock(s: &str) -> Result<i64> {
             "clock `{s}` is not an RFC 3339 instant such as 2026-11-28T00:00:00Z or 2026-11-28T08:00:00+08:00 ({e})"
         ))
     })
+}
+
+/// Refuses, unless the job names its time zone, files whose INT96
+/// timestamps Hive wrote from another zone than the job's: starload (like
+/// Spark, and StarRocks' own Parquet reader) reads INT96 as UTC instants and
+/// stores them as the job zone's wall-clock time, where Hive shows them in
+/// the zone it wrote them from (`writer.time.zone`): left to the default,
+/// every timestamp of a Hive table written in Asia/Shanghai would be stored
+/// eight hours off what Hive shows.
+fn check_int96_writer_zones(plan: &crate::plan::Plan, s: &Settings) -> Result<()> {
+    if s.zone_given {
+        return Ok(());
+    }
+    let utc_like = |z: &str| {
+        matches!(
+            z.trim().to_ascii_lowercase().as_str(),
+            "utc"
+                | "gmt"
+                | "z"
+                | "uct"
+                | "zulu"
+                | "universal"
+                | "greenwich"
+                | "gmt0"
+                | "gmt+0"
+                | "gmt-0"
+                | "etc/utc"
+                | "etc/gmt"
+                | "etc/uct"
+                | "etc/zulu"
+                | "etc/universal"
+                | "etc/greenwich"
+                | "etc/gmt0"
+                | "etc/gmt+0"
+                | "etc/gmt-0"
+                | "+00:00"
+                | "-00:00"
+        )
+    };
+    let same = |z: &str| match s.zone {
+        Zone::Utc => utc_like(z),
+        _ => Zone::parse(z).is_ok_and(|w| w == s.zone),
+    };
+    for (i, f) in plan.files.iter().enumerate() {
+        if let Some(z) = f.int96_writer_zone.as_deref()
+            && !same(z)
+        {
+            return Err(Error::config(format!(
+                "`{}`: Hive wrote its INT96 timestamps from time zone `{z}` (writer.time.zone) and shows them as that \
+                 zone's wall-clock times; this job would store them as {} times. Name the zone: --timezone {z} \
+                 stores what Hive shows, --timezone {} the instants as they are",
+                plan.file_name(i),
+                s.zone.name(),
+                s.zone.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses shards (and their `finalize`) of a transform that reads the
@@ -570,6 +631,7 @@ pub async fn prepare(mut settings: Settings) -> Result<Prepared> {
         let (loc, listing) = list_source(&mut settings, &stored, true).await?;
         plan = plan::build(loc, listing, &inputs, &settings.label_prefix, settings.store.op_timeout()).await?;
     }
+    check_int96_writer_zones(&plan, &settings)?;
     let plan = Arc::new(plan);
     let scanner = Arc::new(
         Scanner::new(

@@ -87,6 +87,10 @@ pub struct FileInfo {
     /// Top-level columns whose row group statistics must not prune: see
     /// [`untrusted_statistics`].
     pub untrusted_stats: Vec<String>,
+    /// The zone Hive (3.1 and later) says it wrote the file's INT96
+    /// timestamps from (`writer.time.zone`), if it has INT96 columns: Hive
+    /// shows them as that zone's wall-clock times.
+    pub int96_writer_zone: Option<String>,
 }
 
 /// Top-level columns whose min/max a writer may have got wrong, which
@@ -370,6 +374,9 @@ pub async fn read_footers(
             let by_spark =
                 fm.key_value_metadata().is_some_and(|kv| kv.iter().any(|e| e.key == "org.apache.spark.version"));
             let int96_nanos = !by_spark && has_int96;
+            let int96_writer_zone = has_int96
+                .then(|| fm.key_value_metadata()?.iter().find(|e| e.key == "writer.time.zone")?.value.clone())
+                .flatten();
             // Partition columns the writer also kept inside the file
             // (polars' `partition_by`): whether every row there holds the
             // directory's value, by the row groups' statistics.
@@ -401,6 +408,7 @@ pub async fn read_footers(
                 uuid_columns,
                 page_index_ok,
                 untrusted_stats,
+                int96_writer_zone,
             };
             Ok((info, schema, agrees))
         }
@@ -1163,6 +1171,7 @@ mod tests {
             uuid_columns: vec![],
             page_index_ok: true,
             untrusted_stats: Vec::new(),
+            int96_writer_zone: None,
         }
     }
 

@@ -412,6 +412,60 @@ pq.write_table(pa.table({"id": pa.array([1, 2, 3, 4], pa.int64()), "lv": lv, "ll
     assert_eq!(got["3"]["st"], json!({"x": null}));
 }
 
+/// Hive 3.1+ writes INT96 from its local zone and names it
+/// (`writer.time.zone`); it shows the values as that zone's wall clock.
+/// starload reads INT96 as UTC instants (as Spark and StarRocks do), so a
+/// job that names no zone is refused for such a file from another zone
+/// than UTC, and a job that names one stores its wall clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn int96_that_hive_wrote_from_another_zone_needs_a_named_zone() {
+    let write = |zone: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let script = r#"
+import sys, datetime as dt, pyarrow as pa, pyarrow.parquet as pq
+t = pa.table({"id": pa.array([1], pa.int64()),
+              "ts": pa.array([dt.datetime(2024, 1, 1, 0, 30)], pa.timestamp("us"))})
+t = t.replace_schema_metadata({"writer.time.zone": sys.argv[2]})
+pq.write_table(t, sys.argv[1] + "/000000_0", use_deprecated_int96_timestamps=True)
+"#;
+        run_pyarrow_args(script, dir.path(), &[zone]);
+        dir
+    };
+    let sim = ts_table_sim().await;
+    let stored_ts = |local: &str| {
+        let d = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S").unwrap();
+        json!({"ts_us": d.and_utc().timestamp_micros().to_string()})
+    };
+    let shanghai = write("Asia/Shanghai");
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim, shanghai.path(), "db.t", state.path())).await.unwrap_err();
+    assert_eq!(e.kind(), starload::ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("000000_0") && e.to_string().contains("--timezone Asia/Shanghai"), "{e}");
+    assert_eq!(sim.be_requests(), 0);
+    // Named: Hive's wall clock, or the instants as they are.
+    for (zone, want) in [("Asia/Shanghai", "2024-01-01 08:30:00"), ("UTC", "2024-01-01 00:30:00")] {
+        let sim = ts_table_sim().await;
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, shanghai.path(), "db.t", state.path());
+        f.timezone = Some(zone.into());
+        load(f).await.unwrap();
+        assert_eq!(stored(&sim, "db", "t")["1"]["ts"], stored_ts(want), "--timezone {zone}");
+    }
+    // Written from UTC (or GMT, as Java names it): nothing to decide.
+    for zone in ["UTC", "GMT", "Etc/UTC"] {
+        let dir = write(zone);
+        let sim = ts_table_sim().await;
+        let state = tempfile::tempdir().unwrap();
+        load(job_file(&sim, dir.path(), "db.t", state.path())).await.unwrap();
+        assert_eq!(stored(&sim, "db", "t")["1"]["ts"], stored_ts("2024-01-01 00:30:00"), "written from {zone}");
+    }
+}
+
+/// A fresh simulator with `db.t` (id BIGINT, ts DATETIME).
+async fn ts_table_sim() -> starload::sim::Sim {
+    sim(vec![dup_table("db", "t", "id", vec![col_nn("id", "BIGINT"), col("ts", "DATETIME")])]).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn int96_is_a_utc_instant_whatever_arrow_hint_the_writer_stored() {
     // pyarrow stores an ARROW:schema hint (unit, zone) beside INT96; the
