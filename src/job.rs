@@ -86,6 +86,8 @@ pub struct Settings {
     pub new_job: bool,
     /// Let an overwrite with no rows empty an unpartitioned table.
     pub allow_empty: bool,
+    /// Loads of unknown outcome whose labels StarRocks forgot.
+    pub unknown_loads: crate::load::UnknownLoads,
     /// HTTP timeout of one Stream Load.
     pub http_timeout: Option<Duration>,
     /// Body compression.
@@ -278,6 +280,7 @@ impl Settings {
             max_txn_bytes: f.max_txn_bytes.map(|b| b.0).unwrap_or(10 << 30),
             new_job: f.new_job.unwrap_or(false),
             allow_empty: f.allow_empty.unwrap_or(false),
+            unknown_loads: crate::load::UnknownLoads::parse(f.unknown_loads.as_deref().unwrap_or("stop"))?,
             http_timeout: f.http_timeout_secs.map(Duration::from_secs),
             compress: crate::compress::Compression::parse(f.compress.as_deref().unwrap_or("none"))?,
             retry_base: Duration::from_millis(f.retry_base_ms.unwrap_or(500)),
@@ -1467,6 +1470,7 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
         http_timeout: s.http_timeout,
         compress: s.compress,
         backoff_base: s.retry_base,
+        unknown_loads: s.unknown_loads,
         ..LoadOptions::default()
     };
     let fingerprint = p.plan.fingerprint.clone();

@@ -268,6 +268,11 @@ pub struct JournalView {
     /// Labels StarRocks committed with other rows than were sent, with the
     /// verification error: a re-run must fail the same way, not count them.
     pub mismatched: BTreeMap<String, String>,
+    /// For a label in flight, the label recorded committed last before it
+    /// was started (see [`Journal::witness`]).
+    pub witnesses: BTreeMap<String, String>,
+    /// The label recorded committed last.
+    pub last_committed: Option<String>,
 }
 
 /// The journal file of a job.
@@ -312,6 +317,8 @@ fn fold(records: Vec<Record>, path: &Path) -> Result<JournalView> {
         started: BTreeMap::new(),
         modes: Vec::new(),
         mismatched: BTreeMap::new(),
+        witnesses: BTreeMap::new(),
+        last_committed: None,
     };
     for r in it {
         v.apply(r, path)?;
@@ -327,14 +334,20 @@ impl JournalView {
             }
             Record::Started { index, label } => {
                 if !self.committed.contains_key(&label) {
+                    if let Some(w) = &self.last_committed {
+                        self.witnesses.insert(label.clone(), w.clone());
+                    }
                     self.started.insert(label, index);
                 }
             }
             Record::Rejected { label, .. } => {
                 self.started.remove(&label);
+                self.witnesses.remove(&label);
             }
             Record::Committed(c) => {
                 self.started.remove(&c.label);
+                self.witnesses.remove(&c.label);
+                self.last_committed = Some(c.label.clone());
                 self.committed.insert(c.label.clone(), c);
             }
             Record::Done(d) => {
@@ -344,6 +357,7 @@ impl JournalView {
             Record::Mode(m) => self.modes.push(m),
             Record::Mismatch { label, message, .. } => {
                 self.started.remove(&label);
+                self.witnesses.remove(&label);
                 self.mismatched.insert(label, message);
             }
         }
@@ -469,6 +483,8 @@ impl Journal {
                     started: BTreeMap::new(),
                     modes: Vec::new(),
                     mismatched: BTreeMap::new(),
+                    witnesses: BTreeMap::new(),
+                    last_committed: None,
                 },
                 job_lock: None,
             };
@@ -602,6 +618,15 @@ impl Journal {
         self.state.started.contains_key(label)
     }
 
+    /// For a label in flight, a label of the same job (so of the same
+    /// database) that StarRocks committed before this one was started. It
+    /// finished first, so StarRocks, which forgets the labels of a
+    /// database's oldest finished loads first, forgets it no later: while it
+    /// still knows it, it would know the label in flight had that committed.
+    pub fn witness(&self, label: &str) -> Option<&str> {
+        self.state.witnesses.get(label).map(String::as_str)
+    }
+
     /// Keeps the job's lock (from [`lock_job`]) as long as the journal.
     pub fn hold(&mut self, lock: File) {
         self.job_lock = Some(lock);
@@ -647,6 +672,8 @@ mod tests {
             started: BTreeMap::new(),
             modes: vec![],
             mismatched: BTreeMap::new(),
+            witnesses: BTreeMap::new(),
+            last_committed: None,
         };
         assert_eq!(v.mode_state(), None);
         v.modes.push(ModeRecord::AtomicFormat { part: "csv".into() });
@@ -719,6 +746,32 @@ mod tests {
         assert!(lock_job(d.path(), "other", false).is_ok(), "another job");
         drop(whole);
         lock_job(d.path(), "fp", true).unwrap();
+    }
+
+    #[test]
+    fn a_label_in_flight_has_the_last_label_committed_before_it_as_witness() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path_for(dir.path(), "abc");
+        {
+            let mut j = Journal::open(&p, header("abc")).unwrap();
+            j.started(0, "l_0").unwrap();
+            j.started(1, "l_1").unwrap();
+            j.committed(rec(1)).unwrap();
+            j.started(2, "l_2").unwrap();
+            j.committed(rec(0)).unwrap();
+            j.started(3, "l_3").unwrap();
+            j.started(4, "l_4").unwrap();
+            j.rejected(4, "l_4").unwrap();
+            assert_eq!(j.witness("l_2"), Some("l_1"));
+        }
+        // The same after reading the journal again.
+        let j = Journal::open(&p, header("abc")).unwrap();
+        assert_eq!(j.witness("l_0"), None, "committed");
+        assert_eq!(j.witness("l_1"), None, "committed");
+        assert_eq!(j.witness("l_2"), Some("l_1"), "l_0 committed after l_2 started");
+        assert_eq!(j.witness("l_3"), Some("l_0"));
+        assert_eq!(j.witness("l_4"), None, "rejected");
+        assert!(j.in_flight("l_2") && j.in_flight("l_3"));
     }
 
     #[test]

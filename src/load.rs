@@ -47,6 +47,35 @@ pub struct LoadOptions {
     pub http_timeout: Option<Duration>,
     /// Body compression (CSV bodies only).
     pub compress: crate::compress::Compression,
+    /// A load of unknown outcome whose label StarRocks forgot (see
+    /// [`forgotten_in_flight`]).
+    pub unknown_loads: UnknownLoads,
+}
+
+/// What to do with a load an earlier run sent without learning its
+/// outcome, when StarRocks no longer knows its label and nothing shows it
+/// never committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownLoads {
+    /// Stop the run (exit 5): the user looks at the table.
+    #[default]
+    Stop,
+    /// Send it again: the table lacks its rows.
+    Resend,
+    /// Take it as committed: the table holds its rows.
+    Committed,
+}
+
+impl UnknownLoads {
+    /// Parses `stop`, `resend` or `committed`.
+    pub fn parse(s: &str) -> Result<UnknownLoads> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "stop" => Ok(UnknownLoads::Stop),
+            "resend" => Ok(UnknownLoads::Resend),
+            "committed" => Ok(UnknownLoads::Committed),
+            _ => Err(Error::config(format!("unknown_loads `{s}` must be stop, resend or committed"))),
+        }
+    }
 }
 
 impl LoadOptions {
@@ -71,6 +100,7 @@ impl Default for LoadOptions {
             per_be: 4,
             http_timeout: None,
             compress: Default::default(),
+            unknown_loads: UnknownLoads::Stop,
         }
     }
 }
@@ -927,6 +957,54 @@ async fn settle(job: &Job, label: &str, deadline: Duration) -> Result<LabelState
     }
 }
 
+/// A load an earlier run sent without learning its outcome, whose label
+/// StarRocks does not know: never received, or committed and forgotten
+/// since (StarRocks keeps the labels of a database's last
+/// `label_keep_max_num` finished loads, 1000 by default, for at most
+/// `label_keep_max_second`). It may be sent again only when a label the job
+/// committed before it was started is still known: StarRocks forgets the
+/// oldest first, so it would still know this one had it committed.
+/// Otherwise the run stops rather than maybe load the rows twice.
+/// Returns what to take the load as: aborted (send it again) or committed.
+async fn forgotten_in_flight(job: &Job, chunk: &Chunk, label: &str) -> Result<LabelState> {
+    let witness = job.journal.lock().unwrap().witness(label).map(str::to_string);
+    if let Some(w) = &witness
+        && job.client.label_state(&job.db, w).await? == LabelState::Committed
+    {
+        return Ok(LabelState::Aborted);
+    }
+    match job.options.unknown_loads {
+        UnknownLoads::Resend => {
+            tracing::warn!(label, "sending again a load StarRocks no longer knows (--unknown-loads resend)");
+            return Ok(LabelState::Aborted);
+        }
+        UnknownLoads::Committed => {
+            tracing::warn!(label, "taking a load StarRocks no longer knows as committed (--unknown-loads committed)");
+            return Ok(LabelState::Committed);
+        }
+        UnknownLoads::Stop => {}
+    }
+    Err(Error::verify(format!(
+        "chunk {}: an earlier run sent load `{label}` and never learned its outcome, and StarRocks no longer knows the \
+         label ({}): it may have committed and been forgotten, so sending it again could load its rows twice. Check \
+         whether `{}.{}` holds the chunk's rows ({}), and run again with --unknown-loads resend if it does not, \
+         --unknown-loads committed if it does",
+        chunk.index,
+        match &witness {
+            Some(w) => format!("nor `{w}`, which committed before it"),
+            None => "no label the job committed before it can tell".to_string(),
+        },
+        job.db,
+        job.table,
+        chunk
+            .slices
+            .iter()
+            .map(|s| format!("{} rows {}..{}", job.scanner.plan().file_name(s.file), s.first_row, s.first_row + s.rows))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
 /// Records a committed part in the journal.
 fn commit_part(
     job: &Job,
@@ -977,8 +1055,14 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
     for part in Part::ALL {
         let label = part_label(chunk, part);
         let in_flight = job.journal.lock().unwrap().in_flight(&label);
-        if in_flight && settle(job, &label, settle_deadline).await? == LabelState::Committed {
-            commit_part(job, chunk, part, None, None, None, 0)?;
+        if in_flight {
+            let state = match settle(job, &label, settle_deadline).await? {
+                LabelState::Unknown => forgotten_in_flight(job, chunk, &label).await?,
+                s => s,
+            };
+            if state == LabelState::Committed {
+                commit_part(job, chunk, part, None, None, None, 0)?;
+            }
         }
     }
     // A chunk the journal knows nothing of may have been committed by a run

@@ -128,6 +128,9 @@ struct JobArgs {
     /// Overwrite: let a source with no rows empty an unpartitioned table.
     #[arg(long)]
     allow_empty: bool,
+    /// A load an earlier run never learned the outcome of, whose label StarRocks forgot: stop, resend (the table lacks its rows) or committed (it holds them).
+    #[arg(long)]
+    unknown_loads: Option<String>,
     /// Load only shard i of n of the chunk plan (e.g. 0/4); run `finalize` after all shards.
     #[arg(long)]
     shard: Option<String>,
@@ -654,6 +657,7 @@ fn job_file(a: &JobArgs) -> Result<JobFile> {
         merge_condition: a.merge_condition.clone(),
         new_job: a.new_job.then_some(true),
         allow_empty: a.allow_empty.then_some(true),
+        unknown_loads: a.unknown_loads.clone(),
         shard: a.shard.clone(),
         bitmap_dict: {
             let mut m = std::collections::BTreeMap::new();

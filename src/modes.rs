@@ -765,6 +765,44 @@ pub(crate) async fn atomic(ctx: &RunCtx) -> Result<LoadReport> {
             LabelState::Running => {
                 rollback(ctx, &label).await?;
             }
+            LabelState::Unknown
+                if ctx.options.unknown_loads != load::UnknownLoads::Resend
+                    && ctx
+                        .journal
+                        .lock()
+                        .unwrap()
+                        .modes()
+                        .iter()
+                        .any(|m| matches!(m, ModeRecord::AtomicCommitting { label: l, .. } if *l == label)) =>
+            {
+                if ctx.options.unknown_loads == load::UnknownLoads::Committed {
+                    let rows = ctx.journal.lock().unwrap().modes().iter().rev().find_map(|m| match m {
+                        ModeRecord::AtomicCommitting { label: l, rows } if *l == label => *rows,
+                        _ => None,
+                    });
+                    let rows = rows.unwrap_or(0);
+                    ctx.journal.lock().unwrap().mode(ModeRecord::AtomicCommitted { label: label.clone(), rows })?;
+                    return Ok(LoadReport {
+                        chunks: p.plan.chunks.len(),
+                        chunks_skipped: p.plan.chunks.len(),
+                        rows_skipped: rows,
+                        seconds: start.elapsed().as_secs_f64(),
+                        ..Default::default()
+                    });
+                }
+                // The commit was sent; StarRocks forgets a database's oldest
+                // finished transactions (label_keep_max_num, 1000 by default;
+                // label_keep_max_second), so a label it no longer knows may
+                // have committed: a new transaction could load everything
+                // twice.
+                return Err(Error::verify(format!(
+                    "an earlier run sent the commit of transaction `{label}` and never learned its outcome, and \
+                     StarRocks no longer knows the label: it may have committed and been forgotten, so loading again \
+                     could load every row twice. Check whether `{}.{}` holds the job's rows, and run again with \
+                     --unknown-loads resend if it does not, --unknown-loads committed if it does",
+                    s.db, s.table
+                )));
+            }
             LabelState::Aborted | LabelState::Unknown => {}
         }
         match run_txn(ctx, &label, floor, timeout).await {

@@ -16,6 +16,9 @@ pub enum Trigger {
 /// What happens.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
+    /// Drop the connection before the BE begins anything: a request lost on
+    /// the way, of which StarRocks keeps no trace (its label is unknown).
+    Unreachable,
     /// Drop the connection before reading the body (the transaction, begun
     /// on headers, aborts).
     ResetBeforeBody,
@@ -74,7 +77,7 @@ pub struct FaultSpec {
     pub label: Option<String>,
     /// Firings (default 1).
     pub times: Option<u32>,
-    /// `reset_before_body`, `reset_after_commit`, `fail`, `publish_timeout`,
+    /// `unreachable`, `reset_before_body`, `reset_after_commit`, `fail`, `publish_timeout`,
     /// `delay`, `slow_read`, `http`, `garbage`, `label_running`, `lose_row`.
     pub fault: String,
     /// Message for `fail`.
@@ -97,6 +100,7 @@ impl FaultSpec {
             _ => return Err("a fault has either `request` or `label`".into()),
         };
         let fault = match self.fault.as_str() {
+            "unreachable" => Fault::Unreachable,
             "reset_before_body" => Fault::ResetBeforeBody,
             "reset_after_commit" => Fault::ResetAfterCommit,
             "fail" => Fault::Fail(self.message.unwrap_or_else(|| "injected failure".into())),

@@ -446,6 +446,9 @@ async fn be_load(state: Arc<State>, req: Request<Incoming>, db: String, table: S
         )
         .to_resp());
     }
+    if has(&Fault::Unreachable) {
+        return Err(std::io::Error::other("injected: the request never reached the BE"));
+    }
     // Begin the transaction (FE: label check).
     let begin = state.with_db(&db, |d| {
         if !d.tables.contains_key(&table) {

@@ -420,3 +420,44 @@ async fn a_load_sent_without_a_recorded_outcome_counts_for_the_guard() {
     let e = load(g).await.unwrap_err();
     assert!(e.to_string().contains("under another select/where/delete_when"), "{e}");
 }
+
+/// A load an earlier run sent and never learned the outcome of, whose label
+/// StarRocks no longer knows: never received, or committed and forgotten
+/// since (StarRocks forgets a database's oldest finished loads first). It
+/// is sent again when a label the job committed before it is still known
+/// (it would be known too, had it committed); when that one is forgotten as
+/// well, the run stops rather than maybe load the chunk twice, unless
+/// --unknown-loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_load_is_sent_again_only_while_an_older_label_is_known() {
+    for forget in [false, true] {
+        let (sim, _state, mut f) = setup().await;
+        f.parallel = Some(1);
+        f.max_retries = Some(0);
+        // The third load's request is lost on the way: the run fails with
+        // it in flight, and StarRocks has no trace of its label.
+        sim.add_fault(FaultRule::on_request(3, Fault::Unreachable));
+        let e = load(f.clone()).await.unwrap_err();
+        assert_eq!(e.kind(), starload::ErrorKind::Infra, "{e}");
+        let rows = stored(&sim, "corpus", "t").len();
+        if forget {
+            sim.forget_labels("corpus");
+        }
+        let requests = sim.be_requests();
+        let again = load(f.clone()).await;
+        if !forget {
+            again.unwrap();
+            check_exact(&sim);
+            continue;
+        }
+        let e = again.unwrap_err();
+        assert_eq!(e.kind(), starload::ErrorKind::Verify, "{e}");
+        assert!(e.to_string().contains("--unknown-loads") && e.to_string().contains("no longer knows"), "{e}");
+        assert_eq!(sim.be_requests(), requests, "nothing sent");
+        assert_eq!(stored(&sim, "corpus", "t").len(), rows);
+        // The rows are not there: the user says so.
+        f.unknown_loads = Some("resend".into());
+        load(f).await.unwrap();
+        check_exact(&sim);
+    }
+}

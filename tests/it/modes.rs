@@ -406,7 +406,7 @@ async fn a_commit_sent_counts_as_visible_to_the_other_transform_guard() {
     assert!(text.contains("\"step\":\"atomic_committing\""), "{text}");
     let cut: String =
         text.lines().filter(|l| !l.contains("\"step\":\"atomic_committed\"")).map(|l| format!("{l}\n")).collect();
-    std::fs::write(&journal, cut).unwrap();
+    std::fs::write(&journal, &cut).unwrap();
     let requests = sim.be_requests();
     let mut g = f.clone();
     g.mode = Some("append".into());
@@ -416,12 +416,31 @@ async fn a_commit_sent_counts_as_visible_to_the_other_transform_guard() {
     assert_same(&oracle(|_| true), &stored(&sim, "db", "a"), &|_, v| v.clone());
     // The same job run again finds the label committed, sends nothing, and
     // reports the rows the transaction had prepared as already loaded.
-    let r = load(f).await.unwrap();
+    let r = load(f.clone()).await.unwrap();
     assert_eq!(sim.be_requests(), requests, "nothing sent");
     assert_eq!((r.load.chunks_skipped, r.load.rows_loaded), (r.load.chunks, 0));
     assert_eq!(r.load.rows_skipped, oracle(|_| true).len() as u64);
     let text = std::fs::read_to_string(&journal).unwrap();
     assert!(text.lines().last().unwrap().contains(&format!("\"rows\":{}", r.load.rows_skipped)), "{text}");
+    // Killed the same way, and StarRocks has forgotten the label since (it
+    // keeps a database's last 1000 finished loads): the rows may be in the
+    // table, so a new transaction is not begun.
+    std::fs::write(&journal, &cut).unwrap();
+    sim.forget_labels("db");
+    let e = load(f.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), starload::ErrorKind::Verify, "{e}");
+    assert!(e.to_string().contains("--unknown-loads"), "{e}");
+    assert_eq!(sim.be_requests(), requests, "nothing sent");
+    assert_same(&oracle(|_| true), &stored(&sim, "db", "a"), &|_, v| v.clone());
+    // The user finds the rows there and says so: done, nothing sent.
+    let mut g = f.clone();
+    g.unknown_loads = Some("committed".into());
+    let r = load(g).await.unwrap();
+    assert_eq!(sim.be_requests(), requests, "nothing sent");
+    assert_eq!((r.load.chunks_skipped, r.load.rows_skipped), (r.load.chunks, oracle(|_| true).len() as u64));
+    assert_same(&oracle(|_| true), &stored(&sim, "db", "a"), &|_, v| v.clone());
+    // And a run after that knows the job is done.
+    assert_eq!(load(f).await.unwrap().load.rows_loaded, 0);
 }
 
 /// A value an atomic job cannot deliver is named as an append names it:
