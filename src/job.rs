@@ -982,6 +982,65 @@ fn normalized_where(w: Option<&str>) -> String {
     }
 }
 
+/// `w` (a where clause, or a journal's [`normalized_where`] of one) in a
+/// form two spellings of one predicate share: outer parentheses dropped,
+/// conjuncts in order, `'x' = c` as `c = 'x'`, `c IN ('x')` as `c = 'x'`,
+/// then [`normalized_where`]'s case and spacing. Not every equivalent
+/// clause meets (two different forms are taken to pick different rows);
+/// a clause that does not parse is its normalized text.
+fn canonical_where(w: &str) -> String {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator as Op, Expr};
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    fn unwrap(e: Expr) -> Expr {
+        match e {
+            Expr::Nested(inner) => unwrap(*inner),
+            other => other,
+        }
+    }
+    fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
+        match unwrap(e) {
+            Expr::BinaryOp { left, op: Op::And, right } => {
+                conjuncts(*left, out);
+                conjuncts(*right, out);
+            }
+            other => out.push(other),
+        }
+    }
+    fn conjunct(e: Expr) -> Expr {
+        match e {
+            Expr::BinaryOp { left, op: op @ (Op::Eq | Op::NotEq), right }
+                if matches!(*left, Expr::Value(_)) && !matches!(*right, Expr::Value(_)) =>
+            {
+                Expr::BinaryOp { left: right, op, right: left }
+            }
+            Expr::InList { expr, mut list, negated } if list.len() == 1 => Expr::BinaryOp {
+                left: expr,
+                op: if negated { Op::NotEq } else { Op::Eq },
+                right: Box::new(list.remove(0)),
+            },
+            other => other,
+        }
+    }
+    let w = w.trim();
+    if w.is_empty() {
+        return String::new();
+    }
+    let Ok(e) = Parser::new(&GenericDialect {}).try_with_sql(w).and_then(|mut p| p.parse_expr()) else {
+        return normalized_where(Some(w));
+    };
+    let mut parts = Vec::new();
+    conjuncts(e, &mut parts);
+    // Each conjunct in parentheses: `(a OR b) AND c` is not `a OR b AND c`.
+    let mut parts: Vec<String> = parts
+        .into_iter()
+        .map(|c| format!("( {} )", normalized_where(Some(&conjunct(unwrap(c)).to_string()))))
+        .collect();
+    parts.sort();
+    parts.dedup();
+    parts.join(" and ")
+}
+
 /// Refuses a job whose files an earlier job over the same source and table
 /// loaded rows from under another transform with the same where clause (in
 /// any spelling: a select changed to CAST a value after a data error), or
@@ -998,7 +1057,7 @@ fn check_other_transforms(
     my_dirs: &[(String, String)],
 ) -> Result<()> {
     let Ok(dirs) = std::fs::read_dir(jobs) else { return Ok(()) };
-    let filter = normalized_where(p.settings.transform.filter.as_deref());
+    let filter = canonical_where(p.settings.transform.filter.as_deref().unwrap_or(""));
     let target = format!("{}.{}", p.settings.db, p.settings.table);
     for d in dirs.flatten() {
         let dir = d.path();
@@ -1035,7 +1094,7 @@ fn check_other_transforms(
                 }
                 continue;
             }
-            if !(filter.is_empty() || h.filter.is_empty() || filter == h.filter) {
+            if !(filter.is_empty() || h.filter.is_empty() || filter == canonical_where(&h.filter)) {
                 continue;
             }
             let theirs: std::collections::HashSet<&str> = h.files.iter().map(String::as_str).collect();
@@ -1669,6 +1728,38 @@ fn http_client(s: &Settings) -> Result<Client> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spellings_of_one_where_clause_meet() {
+        let one = |a: &str, b: &str| canonical_where(a) == canonical_where(b);
+        // And a journal's normalized text (earlier versions kept only that)
+        // reads as the clause it came from.
+        let stored = |a: &str| canonical_where(&normalized_where(Some(a)));
+        for (a, b) in [
+            ("dt = '2024-01-01'", "DT='2024-01-01'"),
+            ("dt = '2024-01-01'", "(dt = '2024-01-01')"),
+            ("dt = '2024-01-01'", "'2024-01-01' = dt"),
+            ("dt = '2024-01-01'", "dt IN ('2024-01-01')"),
+            ("dt = '2024-01-01'", "((dt = '2024-01-01'))"),
+            ("dt <> 'x'", "dt NOT IN ('x')"),
+            ("a = 1 AND b = 2", "(b = 2) and (a = 1)"),
+            ("a = 1 AND (b = 2 AND c = 3)", "c = 3 AND a = 1 AND b = 2"),
+        ] {
+            assert!(one(a, b), "{a} | {b}: {} vs {}", canonical_where(a), canonical_where(b));
+            assert!(canonical_where(a) == stored(b) && stored(a) == canonical_where(b), "{a} | {b} as stored");
+        }
+        for (a, b) in [
+            ("dt = '2024-01-01'", "dt = '2024-01-02'"),
+            ("dt = 'A'", "dt = 'a'"),
+            ("\"Dt\" = 'a'", "dt = 'a'"),
+            ("a = 1 OR b = 2 AND c = 3", "(a = 1 OR b = 2) AND c = 3"),
+            ("dt IN ('a', 'b')", "dt = 'a'"),
+            ("dt = '2024-01-01'", "dt >= '2024-01-01'"),
+        ] {
+            assert!(!one(a, b), "{a} | {b}: both {}", canonical_where(a));
+        }
+        assert_eq!(canonical_where(""), "");
+    }
 
     #[test]
     fn hive_partition_types_that_have_an_arrow_type_keep_it() {
