@@ -986,9 +986,10 @@ fn normalized_where(w: Option<&str>) -> String {
 /// form two spellings of one predicate share: outer parentheses dropped,
 /// conjuncts in order, `'x' = c` as `c = 'x'`, `c IN ('x')` as `c = 'x'`,
 /// then [`normalized_where`]'s case and spacing. Not every equivalent
-/// clause meets (two different forms are taken to pick different rows);
-/// a clause that does not parse is its normalized text.
-fn canonical_where(w: &str) -> String {
+/// clause meets (two different forms are taken to pick different rows).
+/// `None` for a clause that does not parse as one expression to its end
+/// (a journal's token form loses the escapes of `'O''Brien'`).
+fn canonical_where(w: &str) -> Option<String> {
     use datafusion::sql::sqlparser::ast::{BinaryOperator as Op, Expr};
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::parser::Parser;
@@ -1022,13 +1023,19 @@ fn canonical_where(w: &str) -> String {
             other => other,
         }
     }
+    use datafusion::sql::sqlparser::tokenizer::Token;
     let w = w.trim();
     if w.is_empty() {
-        return String::new();
+        return Some(String::new());
     }
-    let Ok(e) = Parser::new(&GenericDialect {}).try_with_sql(w).and_then(|mut p| p.parse_expr()) else {
-        return normalized_where(Some(w));
-    };
+    let e = Parser::new(&GenericDialect {})
+        .try_with_sql(w)
+        .and_then(|mut p| {
+            let e = p.parse_expr()?;
+            Ok((e, p.peek_token().token == Token::EOF))
+        })
+        .ok()
+        .and_then(|(e, whole)| whole.then_some(e))?;
     let mut parts = Vec::new();
     conjuncts(e, &mut parts);
     // Each conjunct in parentheses: `(a OR b) AND c` is not `a OR b AND c`.
@@ -1038,7 +1045,15 @@ fn canonical_where(w: &str) -> String {
         .collect();
     parts.sort();
     parts.dedup();
-    parts.join(" and ")
+    Some(parts.join(" and "))
+}
+
+/// Whether a where clause and a journal's normalized one are the same
+/// clause: the same text (as journals have always compared them), or the
+/// same canonical form ([`canonical_where`]).
+fn same_where(w: Option<&str>, stored: &str) -> bool {
+    let mine = normalized_where(w);
+    mine == stored || canonical_where(w.unwrap_or("")).is_some_and(|c| Some(c) == canonical_where(stored))
 }
 
 /// Refuses a job whose files an earlier job over the same source and table
@@ -1057,7 +1072,7 @@ fn check_other_transforms(
     my_dirs: &[(String, String)],
 ) -> Result<()> {
     let Ok(dirs) = std::fs::read_dir(jobs) else { return Ok(()) };
-    let filter = canonical_where(p.settings.transform.filter.as_deref().unwrap_or(""));
+    let filter = normalized_where(p.settings.transform.filter.as_deref());
     let target = format!("{}.{}", p.settings.db, p.settings.table);
     for d in dirs.flatten() {
         let dir = d.path();
@@ -1094,7 +1109,10 @@ fn check_other_transforms(
                 }
                 continue;
             }
-            if !(filter.is_empty() || h.filter.is_empty() || filter == canonical_where(&h.filter)) {
+            if !(filter.is_empty()
+                || h.filter.is_empty()
+                || same_where(p.settings.transform.filter.as_deref(), &h.filter))
+            {
                 continue;
             }
             let theirs: std::collections::HashSet<&str> = h.files.iter().map(String::as_str).collect();
@@ -1731,10 +1749,8 @@ mod tests {
 
     #[test]
     fn spellings_of_one_where_clause_meet() {
-        let one = |a: &str, b: &str| canonical_where(a) == canonical_where(b);
-        // And a journal's normalized text (earlier versions kept only that)
-        // reads as the clause it came from.
-        let stored = |a: &str| canonical_where(&normalized_where(Some(a)));
+        let one = |a: &str, b: &str| same_where(Some(a), &normalized_where(Some(b)));
+        let stored = |a: &str| normalized_where(Some(a));
         for (a, b) in [
             ("dt = '2024-01-01'", "DT='2024-01-01'"),
             ("dt = '2024-01-01'", "(dt = '2024-01-01')"),
@@ -1745,9 +1761,15 @@ mod tests {
             ("a = 1 AND b = 2", "(b = 2) and (a = 1)"),
             ("a = 1 AND (b = 2 AND c = 3)", "c = 3 AND a = 1 AND b = 2"),
         ] {
-            assert!(one(a, b), "{a} | {b}: {} vs {}", canonical_where(a), canonical_where(b));
-            assert!(canonical_where(a) == stored(b) && stored(a) == canonical_where(b), "{a} | {b} as stored");
+            assert!(one(a, b) && one(b, a), "{a} | {b}: {:?} vs {:?}", canonical_where(a), canonical_where(b));
         }
+        // A journal keeps the token form, whose quotes lose their escapes:
+        // the same clause still meets (by its text), a clause it misreads
+        // as does not.
+        let obrien = "name = 'O''Brien'";
+        assert!(same_where(Some(obrien), &stored(obrien)));
+        assert!(same_where(Some("NAME='O''Brien'"), &stored(obrien)));
+        assert!(!same_where(Some("code = 'x'"), &stored("code = 'x''y''z'")));
         for (a, b) in [
             ("dt = '2024-01-01'", "dt = '2024-01-02'"),
             ("dt = 'A'", "dt = 'a'"),
@@ -1756,9 +1778,9 @@ mod tests {
             ("dt IN ('a', 'b')", "dt = 'a'"),
             ("dt = '2024-01-01'", "dt >= '2024-01-01'"),
         ] {
-            assert!(!one(a, b), "{a} | {b}: both {}", canonical_where(a));
+            assert!(!one(a, b) && !one(b, a), "{a} | {b}: both {:?}", canonical_where(a));
         }
-        assert_eq!(canonical_where(""), "");
+        assert_eq!(canonical_where("").as_deref(), Some(""));
     }
 
     #[test]
