@@ -370,6 +370,16 @@ impl Client {
             .await;
         let resp = match resp {
             Ok(r) => r,
+            // No connection to the BE: nothing reached it, so no transaction
+            // began (the FE's redirect begins none). Known, not unknown: a
+            // load StarRocks never saw must not wait on its label's state.
+            Err(e) if e.is_connect() => {
+                return Attempt::Refused(Verdict::Retry(format!(
+                    "cannot connect to BE {}: {}",
+                    host_of(&be),
+                    err_chain(&e)
+                )));
+            }
             Err(e) => return Attempt::Lost(format!("upload to {} failed: {}", host_of(&be), err_chain(&e))),
         };
         let status = resp.status();
@@ -651,6 +661,28 @@ mod tests {
         assert_eq!(r.status, "FAILED");
         assert_eq!(r.message, "no backend");
         assert!(LoadReply::parse(b"<html>").is_none());
+    }
+
+    /// A BE nothing listens on: the upload never reached StarRocks, which
+    /// is known (refused, to be retried), not an unknown outcome.
+    #[tokio::test]
+    async fn an_upload_that_cannot_connect_is_refused_not_lost() {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = dead.local_addr().unwrap().port();
+        drop(dead);
+        let c = Client::new(HttpSettings {
+            fe: url::Url::parse("http://127.0.0.1:1").unwrap(),
+            user: "root".into(),
+            password: Secret::new(""),
+            ca_file: None,
+            connect_timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        let be = url::Url::parse(&format!("http://127.0.0.1:{port}/api/db/t/_stream_load")).unwrap();
+        match c.upload(be, &HeaderMap::new(), reqwest::Body::from("1\n"), Duration::from_secs(5)).await {
+            Attempt::Refused(Verdict::Retry(m)) => assert!(m.contains("cannot connect"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

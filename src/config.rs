@@ -74,11 +74,12 @@ pub struct JobFile {
     /// `--mode overwrite` of an unpartitioned table whose source has no rows
     /// (after the where clause) empties the table; refused unless true.
     pub allow_empty: Option<bool>,
-    /// What to do with a load an earlier run sent without learning its
-    /// outcome, when StarRocks no longer knows its label and nothing shows
-    /// it never committed: `stop` (default), `resend` (the table lacks its
-    /// rows), `committed` (the table holds them).
-    pub unknown_loads: Option<String>,
+    /// Loads an earlier run sent without learning their outcome, whose
+    /// labels StarRocks no longer knows and nothing shows never committed
+    /// (a run stops on them and names them): label → `resend` (the table
+    /// lacks the load's rows) or `committed` (it holds them).
+    #[serde(default)]
+    pub unknown_loads: BTreeMap<String, String>,
     /// Load only shard `i` of `n` of the chunk plan (`"0/4"`); `finalize`
     /// completes the job.
     pub shard: Option<String>,
@@ -241,7 +242,7 @@ impl JobFile {
             max_txn_bytes: self.max_txn_bytes.or(other.max_txn_bytes),
             new_job: self.new_job.or(other.new_job),
             allow_empty: self.allow_empty.or(other.allow_empty),
-            unknown_loads: self.unknown_loads.or(other.unknown_loads),
+            unknown_loads: if self.unknown_loads.is_empty() { other.unknown_loads } else { self.unknown_loads },
             shard: self.shard.or(other.shard),
             metrics_file: self.metrics_file.or(other.metrics_file),
             metrics_pushgateway: self.metrics_pushgateway.or(other.metrics_pushgateway),

@@ -86,8 +86,8 @@ pub struct Settings {
     pub new_job: bool,
     /// Let an overwrite with no rows empty an unpartitioned table.
     pub allow_empty: bool,
-    /// Loads of unknown outcome whose labels StarRocks forgot.
-    pub unknown_loads: crate::load::UnknownLoads,
+    /// Answers for loads of unknown outcome whose labels StarRocks forgot.
+    pub unknown_loads: std::collections::BTreeMap<String, crate::load::UnknownLoad>,
     /// HTTP timeout of one Stream Load.
     pub http_timeout: Option<Duration>,
     /// Body compression.
@@ -280,7 +280,11 @@ impl Settings {
             max_txn_bytes: f.max_txn_bytes.map(|b| b.0).unwrap_or(10 << 30),
             new_job: f.new_job.unwrap_or(false),
             allow_empty: f.allow_empty.unwrap_or(false),
-            unknown_loads: crate::load::UnknownLoads::parse(f.unknown_loads.as_deref().unwrap_or("stop"))?,
+            unknown_loads: f
+                .unknown_loads
+                .iter()
+                .map(|(l, a)| Ok((l.clone(), crate::load::UnknownLoad::parse(l, a)?)))
+                .collect::<Result<_>>()?,
             http_timeout: f.http_timeout_secs.map(Duration::from_secs),
             compress: crate::compress::Compression::parse(f.compress.as_deref().unwrap_or("none"))?,
             retry_base: Duration::from_millis(f.retry_base_ms.unwrap_or(500)),
@@ -398,14 +402,28 @@ fn check_int96_writer_zones(plan: &crate::plan::Plan, s: &Settings) -> Result<()
                 | "-00:00"
         )
     };
+    // Java names fixed offsets `GMT+08:00`, `UTC+8`: starload `+08:00`.
+    let java = |z: &str| -> String {
+        let t = z.trim();
+        let rest = ["GMT", "UTC", "UT"].iter().find_map(|p| t.strip_prefix(p)).filter(|r| r.starts_with(['+', '-']));
+        let Some(r) = rest else { return t.to_string() };
+        let (sign, hm) = r.split_at(1);
+        let (h, m) = hm.split_once(':').unwrap_or((hm, "0"));
+        match (h.parse::<u32>(), m.parse::<u32>()) {
+            (Ok(h), Ok(m)) if h <= 18 && m < 60 => format!("{sign}{h:02}:{m:02}"),
+            _ => t.to_string(),
+        }
+    };
     let same = |z: &str| match s.zone {
-        Zone::Utc => utc_like(z),
-        _ => Zone::parse(z).is_ok_and(|w| w == s.zone),
+        Zone::Utc => utc_like(z) || Zone::parse(&java(z)).is_ok_and(|w| w == Zone::Utc),
+        _ => Zone::parse(&java(z)).is_ok_and(|w| w == s.zone),
     };
     for (i, f) in plan.files.iter().enumerate() {
         if let Some(z) = f.int96_writer_zone.as_deref()
+            && f.int96_columns.iter().any(|c| s.transform.may_read(c))
             && !same(z)
         {
+            let z = java(z);
             return Err(Error::config(format!(
                 "`{}`: Hive wrote its INT96 timestamps from time zone `{z}` (writer.time.zone) and shows them as that \
                  zone's wall-clock times; this job would store them as {} times. Name the zone: --timezone {z} \
@@ -1297,6 +1315,7 @@ impl RunCtx {
         let s = &self.prepared.settings;
         let mut options = self.options.clone();
         options.extra_headers.extend(extra.iter().cloned());
+        options.counted = s.mode == Mode::Overwrite;
         Arc::new(Job {
             scanner: self.prepared.scanner.clone(),
             encoder: self.prepared.encoder.clone(),
@@ -1547,7 +1566,7 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
         http_timeout: s.http_timeout,
         compress: s.compress,
         backoff_base: s.retry_base,
-        unknown_loads: s.unknown_loads,
+        unknown_loads: s.unknown_loads.clone(),
         ..LoadOptions::default()
     };
     let fingerprint = p.plan.fingerprint.clone();

@@ -90,6 +90,12 @@ pub struct PartRecord {
     pub bytes: u64,
     /// Wire format (`csv` or `json`).
     pub format: String,
+    /// The reply said `Success`: the load was visible when recorded (not
+    /// `Publish Timeout`, or a commit learned from the label's state). Only
+    /// such a load can witness for a later one ([`Journal::witness`]):
+    /// StarRocks queues a load for forgetting once it is visible.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub visible: bool,
 }
 
 /// A finished chunk: every part that had rows is committed.
@@ -167,6 +173,12 @@ pub enum ModeRecord {
         /// journals of earlier versions.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rows: Option<u64>,
+    },
+    /// The commit of the atomic transaction was sent and the transaction is
+    /// known aborted since: its rows are not in the table.
+    AtomicAborted {
+        /// Label.
+        label: String,
     },
     /// The atomic transaction committed.
     AtomicCommitted {
@@ -347,7 +359,9 @@ impl JournalView {
             Record::Committed(c) => {
                 self.started.remove(&c.label);
                 self.witnesses.remove(&c.label);
-                self.last_committed = Some(c.label.clone());
+                if c.visible {
+                    self.last_committed = Some(c.label.clone());
+                }
                 self.committed.insert(c.label.clone(), c);
             }
             Record::Done(d) => {
@@ -431,6 +445,9 @@ impl JournalView {
             ModeRecord::AtomicCommitting { label, .. } => Some(format!(
                 "atomic transaction `{label}`: commit sent, its outcome not recorded (the next run finds it out)"
             )),
+            ModeRecord::AtomicAborted { label } => {
+                Some(format!("atomic transaction `{label}` aborted after its commit was sent; the next run starts over"))
+            }
             ModeRecord::AtomicCommitted { label, rows } => {
                 Some(format!("atomic transaction `{label}` committed ({rows} rows): done"))
             }
@@ -619,8 +636,8 @@ impl Journal {
     }
 
     /// For a label in flight, a label of the same job (so of the same
-    /// database) that StarRocks committed before this one was started. It
-    /// finished first, so StarRocks, which forgets the labels of a
+    /// database) that StarRocks had made visible before this one was
+    /// started. It finished first, so StarRocks, which forgets the labels of a
     /// database's oldest finished loads first, forgets it no later: while it
     /// still knows it, it would know the label in flight had that committed.
     pub fn witness(&self, label: &str) -> Option<&str> {
@@ -730,6 +747,7 @@ mod tests {
             loaded: Some(5),
             bytes: 10,
             format: "csv".into(),
+            visible: true,
         }
     }
 
@@ -762,6 +780,9 @@ mod tests {
             j.started(3, "l_3").unwrap();
             j.started(4, "l_4").unwrap();
             j.rejected(4, "l_4").unwrap();
+            // A commit not yet visible (Publish Timeout) witnesses nothing.
+            j.committed(PartRecord { visible: false, ..rec(5) }).unwrap();
+            j.started(6, "l_6").unwrap();
             assert_eq!(j.witness("l_2"), Some("l_1"));
         }
         // The same after reading the journal again.
@@ -771,6 +792,7 @@ mod tests {
         assert_eq!(j.witness("l_2"), Some("l_1"), "l_0 committed after l_2 started");
         assert_eq!(j.witness("l_3"), Some("l_0"));
         assert_eq!(j.witness("l_4"), None, "rejected");
+        assert_eq!(j.witness("l_6"), Some("l_0"), "l_5 was not visible yet");
         assert!(j.in_flight("l_2") && j.in_flight("l_3"));
     }
 

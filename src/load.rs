@@ -47,33 +47,33 @@ pub struct LoadOptions {
     pub http_timeout: Option<Duration>,
     /// Body compression (CSV bodies only).
     pub compress: crate::compress::Compression,
-    /// A load of unknown outcome whose label StarRocks forgot (see
-    /// [`forgotten_in_flight`]).
-    pub unknown_loads: UnknownLoads,
+    /// The user's answers for loads of unknown outcome whose labels
+    /// StarRocks forgot, by label (see [`forgotten_in_flight`]).
+    pub unknown_loads: std::collections::BTreeMap<String, UnknownLoad>,
+    /// The rows go where they are counted before they become visible (an
+    /// overwrite's temporary partitions or shadow table): a load counted
+    /// twice fails that check, so a forgotten one is simply sent again.
+    pub counted: bool,
 }
 
-/// What to do with a load an earlier run sent without learning its
+/// The user's answer for a load an earlier run sent without learning its
 /// outcome, when StarRocks no longer knows its label and nothing shows it
-/// never committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum UnknownLoads {
-    /// Stop the run (exit 5): the user looks at the table.
-    #[default]
-    Stop,
+/// never committed (without one the run stops and names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownLoad {
     /// Send it again: the table lacks its rows.
     Resend,
     /// Take it as committed: the table holds its rows.
     Committed,
 }
 
-impl UnknownLoads {
-    /// Parses `stop`, `resend` or `committed`.
-    pub fn parse(s: &str) -> Result<UnknownLoads> {
+impl UnknownLoad {
+    /// Parses the answer `resend` or `committed` for `label`.
+    pub fn parse(label: &str, s: &str) -> Result<UnknownLoad> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "stop" => Ok(UnknownLoads::Stop),
-            "resend" => Ok(UnknownLoads::Resend),
-            "committed" => Ok(UnknownLoads::Committed),
-            _ => Err(Error::config(format!("unknown_loads `{s}` must be stop, resend or committed"))),
+            "resend" => Ok(UnknownLoad::Resend),
+            "committed" => Ok(UnknownLoad::Committed),
+            _ => Err(Error::config(format!("unknown_loads: `{label}` = `{s}` must be resend or committed"))),
         }
     }
 }
@@ -100,7 +100,8 @@ impl Default for LoadOptions {
             per_be: 4,
             http_timeout: None,
             compress: Default::default(),
-            unknown_loads: UnknownLoads::Stop,
+            unknown_loads: Default::default(),
+            counted: false,
         }
     }
 }
@@ -264,8 +265,22 @@ pub async fn run(job: Arc<Job>) -> Result<LoadReport> {
     counters.report.lock().unwrap().chunks = job.chunks.len();
     // Loads an earlier run left unsettled are not this run's to settle: a
     // label StarRocks has forgotten (days later) may have committed.
-    let earlier: std::collections::HashSet<String> =
-        job.journal.lock().unwrap().unsettled().into_iter().map(|(l, _)| l).collect();
+    let unsettled = job.journal.lock().unwrap().unsettled();
+    let earlier: std::collections::HashSet<String> = unsettled.iter().map(|(l, _)| l.clone()).collect();
+    // Loads of unknown outcome that nothing resolves: all named at once,
+    // before anything is sent (the user answers each).
+    let mut unresolved = Vec::new();
+    for (label, index) in &unsettled {
+        let Some(chunk) = job.chunks.iter().find(|c| c.index == *index) else { continue };
+        let deadline = Duration::from_secs(load_timeout(&job.options, chunk) + 120);
+        if settle(&job, label, deadline).await? == LabelState::Unknown && forgotten_answer(&job, label).await?.is_none()
+        {
+            unresolved.push((label.clone(), chunk));
+        }
+    }
+    if !unresolved.is_empty() {
+        return Err(forgotten_error(&job, &unresolved));
+    }
     use futures::TryStreamExt;
     let result = futures::stream::iter(job.chunks.clone().into_iter().map(Ok::<_, Error>))
         .try_for_each_concurrent(job.options.parallel.max(1), |chunk| {
@@ -961,68 +976,85 @@ async fn settle(job: &Job, label: &str, deadline: Duration) -> Result<LabelState
 /// StarRocks does not know: never received, or committed and forgotten
 /// since (StarRocks keeps the labels of a database's last
 /// `label_keep_max_num` finished loads, 1000 by default, for at most
-/// `label_keep_max_second`). It may be sent again only when a label the job
-/// committed before it was started is still known: StarRocks forgets the
-/// oldest first, so it would still know this one had it committed.
-/// Otherwise the run stops rather than maybe load the rows twice.
-/// Returns what to take the load as: aborted (send it again) or committed.
-async fn forgotten_in_flight(job: &Job, chunk: &Chunk, label: &str) -> Result<LabelState> {
+/// `label_keep_max_second`). It is sent again when a label the job
+/// committed before it was started is still known (StarRocks forgets the
+/// oldest first, so it would still know this one had it committed), or when
+/// its rows are counted before they become visible (overwrite); else as the
+/// user answered for it (`--unknown-loads LABEL=…`). `None`: no answer, the
+/// run must stop rather than maybe load the rows twice.
+async fn forgotten_answer(job: &Job, label: &str) -> Result<Option<LabelState>> {
     let witness = job.journal.lock().unwrap().witness(label).map(str::to_string);
     if let Some(w) = &witness
         && job.client.label_state(&job.db, w).await? == LabelState::Committed
     {
-        return Ok(LabelState::Aborted);
+        return Ok(Some(LabelState::Aborted));
     }
-    match job.options.unknown_loads {
-        UnknownLoads::Resend => {
-            tracing::warn!(label, "sending again a load StarRocks no longer knows (--unknown-loads resend)");
-            return Ok(LabelState::Aborted);
-        }
-        UnknownLoads::Committed => {
-            tracing::warn!(label, "taking a load StarRocks no longer knows as committed (--unknown-loads committed)");
-            return Ok(LabelState::Committed);
-        }
-        UnknownLoads::Stop => {}
+    if job.options.counted {
+        return Ok(Some(LabelState::Aborted));
     }
-    Err(Error::verify(format!(
-        "chunk {}: an earlier run sent load `{label}` and never learned its outcome, and StarRocks no longer knows the \
-         label ({}): it may have committed and been forgotten, so sending it again could load its rows twice. Check \
-         whether `{}.{}` holds the chunk's rows ({}), and run again with --unknown-loads resend if it does not, \
-         --unknown-loads committed if it does",
-        chunk.index,
-        match &witness {
-            Some(w) => format!("nor `{w}`, which committed before it"),
-            None => "no label the job committed before it can tell".to_string(),
-        },
-        job.db,
-        job.table,
-        chunk
-            .slices
-            .iter()
-            .map(|s| format!("{} rows {}..{}", job.scanner.plan().file_name(s.file), s.first_row, s.first_row + s.rows))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )))
+    Ok(match job.options.unknown_loads.get(label) {
+        Some(UnknownLoad::Resend) => {
+            tracing::warn!(label, "sending again a load StarRocks no longer knows, as answered");
+            Some(LabelState::Aborted)
+        }
+        Some(UnknownLoad::Committed) => {
+            tracing::warn!(label, "taking a load StarRocks no longer knows as committed, as answered");
+            Some(LabelState::Committed)
+        }
+        None => None,
+    })
 }
 
-/// Records a committed part in the journal.
-fn commit_part(
-    job: &Job,
-    chunk: &Chunk,
-    part: Part,
+/// The loads of unknown outcome a run stops on (see [`forgotten_answer`]),
+/// each as its label and the rows it carries.
+fn forgotten_error(job: &Job, loads: &[(String, &Chunk)]) -> Error {
+    let list: Vec<String> = loads
+        .iter()
+        .map(|(label, chunk)| {
+            let rows: Vec<String> = chunk
+                .slices
+                .iter()
+                .map(|s| {
+                    format!("{} rows {}..{}", job.scanner.plan().file_name(s.file), s.first_row, s.first_row + s.rows)
+                })
+                .collect();
+            format!("`{label}` (chunk {}: {})", chunk.index, rows.join(", "))
+        })
+        .collect();
+    Error::verify(format!(
+        "an earlier run sent {} and never learned {}, and StarRocks no longer knows {} nor any label the job committed \
+         before: each may have committed and been forgotten, so sending it again could load its rows twice. Check \
+         whether `{}.{}` holds the rows named, and run again with --unknown-loads LABEL=resend for a load whose rows \
+         are not there, --unknown-loads LABEL=committed for one whose rows are",
+        if list.len() == 1 { format!("load {}", list[0]) } else { format!("loads {}", list.join("; ")) },
+        if list.len() == 1 { "its outcome" } else { "their outcomes" },
+        if list.len() == 1 { "its label" } else { "their labels" },
+        job.db,
+        job.table,
+    ))
+}
+
+/// What a committed part's record says beyond its label.
+#[derive(Debug, Default)]
+struct Commit {
     txn_id: Option<i64>,
     rows: Option<u64>,
     loaded: Option<u64>,
     bytes: u64,
-) -> Result<()> {
+    visible: bool,
+}
+
+/// Records a committed part in the journal.
+fn commit_part(job: &Job, chunk: &Chunk, part: Part, c: Commit) -> Result<()> {
     job.journal.lock().unwrap().committed(PartRecord {
         index: chunk.index,
         label: part_label(chunk, part),
-        txn_id,
-        rows,
-        loaded,
-        bytes,
+        txn_id: c.txn_id,
+        rows: c.rows,
+        loaded: c.loaded,
+        bytes: c.bytes,
         format: part.name().into(),
+        visible: c.visible,
     })
 }
 
@@ -1057,11 +1089,13 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
         let in_flight = job.journal.lock().unwrap().in_flight(&label);
         if in_flight {
             let state = match settle(job, &label, settle_deadline).await? {
-                LabelState::Unknown => forgotten_in_flight(job, chunk, &label).await?,
+                LabelState::Unknown => forgotten_answer(job, &label)
+                    .await?
+                    .ok_or_else(|| forgotten_error(job, &[(label.clone(), chunk)]))?,
                 s => s,
             };
             if state == LabelState::Committed {
-                commit_part(job, chunk, part, None, None, None, 0)?;
+                commit_part(job, chunk, part, Commit::default())?;
             }
         }
     }
@@ -1083,7 +1117,7 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
     if !known {
         for part in Part::ALL {
             if let Ok(LabelState::Committed) = job.client.label_state(&job.db, &part_label(chunk, part)).await {
-                commit_part(job, chunk, part, None, None, None, 0)?;
+                commit_part(job, chunk, part, Commit::default())?;
             }
         }
     }
@@ -1141,7 +1175,9 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
                         )));
                     }
                     fresh[u.part as usize] |= !was_earlier;
-                    commit_part(job, chunk, u.part, r.txn_id, rows, loaded, sent_bytes[u.part as usize])?;
+                    let visible = !was_earlier && r.status.eq_ignore_ascii_case("success");
+                    let bytes = sent_bytes[u.part as usize];
+                    commit_part(job, chunk, u.part, Commit { txn_id: r.txn_id, rows, loaded, bytes, visible })?;
                 }
                 Verdict::Ambiguous(why) => {
                     tracing::warn!(chunk = chunk.index, label = %label, "outcome unknown ({why}); checking the label's state");
@@ -1150,7 +1186,8 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
                             // An aborted body cannot commit: when this pass's
                             // body was incomplete, an earlier run committed it.
                             fresh[u.part as usize] |= rows.is_some();
-                            commit_part(job, chunk, u.part, None, rows, None, sent_bytes[u.part as usize])?;
+                            let bytes = sent_bytes[u.part as usize];
+                            commit_part(job, chunk, u.part, Commit { rows, bytes, ..Commit::default() })?;
                         }
                         state => {
                             if state == LabelState::Aborted {

@@ -128,9 +128,9 @@ struct JobArgs {
     /// Overwrite: let a source with no rows empty an unpartitioned table.
     #[arg(long)]
     allow_empty: bool,
-    /// A load an earlier run never learned the outcome of, whose label StarRocks forgot: stop, resend (the table lacks its rows) or committed (it holds them).
-    #[arg(long)]
-    unknown_loads: Option<String>,
+    /// A load an earlier run never learned the outcome of, whose label StarRocks forgot (a run stops and names it): LABEL=resend (the table lacks its rows) or LABEL=committed (it holds them); repeatable.
+    #[arg(long = "unknown-loads", value_name = "LABEL=ANSWER")]
+    unknown_loads: Vec<String>,
     /// Load only shard i of n of the chunk plan (e.g. 0/4); run `finalize` after all shards.
     #[arg(long)]
     shard: Option<String>,
@@ -657,7 +657,17 @@ fn job_file(a: &JobArgs) -> Result<JobFile> {
         merge_condition: a.merge_condition.clone(),
         new_job: a.new_job.then_some(true),
         allow_empty: a.allow_empty.then_some(true),
-        unknown_loads: a.unknown_loads.clone(),
+        unknown_loads: {
+            let mut m = std::collections::BTreeMap::new();
+            for d in &a.unknown_loads {
+                let (k, v) =
+                    d.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).ok_or_else(|| {
+                        Error::config(format!("--unknown-loads `{d}` must be LABEL=resend or LABEL=committed"))
+                    })?;
+                m.insert(k, v);
+            }
+            m
+        },
         shard: a.shard.clone(),
         bitmap_dict: {
             let mut m = std::collections::BTreeMap::new();

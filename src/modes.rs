@@ -766,16 +766,10 @@ pub(crate) async fn atomic(ctx: &RunCtx) -> Result<LoadReport> {
                 rollback(ctx, &label).await?;
             }
             LabelState::Unknown
-                if ctx.options.unknown_loads != load::UnknownLoads::Resend
-                    && ctx
-                        .journal
-                        .lock()
-                        .unwrap()
-                        .modes()
-                        .iter()
-                        .any(|m| matches!(m, ModeRecord::AtomicCommitting { label: l, .. } if *l == label)) =>
+                if ctx.options.unknown_loads.get(&label) != Some(&load::UnknownLoad::Resend)
+                    && commit_sent(&ctx.journal.lock().unwrap(), &label) =>
             {
-                if ctx.options.unknown_loads == load::UnknownLoads::Committed {
+                if ctx.options.unknown_loads.get(&label) == Some(&load::UnknownLoad::Committed) {
                     let rows = ctx.journal.lock().unwrap().modes().iter().rev().find_map(|m| match m {
                         ModeRecord::AtomicCommitting { label: l, rows } if *l == label => *rows,
                         _ => None,
@@ -799,7 +793,7 @@ pub(crate) async fn atomic(ctx: &RunCtx) -> Result<LoadReport> {
                     "an earlier run sent the commit of transaction `{label}` and never learned its outcome, and \
                      StarRocks no longer knows the label: it may have committed and been forgotten, so loading again \
                      could load every row twice. Check whether `{}.{}` holds the job's rows, and run again with \
-                     --unknown-loads resend if it does not, --unknown-loads committed if it does",
+                     --unknown-loads {label}=resend if it does not, --unknown-loads {label}=committed if it does",
                     s.db, s.table
                 )));
             }
@@ -849,6 +843,20 @@ pub(crate) async fn atomic(ctx: &RunCtx) -> Result<LoadReport> {
             }
         }
     }
+}
+
+/// Whether the journal's last word on atomic transaction `label` is that
+/// its commit was sent (not that it aborted since).
+fn commit_sent(j: &crate::journal::Journal, label: &str) -> bool {
+    j.modes()
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            ModeRecord::AtomicCommitting { label: l, .. } if l == label => Some(true),
+            ModeRecord::AtomicAborted { label: l } if l == label => Some(false),
+            _ => None,
+        })
+        .unwrap_or(false)
 }
 
 enum TxnOutcome {
@@ -1019,7 +1027,14 @@ async fn run_txn(ctx: &RunCtx, label: &str, floor: Part, timeout: u64) -> Result
             // Unknown: the label's state decides.
             match ctx.client.label_state_patiently(&p.settings.db, label, Duration::from_secs(180)).await? {
                 LabelState::Committed => Ok(TxnOutcome::Committed { rows, bytes }),
-                _ => txn_verdict("commit", other).map(|_| TxnOutcome::Committed { rows, bytes }),
+                state => {
+                    if state == LabelState::Aborted {
+                        // The commit did not take: a later run that finds
+                        // the label forgotten need not wonder.
+                        ctx.journal.lock().unwrap().mode(ModeRecord::AtomicAborted { label: label.to_string() })?;
+                    }
+                    txn_verdict("commit", other).map(|_| TxnOutcome::Committed { rows, bytes })
+                }
             }
         }
     }

@@ -91,6 +91,8 @@ pub struct FileInfo {
     /// timestamps from (`writer.time.zone`), if it has INT96 columns: Hive
     /// shows them as that zone's wall-clock times.
     pub int96_writer_zone: Option<String>,
+    /// Top-level columns holding INT96 values.
+    pub int96_columns: Vec<String>,
 }
 
 /// Top-level columns whose min/max a writer may have got wrong, which
@@ -374,6 +376,14 @@ pub async fn read_footers(
             let by_spark =
                 fm.key_value_metadata().is_some_and(|kv| kv.iter().any(|e| e.key == "org.apache.spark.version"));
             let int96_nanos = !by_spark && has_int96;
+            let mut int96_columns: Vec<String> = fm
+                .schema_descr()
+                .columns()
+                .iter()
+                .filter(|c| c.physical_type() == parquet::basic::Type::INT96)
+                .map(|c| c.path().parts()[0].clone())
+                .collect();
+            int96_columns.dedup();
             let int96_writer_zone = has_int96
                 .then(|| fm.key_value_metadata()?.iter().find(|e| e.key == "writer.time.zone")?.value.clone())
                 .flatten();
@@ -409,6 +419,7 @@ pub async fn read_footers(
                 page_index_ok,
                 untrusted_stats,
                 int96_writer_zone,
+                int96_columns,
             };
             Ok((info, schema, agrees))
         }
@@ -1172,6 +1183,7 @@ mod tests {
             page_index_ok: true,
             untrusted_stats: Vec::new(),
             int96_writer_zone: None,
+            int96_columns: vec![],
         }
     }
 

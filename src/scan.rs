@@ -105,6 +105,21 @@ impl Transform {
             .chain(self.dicts.iter().map(|(_, e)| e.as_str()))
             .any(|t| identifiers(t).iter().any(|w| CLOCK.contains(&w.as_str())))
     }
+    /// Whether the job may read source column `column`: every column
+    /// without a select (or with `*` in it), else a column its texts name.
+    pub fn may_read(&self, column: &str) -> bool {
+        let Some(select) = &self.select else { return true };
+        if select.contains('*') {
+            return true;
+        }
+        let texts = [Some(select), self.filter.as_ref(), self.delete_when.as_ref()].into_iter().flatten();
+        let column = column.to_ascii_lowercase();
+        texts
+            .map(String::as_str)
+            .chain(self.dicts.iter().map(|(_, e)| e.as_str()))
+            .any(|t| identifiers(t).contains(&column))
+    }
+
     /// Identifiers the delete predicate mentions (lower-cased).
     pub fn delete_columns(&self) -> Vec<String> {
         self.delete_when.as_deref().map(identifiers).unwrap_or_default()

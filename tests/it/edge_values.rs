@@ -451,8 +451,25 @@ pq.write_table(t, sys.argv[1] + "/000000_0", use_deprecated_int96_timestamps=Tru
         load(f).await.unwrap();
         assert_eq!(stored(&sim, "db", "t")["1"]["ts"], stored_ts(want), "--timezone {zone}");
     }
+    // A job that does not read the INT96 column has nothing to decide.
+    let sim2 = ts_table_sim().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim2, shanghai.path(), "db.t", state.path());
+    f.transform.select = Some("id".into());
+    load(f).await.unwrap();
+    assert_eq!(stored(&sim2, "db", "t")["1"]["ts"], json!(null));
+    // Java's name for a fixed offset: suggested as starload spells it.
+    let java = write("GMT+08:00");
+    let state = tempfile::tempdir().unwrap();
+    let e = load(job_file(&sim, java.path(), "db.t", state.path())).await.unwrap_err();
+    assert!(e.to_string().contains("--timezone +08:00 "), "{e}");
+    let sim3 = ts_table_sim().await;
+    let mut f = job_file(&sim3, java.path(), "db.t", state.path());
+    f.timezone = Some("+08:00".into());
+    load(f).await.unwrap();
+    assert_eq!(stored(&sim3, "db", "t")["1"]["ts"], stored_ts("2024-01-01 08:30:00"));
     // Written from UTC (or GMT, as Java names it): nothing to decide.
-    for zone in ["UTC", "GMT", "Etc/UTC"] {
+    for zone in ["UTC", "GMT", "Etc/UTC", "GMT+00:00"] {
         let dir = write(zone);
         let sim = ts_table_sim().await;
         let state = tempfile::tempdir().unwrap();

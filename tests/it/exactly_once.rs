@@ -452,13 +452,18 @@ async fn a_forgotten_load_is_sent_again_only_while_an_older_label_is_known() {
             check_exact(&sim);
             continue;
         }
-        let e = again.unwrap_err();
-        assert_eq!(e.kind(), starload::ErrorKind::Verify, "{e}");
-        assert!(e.to_string().contains("--unknown-loads") && e.to_string().contains("no longer knows"), "{e}");
+        let e = again.unwrap_err().to_string();
+        assert!(e.contains("--unknown-loads LABEL=resend") && e.contains("no longer knows"), "{e}");
         assert_eq!(sim.be_requests(), requests, "nothing sent");
         assert_eq!(stored(&sim, "corpus", "t").len(), rows);
-        // The rows are not there: the user says so.
-        f.unknown_loads = Some("resend".into());
+        // The load it names, and the rows that load carries.
+        let label = e.split("load `").nth(1).and_then(|r| r.split('`').next()).expect("a label").to_string();
+        assert!(e.contains("(chunk ") && e.contains(".parquet rows "), "{e}");
+        // An answer for another label answers nothing.
+        f.unknown_loads.insert(format!("{label}x"), "resend".into());
+        assert_eq!(load(f.clone()).await.unwrap_err().kind(), starload::ErrorKind::Verify);
+        // The rows are not there: the user says so for that load.
+        f.unknown_loads.insert(label, "resend".into());
         load(f).await.unwrap();
         check_exact(&sim);
     }
