@@ -408,7 +408,7 @@ fn check_int96_writer_zones(plan: &crate::plan::Plan, s: &Settings) -> Result<()
         let rest = ["GMT", "UTC", "UT"].iter().find_map(|p| t.strip_prefix(p)).filter(|r| r.starts_with(['+', '-']));
         let Some(r) = rest else { return t.to_string() };
         let (sign, hm) = r.split_at(1);
-        let (h, m) = hm.split_once(':').unwrap_or((hm, "0"));
+        let (h, m) = hm.split_once(':').unwrap_or(if hm.len() == 4 { hm.split_at(2) } else { (hm, "0") });
         match (h.parse::<u32>(), m.parse::<u32>()) {
             (Ok(h), Ok(m)) if h <= 18 && m < 60 => format!("{sign}{h:02}:{m:02}"),
             _ => t.to_string(),
@@ -1315,7 +1315,13 @@ impl RunCtx {
         let s = &self.prepared.settings;
         let mut options = self.options.clone();
         options.extra_headers.extend(extra.iter().cloned());
-        options.counted = s.mode == Mode::Overwrite;
+        // Counted before they become visible, and a load sent twice shows in
+        // the count: an unsharded overwrite of a duplicate-key table (keyed
+        // tables count distinct keys, which a repeat does not change; a
+        // sharded one's count is finalize's, which cannot start over).
+        options.counted = s.mode == Mode::Overwrite
+            && s.shard.is_none()
+            && self.prepared.target.keys == crate::meta::KeysType::Duplicate;
         Arc::new(Job {
             scanner: self.prepared.scanner.clone(),
             encoder: self.prepared.encoder.clone(),

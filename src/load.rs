@@ -267,15 +267,31 @@ pub async fn run(job: Arc<Job>) -> Result<LoadReport> {
     // label StarRocks has forgotten (days later) may have committed.
     let unsettled = job.journal.lock().unwrap().unsettled();
     let earlier: std::collections::HashSet<String> = unsettled.iter().map(|(l, _)| l.clone()).collect();
-    // Loads of unknown outcome that nothing resolves: all named at once,
-    // before anything is sent (the user answers each).
+    // Loads of unknown outcome: those StarRocks no longer knows are
+    // resolved here, before anything is sent, and the outcome recorded (so
+    // a chunk does not decide again, after its run's own loads may have
+    // pushed the witness out); those nothing resolves are named all at
+    // once (the user answers each). A load still running is left to its
+    // chunk.
     let mut unresolved = Vec::new();
     for (label, index) in &unsettled {
-        let Some(chunk) = job.chunks.iter().find(|c| c.index == *index) else { continue };
-        let deadline = Duration::from_secs(load_timeout(&job.options, chunk) + 120);
-        if settle(&job, label, deadline).await? == LabelState::Unknown && forgotten_answer(&job, label).await?.is_none()
-        {
-            unresolved.push((label.clone(), chunk));
+        let Some((chunk, part)) = job
+            .chunks
+            .iter()
+            .filter(|c| c.index == *index)
+            .find_map(|c| Part::ALL.into_iter().find(|&p| part_label(c, p) == *label).map(|p| (c, p)))
+        else {
+            continue; // another chunk plan's label (another label prefix)
+        };
+        match job.client.label_state(&job.db, label).await? {
+            LabelState::Committed => commit_part(&job, chunk, part, Commit::default())?,
+            LabelState::Aborted => job.journal.lock().unwrap().rejected(chunk.index, label)?,
+            LabelState::Running => {}
+            LabelState::Unknown => match forgotten_answer(&job, label).await? {
+                Some(LabelState::Committed) => commit_part(&job, chunk, part, Commit::default())?,
+                Some(_) => job.journal.lock().unwrap().rejected(chunk.index, label)?,
+                None => unresolved.push((label.clone(), chunk)),
+            },
         }
     }
     if !unresolved.is_empty() {
@@ -1125,6 +1141,9 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
     let mut throttles = 0u32;
     // Parts this run committed (as opposed to earlier runs).
     let mut fresh = [false; 3];
+    // Labels an attempt of this run left of unknown outcome: a later
+    // attempt refused before it began does not make them refused.
+    let mut unknown_here: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         let skip = {
             let j = job.journal.lock().unwrap();
@@ -1192,6 +1211,9 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
                         state => {
                             if state == LabelState::Aborted {
                                 job.journal.lock().unwrap().rejected(chunk.index, &label)?;
+                                unknown_here.remove(&label);
+                            } else {
+                                unknown_here.insert(label.clone());
                             }
                             failure = failure.or(Some(Verdict::Retry(why)))
                         }
@@ -1203,7 +1225,9 @@ async fn load_chunk(job: &Arc<Job>, chunk: &Chunk, counters: &Counters) -> Resul
                     data_error = Some((v, reply, label.clone()))
                 }
                 v @ (Verdict::Retry(_) | Verdict::Throttled(_)) => {
-                    job.journal.lock().unwrap().rejected(chunk.index, &label)?;
+                    if !unknown_here.contains(&label) {
+                        job.journal.lock().unwrap().rejected(chunk.index, &label)?;
+                    }
                     // Throttling outranks a plain retry: back off longer.
                     if !matches!(failure, Some(Verdict::Throttled(_))) {
                         failure = Some(v);

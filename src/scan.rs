@@ -107,17 +107,15 @@ impl Transform {
     }
     /// Whether the job may read source column `column`: every column
     /// without a select (or with `*` in it), else a column its texts name.
+    /// (By text: a text that holds the name anywhere counts.)
     pub fn may_read(&self, column: &str) -> bool {
-        let Some(select) = &self.select else { return true };
+        let Some(select) = self.select.as_deref().filter(|s| !s.trim().is_empty()) else { return true };
         if select.contains('*') {
             return true;
         }
-        let texts = [Some(select), self.filter.as_ref(), self.delete_when.as_ref()].into_iter().flatten();
-        let column = column.to_ascii_lowercase();
-        texts
-            .map(String::as_str)
-            .chain(self.dicts.iter().map(|(_, e)| e.as_str()))
-            .any(|t| identifiers(t).contains(&column))
+        let texts = [Some(select), self.filter.as_deref(), self.delete_when.as_deref()].into_iter().flatten();
+        let column = column.to_lowercase();
+        texts.chain(self.dicts.iter().map(|(_, e)| e.as_str())).any(|t| t.to_lowercase().contains(&column))
     }
 
     /// Identifiers the delete predicate mentions (lower-cased).
@@ -1187,6 +1185,21 @@ mod tests {
     };
 
     use super::*;
+
+    #[test]
+    fn a_job_may_read_what_its_texts_name_and_every_column_without_a_select() {
+        let t = |select: Option<&str>| Transform { select: select.map(str::to_string), ..Transform::default() };
+        for all in [None, Some(""), Some("  "), Some("*"), Some("id, *")] {
+            assert!(t(all).may_read("ts"), "{all:?}");
+        }
+        assert!(t(Some("id, CAST(TS AS DATE) AS d")).may_read("ts"));
+        assert!(t(Some(r#"id, "event-ts" AS e"#)).may_read("event-ts"), "a name the identifier split would cut");
+        assert!(t(Some("id, \"1st_ts\"")).may_read("1st_ts"));
+        assert!(!t(Some("id, name")).may_read("ts"));
+        let w =
+            Transform { select: Some("id".into()), filter: Some("ts > '2024-01-01'".into()), ..Transform::default() };
+        assert!(w.may_read("ts"), "the where clause reads it");
+    }
 
     /// A store that counts the bytes read from it.
     #[derive(Debug)]
