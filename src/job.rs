@@ -373,7 +373,8 @@ fn parse_clock(s: &str) -> Result<i64> {
 /// every timestamp of a Hive table written in Asia/Shanghai would be stored
 /// eight hours off what Hive shows.
 fn check_int96_writer_zones(plan: &crate::plan::Plan, s: &Settings) -> Result<()> {
-    if s.zone_given {
+    // UTC named: the instants as they are, whichever zone wrote them.
+    if s.zone_given && s.zone == Zone::Utc {
         return Ok(());
     }
     let utc_like = |z: &str| {
@@ -418,23 +419,32 @@ fn check_int96_writer_zones(plan: &crate::plan::Plan, s: &Settings) -> Result<()
         Zone::Utc => utc_like(z) || Zone::parse(&java(z)).is_ok_and(|w| w == Zone::Utc),
         _ => Zone::parse(&java(z)).is_ok_and(|w| w == s.zone),
     };
+    // Every zone files were written from that is not the job's: a named
+    // zone stores what Hive shows only for files written from it.
+    let mut other: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    let mut zones = std::collections::BTreeSet::new();
     for (i, f) in plan.files.iter().enumerate() {
         if let Some(z) = f.int96_writer_zone.as_deref()
             && f.int96_columns.iter().any(|c| s.transform.may_read(c))
-            && !same(z)
         {
-            let z = java(z);
-            return Err(Error::config(format!(
-                "`{}`: Hive wrote its INT96 timestamps from time zone `{z}` (writer.time.zone) and shows them as that \
-                 zone's wall-clock times; this job would store them as {} times. Name the zone: --timezone {z} \
-                 stores what Hive shows, --timezone {} the instants as they are",
-                plan.file_name(i),
-                s.zone.name(),
-                s.zone.name()
-            )));
+            zones.insert(java(z));
+            if !same(z) {
+                other.entry(java(z)).or_insert_with(|| plan.file_name(i));
+            }
         }
     }
-    Ok(())
+    let Some((z, _)) = other.first_key_value() else { return Ok(()) };
+    let written: Vec<String> = other.iter().map(|(z, f)| format!("`{f}` from `{z}`")).collect();
+    Err(Error::config(format!(
+        "Hive wrote INT96 timestamps this job reads from another time zone than {} (writer.time.zone: {}{}) and shows \
+         them as that zone's wall-clock times; this job would store them as {} times. Name the zone: {} stores what \
+         Hive shows, --timezone UTC the instants as they are",
+        s.zone.name(),
+        written.join(", "),
+        if zones.len() > 1 { "; load the files of each zone with its own --timezone" } else { "" },
+        s.zone.name(),
+        if zones.len() > 1 { "--timezone <the files' zone>".to_string() } else { format!("--timezone {z}") },
+    )))
 }
 
 /// Refuses shards (and their `finalize`) of a transform that reads the
@@ -1069,9 +1079,16 @@ fn canonical_where(w: &str) -> Option<String> {
 /// Whether a where clause and a journal's normalized one are the same
 /// clause: the same text (as journals have always compared them), or the
 /// same canonical form ([`canonical_where`]).
-fn same_where(w: Option<&str>, stored: &str) -> bool {
+fn same_where(w: Option<&str>, stored: &str, stored_canonical: Option<&str>) -> bool {
     let mine = normalized_where(w);
-    mine == stored || canonical_where(w.unwrap_or("")).is_some_and(|c| Some(c) == canonical_where(stored))
+    if mine == stored {
+        return true;
+    }
+    let Some(c) = canonical_where(w.unwrap_or("")) else { return false };
+    match stored_canonical {
+        Some(s) => c == s,
+        None => canonical_where(stored).is_some_and(|s| s == c),
+    }
 }
 
 /// Refuses a job whose files an earlier job over the same source and table
@@ -1129,7 +1146,7 @@ fn check_other_transforms(
             }
             if !(filter.is_empty()
                 || h.filter.is_empty()
-                || same_where(p.settings.transform.filter.as_deref(), &h.filter))
+                || same_where(p.settings.transform.filter.as_deref(), &h.filter, h.filter_canonical.as_deref()))
             {
                 continue;
             }
@@ -1322,6 +1339,7 @@ impl RunCtx {
         options.counted = s.mode == Mode::Overwrite
             && s.shard.is_none()
             && self.prepared.target.keys == crate::meta::KeysType::Duplicate;
+        options.overwrite_attempt = s.mode == Mode::Overwrite && s.shard.is_none();
         Arc::new(Job {
             scanner: self.prepared.scanner.clone(),
             encoder: self.prepared.encoder.clone(),
@@ -1477,6 +1495,7 @@ pub async fn finalize(p: Prepared, shards: usize) -> Result<FinalizeReport> {
             partitions: p.plan.partition_digest.clone(),
             files: vec![],
             filter: String::new(),
+            filter_canonical: None,
             dirs: vec![],
             clock: None,
         };
@@ -1519,6 +1538,7 @@ pub async fn run(mut p: Prepared, progress: Arc<dyn Fn(Progress) + Send + Sync>)
         partitions: p.plan.partition_digest.clone(),
         files: files.iter().map(|(_, d)| d.clone()).collect(),
         filter: normalized_where(p.settings.transform.filter.as_deref()),
+        filter_canonical: p.settings.transform.filter.as_deref().and_then(canonical_where).filter(|c| !c.is_empty()),
         dirs: dirs.iter().map(|(_, d)| d.clone()).collect(),
         clock: Some(p.scanner.clock().timestamp_micros()),
     };
@@ -1774,7 +1794,12 @@ mod tests {
 
     #[test]
     fn spellings_of_one_where_clause_meet() {
-        let one = |a: &str, b: &str| same_where(Some(a), &normalized_where(Some(b)));
+        // As an earlier version's journal keeps b (its token form only), and
+        // as this one's does (with its canonical form).
+        let one = |a: &str, b: &str| {
+            same_where(Some(a), &normalized_where(Some(b)), None)
+                && same_where(Some(a), &normalized_where(Some(b)), canonical_where(b).as_deref())
+        };
         let stored = |a: &str| normalized_where(Some(a));
         for (a, b) in [
             ("dt = '2024-01-01'", "DT='2024-01-01'"),
@@ -1792,9 +1817,14 @@ mod tests {
         // the same clause still meets (by its text), a clause it misreads
         // as does not.
         let obrien = "name = 'O''Brien'";
-        assert!(same_where(Some(obrien), &stored(obrien)));
-        assert!(same_where(Some("NAME='O''Brien'"), &stored(obrien)));
-        assert!(!same_where(Some("code = 'x'"), &stored("code = 'x''y''z'")));
+        assert!(same_where(Some(obrien), &stored(obrien), None));
+        assert!(same_where(Some("NAME='O''Brien'"), &stored(obrien), None));
+        assert!(!same_where(Some("code = 'x'"), &stored("code = 'x''y''z'"), None));
+        // With the canonical form kept, respellings of it meet too.
+        let kept = canonical_where(obrien);
+        assert!(same_where(Some("'O''Brien' = name"), &stored(obrien), kept.as_deref()));
+        assert!(same_where(Some("(name IN ('O''Brien'))"), &stored(obrien), kept.as_deref()));
+        assert!(!same_where(Some("name = 'O''Brian'"), &stored(obrien), kept.as_deref()));
         for (a, b) in [
             ("dt = '2024-01-01'", "dt = '2024-01-02'"),
             ("dt = 'A'", "dt = 'a'"),

@@ -42,6 +42,11 @@ pub struct JobHeader {
     /// empty without one. Recorded with `files`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub filter: String,
+    /// The where clause's canonical form (see `job::canonical_where`),
+    /// made from its text as given (`filter` loses the escapes of quotes);
+    /// absent in journals of earlier versions and when it does not parse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_canonical: Option<String>,
     /// Digests of the Hive partition directories those files lie in, so
     /// that a job reading other files of one of them (a partition rewritten
     /// under new file names) can tell; absent in journals of earlier
@@ -726,6 +731,7 @@ mod tests {
     fn header(fp: &str) -> JobHeader {
         JobHeader {
             clock: None,
+            filter_canonical: None,
             fingerprint: fp.into(),
             target: "db.t".into(),
             source: "/x".into(),

@@ -54,6 +54,10 @@ pub struct LoadOptions {
     /// overwrite's temporary partitions or shadow table): a load counted
     /// twice fails that check, so a forgotten one is simply sent again.
     pub counted: bool,
+    /// The rows go to an unsharded overwrite's temporary partitions or
+    /// shadow table, which a failed run drops (the next starts a new
+    /// attempt).
+    pub overwrite_attempt: bool,
 }
 
 /// The user's answer for a load an earlier run sent without learning its
@@ -102,6 +106,7 @@ impl Default for LoadOptions {
             compress: Default::default(),
             unknown_loads: Default::default(),
             counted: false,
+            overwrite_attempt: false,
         }
     }
 }
@@ -1037,6 +1042,15 @@ fn forgotten_error(job: &Job, loads: &[(String, &Chunk)]) -> Error {
             format!("`{label}` (chunk {}: {})", chunk.index, rows.join(", "))
         })
         .collect();
+    if job.options.overwrite_attempt {
+        return Error::verify(format!(
+            "an earlier run of this overwrite sent {} and StarRocks no longer knows {}: sending it again could count \
+             its rows twice in a table whose keys hide it. This attempt is given up (its temporary partitions or \
+             shadow table are dropped, the live table is unchanged); run again to start a new one",
+            loads.iter().map(|(l, _)| format!("`{l}`")).collect::<Vec<_>>().join(", "),
+            if loads.len() == 1 { "its label" } else { "their labels" },
+        ));
+    }
     Error::verify(format!(
         "an earlier run sent {} and never learned {}, and StarRocks no longer knows {} nor any label the job committed \
          before: each may have committed and been forgotten, so sending it again could load its rows twice. Check \

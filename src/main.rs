@@ -664,7 +664,11 @@ fn job_file(a: &JobArgs) -> Result<JobFile> {
                     d.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).ok_or_else(|| {
                         Error::config(format!("--unknown-loads `{d}` must be LABEL=resend or LABEL=committed"))
                     })?;
-                m.insert(k, v);
+                if let Some(old) = m.insert(k.clone(), v.clone())
+                    && !old.eq_ignore_ascii_case(&v)
+                {
+                    return Err(Error::config(format!("--unknown-loads answers `{k}` twice (`{old}` and `{v}`)")));
+                }
             }
             m
         },
@@ -900,7 +904,13 @@ fn status(a: StatusArgs) -> Result<()> {
                 continue;
             }
         };
-        let rows: u64 = v.done.values().map(|c| c.rows).sum();
+        // An atomic job records its one transaction, not its chunks.
+        let atomic = v.modes.iter().rev().find_map(|m| match m {
+            starload::journal::ModeRecord::AtomicCommitted { rows, .. } => Some(*rows),
+            _ => None,
+        });
+        let rows: u64 = atomic.unwrap_or_else(|| v.done.values().map(|c| c.rows).sum());
+        let chunks_done = if atomic.is_some() { v.header.chunks } else { v.done.len() };
         // A shard's journal counts the chunks it owns; finalize's, none.
         let role = p.file_name().and_then(|n| n.to_str()).and_then(JournalRole::of).unwrap_or(JournalRole::Job);
         let owned = role.chunks_owned(v.header.chunks);
@@ -919,6 +929,8 @@ fn status(a: StatusArgs) -> Result<()> {
                 "chunks": v.header.chunks,
                 "run": role,
                 "chunks_owned": owned,
+                "chunks_done": chunks_done,
+                "rows": rows,
                 "state": state,
                 "clock": clock,
                 "done": v.done.values().collect::<Vec<_>>(),
@@ -930,8 +942,7 @@ fn status(a: StatusArgs) -> Result<()> {
             let (fp, target, source) = (&v.header.fingerprint, &v.header.target, &v.header.source);
             match role {
                 JournalRole::Job => outln!(
-                    "job {fp} -> {target} from {source}: {}/{owned} chunks done ({rows} rows), {} labels in flight",
-                    v.done.len(),
+                    "job {fp} -> {target} from {source}: {chunks_done}/{owned} chunks done ({rows} rows), {} labels in flight",
                     v.started.len()
                 ),
                 JournalRole::Shard { index, of } => outln!(

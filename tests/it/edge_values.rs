@@ -451,6 +451,22 @@ pq.write_table(t, sys.argv[1] + "/000000_0", use_deprecated_int96_timestamps=Tru
         load(f).await.unwrap();
         assert_eq!(stored(&sim, "db", "t")["1"]["ts"], stored_ts(want), "--timezone {zone}");
     }
+    // Files from two zones: no one named zone stores what Hive shows for
+    // both; every zone is named, and UTC (the instants) loads.
+    let both = write("Asia/Shanghai");
+    std::fs::copy(write("America/New_York").path().join("000000_0"), both.path().join("000001_0")).unwrap();
+    for zone in [None, Some("Asia/Shanghai")] {
+        let state = tempfile::tempdir().unwrap();
+        let mut f = job_file(&sim, both.path(), "db.t", state.path());
+        f.timezone = zone.map(str::to_string);
+        let e = load(f).await.unwrap_err().to_string();
+        assert!(e.contains("America/New_York") && e.contains("each zone"), "{zone:?}: {e}");
+    }
+    let sim4 = ts_table_sim().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut f = job_file(&sim4, both.path(), "db.t", state.path());
+    f.timezone = Some("UTC".into());
+    load(f).await.unwrap();
     // A job that does not read the INT96 column has nothing to decide.
     let sim2 = ts_table_sim().await;
     let state = tempfile::tempdir().unwrap();

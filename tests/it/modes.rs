@@ -440,8 +440,16 @@ async fn a_commit_sent_counts_as_visible_to_the_other_transform_guard() {
     assert_eq!(sim.be_requests(), requests, "nothing sent");
     assert_eq!((r.load.chunks_skipped, r.load.rows_skipped), (r.load.chunks, oracle(|_| true).len() as u64));
     assert_same(&oracle(|_| true), &stored(&sim, "db", "a"), &|_, v| v.clone());
-    // And a run after that knows the job is done.
+    // And a run after that knows the job is done; so does status.
     assert_eq!(load(f).await.unwrap().load.rows_loaded, 0);
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_starload"))
+        .args(["status", "--json", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st[0]["rows"], oracle(|_| true).len() as u64, "{st}");
+    assert_eq!(st[0]["chunks_done"], st[0]["chunks"], "{st}");
 }
 
 /// A value an atomic job cannot deliver is named as an append names it:
