@@ -747,20 +747,8 @@ pub(crate) async fn atomic(ctx: &RunCtx) -> Result<LoadReport> {
         match ctx.client.label_state_patiently(&s.db, &label, Duration::from_secs(180)).await? {
             LabelState::Committed => {
                 // An earlier run sent the commit and never learned its
-                // outcome: the rows are the ones it had prepared.
-                let rows = ctx.journal.lock().unwrap().modes().iter().rev().find_map(|m| match m {
-                    ModeRecord::AtomicCommitting { label: l, rows } if *l == label => *rows,
-                    _ => None,
-                });
-                let rows = rows.unwrap_or(0);
-                ctx.journal.lock().unwrap().mode(ModeRecord::AtomicCommitted { label: label.clone(), rows })?;
-                return Ok(LoadReport {
-                    chunks: p.plan.chunks.len(),
-                    chunks_skipped: p.plan.chunks.len(),
-                    rows_skipped: rows,
-                    seconds: start.elapsed().as_secs_f64(),
-                    ..Default::default()
-                });
+                // outcome.
+                return found_committed(ctx, &label, start);
             }
             LabelState::Running => {
                 rollback(ctx, &label).await?;
@@ -770,19 +758,7 @@ pub(crate) async fn atomic(ctx: &RunCtx) -> Result<LoadReport> {
                     && commit_sent(&ctx.journal.lock().unwrap(), &label) =>
             {
                 if ctx.options.unknown_loads.get(&label) == Some(&load::UnknownLoad::Committed) {
-                    let rows = ctx.journal.lock().unwrap().modes().iter().rev().find_map(|m| match m {
-                        ModeRecord::AtomicCommitting { label: l, rows } if *l == label => *rows,
-                        _ => None,
-                    });
-                    let rows = rows.unwrap_or(0);
-                    ctx.journal.lock().unwrap().mode(ModeRecord::AtomicCommitted { label: label.clone(), rows })?;
-                    return Ok(LoadReport {
-                        chunks: p.plan.chunks.len(),
-                        chunks_skipped: p.plan.chunks.len(),
-                        rows_skipped: rows,
-                        seconds: start.elapsed().as_secs_f64(),
-                        ..Default::default()
-                    });
+                    return found_committed(ctx, &label, start);
                 }
                 // The commit was sent; StarRocks forgets a database's oldest
                 // finished transactions (label_keep_max_num, 1000 by default;
@@ -843,6 +819,32 @@ pub(crate) async fn atomic(ctx: &RunCtx) -> Result<LoadReport> {
             }
         }
     }
+}
+
+/// Records atomic transaction `label`, whose commit an earlier run sent, as
+/// committed (StarRocks says so, or the user does) and reports the job as
+/// done, with the rows the commit step recorded as prepared (0 in journals
+/// of earlier versions).
+fn found_committed(ctx: &RunCtx, label: &str, start: Instant) -> Result<LoadReport> {
+    let mut j = ctx.journal.lock().unwrap();
+    let rows = j
+        .modes()
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            ModeRecord::AtomicCommitting { label: l, rows } if l == label => *rows,
+            _ => None,
+        })
+        .unwrap_or(0);
+    j.mode(ModeRecord::AtomicCommitted { label: label.to_string(), rows })?;
+    let chunks = ctx.prepared.plan.chunks.len();
+    Ok(LoadReport {
+        chunks,
+        chunks_skipped: chunks,
+        rows_skipped: rows,
+        seconds: start.elapsed().as_secs_f64(),
+        ..Default::default()
+    })
 }
 
 /// Whether the journal's last word on atomic transaction `label` is that
